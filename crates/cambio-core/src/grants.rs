@@ -1,0 +1,387 @@
+//! The grants that produce subject tokens: client credentials, resource owner password,
+//! refresh token and authorization code with PKCE (RFC 6749 §4, RFC 7636).
+//!
+//! The server authenticates the client, checks the password hash, and loads records; these
+//! functions decide what is issued or which error is answered.
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ErrorCode, OAuthError, OAuthResult};
+use crate::issue::{self, IssueSpec, Issued, RefreshData};
+use crate::model::{Client, User};
+use crate::realm::{RealmSnapshot, RoleSet};
+use crate::scope::GrantedScope;
+
+/// The grant types the token endpoint knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    ClientCredentials,
+    Password,
+    RefreshToken,
+    AuthorizationCode,
+    TokenExchange,
+}
+
+impl GrantType {
+    pub fn parse(value: &str) -> OAuthResult<GrantType> {
+        Ok(match value {
+            "client_credentials" => GrantType::ClientCredentials,
+            "password" => GrantType::Password,
+            "refresh_token" => GrantType::RefreshToken,
+            "authorization_code" => GrantType::AuthorizationCode,
+            crate::exchange::GRANT_TYPE => GrantType::TokenExchange,
+            _ => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "Unsupported grant_type",
+                ));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::TokenExchange => crate::exchange::GRANT_TYPE,
+        }
+    }
+}
+
+/// Fresh ids for one issuance, drawn by the caller.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    pub access_jti: String,
+    pub id_jti: String,
+}
+
+/// `client_credentials`: the client's service account, no session, no refresh token.
+pub fn client_credentials(
+    realm: &RealmSnapshot,
+    client: &Client,
+    service_account: &User,
+    requested_scope: Option<&str>,
+    now: u64,
+    ids: Ids,
+) -> OAuthResult<Issued> {
+    if !client.is_confidential() {
+        return Err(OAuthError::unauthorized_client(
+            "Public client not allowed to retrieve service account",
+        ));
+    }
+    if !client.service_accounts_enabled {
+        return Err(OAuthError::unauthorized_client(
+            "Client not enabled to retrieve service account",
+        ));
+    }
+    let scope = GrantedScope::resolve(realm, client, requested_scope)?;
+    Ok(issue::issue(
+        realm,
+        IssueSpec {
+            client,
+            user: service_account,
+            scope: &scope,
+            session_id: None,
+            roles: realm.roles_in_scope(service_account, client),
+            audience_filter: None,
+            lifetime: client.access_token_lifespan(&realm.realm),
+            refresh_lifetime: None,
+            offline: false,
+            nonce: None,
+            data: RefreshData::default(),
+            now,
+            access_jti: ids.access_jti,
+            id_jti: ids.id_jti,
+        },
+    ))
+}
+
+/// Checks that a client may use the password grant, before any password is hashed.
+pub fn password_allowed(client: &Client) -> OAuthResult<()> {
+    if client.bearer_only || !client.direct_access_grants_enabled {
+        return Err(OAuthError::unauthorized_client(
+            "Client not allowed for direct access grants",
+        ));
+    }
+    Ok(())
+}
+
+/// The error for any failed login, so that it tells nothing about which part was wrong.
+pub fn invalid_user_credentials() -> OAuthError {
+    OAuthError::invalid_grant("Invalid user credentials")
+}
+
+/// A login (password or authorization code) of `user`, whose credentials were checked.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    pub client: &'a Client,
+    pub user: &'a User,
+    pub scope: &'a GrantedScope,
+    /// The session the server creates for this login.
+    pub session_id: &'a str,
+    pub nonce: Option<&'a str>,
+    pub auth_time: u64,
+    pub now: u64,
+}
+
+pub fn login(realm: &RealmSnapshot, login: Login<'_>, ids: Ids) -> OAuthResult<Issued> {
+    if !login.user.enabled {
+        return Err(invalid_user_credentials());
+    }
+    let offline = login.scope.offline();
+    let refresh_lifetime = refresh_lifetime(realm, login.client, offline);
+    Ok(issue::issue(
+        realm,
+        IssueSpec {
+            client: login.client,
+            user: login.user,
+            scope: login.scope,
+            session_id: Some(login.session_id),
+            roles: realm.roles_in_scope(login.user, login.client),
+            audience_filter: None,
+            lifetime: login.client.access_token_lifespan(&realm.realm),
+            refresh_lifetime,
+            offline,
+            nonce: login.nonce,
+            data: RefreshData {
+                auth_time: Some(login.auth_time),
+                ..Default::default()
+            },
+            now: login.now,
+            access_jti: ids.access_jti,
+            id_jti: ids.id_jti,
+        },
+    ))
+}
+
+fn refresh_lifetime(realm: &RealmSnapshot, client: &Client, offline: bool) -> Option<u64> {
+    if !client.uses_refresh_tokens() && !offline {
+        return None;
+    }
+    Some(if offline {
+        realm.realm.offline_session_idle_timeout
+    } else {
+        client.refresh_lifespan(&realm.realm)
+    })
+}
+
+/// A stored refresh token presented again, with the state of its session and user.
+#[derive(Debug, Clone)]
+pub struct PresentedRefresh<'a> {
+    /// The client (uuid) it was issued to.
+    pub issued_to: &'a str,
+    pub expires_at: u64,
+    pub offline: bool,
+    pub stored_scope: &'a str,
+    pub data: &'a RefreshData,
+    pub session_id: &'a str,
+    pub session_active: bool,
+    pub user: Option<&'a User>,
+}
+
+/// `refresh_token`: a new access token and a new refresh token (rotation) in the same session.
+pub fn refresh(
+    realm: &RealmSnapshot,
+    client: &Client,
+    presented: PresentedRefresh<'_>,
+    requested_scope: Option<&str>,
+    now: u64,
+    ids: Ids,
+) -> OAuthResult<Issued> {
+    if presented.issued_to != client.id {
+        return Err(OAuthError::invalid_grant(
+            "Invalid refresh token. Token client and authorized client don't match",
+        ));
+    }
+    if presented.expires_at <= now {
+        return Err(OAuthError::invalid_grant("Refresh token expired"));
+    }
+    if !presented.session_active {
+        return Err(OAuthError::invalid_grant("Session not active"));
+    }
+    let user = presented
+        .user
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_grant("User disabled"))?;
+    let mut scope = GrantedScope::from_stored(presented.stored_scope);
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+    if let Some(requested) = requested_scope {
+        let asked = GrantedScope::from_stored(requested);
+        let extra: Vec<&str> = asked
+            .names
+            .iter()
+            .filter(|n| !scope.names.contains(*n))
+            .map(String::as_str)
+            .collect();
+        if !extra.is_empty() || (asked.openid && !scope.openid) {
+            return Err(OAuthError::invalid_scope("Invalid scopes: scope exceeds the original grant"));
+        }
+        scope.names.retain(|n| asked.names.contains(n) || !realm.client_scope(n).is_some_and(|s| s.include_in_token_scope));
+        scope.openid = asked.openid;
+    }
+    // Scopes removed from the realm or the client since the login no longer apply.
+    scope.names.retain(|n| {
+        realm.client_scope(n).is_some()
+            && (client.default_client_scopes.contains(n) || client.optional_client_scopes.contains(n))
+    });
+    // An exchanged refresh token keeps its audience; each of those clients must still exist
+    // and be enabled, or refreshing would keep serving a target that was switched off.
+    if let Some(filter) = &presented.data.audience_filter {
+        for audience in filter {
+            match realm.client_by_client_id(audience) {
+                Some(c) if c.enabled => {}
+                _ => return Err(OAuthError::invalid_grant("Audience client is disabled or removed")),
+            }
+        }
+    }
+    let mut roles = realm.roles_in_scope(user, client);
+    if let Some(ceiling) = &presented.data.role_ceiling {
+        roles = roles.intersect(&RoleSet::from(ceiling));
+    }
+    let refresh_lifetime = if presented.offline {
+        realm.realm.offline_session_idle_timeout
+    } else {
+        client.refresh_lifespan(&realm.realm)
+    };
+    let issued = issue::issue(
+        realm,
+        IssueSpec {
+            client,
+            user,
+            scope: &scope,
+            session_id: Some(presented.session_id),
+            roles,
+            audience_filter: presented.data.audience_filter.as_deref(),
+            lifetime: client.access_token_lifespan(&realm.realm).min(refresh_lifetime),
+            refresh_lifetime: Some(refresh_lifetime),
+            offline: presented.offline,
+            nonce: None,
+            data: presented.data.clone(),
+            now,
+            access_jti: ids.access_jti,
+            id_jti: ids.id_jti,
+        },
+    );
+    if let Some(filter) = &presented.data.audience_filter {
+        if filter.iter().any(|a| !issued.access.aud.contains(a)) {
+            return Err(OAuthError::invalid_grant("Requested audience no longer available"));
+        }
+    }
+    Ok(issued)
+}
+
+/// What an authorization code stands for, stored under the code's hash until redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub realm_id: String,
+    /// The client (uuid) the code was issued to.
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    /// Granted scope in stored form.
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: u64,
+}
+
+/// Checks a presented code against what was stored for it (RFC 6749 §4.1.3, RFC 7636 §4.6).
+pub fn check_code(grant: &CodeGrant, client: &Client, redirect_uri: Option<&str>, verifier: Option<&str>) -> OAuthResult<()> {
+    if grant.client_id != client.id {
+        return Err(OAuthError::invalid_grant("Code was issued to another client"));
+    }
+    if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("Incorrect redirect_uri"));
+    }
+    match (&grant.code_challenge, verifier) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(OAuthError::invalid_grant("PKCE verifier specified but not used in authorization request")),
+        (Some(_), None) => Err(OAuthError::invalid_grant("PKCE code verifier not specified")),
+        (Some(challenge), Some(verifier)) => {
+            if !valid_pkce_value(verifier) {
+                return Err(OAuthError::invalid_grant("Invalid code verifier"));
+            }
+            let computed = s256(verifier);
+            if bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                Ok(())
+            } else {
+                Err(OAuthError::invalid_grant("PKCE verification failed"))
+            }
+        }
+    }
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn valid_pkce_value(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The S256 code challenge of a verifier: `BASE64URL(SHA256(verifier))`.
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn code_checks() {
+        let client = Client {
+            id: "c1".into(),
+            ..Default::default()
+        };
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let grant = CodeGrant {
+            realm_id: "r".into(),
+            client_id: "c1".into(),
+            user_id: "u".into(),
+            session_id: "s".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            scope: String::new(),
+            nonce: None,
+            code_challenge: Some(s256(verifier)),
+            auth_time: 0,
+        };
+        let uri = Some("http://127.0.0.1/cb");
+        assert_eq!(check_code(&grant, &client, uri, Some(verifier)), Ok(()));
+        let bad = "x".repeat(43);
+        assert_eq!(
+            check_code(&grant, &client, uri, Some(&bad)).unwrap_err().description,
+            "PKCE verification failed"
+        );
+        assert_eq!(
+            check_code(&grant, &client, uri, None).unwrap_err().description,
+            "PKCE code verifier not specified"
+        );
+        assert_eq!(
+            check_code(&grant, &client, Some("http://evil"), Some(verifier))
+                .unwrap_err()
+                .description,
+            "Incorrect redirect_uri"
+        );
+        let other = Client {
+            id: "c2".into(),
+            ..Default::default()
+        };
+        assert!(check_code(&grant, &other, uri, Some(verifier)).is_err());
+    }
+}

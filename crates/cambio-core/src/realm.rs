@@ -1,0 +1,277 @@
+//! An immutable, indexed view of one realm's configuration, built once when the configuration
+//! changes and shared by every request. The exchange hot path reads only this.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::model::{Client, ClientScope, Realm, Role, User};
+
+/// The roles a user holds, resolved through composites: realm role names and, per client
+/// (by `client_id`), client role names. Ordered, so tokens are deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleSet {
+    pub realm: BTreeSet<String>,
+    pub clients: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl RoleSet {
+    /// Keeps only the roles also present in `other`.
+    pub fn intersect(&self, other: &RoleSet) -> RoleSet {
+        let realm = self.realm.intersection(&other.realm).cloned().collect();
+        let clients = self
+            .clients
+            .iter()
+            .filter_map(|(client, roles)| {
+                let theirs = other.clients.get(client)?;
+                let both: BTreeSet<String> = roles.intersection(theirs).cloned().collect();
+                (!both.is_empty()).then(|| (client.clone(), both))
+            })
+            .collect();
+        RoleSet { realm, clients }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.realm.is_empty() && self.clients.is_empty()
+    }
+}
+
+/// One realm's configuration with lookup indexes.
+#[derive(Debug, Default)]
+pub struct RealmSnapshot {
+    pub realm: Realm,
+    /// The issuer URL, `{public base}/realms/{name}`.
+    pub issuer: String,
+    clients: HashMap<String, Arc<Client>>,
+    client_uuid_by_client_id: HashMap<String, String>,
+    roles: HashMap<String, Role>,
+    /// Realm role ids by name.
+    realm_role_by_name: HashMap<String, String>,
+    /// Client role ids by (client uuid, name).
+    client_role_by_name: HashMap<(String, String), String>,
+    scopes: HashMap<String, ClientScope>,
+}
+
+impl RealmSnapshot {
+    pub fn new(
+        realm: Realm,
+        issuer: String,
+        clients: Vec<Client>,
+        roles: Vec<Role>,
+        scopes: Vec<ClientScope>,
+    ) -> Self {
+        let mut snapshot = RealmSnapshot {
+            realm,
+            issuer,
+            ..Default::default()
+        };
+        for client in clients {
+            snapshot
+                .client_uuid_by_client_id
+                .insert(client.client_id.clone(), client.id.clone());
+            snapshot.clients.insert(client.id.clone(), Arc::new(client));
+        }
+        for role in roles {
+            match &role.client_id {
+                None => {
+                    snapshot
+                        .realm_role_by_name
+                        .insert(role.name.clone(), role.id.clone());
+                }
+                Some(client) => {
+                    snapshot
+                        .client_role_by_name
+                        .insert((client.clone(), role.name.clone()), role.id.clone());
+                }
+            }
+            snapshot.roles.insert(role.id.clone(), role);
+        }
+        for scope in scopes {
+            snapshot.scopes.insert(scope.name.clone(), scope);
+        }
+        snapshot
+    }
+
+    pub fn name(&self) -> &str {
+        &self.realm.name
+    }
+
+    pub fn client(&self, uuid: &str) -> Option<&Arc<Client>> {
+        self.clients.get(uuid)
+    }
+
+    pub fn client_by_client_id(&self, client_id: &str) -> Option<&Arc<Client>> {
+        self.client_uuid_by_client_id
+            .get(client_id)
+            .and_then(|uuid| self.clients.get(uuid))
+    }
+
+    pub fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
+    }
+
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.get(id)
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
+    pub fn realm_role_id(&self, name: &str) -> Option<&str> {
+        self.realm_role_by_name.get(name).map(String::as_str)
+    }
+
+    pub fn client_role_id(&self, client_uuid: &str, name: &str) -> Option<&str> {
+        self.client_role_by_name
+            .get(&(client_uuid.to_owned(), name.to_owned()))
+            .map(String::as_str)
+    }
+
+    pub fn client_scope(&self, name: &str) -> Option<&ClientScope> {
+        self.scopes.get(name)
+    }
+
+    pub fn client_scopes(&self) -> impl Iterator<Item = &ClientScope> {
+        self.scopes.values()
+    }
+
+    /// Every role id the user holds: direct mappings, the realm's default roles, and
+    /// everything reachable through composites (cycles are harmless).
+    pub fn effective_role_ids(&self, user: &User) -> BTreeSet<String> {
+        let mut pending: Vec<&str> = user.role_ids.iter().map(String::as_str).collect();
+        // Service accounts do not get the realm's default roles in Cambio: a machine identity
+        // holds only what was given to it.
+        if user.service_account_client_id.is_none() {
+            pending.extend(
+                self.realm
+                    .default_roles
+                    .iter()
+                    .filter_map(|name| self.realm_role_id(name)),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        while let Some(id) = pending.pop() {
+            if !seen.insert(id.to_owned()) {
+                continue;
+            }
+            if let Some(role) = self.roles.get(id) {
+                pending.extend(role.composites.iter().map(String::as_str));
+            }
+        }
+        // Mappings to deleted roles are ignored.
+        seen.retain(|id| self.roles.contains_key(id));
+        seen
+    }
+
+    /// The roles `user` holds that `client` may put in a token: all of them with full scope,
+    /// otherwise the client's own roles and its scope mappings.
+    pub fn roles_in_scope(&self, user: &User, client: &Client) -> RoleSet {
+        let mut set = RoleSet::default();
+        for id in self.effective_role_ids(user) {
+            let Some(role) = self.roles.get(&id) else {
+                continue;
+            };
+            let in_scope = client.full_scope_allowed
+                || role.client_id.as_deref() == Some(client.id.as_str())
+                || client.scope_role_ids.contains(&id);
+            if !in_scope {
+                continue;
+            }
+            match &role.client_id {
+                None => {
+                    set.realm.insert(role.name.clone());
+                }
+                Some(owner) => {
+                    if let Some(owner) = self.clients.get(owner) {
+                        set.clients
+                            .entry(owner.client_id.clone())
+                            .or_default()
+                            .insert(role.name.clone());
+                    }
+                }
+            }
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(id: &str, name: &str, client: Option<&str>, composites: &[&str]) -> Role {
+        Role {
+            id: id.into(),
+            name: name.into(),
+            client_id: client.map(String::from),
+            composites: composites.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn snapshot() -> RealmSnapshot {
+        let clients = vec![
+            Client {
+                id: "c-orders".into(),
+                client_id: "orders-api".into(),
+                ..Default::default()
+            },
+            Client {
+                id: "c-narrow".into(),
+                client_id: "narrow".into(),
+                full_scope_allowed: false,
+                scope_role_ids: vec!["r-user".into()],
+                ..Default::default()
+            },
+        ];
+        let roles = vec![
+            role("r-user", "user", None, &[]),
+            role("r-admin", "admin", None, &["r-user", "r-read"]),
+            role("r-read", "read", Some("c-orders"), &["r-admin"]),
+            role("r-offline", "offline_access", None, &[]),
+        ];
+        let realm = Realm {
+            default_roles: vec!["offline_access".into()],
+            ..Default::default()
+        };
+        RealmSnapshot::new(realm, "http://x/realms/r".into(), clients, roles, vec![])
+    }
+
+    #[test]
+    fn composites_resolve_through_cycles() {
+        let snap = snapshot();
+        let user = User {
+            role_ids: vec!["r-admin".into(), "r-deleted".into()],
+            ..Default::default()
+        };
+        let ids: Vec<_> = snap.effective_role_ids(&user).into_iter().collect();
+        assert_eq!(ids, ["r-admin", "r-offline", "r-read", "r-user"]);
+    }
+
+    #[test]
+    fn scope_limits_roles_without_full_scope() {
+        let snap = snapshot();
+        let user = User {
+            role_ids: vec!["r-admin".into()],
+            ..Default::default()
+        };
+        let narrow = snap.client_by_client_id("narrow").unwrap().clone();
+        let set = snap.roles_in_scope(&user, &narrow);
+        assert_eq!(set.realm.iter().collect::<Vec<_>>(), ["user"]);
+        assert!(set.clients.is_empty());
+        let orders = snap.client_by_client_id("orders-api").unwrap().clone();
+        let set = snap.roles_in_scope(&user, &orders);
+        assert_eq!(set.realm.len(), 3);
+        assert_eq!(set.clients["orders-api"].iter().collect::<Vec<_>>(), ["read"]);
+    }
+
+    #[test]
+    fn service_accounts_get_no_default_roles() {
+        let snap = snapshot();
+        let user = User {
+            service_account_client_id: Some("c-orders".into()),
+            ..Default::default()
+        };
+        assert!(snap.effective_role_ids(&user).is_empty());
+    }
+}

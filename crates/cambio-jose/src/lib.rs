@@ -1,0 +1,32 @@
+//! Keys, JWK sets, JWT signing and the one strict JWT verifier of Cambio.
+//!
+//! All cryptography is aws-lc-rs. Keys are parsed once when loaded, and
+//! every token is decoded only by [`verify`] (or, for routing without trust,
+//! [`peek_unverified`]), which follows the JWT best current practices of
+//! RFC 8725: a closed algorithm set, algorithms bound to keys, no
+//! token-supplied keys, strict encodings and strictly typed claims.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod alg;
+mod b64;
+mod claims;
+mod error;
+mod header;
+mod jwk;
+mod key;
+mod signing;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use alg::Algorithm;
+pub use error::{JoseError, JwtError};
+pub use header::Header;
+pub use jwk::{Jwk, JwkSet};
+pub use key::{MAX_JWKS_BYTES, VerifyingKey, parse_jwks};
+pub use signing::SigningKey;
+pub use verify::{
+    AudienceRule, DEFAULT_MAX_TOKEN_BYTES, KeyResolver, MAX_LEEWAY, TypRule, Validation,
+    VerifiedJwt, peek_unverified, verify,
+};

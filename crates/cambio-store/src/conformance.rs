@@ -1,0 +1,906 @@
+//! The conformance suite every [`Store`] implementation must pass.
+//!
+//! The checks live in the library rather than in a `#[cfg(test)]` module so that each backend
+//! (SQLite now, PostgreSQL later) runs the very same assertions from its own tests: the server
+//! relies on these exact semantics (who wins a refresh-token race, what counts as a replay,
+//! which sessions are listed as revoked), not on what one database happens to do.
+//!
+//! Each check panics on the first failed assertion, like a test. Each uses its own realm ids,
+//! session ids, hashes and values, so that all of them can share one store (see [`run_all`]).
+//! Times are seconds around [`NOW`], except in [`check_purge`], which uses small times of its
+//! own so that purging never touches what the other checks wrote.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::{
+    EventFilter, EventRecord, GLOBAL, Object, RefreshTokenRecord, RefreshTokenUse, SessionRecord,
+    Store, StoreError,
+};
+
+/// The "current time" the checks pass to the store, in seconds.
+pub const NOW: u64 = 1_700_000_000;
+
+/// Runs every check against one store, in sequence. The store should be empty.
+pub async fn run_all(store: &dyn Store) {
+    check_objects(store).await;
+    check_sessions(store).await;
+    check_refresh_tokens(store).await;
+    check_one_time_values(store).await;
+    check_auth_codes(store).await;
+    check_events(store).await;
+    check_revocations(store).await;
+    check_purge(store).await;
+    check_realm_delete(store).await;
+}
+
+fn object(realm_id: &str, kind: &str, id: &str, name: &str) -> Object {
+    Object {
+        realm_id: realm_id.to_owned(),
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        name: name.to_owned(),
+        doc: format!(r#"{{"id":"{id}","name":"{name}"}}"#),
+    }
+}
+
+fn session(
+    realm_id: &str,
+    id: &str,
+    user_id: &str,
+    offline: bool,
+    created_at: u64,
+) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        realm_id: realm_id.to_owned(),
+        user_id: user_id.to_owned(),
+        client_id: "client-uuid".to_owned(),
+        offline,
+        created_at,
+        last_refresh: created_at,
+        expires_at: created_at + 3600,
+        revoked_at: None,
+    }
+}
+
+fn token(realm_id: &str, hash: &str, session_id: &str, expires_at: u64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        hash: hash.to_owned(),
+        realm_id: realm_id.to_owned(),
+        session_id: session_id.to_owned(),
+        client_id: "client-uuid".to_owned(),
+        user_id: "user-1".to_owned(),
+        scope: "openid profile".to_owned(),
+        data: r#"{"aud":["api"]}"#.to_owned(),
+        offline: false,
+        issued_at: NOW - 10,
+        expires_at,
+        used_at: None,
+    }
+}
+
+fn event(
+    realm_id: &str,
+    time: u64,
+    event_type: &str,
+    client_id: &str,
+    user_id: Option<&str>,
+) -> EventRecord {
+    EventRecord {
+        time,
+        realm_id: realm_id.to_owned(),
+        event_type: event_type.to_owned(),
+        client_id: Some(client_id.to_owned()),
+        user_id: user_id.map(str::to_owned),
+        session_id: None,
+        ip_address: Some("192.0.2.1".to_owned()),
+        error: event_type
+            .ends_with("_ERROR")
+            .then(|| "invalid_grant".to_owned()),
+        details: r#"{"grant_type":"password"}"#.to_owned(),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "{what}: expected Conflict, got {result:?}"
+    );
+}
+
+/// Configuration objects: unique ids and names per `(realm, kind)`, lookups, ordering, updates.
+pub async fn check_objects(store: &dyn Store) {
+    let realm = "conf-objects";
+    store.ping().await.unwrap();
+
+    let charlie = object(realm, "client", "id-c", "charlie");
+    let alpha = object(realm, "client", "id-a", "alpha");
+    let bravo = object(realm, "client", "id-b", "bravo");
+    for o in [&charlie, &alpha, &bravo] {
+        store.insert_object(o).await.unwrap();
+    }
+
+    // Names and ids are unique per (realm, kind), and only there.
+    assert_conflict(
+        store
+            .insert_object(&object(realm, "client", "id-x", "alpha"))
+            .await,
+        "duplicate name",
+    );
+    assert_conflict(
+        store
+            .insert_object(&object(realm, "client", "id-a", "other"))
+            .await,
+        "duplicate id",
+    );
+    store
+        .insert_object(&object(realm, "user", "id-a", "alpha"))
+        .await
+        .unwrap();
+    store
+        .insert_object(&object("conf-objects-2", "client", "id-a", "alpha"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.get_object(realm, "client", "id-a").await.unwrap(),
+        Some(alpha.clone())
+    );
+    assert_eq!(
+        store.get_object(realm, "client", "id-z").await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_object(realm, "role", "id-a").await.unwrap(), None);
+    assert_eq!(
+        store.find_object(realm, "client", "bravo").await.unwrap(),
+        Some(bravo.clone())
+    );
+    assert_eq!(
+        store.find_object(realm, "client", "delta").await.unwrap(),
+        None
+    );
+
+    let listed = store.list_objects(realm, "client").await.unwrap();
+    assert_eq!(
+        listed,
+        vec![alpha.clone(), bravo.clone(), charlie.clone()],
+        "ordered by name"
+    );
+    assert_eq!(store.list_objects(realm, "role").await.unwrap(), vec![]);
+
+    // Updates replace name and document; the old name is free again.
+    let mut renamed = alpha.clone();
+    renamed.name = "alpha-2".to_owned();
+    renamed.doc = r#"{"changed":true}"#.to_owned();
+    store.update_object(&renamed).await.unwrap();
+    assert_eq!(
+        store.get_object(realm, "client", "id-a").await.unwrap(),
+        Some(renamed.clone())
+    );
+    assert_eq!(
+        store.find_object(realm, "client", "alpha").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_object(realm, "client", "alpha-2").await.unwrap(),
+        Some(renamed.clone())
+    );
+
+    let mut clash = renamed.clone();
+    clash.name = "bravo".to_owned();
+    assert_conflict(store.update_object(&clash).await, "rename to a taken name");
+    assert_eq!(
+        store.get_object(realm, "client", "id-a").await.unwrap(),
+        Some(renamed)
+    );
+
+    let missing = store
+        .update_object(&object(realm, "client", "id-missing", "zulu"))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound)),
+        "update of a missing object: {missing:?}"
+    );
+
+    assert!(store.delete_object(realm, "client", "id-c").await.unwrap());
+    assert!(!store.delete_object(realm, "client", "id-c").await.unwrap());
+    assert_eq!(
+        store.get_object(realm, "client", "id-c").await.unwrap(),
+        None
+    );
+
+    // Realms themselves live in the global realm.
+    let realm_object = object(GLOBAL, "realm", "conf-objects-realm-id", "conf-objects");
+    store.insert_object(&realm_object).await.unwrap();
+    assert_eq!(
+        store
+            .find_object(GLOBAL, "realm", "conf-objects")
+            .await
+            .unwrap(),
+        Some(realm_object)
+    );
+}
+
+/// Sessions: insertion, lookup, refresh time, revocation of one or all of a user's sessions.
+pub async fn check_sessions(store: &dyn Store) {
+    let realm = "conf-sessions";
+    let s1 = session(realm, "conf-sessions-1", "u1", false, NOW);
+    let s2 = session(realm, "conf-sessions-2", "u1", true, NOW + 1);
+    let s3 = session(realm, "conf-sessions-3", "u2", false, NOW + 2);
+    let s4 = session(realm, "conf-sessions-4", "u1", false, NOW + 3);
+    for s in [&s1, &s2, &s3, &s4] {
+        store.insert_session(s).await.unwrap();
+    }
+    assert_conflict(store.insert_session(&s1).await, "duplicate session id");
+
+    assert_eq!(store.get_session(&s2.id).await.unwrap(), Some(s2.clone()));
+    assert_eq!(store.get_session("conf-sessions-none").await.unwrap(), None);
+
+    store.touch_session(&s1.id, NOW + 100).await.unwrap();
+    let touched = store.get_session(&s1.id).await.unwrap().unwrap();
+    assert_eq!(touched.last_refresh, NOW + 100);
+    assert_eq!(touched.created_at, NOW);
+    let missing = store.touch_session("conf-sessions-none", NOW).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound)),
+        "touch of a missing session: {missing:?}"
+    );
+
+    let listed = store.list_user_sessions(realm, "u1").await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [s1.id.as_str(), s2.id.as_str(), s4.id.as_str()],
+        "ordered by creation"
+    );
+    assert_eq!(
+        store
+            .list_user_sessions("conf-sessions-other", "u1")
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // Revocation keeps the first time and reports whether this call ended the session.
+    assert!(store.revoke_session(&s1.id, NOW + 200).await.unwrap());
+    assert!(!store.revoke_session(&s1.id, NOW + 300).await.unwrap());
+    assert!(
+        !store
+            .revoke_session("conf-sessions-none", NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_session(&s1.id).await.unwrap().unwrap().revoked_at,
+        Some(NOW + 200)
+    );
+
+    // Without offline sessions: only s4 is online and still live for u1.
+    let ended = store
+        .revoke_user_sessions(realm, "u1", false, NOW + 400)
+        .await
+        .unwrap();
+    assert_eq!(ended, vec![s4.id.clone()]);
+    assert_eq!(
+        store.get_session(&s2.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
+    // With them: the offline session goes too; nothing is ended twice.
+    let ended = store
+        .revoke_user_sessions(realm, "u1", true, NOW + 500)
+        .await
+        .unwrap();
+    assert_eq!(ended, vec![s2.id.clone()]);
+    assert_eq!(
+        store
+            .revoke_user_sessions(realm, "u1", true, NOW + 600)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.get_session(&s4.id).await.unwrap().unwrap().revoked_at,
+        Some(NOW + 400)
+    );
+    // Another user, and the same user id in another realm, are untouched.
+    assert_eq!(
+        store.get_session(&s3.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
+    assert_eq!(
+        store
+            .revoke_user_sessions("conf-sessions-other", "u2", true, NOW)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+/// Refresh tokens: one use each, replays detected, and exactly one winner in a race.
+pub async fn check_refresh_tokens(store: &dyn Store) {
+    let realm = "conf-refresh";
+    let t1 = token(realm, "conf-refresh-hash-1", "conf-refresh-s1", NOW + 3600);
+    store.insert_refresh_token(&t1).await.unwrap();
+    assert_conflict(
+        store.insert_refresh_token(&t1).await,
+        "duplicate token hash",
+    );
+    assert_eq!(
+        store.get_refresh_token(&t1.hash).await.unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        store.get_refresh_token("conf-refresh-none").await.unwrap(),
+        None
+    );
+
+    let mut used = t1.clone();
+    used.used_at = Some(NOW);
+    assert_eq!(
+        store.use_refresh_token(&t1.hash, NOW).await.unwrap(),
+        RefreshTokenUse::Fresh(used.clone())
+    );
+    assert_eq!(
+        store.get_refresh_token(&t1.hash).await.unwrap(),
+        Some(used.clone())
+    );
+    // A replay reports the first use time, not the replay's.
+    assert_eq!(
+        store.use_refresh_token(&t1.hash, NOW + 5).await.unwrap(),
+        RefreshTokenUse::Reused(used)
+    );
+    assert_eq!(
+        store
+            .use_refresh_token("conf-refresh-none", NOW)
+            .await
+            .unwrap(),
+        RefreshTokenUse::Unknown
+    );
+
+    // Expiry is the caller's business: the store still hands out an expired token.
+    let expired = token(realm, "conf-refresh-expired", "conf-refresh-s1", NOW - 1);
+    store.insert_refresh_token(&expired).await.unwrap();
+    assert!(matches!(
+        store.use_refresh_token(&expired.hash, NOW).await.unwrap(),
+        RefreshTokenUse::Fresh(r) if r.expires_at == NOW - 1 && r.used_at == Some(NOW)
+    ));
+
+    // Races: of two concurrent uses exactly one is Fresh and the other Reused.
+    for i in 0..20 {
+        let t = token(
+            realm,
+            &format!("conf-refresh-race-{i}"),
+            "conf-refresh-s2",
+            NOW + 3600,
+        );
+        store.insert_refresh_token(&t).await.unwrap();
+        let (a, b) = tokio::join!(
+            store.use_refresh_token(&t.hash, NOW + 1),
+            store.use_refresh_token(&t.hash, NOW + 2)
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let fresh = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshTokenUse::Fresh(_)))
+            .count();
+        let reused = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshTokenUse::Reused(_)))
+            .count();
+        assert_eq!((fresh, reused), (1, 1), "race {i}: {outcomes:?}");
+        // The loser sees the winner's use time.
+        let times: Vec<_> = outcomes
+            .iter()
+            .map(|o| match o {
+                RefreshTokenUse::Fresh(r) | RefreshTokenUse::Reused(r) => r.used_at,
+                RefreshTokenUse::Unknown => None,
+            })
+            .collect();
+        assert_eq!(times[0], times[1], "race {i}: both report the winning use");
+    }
+}
+
+/// One-time values: first use only, per context.
+pub async fn check_one_time_values(store: &dyn Store) {
+    let value = "conf-once-value-1";
+    assert!(
+        store
+            .consume_once("client-assertion", value, NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_once("client-assertion", value, NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_once("client-assertion", value, NOW + 999)
+            .await
+            .unwrap()
+    );
+    // The same value in another context is independent.
+    assert!(store.consume_once("code", value, NOW + 60).await.unwrap());
+    assert!(!store.consume_once("code", value, NOW + 60).await.unwrap());
+    assert!(
+        store
+            .consume_once("client-assertion", "conf-once-value-2", NOW + 60)
+            .await
+            .unwrap()
+    );
+
+    // Concurrent first uses: exactly one wins.
+    let (a, b) = tokio::join!(
+        store.consume_once("client-assertion", "conf-once-race", NOW + 60),
+        store.consume_once("client-assertion", "conf-once-race", NOW + 60)
+    );
+    assert!(
+        a.unwrap() ^ b.unwrap(),
+        "exactly one concurrent consume succeeds"
+    );
+}
+
+/// Authorization codes: taken exactly once, refused once expired.
+pub async fn check_auth_codes(store: &dyn Store) {
+    store
+        .insert_auth_code("conf-code-1", r#"{"n":1}"#, NOW + 60)
+        .await
+        .unwrap();
+    assert_conflict(
+        store.insert_auth_code("conf-code-1", "{}", NOW + 60).await,
+        "duplicate code hash",
+    );
+    assert_eq!(
+        store
+            .take_auth_code("conf-code-1", NOW)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(r#"{"n":1}"#)
+    );
+    assert_eq!(
+        store.take_auth_code("conf-code-1", NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_auth_code("conf-code-none", NOW).await.unwrap(),
+        None
+    );
+
+    // Expiry is inclusive: a code expiring now is refused, and gone afterwards.
+    store
+        .insert_auth_code("conf-code-2", "{}", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_auth_code("conf-code-2", NOW).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_auth_code("conf-code-2", NOW - 10).await.unwrap(),
+        None
+    );
+
+    for i in 0..10 {
+        let hash = format!("conf-code-race-{i}");
+        store.insert_auth_code(&hash, "{}", NOW + 60).await.unwrap();
+        let (a, b) = tokio::join!(
+            store.take_auth_code(&hash, NOW),
+            store.take_auth_code(&hash, NOW)
+        );
+        let taken = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|t| t.is_some())
+            .count();
+        assert_eq!(taken, 1, "race {i}: exactly one take gets the code");
+    }
+}
+
+/// Events: newest first, each filter, paging and the page size limits.
+pub async fn check_events(store: &dyn Store) {
+    let realm = "conf-events";
+    let e1 = event(realm, 1_000, "LOGIN", "app-a", Some("u1"));
+    let e2 = event(realm, 2_000, "CLIENT_LOGIN", "app-b", None);
+    let e3 = event(realm, 2_000, "LOGIN_ERROR", "app-a", Some("u2"));
+    let e4 = event(realm, 3_000, "REFRESH_TOKEN", "app-a", Some("u1"));
+    let other = event("conf-events-other", 2_500, "LOGIN", "app-a", Some("u1"));
+    store.insert_events(&[]).await.unwrap();
+    store
+        .insert_events(&[
+            e1.clone(),
+            e2.clone(),
+            e3.clone(),
+            e4.clone(),
+            other.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let list =
+        |filter: EventFilter| async move { store.list_events(realm, &filter).await.unwrap() };
+    // Same millisecond: the later insertion comes first.
+    assert_eq!(
+        list(EventFilter::default()).await,
+        vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            types: vec!["LOGIN".into(), "LOGIN_ERROR".into()],
+            ..Default::default()
+        })
+        .await,
+        vec![e3.clone(), e1.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            client_id: Some("app-a".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![e4.clone(), e3.clone(), e1.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            user_id: Some("u1".into()),
+            ..Default::default()
+        })
+        .await,
+        vec![e4.clone(), e1.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            date_from: Some(2_000),
+            ..Default::default()
+        })
+        .await,
+        vec![e4.clone(), e3.clone(), e2.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            date_to: Some(2_000),
+            ..Default::default()
+        })
+        .await,
+        vec![e3.clone(), e2.clone(), e1.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            date_from: Some(2_000),
+            date_to: Some(2_000),
+            ..Default::default()
+        })
+        .await,
+        vec![e3.clone(), e2.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            types: vec!["LOGIN".into(), "REFRESH_TOKEN".into()],
+            client_id: Some("app-a".into()),
+            user_id: Some("u1".into()),
+            date_from: Some(1_500),
+            ..Default::default()
+        })
+        .await,
+        vec![e4.clone()]
+    );
+    assert_eq!(
+        list(EventFilter {
+            first: 1,
+            max: 2,
+            ..Default::default()
+        })
+        .await,
+        vec![e3, e2]
+    );
+    assert_eq!(
+        list(EventFilter {
+            first: 4,
+            ..Default::default()
+        })
+        .await,
+        vec![]
+    );
+    assert_eq!(
+        store
+            .list_events("conf-events-other", &EventFilter::default())
+            .await
+            .unwrap(),
+        vec![other]
+    );
+
+    // Page sizes: 0 means 100, and no page exceeds 1000.
+    let many_realm = "conf-events-many";
+    let many: Vec<_> = (0..1_005)
+        .map(|i| event(many_realm, 10_000 + i, "LOGIN", "app-a", None))
+        .collect();
+    store.insert_events(&many).await.unwrap();
+    let page = store
+        .list_events(many_realm, &EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 100);
+    assert_eq!(page[0].time, 11_004);
+    let page = store
+        .list_events(
+            many_realm,
+            &EventFilter {
+                max: 5_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1_000);
+    let page = store
+        .list_events(
+            many_realm,
+            &EventFilter {
+                first: 1_000,
+                max: 1_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    assert_eq!(page[4].time, 10_000);
+}
+
+/// Revoked access tokens and the list of revoked sessions nodes load into memory.
+pub async fn check_revocations(store: &dyn Store) {
+    let realm = "conf-revocations";
+    let ours = |list: Vec<(String, u64)>| -> Vec<(String, u64)> {
+        list.into_iter()
+            .filter(|(jti, _)| jti.starts_with("conf-revocations-"))
+            .collect()
+    };
+    store
+        .revoke_token_id(realm, "conf-revocations-jti-1", NOW + 100)
+        .await
+        .unwrap();
+    store
+        .revoke_token_id(realm, "conf-revocations-jti-1", NOW + 100)
+        .await
+        .unwrap();
+    store
+        .revoke_token_id(realm, "conf-revocations-jti-2", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours(store.list_revoked_token_ids(NOW).await.unwrap()),
+        vec![("conf-revocations-jti-1".to_owned(), NOW + 100)],
+        "idempotent, and tokens expired by now are not listed"
+    );
+    assert_eq!(
+        ours(store.list_revoked_token_ids(NOW - 1).await.unwrap()).len(),
+        2
+    );
+    // Revoking again never shortens the refusal.
+    store
+        .revoke_token_id(realm, "conf-revocations-jti-1", NOW + 200)
+        .await
+        .unwrap();
+    store
+        .revoke_token_id(realm, "conf-revocations-jti-1", NOW + 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours(store.list_revoked_token_ids(NOW).await.unwrap()),
+        vec![("conf-revocations-jti-1".to_owned(), NOW + 200)]
+    );
+
+    let mut live = session(realm, "conf-revocations-live", "u1", false, NOW - 100);
+    let mut ended = session(realm, "conf-revocations-ended", "u1", false, NOW - 100);
+    ended.expires_at = NOW;
+    let active = session(realm, "conf-revocations-active", "u1", false, NOW - 100);
+    for s in [&live, &ended, &active] {
+        store.insert_session(s).await.unwrap();
+    }
+    assert!(store.revoke_session(&live.id, NOW - 5).await.unwrap());
+    assert!(store.revoke_session(&ended.id, NOW - 5).await.unwrap());
+    live.revoked_at = Some(NOW - 5);
+    let revoked: Vec<_> = store
+        .list_revoked_sessions(NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.realm_id == realm)
+        .collect();
+    assert_eq!(revoked, vec![live], "revoked and not yet expired");
+}
+
+/// Purging removes exactly the rows expired at `now` (inclusive) and counts them.
+pub async fn check_purge(store: &dyn Store) {
+    let realm = "conf-purge";
+    let now = 200;
+    for (id, expires_at) in [("conf-purge-s-old", now), ("conf-purge-s-new", now + 1)] {
+        let mut s = session(realm, id, "u1", false, 100);
+        s.expires_at = expires_at;
+        store.insert_session(&s).await.unwrap();
+    }
+    let mut old_token = token(realm, "conf-purge-t-old", "conf-purge-s-old", now - 1);
+    old_token.issued_at = 100;
+    let mut new_token = token(realm, "conf-purge-t-new", "conf-purge-s-new", now + 100);
+    new_token.issued_at = 100;
+    store.insert_refresh_token(&old_token).await.unwrap();
+    store.insert_refresh_token(&new_token).await.unwrap();
+    store
+        .revoke_token_id(realm, "conf-purge-jti-old", now)
+        .await
+        .unwrap();
+    store
+        .revoke_token_id(realm, "conf-purge-jti-new", now + 100)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .consume_once("code", "conf-purge-old", now - 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .consume_once("code", "conf-purge-new", now + 50)
+            .await
+            .unwrap()
+    );
+    store
+        .insert_auth_code("conf-purge-code-old", "{}", now)
+        .await
+        .unwrap();
+    store
+        .insert_auth_code("conf-purge-code-new", "{}", now + 50)
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_expired(now).await.unwrap(), 5);
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+
+    assert_eq!(store.get_session("conf-purge-s-old").await.unwrap(), None);
+    assert!(
+        store
+            .get_session("conf-purge-s-new")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.get_refresh_token(&old_token.hash).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_refresh_token(&new_token.hash).await.unwrap(),
+        Some(new_token)
+    );
+    let jtis: Vec<_> = store
+        .list_revoked_token_ids(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(jti, _)| jti.starts_with("conf-purge-"))
+        .collect();
+    assert_eq!(jtis, vec![("conf-purge-jti-new".to_owned(), now + 100)]);
+    // A purged one-time value can be recorded again; a live one is still a replay.
+    assert!(
+        store
+            .consume_once("code", "conf-purge-old", now + 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_once("code", "conf-purge-new", now + 50)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .take_auth_code("conf-purge-code-old", 0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_auth_code("conf-purge-code-new", now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{}")
+    );
+}
+
+/// Deleting a realm's data removes everything of that realm and nothing else, and leaves the
+/// realm object itself (in [`GLOBAL`]) to the caller.
+pub async fn check_realm_delete(store: &dyn Store) {
+    let gone = "conf-realm-delete";
+    let kept = "conf-realm-keep";
+    let realm_object = object(GLOBAL, "realm", "conf-realm-delete-id", gone);
+    store.insert_object(&realm_object).await.unwrap();
+    for realm in [gone, kept] {
+        store
+            .insert_object(&object(realm, "client", "c1", "app"))
+            .await
+            .unwrap();
+        store
+            .insert_object(&object(realm, "user", "u1", "alice"))
+            .await
+            .unwrap();
+        store
+            .insert_session(&session(realm, &format!("{realm}-s1"), "u1", false, NOW))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(&token(
+                realm,
+                &format!("{realm}-t1"),
+                &format!("{realm}-s1"),
+                NOW + 60,
+            ))
+            .await
+            .unwrap();
+        store
+            .revoke_token_id(realm, &format!("{realm}-jti"), NOW + 60)
+            .await
+            .unwrap();
+        store
+            .insert_events(&[event(realm, 5_000, "LOGIN", "app", Some("u1"))])
+            .await
+            .unwrap();
+    }
+
+    store.delete_realm_data(gone).await.unwrap();
+
+    let jtis: Vec<_> = store
+        .list_revoked_token_ids(NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(jti, _)| jti)
+        .filter(|jti| jti.starts_with("conf-realm-"))
+        .collect();
+    assert_eq!(jtis, vec![format!("{kept}-jti")]);
+    for (realm, present) in [(gone, false), (kept, true)] {
+        assert_eq!(
+            store.list_objects(realm, "client").await.unwrap().len(),
+            usize::from(present)
+        );
+        assert_eq!(
+            store.list_objects(realm, "user").await.unwrap().len(),
+            usize::from(present)
+        );
+        assert_eq!(
+            store
+                .get_session(&format!("{realm}-s1"))
+                .await
+                .unwrap()
+                .is_some(),
+            present
+        );
+        assert_eq!(
+            store
+                .get_refresh_token(&format!("{realm}-t1"))
+                .await
+                .unwrap()
+                .is_some(),
+            present
+        );
+        assert_eq!(
+            store
+                .list_events(realm, &EventFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            usize::from(present)
+        );
+    }
+    assert_eq!(
+        store.find_object(GLOBAL, "realm", gone).await.unwrap(),
+        Some(realm_object)
+    );
+    // Deleting an empty or unknown realm is not an error.
+    store.delete_realm_data(gone).await.unwrap();
+    store.delete_realm_data("conf-realm-never").await.unwrap();
+}

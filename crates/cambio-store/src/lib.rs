@@ -1,0 +1,221 @@
+//! Storage for Cambio: one trait, [`Store`], and its implementations.
+//!
+//! The trait speaks in plain records (strings, numbers, JSON documents) and knows nothing of
+//! SQL; only the implementation modules do. Configuration objects (realms, clients, users,
+//! roles, client scopes, signing keys, ...) are stored as JSON documents keyed by
+//! `(realm, kind, id)` with a unique `name` per `(realm, kind)`, so the admin API can grow new
+//! kinds without new tables. State that is written on the request path and needs atomic
+//! updates (sessions, refresh tokens, one-time values, events) has tables of its own.
+
+pub mod conformance;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in a store. Callers map these to HTTP at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name (client id, username, realm name...) is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The object to update does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached or answered with an error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The realm id used for objects that belong to no realm (the realms themselves).
+pub const GLOBAL: &str = "";
+
+/// A configuration object stored as a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The realm this object lives in; [`GLOBAL`] for realms.
+    pub realm_id: String,
+    /// The object kind, such as `realm`, `client`, `user`, `role`, `client-scope`, `key`.
+    pub kind: String,
+    /// Stable id (a UUID for most kinds).
+    pub id: String,
+    /// Unique within `(realm_id, kind)`: client id, username, realm name, role key...
+    pub name: String,
+    /// The JSON document.
+    pub doc: String,
+}
+
+/// A user session created by a login grant (password, authorization code) or an offline grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub realm_id: String,
+    pub user_id: String,
+    /// The client (uuid) that started the session.
+    pub client_id: String,
+    /// Offline sessions (scope `offline_access`) survive logout of the online session.
+    pub offline: bool,
+    pub created_at: u64,
+    pub last_refresh: u64,
+    /// Absolute end of the session (max lifespan).
+    pub expires_at: u64,
+    /// Set when the session was ended by logout, revocation or refresh-token reuse.
+    pub revoked_at: Option<u64>,
+}
+
+/// A refresh token, stored only as a hash of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRecord {
+    /// Hex SHA-256 of the opaque token value.
+    pub hash: String,
+    pub realm_id: String,
+    pub session_id: String,
+    /// The client (uuid) the token was issued to; it is bound to it.
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    /// JSON with whatever the issuer needs to refresh (audience filter, exchange origin...).
+    pub data: String,
+    pub offline: bool,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    /// Set when the token was rotated (used once).
+    pub used_at: Option<u64>,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshTokenUse {
+    /// First use: the token is now marked used, the caller may issue a successor.
+    Fresh(RefreshTokenRecord),
+    /// The token had already been used: a replay, the session should be revoked.
+    Reused(RefreshTokenRecord),
+    /// No such token.
+    Unknown,
+}
+
+/// An audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time: u64,
+    pub realm_id: String,
+    /// `LOGIN`, `CLIENT_LOGIN`, `REFRESH_TOKEN`, `TOKEN_EXCHANGE`, `..._ERROR`, ...
+    pub event_type: String,
+    /// Client id (not uuid) of the requesting client, when known.
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip_address: Option<String>,
+    /// The OAuth error or reason for refusals.
+    pub error: Option<String>,
+    /// Free-form details (grant type, audience, reason...), a JSON object of strings.
+    pub details: String,
+}
+
+/// Filters for listing events, as the admin API takes them.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub types: Vec<String>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Inclusive lower bound, milliseconds.
+    pub date_from: Option<u64>,
+    /// Inclusive upper bound, milliseconds.
+    pub date_to: Option<u64>,
+    pub first: u64,
+    pub max: u64,
+}
+
+/// Storage operations. Every implementation passes the same conformance tests.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (readiness probe).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Configuration objects.
+    async fn insert_object(&self, object: &Object) -> StoreResult<()>;
+    /// Replaces the document and name of an existing object.
+    async fn update_object(&self, object: &Object) -> StoreResult<()>;
+    /// Returns whether an object was deleted.
+    async fn delete_object(&self, realm_id: &str, kind: &str, id: &str) -> StoreResult<bool>;
+    /// Deletes every object, session, refresh token, revoked token id and event of a realm, in
+    /// one transaction. The realm object itself (under [`GLOBAL`]) is left to the caller;
+    /// authorization codes and one-time values carry no realm and simply expire.
+    async fn delete_realm_data(&self, realm_id: &str) -> StoreResult<()>;
+    async fn get_object(&self, realm_id: &str, kind: &str, id: &str)
+    -> StoreResult<Option<Object>>;
+    async fn find_object(
+        &self,
+        realm_id: &str,
+        kind: &str,
+        name: &str,
+    ) -> StoreResult<Option<Object>>;
+    /// All objects of one kind in a realm, ordered by name.
+    async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>>;
+
+    // Sessions.
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    async fn get_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Records a refresh of the session; [`StoreError::NotFound`] when it does not exist.
+    async fn touch_session(&self, id: &str, last_refresh: u64) -> StoreResult<()>;
+    /// Ends a session; returns false when it was unknown or already ended.
+    async fn revoke_session(&self, id: &str, at: u64) -> StoreResult<bool>;
+    /// Ends every session of a user (both online and offline when `include_offline`).
+    /// Returns the ids ended.
+    async fn revoke_user_sessions(
+        &self,
+        realm_id: &str,
+        user_id: &str,
+        include_offline: bool,
+        at: u64,
+    ) -> StoreResult<Vec<String>>;
+    async fn list_user_sessions(
+        &self,
+        realm_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Sessions ended but not yet expired, so that nodes can refuse their tokens from memory.
+    async fn list_revoked_sessions(&self, now: u64) -> StoreResult<Vec<SessionRecord>>;
+
+    // Refresh tokens.
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    /// Marks the token used, atomically: of two concurrent uses exactly one sees `Fresh`.
+    async fn use_refresh_token(&self, hash: &str, now: u64) -> StoreResult<RefreshTokenUse>;
+    async fn get_refresh_token(&self, hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+
+    // Revoked access tokens (by `jti`), kept until they would have expired anyway.
+    /// Idempotent; when a `jti` is revoked again the later expiry is kept.
+    async fn revoke_token_id(&self, realm_id: &str, jti: &str, expires_at: u64) -> StoreResult<()>;
+    async fn list_revoked_token_ids(&self, now: u64) -> StoreResult<Vec<(String, u64)>>;
+
+    /// Records a one-time value (client assertion `jti`, authorization code...) in its own
+    /// context. Returns true the first time, false on every replay. Contexts never mix.
+    async fn consume_once(&self, context: &str, value: &str, expires_at: u64) -> StoreResult<bool>;
+
+    // Authorization codes: data stored under the code's hash, taken exactly once.
+    async fn insert_auth_code(&self, hash: &str, data: &str, expires_at: u64) -> StoreResult<()>;
+    /// Removes the code and returns its data; `None` when unknown, already taken or expired
+    /// (`expires_at <= now`). Of two concurrent takes at most one gets the data.
+    async fn take_auth_code(&self, hash: &str, now: u64) -> StoreResult<Option<String>>;
+
+    // Audit events.
+    async fn insert_events(&self, events: &[EventRecord]) -> StoreResult<()>;
+    /// Newest first. `filter.max` of 0 means 100 and is capped at 1000.
+    async fn list_events(
+        &self,
+        realm_id: &str,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<EventRecord>>;
+
+    /// Deletes sessions, refresh tokens, revoked token ids, codes and one-time values whose
+    /// `expires_at <= now`. Returns rows deleted. Events are kept; they have their own retention.
+    async fn purge_expired(&self, now: u64) -> StoreResult<u64>;
+}
