@@ -155,8 +155,13 @@ mod tests {
 
     #[test]
     fn refuses_other_names() {
-        for name in ["none", "None", "HS256", "es256", "EDDSA", "ES384", "RS512", "", "ES256 "] {
-            assert!(name.parse::<Algorithm>().is_err(), "{name:?} must be refused");
+        for name in [
+            "none", "None", "HS256", "es256", "EDDSA", "ES384", "RS512", "", "ES256 ",
+        ] {
+            assert!(
+                name.parse::<Algorithm>().is_err(),
+                "{name:?} must be refused"
+            );
             assert!(serde_json::from_str::<Algorithm>(&format!("\"{name}\"")).is_err());
         }
     }

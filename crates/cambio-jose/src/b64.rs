@@ -43,4 +43,17 @@ mod tests {
         }
         assert_eq!(decode(b"-_8").unwrap(), [0xfb, 0xff]);
     }
+
+    #[test]
+    fn decode_into_fills_an_exact_buffer() {
+        // An RSA-8192 signature is 1024 bytes; the verifier's stack buffer
+        // has exactly that size, so an exact fit must decode.
+        let data: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
+        let encoded = encode(&data);
+        let mut out = [0u8; 1024];
+        assert_eq!(decode_into(encoded.as_bytes(), &mut out), Some(1024));
+        assert_eq!(out.as_slice(), data.as_slice());
+        let too_long = encode(&[0u8; 1025]);
+        assert_eq!(decode_into(too_long.as_bytes(), &mut out), None);
+    }
 }

@@ -32,17 +32,13 @@ pub(crate) fn validate(
         _ => {}
     }
     // RFC 7519 section 4.1.5: not accepted before `nbf`.
-    if let Some(nbf) = nbf {
-        if v.now.saturating_add(leeway) < nbf {
-            return Err(JwtError::NotYetValid);
-        }
+    if nbf.is_some_and(|nbf| v.now.saturating_add(leeway) < nbf) {
+        return Err(JwtError::NotYetValid);
     }
     // A token issued in the future comes from a skewed or lying clock, and
     // would extend a lifetime computed from `iat`.
-    if let Some(iat) = iat {
-        if iat > v.now.saturating_add(leeway) {
-            return Err(JwtError::IssuedInFuture);
-        }
+    if iat.is_some_and(|iat| iat > v.now.saturating_add(leeway)) {
+        return Err(JwtError::IssuedInFuture);
     }
 
     let iss = optional_str(&claims, "iss")?;
@@ -103,7 +99,7 @@ fn number_to_secs(n: &Number, rounding: Rounding) -> Option<u64> {
     // 2^64 as f64; anything at or beyond it (or negative, or not finite)
     // cannot be a meaningful time.
     const LIMIT: f64 = 18_446_744_073_709_551_616.0;
-    if !secs.is_finite() || secs < 0.0 || secs >= LIMIT {
+    if !secs.is_finite() || !(0.0..LIMIT).contains(&secs) {
         return None;
     }
     let rounded = match rounding {

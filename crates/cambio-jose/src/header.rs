@@ -60,7 +60,10 @@ struct RawHeaderVisitor;
 /// Stores a string member, refusing duplicates: RFC 7515 section 4 lets a
 /// parser either reject duplicate names or keep the last one, and rejecting
 /// removes any chance of two components disagreeing about the header.
-fn set_once<'de, A: MapAccess<'de>>(slot: &mut Option<String>, map: &mut A) -> Result<(), A::Error> {
+fn set_once<'de, A: MapAccess<'de>>(
+    slot: &mut Option<String>,
+    map: &mut A,
+) -> Result<(), A::Error> {
     if slot.is_some() {
         return Err(de::Error::custom("duplicate header parameter"));
     }
@@ -139,7 +142,9 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                     match field {
                         Field::Crit => header.crit = true,
                         Field::Enc => header.enc = true,
-                        Field::Forbidden(name) => header.forbidden = header.forbidden.or(Some(name)),
+                        Field::Forbidden(name) => {
+                            header.forbidden = header.forbidden.or(Some(name))
+                        }
                         _ => {}
                     }
                 }
@@ -154,9 +159,7 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
 pub(crate) fn parse(json: &[u8]) -> Result<(Header, Algorithm), JwtError> {
     let raw: RawHeader = serde_json::from_slice(json)
         .map_err(|_| JwtError::Malformed("header is not a valid JSON object"))?;
-    let alg = raw
-        .alg
-        .ok_or(JwtError::Malformed("header has no alg"))?;
+    let alg = raw.alg.ok_or(JwtError::Malformed("header has no alg"))?;
     // `none`, HMAC and anything else outside our closed set stop here, so
     // an HS256 token "signed" with a public key never reaches a verifier.
     let algorithm = Algorithm::from_name(&alg).ok_or(JwtError::UnsupportedAlgorithm)?;

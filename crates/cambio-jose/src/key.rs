@@ -59,16 +59,15 @@ impl VerifyingKey {
             return Err(JoseError::InvalidKey("JWK contains private key members"));
         }
         // RFC 7517 section 4.2: "enc" keys are for encryption only.
-        if let Some(use_) = &jwk.use_ {
-            if use_ != "sig" {
-                return Err(JoseError::UnsupportedKey("JWK use is not sig"));
-            }
+        if jwk.use_.as_deref().is_some_and(|use_| use_ != "sig") {
+            return Err(JoseError::UnsupportedKey("JWK use is not sig"));
         }
         // RFC 7517 section 4.3: key_ops restricts the operations allowed.
-        if let Some(ops) = &jwk.key_ops {
-            if !ops.iter().any(|op| op == "verify") {
-                return Err(JoseError::UnsupportedKey("JWK key_ops does not allow verify"));
-            }
+        let allows_verify = |ops: &Vec<String>| ops.iter().any(|op| op == "verify");
+        if jwk.key_ops.as_ref().is_some_and(|ops| !allows_verify(ops)) {
+            return Err(JoseError::UnsupportedKey(
+                "JWK key_ops does not allow verify",
+            ));
         }
         let alg = match (&jwk.alg, fallback_alg) {
             (Some(name), _) => Algorithm::from_name(name)
@@ -77,7 +76,9 @@ impl VerifyingKey {
             (None, None) => return Err(JoseError::UnsupportedKey("JWK has no alg")),
         };
         if jwk.kty != alg.key_type() {
-            return Err(JoseError::UnsupportedKey("JWK kty does not fit the algorithm"));
+            return Err(JoseError::UnsupportedKey(
+                "JWK kty does not fit the algorithm",
+            ));
         }
         let key = match alg {
             Algorithm::Es256 => parse_ec_p256(jwk)?,
@@ -191,8 +192,10 @@ fn parse_rsa(jwk: &Jwk, alg: Algorithm) -> Result<ParsedPublicKey, JoseError> {
     let n = strip_leading_zeros(&n);
     let e = strip_leading_zeros(&e);
     let bits = bit_length(n);
-    if bits < RSA_MIN_BITS || bits > RSA_MAX_BITS {
-        return Err(JoseError::UnsupportedKey("RSA modulus must have 2048 to 8192 bits"));
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        return Err(JoseError::UnsupportedKey(
+            "RSA modulus must have 2048 to 8192 bits",
+        ));
     }
     // A sane public exponent is odd, at least 3 and small; aws-lc refuses
     // exponents above 33 bits at verification time anyway, so refusing them
@@ -232,7 +235,10 @@ fn bit_length(big_endian: &[u8]) -> usize {
 ///
 /// # Errors
 /// [`JoseError::TooLarge`], [`JoseError::Json`] or [`JoseError::InvalidKey`].
-pub fn parse_jwks(json: &[u8], fallback_alg: Option<Algorithm>) -> Result<Vec<VerifyingKey>, JoseError> {
+pub fn parse_jwks(
+    json: &[u8],
+    fallback_alg: Option<Algorithm>,
+) -> Result<Vec<VerifyingKey>, JoseError> {
     if json.len() > MAX_JWKS_BYTES {
         return Err(JoseError::TooLarge);
     }

@@ -5,6 +5,31 @@
 //! [`peek_unverified`]), which follows the JWT best current practices of
 //! RFC 8725: a closed algorithm set, algorithms bound to keys, no
 //! token-supplied keys, strict encodings and strictly typed claims.
+//!
+//! ```
+//! use cambio_jose::{Algorithm, AudienceRule, JwkSet, SigningKey, TypRule, Validation};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = SigningKey::generate(Algorithm::Es256)?;
+//! let claims = serde_json::json!({"iss": "https://as.example", "aud": "api", "exp": 1_000_300});
+//! let token = key.sign("at+jwt", &claims)?;
+//!
+//! // A relying party loads the published JWK set once...
+//! let jwks = serde_json::to_vec(&JwkSet { keys: vec![key.public_jwk()] })?;
+//! let keys = cambio_jose::parse_jwks(&jwks, None)?;
+//!
+//! // ...and verifies each token against it.
+//! let v = Validation {
+//!     issuer: Some("https://as.example"),
+//!     audience: AudienceRule::AnyOf(&["api"]),
+//!     typ: TypRule::Exactly("at+jwt"),
+//!     ..Validation::new(1_000_000)
+//! };
+//! let jwt = cambio_jose::verify(&token, &keys, &v)?;
+//! assert_eq!(jwt.issuer(), Some("https://as.example"));
+//! # Ok(())
+//! # }
+//! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod alg;

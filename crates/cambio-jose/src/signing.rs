@@ -6,8 +6,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
-    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair, RsaPublicKeyComponents,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RSA_PSS_SHA256, RsaKeyPair, RsaPublicKeyComponents,
 };
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -116,7 +116,8 @@ impl SigningKey {
                 (Zeroizing::new(der.as_ref().to_vec()), jwk)
             }
             Pair::Rsa(kp) => {
-                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(kp).map_err(encode_err)?;
+                let der =
+                    AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(kp).map_err(encode_err)?;
                 let components = RsaPublicKeyComponents::<Vec<u8>>::from(kp.public_key());
                 let jwk = Jwk {
                     kty: "RSA".to_owned(),

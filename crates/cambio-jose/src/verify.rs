@@ -131,6 +131,12 @@ impl KeyResolver for Vec<VerifyingKey> {
     }
 }
 
+impl<const N: usize> KeyResolver for [VerifyingKey; N] {
+    fn resolve(&self, kid: Option<&str>, alg: Algorithm) -> Option<&VerifyingKey> {
+        self.as_slice().resolve(kid, alg)
+    }
+}
+
 /// A single key: used unless both sides name different `kid`s.
 impl KeyResolver for VerifyingKey {
     fn resolve(&self, kid: Option<&str>, _alg: Algorithm) -> Option<&VerifyingKey> {
@@ -228,7 +234,7 @@ struct Parts<'t> {
 
 /// The size and shape checks shared by [`verify`] and [`peek_unverified`].
 fn split(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
-    // The bound comes first, before any scan that allocates, so a huge
+    // The bound comes first, before any scanning or decoding, so a huge
     // input is refused in constant time and memory.
     if token.len() > max_bytes {
         return Err(JwtError::TooLarge);

@@ -1,1 +1,266 @@
-//! placeholder
+//! Cambio's HTTP server: the token endpoint and its companions (discovery, JWKS, introspection,
+//! revocation, userinfo, logout), health probes and the admin endpoints.
+//!
+//! Start it in-process with [`Server::bind`] and [`Server::serve`] (or [`run`]); tests bind
+//! 127.0.0.1:0 and get a real server in one call.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod audit;
+mod bootstrap;
+mod common;
+mod error;
+mod keys;
+mod passwords;
+mod random;
+mod routes;
+mod secrets;
+mod state;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use cambio_store::{SqliteStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+pub use bootstrap::Bootstrapped;
+use state::AppState;
+
+/// Server settings; the binary fills them from flags, environment and a TOML file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://path` or `sqlite::memory:`.
+    pub database_url: String,
+    /// Where the data-encryption key lives; None keeps a random key in memory (tests).
+    pub data_dir: Option<PathBuf>,
+    /// The externally visible base URL (scheme, host, port); defaults to the bound address.
+    pub public_url: Option<String>,
+    /// `/` or a prefix such as `/auth`.
+    pub http_relative_path: String,
+    pub admin_user: String,
+    pub admin_password: Option<String>,
+    /// Create the walkthrough realm `demo` on first start.
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite::memory:".into(),
+            data_dir: None,
+            public_url: None,
+            http_relative_path: "/".into(),
+            admin_user: "admin".into(),
+            admin_password: None,
+            demo: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A bound, initialised server, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    base_url: String,
+    bootstrapped: Bootstrapped,
+    audit_writer: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store, runs migrations, creates the first realms if needed, loads every realm.
+    pub async fn bind(config: Config, listener: TcpListener) -> Result<Server, ServerError> {
+        let store: Arc<dyn Store> = if config.database_url.starts_with("sqlite:") {
+            Arc::new(SqliteStore::connect(&config.database_url).await?)
+        } else {
+            return Err(ServerError::Config(format!(
+                "unsupported database URL (expected sqlite:...): {}",
+                config.database_url.split('@').next_back().unwrap_or("")
+            )));
+        };
+        let secrets = secrets::SecretBox::new(&data_key(config.data_dir.as_deref())?)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let address = listener.local_addr()?;
+        let relative = normalize_relative_path(&config.http_relative_path)?;
+        let public = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let base_url = format!("{}{}", public.trim_end_matches('/'), relative);
+        let (audit, audit_writer) = audit::AuditQueue::start(store.clone());
+        let state = Arc::new(AppState::new(store, secrets, base_url.clone(), audit));
+        let now = random::now();
+        let mut bootstrapped = bootstrap::ensure_master(
+            &state,
+            &config.admin_user,
+            config.admin_password.as_deref(),
+            now,
+        )
+        .await?;
+        if config.demo {
+            bootstrapped.demo_created = bootstrap::ensure_demo(&state, now).await?;
+        }
+        state.load_all(now).await?;
+        Ok(Server {
+            listener,
+            state,
+            base_url: format!("{}{}", public.trim_end_matches('/'), relative),
+            bootstrapped,
+            audit_writer,
+        })
+    }
+
+    /// The base URL realms live under (`{base}/realms/{name}`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn bootstrapped(&self) -> &Bootstrapped {
+        &self.bootstrapped
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and queued events.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let relative = self
+            .base_url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_default();
+        let app = router(self.state.clone(), &relative);
+        let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        maintenance.abort();
+        drop(self.state);
+        // The audit writer ends once the last sender is gone; give it a moment to flush.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_writer).await;
+        Ok(())
+    }
+}
+
+/// Binds, initialises and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::bind(config, listener).await?.serve(shutdown).await
+}
+
+fn normalize_relative_path(path: &str) -> Result<String, ServerError> {
+    let trimmed = path.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.starts_with('/')
+        && trimmed[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    if !ok {
+        return Err(ServerError::Config(format!("invalid http relative path: {path}")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The data-encryption key: `secret.key` in the data directory, created on first start.
+fn data_key(data_dir: Option<&std::path::Path>) -> Result<Vec<u8>, ServerError> {
+    let Some(dir) = data_dir else {
+        let mut key = vec![0u8; 32];
+        random::fill(&mut key);
+        return Ok(key);
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("secret.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() == 32 => Ok(key),
+        Ok(_) => Err(ServerError::Config(format!("{} must hold 32 bytes", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            random::fill(&mut key);
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+/// Periodic upkeep: expired rows out of the store, expired revocations out of memory.
+async fn maintenance(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = random::now();
+        state.revocations.prune(now);
+        if let Err(error) = state.store.purge_expired(now).await {
+            tracing::warn!(%error, "purge of expired records failed");
+        }
+    }
+}
+
+fn routes(state: Arc<AppState>) -> Router {
+    use routes::{admin, authorize, oidc, session, token};
+    let oidc_base = "/realms/{realm}/protocol/openid-connect";
+    Router::new()
+        .route("/realms/{realm}/.well-known/openid-configuration", get(oidc::openid_configuration))
+        .route("/.well-known/oauth-authorization-server/realms/{realm}", get(oidc::openid_configuration))
+        .route(&format!("{oidc_base}/certs"), get(oidc::certs))
+        .route(&format!("{oidc_base}/token"), post(token::token))
+        .route(&format!("{oidc_base}/token/introspect"), post(session::introspect))
+        .route(&format!("{oidc_base}/revoke"), post(session::revoke))
+        .route(&format!("{oidc_base}/userinfo"), get(oidc::userinfo).post(oidc::userinfo))
+        .route(&format!("{oidc_base}/auth"), get(authorize::form).post(authorize::submit))
+        .route(&format!("{oidc_base}/logout"), get(session::logout_get).post(session::logout_post))
+        .route("/admin/realms/{realm}/events", get(admin::events))
+        .route("/admin/realms/{realm}/keys/rotate", post(admin::rotate_keys))
+        .route("/health/live", get(oidc::live))
+        .route("/health/ready", get(oidc::ready))
+        .with_state(state)
+}
+
+fn router(state: Arc<AppState>, relative: &str) -> Router {
+    let routes = routes(state);
+    let app = if relative.is_empty() {
+        // Older Keycloak deployments used `/auth`; serve those URLs too.
+        Router::new().nest("/auth", routes.clone()).merge(routes)
+    } else {
+        Router::new().nest(relative, routes)
+    };
+    app.layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+}

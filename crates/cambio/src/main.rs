@@ -1,1 +1,179 @@
-fn main() {}
+//! The `cambio` binary: `cambio serve` runs the server.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "cambio", version, about = "OAuth 2.0 token exchange server (RFC 8693)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CAMBIO_LISTEN")]
+    listen: Option<String>,
+    /// Directory for the embedded database and the data-encryption key.
+    #[arg(long, env = "CAMBIO_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL; defaults to SQLite inside the data directory.
+    #[arg(long, env = "CAMBIO_DATABASE")]
+    database: Option<String>,
+    /// Path prefix for every endpoint, such as /auth for older Keycloak URLs.
+    #[arg(long, env = "CAMBIO_HTTP_RELATIVE_PATH")]
+    http_relative_path: Option<String>,
+    /// Public base URL used in issuers (scheme://host[:port]); defaults to the listen address.
+    #[arg(long, env = "CAMBIO_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// TOML file with the same settings (flags and environment win).
+    #[arg(long, env = "CAMBIO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Create the walkthrough realm `demo` on first start.
+    #[arg(long, env = "CAMBIO_DEMO")]
+    demo: bool,
+}
+
+/// The TOML configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    http_relative_path: Option<String>,
+    public_url: Option<String>,
+    demo: Option<bool>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAMBIO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cambio: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cambio: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./cambio-data"));
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let database = args
+        .database
+        .or(file.database)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("cambio.db").display()));
+    let config = cambio_server::Config {
+        database_url: database,
+        data_dir: Some(data_dir),
+        public_url: args.public_url.or(file.public_url),
+        http_relative_path: args
+            .http_relative_path
+            .or(file.http_relative_path)
+            .unwrap_or_else(|| "/".into()),
+        admin_user: std::env::var("CAMBIO_ADMIN_USER").unwrap_or_else(|_| "admin".into()),
+        admin_password: std::env::var("CAMBIO_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        demo: args.demo || file.demo.unwrap_or(false),
+    };
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let server = cambio_server::Server::bind(config.clone(), listener)
+        .await
+        .map_err(|e| e.to_string())?;
+    let address = server.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{address}");
+    println!("realms under {}/realms/", server.base_url());
+    if let Some(password) = &server.bootstrapped().generated_admin_password {
+        println!(
+            "created administrator '{}' in realm master with generated password: {password}\n\
+             (shown once; set CAMBIO_ADMIN_PASSWORD to choose it)",
+            config.admin_user
+        );
+    }
+    if config.demo {
+        print_walkthrough(server.base_url());
+    }
+    server.serve(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn print_walkthrough(base: &str) {
+    let token = format!("{base}/realms/demo/protocol/openid-connect/token");
+    println!(
+        r#"
+demo realm ready. Try the whole flow:
+
+  # 1. alice logs in through subject-client
+  SUBJECT=$(curl -s {token} -d grant_type=password -d client_id=subject-client \
+    -d client_secret=subject-secret -d username=alice -d password=alice | jq -r .access_token)
+
+  # 2. requester-client exchanges it for a token meant only for orders-api
+  EXCHANGED=$(curl -s {token} -u requester-client:requester-secret \
+    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+    -d subject_token="$SUBJECT" -d audience=orders-api | jq -r .access_token)
+
+  # 3. orders-api introspects what it received
+  curl -s {token}/introspect -u orders-api:orders-secret -d token="$EXCHANGED" | jq
+"#
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

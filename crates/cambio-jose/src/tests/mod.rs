@@ -27,7 +27,10 @@ pub(crate) fn key(alg: Algorithm) -> &'static SigningKey {
     KEYS[index].get_or_init(|| match alg {
         Algorithm::Rs256 | Algorithm::Ps256 => {
             let der = RSA_PKCS8.get_or_init(|| {
-                SigningKey::generate(Algorithm::Rs256).unwrap().pkcs8_der().to_vec()
+                SigningKey::generate(Algorithm::Rs256)
+                    .unwrap()
+                    .pkcs8_der()
+                    .to_vec()
             });
             SigningKey::from_pkcs8(alg, der).unwrap()
         }
@@ -76,7 +79,11 @@ pub(crate) fn craft(header: &str, payload: &str, key: &SigningKey) -> String {
 
 /// A standard header for `key`.
 pub(crate) fn header_for(key: &SigningKey) -> String {
-    format!(r#"{{"alg":"{}","typ":"JWT","kid":"{}"}}"#, key.algorithm(), key.kid())
+    format!(
+        r#"{{"alg":"{}","typ":"JWT","kid":"{}"}}"#,
+        key.algorithm(),
+        key.kid()
+    )
 }
 
 /// Verifies against `keys` and returns only the outcome.
@@ -96,4 +103,44 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<VerifiedJwt>();
     assert_send_sync::<JwtError>();
     assert_send_sync::<crate::JoseError>();
+}
+
+/// Rough timings; run with
+/// `cargo test -p cambio-jose --release -- --ignored --nocapture timings`.
+#[test]
+#[ignore = "timing report, meaningful only in release builds"]
+fn timings() {
+    use std::time::Instant;
+    const N: u32 = 2_000;
+    for alg in Algorithm::ALL {
+        let key = key(alg);
+        let keys = [key.verifying_key()];
+        let claims = good_claims();
+        let started = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(key.sign("JWT", &claims).unwrap());
+        }
+        let sign = started.elapsed() / N;
+        let token = key.sign("JWT", &claims).unwrap();
+        let v = validation();
+        let started = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(verify(&token, &keys[..], &v).unwrap());
+        }
+        let verify_time = started.elapsed() / N;
+        let started = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(crate::peek_unverified(&token, 1 << 14).unwrap());
+        }
+        let peek = started.elapsed() / N;
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64::decode(sig.as_bytes()).unwrap();
+        let started = Instant::now();
+        for _ in 0..N {
+            assert!(keys[0].verify_signature(input.as_bytes(), &sig));
+        }
+        let raw = started.elapsed() / N;
+        println!("{alg}: raw verify {raw:?}");
+        println!("{alg}: sign {sign:?}, verify {verify_time:?}, peek (non-crypto part) {peek:?}");
+    }
 }

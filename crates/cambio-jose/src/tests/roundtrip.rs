@@ -39,7 +39,11 @@ fn signature_sizes_match_the_jws_encodings() {
     ] {
         let token = key(alg).sign("JWT", &good_claims()).unwrap();
         let signature = token.rsplit('.').next().unwrap();
-        assert_eq!(b64::decode(signature.as_bytes()).unwrap().len(), len, "{alg}");
+        assert_eq!(
+            b64::decode(signature.as_bytes()).unwrap().len(),
+            len,
+            "{alg}"
+        );
     }
 }
 
@@ -49,7 +53,10 @@ fn header_is_exactly_alg_typ_kid() {
     let token = key.sign("at+jwt", &json!({"a": 1})).unwrap();
     let header = token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(&b64::decode(header.as_bytes()).unwrap()).unwrap();
-    assert_eq!(header, json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid()}));
+    assert_eq!(
+        header,
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid()})
+    );
 
     // A typ needing escapes still yields valid JSON.
     let token = key.sign("we\"ird", &json!({})).unwrap();
@@ -123,13 +130,25 @@ fn public_jwk_members() {
     };
     let expect = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let ec = key(Algorithm::Es256).public_jwk();
-    assert_eq!(members(&ec), expect(&["alg", "crv", "kid", "kty", "use", "x", "y"]));
+    assert_eq!(
+        members(&ec),
+        expect(&["alg", "crv", "kid", "kty", "use", "x", "y"])
+    );
     assert_eq!((ec.kty.as_str(), ec.crv.as_deref()), ("EC", Some("P-256")));
     let rsa = key(Algorithm::Ps256).public_jwk();
-    assert_eq!(members(&rsa), expect(&["alg", "e", "kid", "kty", "n", "use"]));
-    assert_eq!((rsa.alg.as_deref(), rsa.e.as_deref()), (Some("PS256"), Some("AQAB")));
+    assert_eq!(
+        members(&rsa),
+        expect(&["alg", "e", "kid", "kty", "n", "use"])
+    );
+    assert_eq!(
+        (rsa.alg.as_deref(), rsa.e.as_deref()),
+        (Some("PS256"), Some("AQAB"))
+    );
     let okp = key(Algorithm::EdDsa).public_jwk();
-    assert_eq!(members(&okp), expect(&["alg", "crv", "kid", "kty", "use", "x"]));
+    assert_eq!(
+        members(&okp),
+        expect(&["alg", "crv", "kid", "kty", "use", "x"])
+    );
     assert_eq!(okp.use_.as_deref(), Some("sig"));
 }
 
@@ -141,9 +160,15 @@ fn debug_output_has_no_key_material() {
         assert!(debug.contains(key.kid()));
         let der = key.pkcs8_der();
         // No run of the private key, in hex or base64, shows up.
-        let hex: String = der[der.len() - 16..].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = der[der.len() - 16..]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert!(!debug.to_lowercase().contains(&hex), "{alg}");
-        assert!(!debug.contains(&b64::encode(&der[der.len() - 16..])), "{alg}");
+        assert!(
+            !debug.contains(&b64::encode(&der[der.len() - 16..])),
+            "{alg}"
+        );
         assert!(debug.len() < 200, "{alg}: {debug}");
     }
 }

@@ -1,0 +1,129 @@
+//! Pieces every endpoint shares: reading bounded form bodies, authenticating clients,
+//! checking our own access tokens, signing responses.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use cambio_core::client_auth::{self, Presented};
+use cambio_core::exchange::ActiveToken;
+use cambio_core::form::FormParams;
+use cambio_core::model::Client;
+use cambio_core::tokens::ACCESS_TOKEN_TYP;
+use cambio_core::OAuthError;
+use cambio_jose::{AudienceRule, TypRule, Validation};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, RealmRuntime};
+
+/// The largest form body accepted (RFC 6749 requests are a few kilobytes at most).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Leeway for our own tokens' `exp`/`nbf`/`iat`: clocks of one deployment agree closely.
+pub const LEEWAY: u64 = 5;
+
+/// Reads a form body: content type checked, size bounded, duplicates refused.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> ApiResult<FormParams> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        )
+        .into());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| OAuthError::invalid_request("Request body is too large or unreadable"))?;
+    Ok(FormParams::parse(&bytes)?)
+}
+
+/// Authenticates the calling client with whichever single method it used. A client that
+/// sends no credentials at all is refused.
+pub async fn authenticate_client(
+    app: &AppState,
+    rt: &RealmRuntime,
+    headers: &HeaderMap,
+    form: &FormParams,
+    now: u64,
+) -> ApiResult<Arc<Client>> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let presented = Presented::extract(authorization, form).map_err(|error| {
+        if error.code == cambio_core::ErrorCode::InvalidClient {
+            ApiError::ClientAuth { error, basic: true }
+        } else {
+            ApiError::OAuth(error)
+        }
+    })?;
+    let Some(presented) = presented else {
+        return Err(ApiError::OAuth(OAuthError::invalid_client(
+            "Parameter 'client_id' required",
+        )));
+    };
+    let basic = presented.is_basic();
+    let fail = |error: OAuthError| ApiError::ClientAuth { error, basic };
+    let client_id = presented.claimed_client_id().map_err(fail)?;
+    let client = rt
+        .snapshot
+        .client_by_client_id(&client_id)
+        .cloned()
+        .ok_or_else(|| fail(OAuthError::invalid_client("Invalid client or Invalid client credentials")))?;
+    let audiences = [rt.issuer(), rt.token_endpoint.as_str()];
+    let assertion = client_auth::authenticate(&client, &presented, &audiences, now).map_err(fail)?;
+    if let Some(assertion) = assertion {
+        // Single use, in a context of its own (RFC 7523 §3 item 7).
+        let key = format!("{}:{}:{}", rt.id(), client.id, assertion.jti);
+        if !app
+            .store
+            .consume_once("client-assertion", &key, assertion.expires_at)
+            .await?
+        {
+            return Err(fail(OAuthError::invalid_client("Token reuse detected")));
+        }
+    }
+    Ok(client)
+}
+
+/// Verifies one of this realm's access tokens and checks it is still active: signature,
+/// issuer, type, expiry, and neither it, its session nor a token it was exchanged from
+/// revoked. Returns None for anything else.
+pub fn active_access_token(app: &AppState, rt: &RealmRuntime, token: &str, now: u64) -> Option<ActiveToken> {
+    let validation = Validation {
+        now,
+        leeway: LEEWAY,
+        issuer: Some(rt.issuer()),
+        audience: AudienceRule::Skip,
+        typ: TypRule::Exactly(ACCESS_TOKEN_TYP),
+        require_exp: true,
+        max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
+    };
+    let verified = cambio_jose::verify(token, rt.verifiers.as_slice(), &validation).ok()?;
+    let active = ActiveToken::from_claims(verified.into_claims()).ok()?;
+    let claims = &active.claims;
+    if claims.exp <= now {
+        return None;
+    }
+    let revoked = &app.revocations;
+    if revoked.token_id_revoked(&claims.jti)
+        || claims.exchanged_from.iter().any(|jti| revoked.token_id_revoked(jti))
+        || claims.sid.as_deref().is_some_and(|sid| revoked.session_revoked(sid))
+    {
+        return None;
+    }
+    Some(active)
+}
+
+/// The bearer token of an `Authorization` header (RFC 6750 §2.1).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The client's address for audit events.
+pub fn client_ip(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
+    let _ = headers;
+    peer.map(|p| p.ip().to_string())
+}

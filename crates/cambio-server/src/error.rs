@@ -1,0 +1,118 @@
+//! The one place where errors become HTTP responses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cambio_core::{ErrorCode, OAuthError};
+use cambio_store::StoreError;
+use serde_json::json;
+
+/// Every error a handler can return.
+#[derive(Debug)]
+pub enum ApiError {
+    /// An OAuth error answered with 400 (or 403 for `access_denied`).
+    OAuth(OAuthError),
+    /// Client authentication failed: 401, with a Basic challenge when Basic was used.
+    ClientAuth { error: OAuthError, basic: bool },
+    /// A bearer token was missing or invalid at a resource endpoint (RFC 6750 §3).
+    Bearer { status: StatusCode, error: Option<&'static str>, description: &'static str },
+    /// Unknown realm or path.
+    NotFound(&'static str),
+    /// Admin API errors, in Keycloak's shape `{"error", "errorMessage"}`.
+    Admin { status: StatusCode, message: String },
+    /// The store failed; the request may be retried.
+    Unavailable,
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        ApiError::OAuth(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Admin {
+                status: StatusCode::CONFLICT,
+                message: what,
+            },
+            StoreError::NotFound => ApiError::NotFound("Not found"),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn oauth_body(error: &OAuthError) -> Json<serde_json::Value> {
+    Json(json!({"error": error.code.as_str(), "error_description": error.description}))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::OAuth(error) => {
+                let status = match error.code {
+                    ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+                    ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                no_store((status, oauth_body(&error)).into_response())
+            }
+            ApiError::ClientAuth { error, basic } => {
+                let mut response = (StatusCode::UNAUTHORIZED, oauth_body(&error)).into_response();
+                if basic {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"cambio\""),
+                    );
+                }
+                no_store(response)
+            }
+            ApiError::Bearer {
+                status,
+                error,
+                description,
+            } => {
+                let challenge = match error {
+                    Some(code) => format!("Bearer realm=\"cambio\", error=\"{code}\", error_description=\"{description}\""),
+                    None => "Bearer realm=\"cambio\"".to_owned(),
+                };
+                let body = Json(json!({"error": error.unwrap_or("invalid_request"), "error_description": description}));
+                let mut response = (status, body).into_response();
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                response
+            }
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": what, "errorMessage": what})),
+            )
+                .into_response(),
+            ApiError::Admin { status, message } => (
+                status,
+                Json(json!({"error": message, "errorMessage": message})),
+            )
+                .into_response(),
+            ApiError::Unavailable => no_store(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "temporarily_unavailable", "error_description": "The server cannot complete the request now; retry later"})),
+                )
+                    .into_response(),
+            ),
+        }
+    }
+}

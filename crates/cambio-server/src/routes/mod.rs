@@ -1,0 +1,7 @@
+//! HTTP handlers, one module per group of endpoints.
+
+pub mod admin;
+pub mod authorize;
+pub mod oidc;
+pub mod session;
+pub mod token;

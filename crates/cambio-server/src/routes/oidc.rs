@@ -1,0 +1,136 @@
+//! Discovery (OpenID Connect Discovery, RFC 8414), the JWKS, userinfo and health endpoints.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cambio_core::model::BUILTIN_CLIENT_SCOPES;
+use cambio_proto::Discovery;
+use serde_json::{Map, Value, json};
+
+use crate::common::{active_access_token, bearer_token};
+use crate::error::{ApiError, ApiResult};
+use crate::random;
+use crate::state::{AppState, RealmRuntime};
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn discovery(rt: &RealmRuntime) -> Discovery {
+    let issuer = rt.issuer();
+    let oidc = format!("{issuer}/protocol/openid-connect");
+    let auth_methods = strings(&["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    let algs = strings(&["ES256", "RS256", "PS256", "EdDSA"]);
+    let mut scopes = vec!["openid".to_owned()];
+    scopes.extend(BUILTIN_CLIENT_SCOPES.iter().map(|(n, _)| (*n).to_owned()));
+    Discovery {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: format!("{oidc}/auth"),
+        token_endpoint: rt.token_endpoint.clone(),
+        introspection_endpoint: format!("{oidc}/token/introspect"),
+        userinfo_endpoint: format!("{oidc}/userinfo"),
+        end_session_endpoint: format!("{oidc}/logout"),
+        jwks_uri: format!("{oidc}/certs"),
+        revocation_endpoint: format!("{oidc}/revoke"),
+        grant_types_supported: strings(&[
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token",
+            cambio_core::exchange::GRANT_TYPE,
+        ]),
+        response_types_supported: strings(&["code"]),
+        response_modes_supported: strings(&["query"]),
+        subject_types_supported: strings(&["public"]),
+        id_token_signing_alg_values_supported: vec![rt.signer.algorithm().as_str().to_owned()],
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: algs,
+        introspection_endpoint_auth_methods_supported: auth_methods.clone(),
+        revocation_endpoint_auth_methods_supported: auth_methods,
+        code_challenge_methods_supported: strings(&["S256"]),
+        scopes_supported: scopes,
+        claims_supported: strings(&[
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "azp", "sid", "scope", "act",
+            "realm_access", "resource_access", "preferred_username", "email", "email_verified",
+            "name", "given_name", "family_name",
+        ]),
+    }
+}
+
+fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
+    app.realm(realm).ok_or(ApiError::NotFound("Realm does not exist"))
+}
+
+pub async fn openid_configuration(State(app): State<Arc<AppState>>, Path(realm): Path<String>) -> ApiResult<Json<Discovery>> {
+    Ok(Json(discovery(&*realm_or_404(&app, &realm)?)))
+}
+
+pub async fn certs(State(app): State<Arc<AppState>>, Path(realm): Path<String>) -> ApiResult<Response> {
+    let rt = realm_or_404(&app, &realm)?;
+    let mut response = rt.jwks_json.clone().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// RFC 6750 bearer authentication; answers OpenID Connect standard claims.
+pub async fn userinfo(State(app): State<Arc<AppState>>, Path(realm): Path<String>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let rt = realm_or_404(&app, &realm)?;
+    let Some(token) = bearer_token(&headers) else {
+        return Err(ApiError::Bearer {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            description: "Missing bearer token",
+        });
+    };
+    let now = random::now();
+    let invalid = ApiError::Bearer {
+        status: StatusCode::UNAUTHORIZED,
+        error: Some("invalid_token"),
+        description: "Token verification failed",
+    };
+    let Some(active) = active_access_token(&app, &rt, token, now) else {
+        return Err(invalid);
+    };
+    let user = app.user(rt.id(), &active.claims.sub).await?;
+    let Some(user) = user.filter(|u| u.enabled) else {
+        return Err(invalid);
+    };
+    let scope: Vec<&str> = active.claims.scope.split(' ').collect();
+    let mut out = Map::new();
+    out.insert("sub".into(), json!(user.id));
+    if scope.contains(&"profile") || active.claims.preferred_username.is_some() {
+        out.insert("preferred_username".into(), json!(user.username));
+        if let Some(name) = user.full_name() {
+            out.insert("name".into(), json!(name));
+        }
+        if let Some(v) = &user.first_name {
+            out.insert("given_name".into(), json!(v));
+        }
+        if let Some(v) = &user.last_name {
+            out.insert("family_name".into(), json!(v));
+        }
+    }
+    if scope.contains(&"email") {
+        if let Some(email) = &user.email {
+            out.insert("email".into(), json!(email));
+            out.insert("email_verified".into(), json!(user.email_verified));
+        }
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({"status": "UP"}))
+}
+
+pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => Json(json!({"status": "UP"})).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "DOWN"}))).into_response(),
+    }
+}

@@ -1,0 +1,442 @@
+//! The token endpoint (RFC 6749 §3.2): every grant, token exchange included.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
+use cambio_core::form::FormParams;
+use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
+use cambio_core::issue::{Issued, RefreshData};
+use cambio_core::model::Client;
+use cambio_core::scope::GrantedScope;
+use cambio_core::tokens::{ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
+use cambio_core::OAuthError;
+use cambio_proto::TokenResponse;
+use cambio_store::{RefreshTokenRecord, RefreshTokenUse, SessionRecord};
+
+use crate::audit::Event;
+use crate::common::{self, active_access_token, authenticate_client, read_form};
+use crate::error::{ApiError, ApiResult};
+use crate::random;
+use crate::state::{AppState, RealmRuntime};
+
+pub async fn token(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(rt) = app.realm(&realm) else {
+        return ApiError::NotFound("Realm does not exist").into_response();
+    };
+    let now = random::now();
+    let mut event = Event {
+        realm_id: rt.id().to_owned(),
+        event_type: "TOKEN_REQUEST",
+        ip_address: common::client_ip(&headers, Some(peer)),
+        ..Default::default()
+    };
+    let outcome = handle(&app, &rt, &headers, body, now, &mut event).await;
+    match outcome {
+        Ok(response) => {
+            app.audit.record(event);
+            let mut response = Json(response).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(error) => {
+            event.event_type = error_type(event.event_type);
+            event.error = Some(match &error {
+                ApiError::OAuth(e) | ApiError::ClientAuth { error: e, .. } => {
+                    event.details.insert("reason", e.description.to_string());
+                    e.code.as_str().to_owned()
+                }
+                ApiError::Unavailable => "temporarily_unavailable".to_owned(),
+                _ => "invalid_request".to_owned(),
+            });
+            app.audit.record(event);
+            error.into_response()
+        }
+    }
+}
+
+fn event_type(grant: GrantType) -> &'static str {
+    match grant {
+        GrantType::ClientCredentials => "CLIENT_LOGIN",
+        GrantType::Password => "LOGIN",
+        GrantType::RefreshToken => "REFRESH_TOKEN",
+        GrantType::AuthorizationCode => "CODE_TO_TOKEN",
+        GrantType::TokenExchange => "TOKEN_EXCHANGE",
+    }
+}
+
+fn error_type(event_type: &'static str) -> &'static str {
+    match event_type {
+        "CLIENT_LOGIN" => "CLIENT_LOGIN_ERROR",
+        "LOGIN" => "LOGIN_ERROR",
+        "REFRESH_TOKEN" => "REFRESH_TOKEN_ERROR",
+        "CODE_TO_TOKEN" => "CODE_TO_TOKEN_ERROR",
+        "TOKEN_EXCHANGE" => "TOKEN_EXCHANGE_ERROR",
+        _ => "TOKEN_REQUEST_ERROR",
+    }
+}
+
+async fn handle(
+    app: &AppState,
+    rt: &RealmRuntime,
+    headers: &HeaderMap,
+    body: Body,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let form = read_form(headers, body).await?;
+    let grant = GrantType::parse(form.require("grant_type")?)?;
+    event.event_type = event_type(grant);
+    event.details.insert("grant_type", grant.as_str().to_owned());
+    let client = authenticate_client(app, rt, headers, &form, now).await?;
+    event.client_id = Some(client.client_id.clone());
+    if client.bearer_only {
+        return Err(OAuthError::unauthorized_client("Bearer-only clients cannot request tokens").into());
+    }
+    match grant {
+        GrantType::ClientCredentials => client_credentials(app, rt, &client, &form, now, event).await,
+        GrantType::Password => password(app, rt, &client, &form, now, event).await,
+        GrantType::RefreshToken => refresh(app, rt, &client, &form, now, event).await,
+        GrantType::AuthorizationCode => authorization_code(app, rt, &client, &form, now, event).await,
+        GrantType::TokenExchange => token_exchange(app, rt, &client, &form, now, event).await,
+    }
+}
+
+fn ids() -> Ids {
+    Ids {
+        access_jti: random::uuid(),
+        id_jti: random::uuid(),
+    }
+}
+
+async fn client_credentials(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let username = format!("service-account-{}", client.client_id);
+    let account = app
+        .user_by_name(rt.id(), &username)
+        .await?
+        .filter(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str()));
+    let Some(account) = account else {
+        return Err(OAuthError::unauthorized_client("Client not enabled to retrieve service account").into());
+    };
+    event.user_id = Some(account.id.clone());
+    let issued = grants::client_credentials(&rt.snapshot, client, &account, form.get("scope"), now, ids())?;
+    respond(app, rt, client, issued, None, None, now).await
+}
+
+async fn password(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    grants::password_allowed(client)?;
+    let username = form.require("username")?;
+    let password = form.require("password")?;
+    event.details.insert("username", username.chars().take(64).collect());
+    let scope = GrantedScope::resolve(&rt.snapshot, client, form.get("scope"))?;
+    let user = app.user_by_name(rt.id(), username).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
+    let user = match user {
+        Some(user) if verified && user.enabled => user,
+        _ => return Err(grants::invalid_user_credentials().into()),
+    };
+    event.user_id = Some(user.id.clone());
+    let session = new_session(rt, client, &user.id, scope.offline(), now);
+    app.store.insert_session(&session).await?;
+    event.session_id = Some(session.id.clone());
+    let issued = grants::login(
+        &rt.snapshot,
+        Login {
+            client,
+            user: &user,
+            scope: &scope,
+            session_id: &session.id,
+            nonce: None,
+            auth_time: now,
+            now,
+        },
+        ids(),
+    )?;
+    respond(app, rt, client, issued, Some(&session), None, now).await
+}
+
+/// A new user session for a login.
+pub fn new_session(rt: &RealmRuntime, client: &Client, user_id: &str, offline: bool, now: u64) -> SessionRecord {
+    let realm = &rt.snapshot.realm;
+    let lifetime = if offline {
+        realm.offline_session_idle_timeout.max(realm.sso_session_max_lifespan)
+    } else {
+        realm.sso_session_max_lifespan
+    };
+    SessionRecord {
+        id: random::uuid(),
+        realm_id: realm.id.clone(),
+        user_id: user_id.to_owned(),
+        client_id: client.id.clone(),
+        offline,
+        created_at: now,
+        last_refresh: now,
+        expires_at: now.saturating_add(lifetime),
+        revoked_at: None,
+    }
+}
+
+async fn refresh(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let presented = form.require("refresh_token")?;
+    let invalid = || OAuthError::invalid_grant("Invalid refresh token");
+    if presented.len() > 512 {
+        return Err(invalid().into());
+    }
+    let hash = random::token_hash(presented);
+    // Check ownership before marking the token used, so that another client cannot burn it.
+    let record = app.store.get_refresh_token(&hash).await?.ok_or_else(invalid)?;
+    if record.realm_id != rt.id() {
+        return Err(invalid().into());
+    }
+    if record.client_id != client.id {
+        return Err(OAuthError::invalid_grant("Invalid refresh token. Token client and authorized client don't match").into());
+    }
+    event.user_id = Some(record.user_id.clone());
+    event.session_id = Some(record.session_id.clone());
+    let record = match app.store.use_refresh_token(&hash, now).await? {
+        RefreshTokenUse::Fresh(record) => record,
+        RefreshTokenUse::Reused(record) => {
+            // A rotated token came back: someone holds a copy. End the whole session.
+            end_session(app, &record.session_id, now).await?;
+            return Err(OAuthError::invalid_grant("Maximum allowed refresh token reuse exceeded").into());
+        }
+        RefreshTokenUse::Unknown => return Err(invalid().into()),
+    };
+    let session = app.store.get_session(&record.session_id).await?;
+    let session_active = session.as_ref().is_some_and(|s| {
+        s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
+    });
+    let user = app.user(rt.id(), &record.user_id).await?;
+    let data: RefreshData = serde_json::from_str(&record.data).unwrap_or_default();
+    let issued = grants::refresh(
+        &rt.snapshot,
+        client,
+        PresentedRefresh {
+            issued_to: &record.client_id,
+            expires_at: record.expires_at,
+            offline: record.offline,
+            stored_scope: &record.scope,
+            data: &data,
+            session_id: &record.session_id,
+            session_active,
+            user: user.as_deref(),
+        },
+        form.get("scope"),
+        now,
+        ids(),
+    )?;
+    app.store.touch_session(&record.session_id, now).await?;
+    respond(app, rt, client, issued, session.as_ref(), None, now).await
+}
+
+async fn authorization_code(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let code = form.require("code")?;
+    let invalid = || OAuthError::invalid_grant("Code not valid");
+    if code.len() > 512 {
+        return Err(invalid().into());
+    }
+    let data = app
+        .store
+        .take_auth_code(&random::token_hash(code), now)
+        .await?
+        .ok_or_else(invalid)?;
+    let grant: CodeGrant = serde_json::from_str(&data).map_err(|_| invalid())?;
+    if grant.realm_id != rt.id() {
+        return Err(invalid().into());
+    }
+    event.user_id = Some(grant.user_id.clone());
+    event.session_id = Some(grant.session_id.clone());
+    grants::check_code(&grant, client, form.get("redirect_uri"), form.get("code_verifier"))?;
+    let session = app.store.get_session(&grant.session_id).await?;
+    let session = session
+        .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+        .ok_or_else(|| OAuthError::invalid_grant("Session not active"))?;
+    let user = app
+        .user(rt.id(), &grant.user_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("User not found"))?;
+    let scope = GrantedScope::from_stored(&grant.scope);
+    let issued = grants::login(
+        &rt.snapshot,
+        Login {
+            client,
+            user: &user,
+            scope: &scope,
+            session_id: &session.id,
+            nonce: grant.nonce.as_deref(),
+            auth_time: grant.auth_time,
+            now,
+        },
+        ids(),
+    )?;
+    respond(app, rt, client, issued, Some(&session), None, now).await
+}
+
+async fn token_exchange(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let params = ExchangeParams::parse(form, client)?;
+    if !params.audiences.is_empty() {
+        event.details.insert("audience", params.audiences.join(" "));
+    }
+    let invalid_token = || OAuthError::invalid_request("Invalid token");
+    let subject = active_access_token(app, rt, params.subject_token, now).ok_or_else(invalid_token)?;
+    event.user_id = Some(subject.claims.sub.clone());
+    event.session_id = subject.claims.sid.clone();
+    event.details.insert("subject_client", subject.claims.azp.clone());
+    let user = app
+        .user(rt.id(), &subject.claims.sub)
+        .await?
+        .ok_or_else(invalid_token)?;
+    let actor = match params.actor_token {
+        Some(token) => Some(
+            active_access_token(app, rt, token, now)
+                .ok_or_else(|| OAuthError::invalid_request("Invalid actor token"))?,
+        ),
+        None => None,
+    };
+    let decision = exchange::decide(ExchangeInput {
+        realm: &rt.snapshot,
+        requester: client,
+        params: &params,
+        subject: &subject,
+        subject_user: &user,
+        actor: actor.as_ref(),
+        now,
+        access_jti: random::uuid(),
+        id_jti: random::uuid(),
+    })?;
+    let session = match (&decision.issued.refresh, &subject.claims.sid) {
+        (Some(_), Some(sid)) => app.store.get_session(sid).await?,
+        _ => None,
+    };
+    if decision.issued.refresh.is_some() && session.is_none() {
+        return Err(OAuthError::invalid_request(
+            "Refresh token not valid as requested_token_type because creating a new session is needed",
+        )
+        .into());
+    }
+    respond(app, rt, client, decision.issued, session.as_ref(), Some(decision.issued_token_type), now).await
+}
+
+/// Signs the tokens, stores the refresh token, and shapes the response.
+async fn respond(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    issued: Issued,
+    session: Option<&SessionRecord>,
+    exchanged: Option<RequestedType>,
+    now: u64,
+) -> ApiResult<TokenResponse> {
+    let sign_error = |_| ApiError::Unavailable;
+    let id_token = match &issued.id_token {
+        Some(claims) => Some(rt.signer.sign(ID_TOKEN_TYP, claims).map_err(sign_error)?),
+        None => None,
+    };
+    if exchanged == Some(RequestedType::IdToken) {
+        // RFC 8693 §2.2.1: a token that is not an access token comes back in `access_token`
+        // with `token_type` N_A.
+        return Ok(TokenResponse {
+            access_token: id_token.ok_or(ApiError::Unavailable)?,
+            expires_in: issued.expires_in,
+            token_type: "N_A".into(),
+            scope: issued.scope,
+            issued_token_type: Some(RequestedType::IdToken.urn().into()),
+            ..Default::default()
+        });
+    }
+    let access_token = rt.signer.sign(ACCESS_TOKEN_TYP, &issued.access).map_err(sign_error)?;
+    let mut response = TokenResponse {
+        access_token,
+        expires_in: issued.expires_in,
+        token_type: "Bearer".into(),
+        id_token,
+        session_state: issued.access.sid.clone(),
+        scope: issued.scope.clone(),
+        issued_token_type: exchanged.map(|t| t.urn().to_owned()),
+        ..Default::default()
+    };
+    if let (Some(plan), Some(session)) = (issued.refresh, session) {
+        let value = random::token();
+        // A refresh token never outlives its session.
+        let expires_at = now.saturating_add(plan.lifetime).min(session.expires_at);
+        let record = RefreshTokenRecord {
+            hash: random::token_hash(&value),
+            realm_id: rt.id().to_owned(),
+            session_id: session.id.clone(),
+            client_id: client.id.clone(),
+            user_id: issued.access.sub.clone(),
+            scope: plan.scope,
+            data: serde_json::to_string(&plan.data).unwrap_or_else(|_| "{}".into()),
+            offline: plan.offline,
+            issued_at: now,
+            expires_at,
+            used_at: None,
+        };
+        app.store.insert_refresh_token(&record).await?;
+        response.refresh_token = Some(value);
+        response.refresh_expires_in = Some(if plan.offline { 0 } else { expires_at.saturating_sub(now) });
+    }
+    Ok(response)
+}
+
+/// Ends a session in the store and in memory.
+pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResult<()> {
+    app.store.revoke_session(session_id, now).await?;
+    let until = app
+        .store
+        .get_session(session_id)
+        .await?
+        .map(|s| s.expires_at)
+        .unwrap_or(now + 86_400);
+    app.revocations.revoke_session(session_id, until.max(now + 3600));
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The server's shared state: the store, the in-memory realm snapshots with their keys, the
+//! revocation sets, the user cache and the audit queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
+use cambio_core::model::{Client, ClientScope, Realm, Role, User};
+use cambio_core::realm::RealmSnapshot;
+use cambio_jose::{SigningKey, VerifyingKey};
+use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::audit::AuditQueue;
+use crate::keys::{self, StoredKey};
+use crate::secrets::SecretBox;
+
+pub const KIND_REALM: &str = "realm";
+pub const KIND_CLIENT: &str = "client";
+pub const KIND_USER: &str = "user";
+pub const KIND_ROLE: &str = "role";
+pub const KIND_CLIENT_SCOPE: &str = "client-scope";
+pub const KIND_KEY: &str = "key";
+
+/// One realm ready to serve: configuration snapshot, signing key, published keys.
+pub struct RealmRuntime {
+    pub snapshot: RealmSnapshot,
+    /// The key new tokens are signed with.
+    pub signer: SigningKey,
+    /// Every key whose tokens may still be alive (the signer included).
+    pub verifiers: Vec<VerifyingKey>,
+    /// The JWKS document, serialized once.
+    pub jwks_json: String,
+    /// URLs derived from the issuer, computed once.
+    pub token_endpoint: String,
+}
+
+impl RealmRuntime {
+    pub fn id(&self) -> &str {
+        &self.snapshot.realm.id
+    }
+    pub fn name(&self) -> &str {
+        &self.snapshot.realm.name
+    }
+    pub fn issuer(&self) -> &str {
+        &self.snapshot.issuer
+    }
+}
+
+/// Sessions and token ids that were revoked, checked on every token use without a database
+/// read. Entries are kept until the thing they revoke would have expired anyway.
+#[derive(Default)]
+pub struct Revocations {
+    sessions: RwLock<HashMap<String, u64>>,
+    token_ids: RwLock<HashMap<String, u64>>,
+}
+
+impl Revocations {
+    pub fn revoke_session(&self, id: &str, until: u64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.insert(id.to_owned(), until);
+        }
+    }
+    pub fn revoke_token_id(&self, jti: &str, until: u64) {
+        if let Ok(mut map) = self.token_ids.write() {
+            let entry = map.entry(jti.to_owned()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+    pub fn session_revoked(&self, id: &str) -> bool {
+        self.sessions.read().map(|m| m.contains_key(id)).unwrap_or(true)
+    }
+    pub fn token_id_revoked(&self, jti: &str) -> bool {
+        self.token_ids.read().map(|m| m.contains_key(jti)).unwrap_or(true)
+    }
+    /// Forgets entries whose tokens have expired.
+    pub fn prune(&self, now: u64) {
+        if let Ok(mut map) = self.sessions.write() {
+            map.retain(|_, until| *until > now);
+        }
+        if let Ok(mut map) = self.token_ids.write() {
+            map.retain(|_, until| *until > now);
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub secrets: SecretBox,
+    /// The public base URL including the relative path, without a trailing slash.
+    pub base_url: String,
+    realms: ArcSwap<HashMap<String, Arc<RealmRuntime>>>,
+    pub revocations: Revocations,
+    users: RwLock<HashMap<String, Arc<User>>>,
+    pub audit: AuditQueue,
+}
+
+/// The most users kept in the cache before it is emptied and refilled on demand.
+const USER_CACHE_LIMIT: usize = 200_000;
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, base_url: String, audit: AuditQueue) -> AppState {
+        AppState {
+            store,
+            secrets,
+            base_url,
+            realms: ArcSwap::from_pointee(HashMap::new()),
+            revocations: Revocations::default(),
+            users: RwLock::new(HashMap::new()),
+            audit,
+        }
+    }
+
+    pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
+        self.realms.load().get(name).cloned()
+    }
+
+    pub fn issuer_for(&self, realm_name: &str) -> String {
+        format!("{}/realms/{}", self.base_url, realm_name)
+    }
+
+    /// Loads every realm from the store and the revocation state, replacing what is in memory.
+    pub async fn load_all(&self, now: u64) -> StoreResult<()> {
+        let mut map = HashMap::new();
+        for object in self.store.list_objects(GLOBAL, KIND_REALM).await? {
+            let realm: Realm = decode(&object)?;
+            let runtime = self.build_realm(realm, now).await?;
+            map.insert(runtime.name().to_owned(), Arc::new(runtime));
+        }
+        self.realms.store(Arc::new(map));
+        for session in self.store.list_revoked_sessions(now).await? {
+            self.revocations.revoke_session(&session.id, session.expires_at);
+        }
+        for (jti, until) in self.store.list_revoked_token_ids(now).await? {
+            self.revocations.revoke_token_id(&jti, until);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds one realm's snapshot after its configuration changed.
+    pub async fn reload_realm(&self, realm_id: &str, now: u64) -> StoreResult<()> {
+        let object = self.store.get_object(GLOBAL, KIND_REALM, realm_id).await?;
+        let runtime = match object {
+            Some(object) => Some(Arc::new(self.build_realm(decode(&object)?, now).await?)),
+            None => None,
+        };
+        let mut map: HashMap<String, Arc<RealmRuntime>> = (**self.realms.load()).clone();
+        map.retain(|_, r| r.id() != realm_id);
+        if let Some(runtime) = runtime {
+            map.insert(runtime.name().to_owned(), runtime);
+        }
+        self.realms.store(Arc::new(map));
+        Ok(())
+    }
+
+    async fn build_realm(&self, realm: Realm, now: u64) -> StoreResult<RealmRuntime> {
+        let id = realm.id.clone();
+        let mut clients: Vec<Client> = Vec::new();
+        for object in self.store.list_objects(&id, KIND_CLIENT).await? {
+            let mut client: Client = decode(&object)?;
+            if let Some(sealed) = client.secret.take() {
+                let plain = self
+                    .secrets
+                    .open(&client.id, &sealed)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                client.secret = Some(String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            clients.push(client);
+        }
+        let roles: Vec<Role> = decode_all(&self.store.list_objects(&id, KIND_ROLE).await?)?;
+        let scopes: Vec<ClientScope> = decode_all(&self.store.list_objects(&id, KIND_CLIENT_SCOPE).await?)?;
+        let stored_keys: Vec<StoredKey> = decode_all(&self.store.list_objects(&id, KIND_KEY).await?)?;
+        let issuer = self.issuer_for(&realm.name);
+        let alg = realm.default_signature_algorithm;
+        let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes);
+        let (signer, verifiers) = keys::select(&self.secrets, &stored_keys, alg, now)?;
+        let jwks_json = keys::jwks_json(&verifiers);
+        Ok(RealmRuntime {
+            token_endpoint: format!("{issuer}/protocol/openid-connect/token"),
+            snapshot,
+            signer,
+            verifiers,
+            jwks_json,
+        })
+    }
+
+    /// A user by id, from the cache or the store.
+    pub async fn user(&self, realm_id: &str, user_id: &str) -> StoreResult<Option<Arc<User>>> {
+        if let Some(user) = self.users.read().ok().and_then(|m| m.get(user_id).cloned()) {
+            return Ok(Some(user));
+        }
+        let Some(object) = self.store.get_object(realm_id, KIND_USER, user_id).await? else {
+            return Ok(None);
+        };
+        let user: Arc<User> = Arc::new(decode(&object)?);
+        if let Ok(mut map) = self.users.write() {
+            if map.len() >= USER_CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(user_id.to_owned(), user.clone());
+        }
+        Ok(Some(user))
+    }
+
+    /// A user by username (case-insensitive, as Keycloak stores usernames lowercased).
+    pub async fn user_by_name(&self, realm_id: &str, username: &str) -> StoreResult<Option<User>> {
+        match self.store.find_object(realm_id, KIND_USER, &username.to_lowercase()).await? {
+            Some(object) => Ok(Some(decode(&object)?)),
+            None => Ok(None),
+        }
+    }
+
+    // Writes of configuration objects. Client secrets are sealed on the way in.
+
+    pub async fn insert_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
+        self.store.insert_object(&self.client_object(realm_id, client)?).await
+    }
+
+    fn client_object(&self, realm_id: &str, client: &Client) -> StoreResult<Object> {
+        let mut stored = client.clone();
+        stored.secret = client.secret.as_ref().map(|s| self.secrets.seal(&client.id, s.as_bytes()));
+        Ok(object(realm_id, KIND_CLIENT, &client.id, &client.client_id, &stored)?)
+    }
+
+    pub async fn insert_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
+        self.store
+            .insert_object(&object(realm_id, KIND_USER, &user.id, &user.username.to_lowercase(), user)?)
+            .await
+    }
+
+    pub async fn insert_role(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+        let name = match &role.client_id {
+            Some(client) => format!("{client}/{}", role.name),
+            None => role.name.clone(),
+        };
+        self.store.insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?).await
+    }
+
+    pub async fn insert_client_scope(&self, realm_id: &str, scope: &ClientScope) -> StoreResult<()> {
+        self.store
+            .insert_object(&object(realm_id, KIND_CLIENT_SCOPE, &scope.id, &scope.name, scope)?)
+            .await
+    }
+
+    pub async fn insert_realm(&self, realm: &Realm) -> StoreResult<()> {
+        self.store
+            .insert_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
+            .await
+    }
+
+    pub async fn insert_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
+        self.store.insert_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?).await
+    }
+
+    pub async fn update_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
+        self.store.update_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?).await
+    }
+}
+
+pub fn object<T: Serialize>(realm_id: &str, kind: &str, id: &str, name: &str, value: &T) -> StoreResult<Object> {
+    Ok(Object {
+        realm_id: realm_id.to_owned(),
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        name: name.to_owned(),
+        doc: serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+pub fn decode<T: DeserializeOwned>(object: &Object) -> StoreResult<T> {
+    serde_json::from_str(&object.doc).map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", object.kind, object.id)))
+}
+
+fn decode_all<T: DeserializeOwned>(objects: &[Object]) -> StoreResult<Vec<T>> {
+    objects.iter().map(decode).collect()
+}

@@ -1,0 +1,176 @@
+//! The conformance suite and SQLite-specific behaviour (files, WAL, reopening, URLs).
+
+use super::*;
+use crate::conformance;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A database file in the system temp directory, removed (with its WAL files) on drop.
+/// The name is unique per process and test so that parallel tests never share a file.
+struct TempDb {
+    path: PathBuf,
+}
+
+impl TempDb {
+    fn new() -> Self {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "cambio-store-test-{}-{nanos}-{seq}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDb {
+            path: dir.join("nested").join("cambio.db"),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.path.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn memory() -> SqliteStore {
+    SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("open memory store")
+}
+
+/// Opens the file store; the database sits in a directory that does not exist yet, which
+/// `connect` creates.
+async fn file(db: &TempDb) -> SqliteStore {
+    SqliteStore::connect(&db.url())
+        .await
+        .expect("open file store")
+}
+
+/// Runs one conformance check against a fresh in-memory store and a fresh file store.
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let store = super::memory().await;
+                    super::conformance::$check(&store).await;
+                }
+            )*
+        }
+        mod file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = super::TempDb::new();
+                    let store = super::file(&db).await;
+                    super::conformance::$check(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_tests!(
+    check_objects,
+    check_sessions,
+    check_refresh_tokens,
+    check_one_time_values,
+    check_auth_codes,
+    check_events,
+    check_revocations,
+    check_purge,
+    check_realm_delete,
+);
+
+#[tokio::test]
+async fn all_checks_share_one_memory_store() {
+    let store = memory().await;
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_checks_share_one_file_store() {
+    let db = TempDb::new();
+    let store = file(&db).await;
+    conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn file_store_survives_reopening() {
+    let db = TempDb::new();
+    let store = file(&db).await;
+    let object = Object {
+        realm_id: "reopen".to_owned(),
+        kind: "client".to_owned(),
+        id: "c1".to_owned(),
+        name: "app".to_owned(),
+        doc: "{}".to_owned(),
+    };
+    store.insert_object(&object).await.expect("insert");
+    assert!(
+        store
+            .consume_once("code", "v", u64::MAX >> 1)
+            .await
+            .expect("consume")
+    );
+    store.close().await;
+
+    // Reopening also re-runs the migrator, which must find version 1 applied.
+    let store = file(&db).await;
+    assert_eq!(
+        store
+            .get_object("reopen", "client", "c1")
+            .await
+            .expect("get"),
+        Some(object)
+    );
+    assert!(!store.consume_once("code", "v", 1).await.expect("consume"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn file_store_uses_wal() {
+    let db = TempDb::new();
+    let store = file(&db).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn out_of_range_values_are_refused() {
+    let store = memory().await;
+    let result = store.consume_once("code", "big", u64::MAX).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    sqlx::query("INSERT INTO auth_codes (hash, data, expires_at) VALUES ('neg', '{}', -1)")
+        .execute(&store.pool)
+        .await
+        .expect("insert");
+    let result = store.take_auth_code("neg", 0).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn bad_urls_are_unavailable_not_panics() {
+    let result = SqliteStore::connect("postgres://nope").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
