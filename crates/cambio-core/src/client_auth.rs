@@ -48,7 +48,10 @@ impl std::fmt::Debug for Presented {
 impl Presented {
     /// Reads the credentials from the `Authorization` header and the form. Exactly one method
     /// may be used (RFC 6749 §2.3: "MUST NOT use more than one authentication method").
-    pub fn extract(authorization: Option<&str>, form: &FormParams) -> OAuthResult<Option<Presented>> {
+    pub fn extract(
+        authorization: Option<&str>,
+        form: &FormParams,
+    ) -> OAuthResult<Option<Presented>> {
         let basic = match authorization {
             Some(value) => parse_basic(value)?,
             None => None,
@@ -92,7 +95,9 @@ impl Presented {
                 client_id: id.to_owned(),
                 secret: secret.to_owned(),
             })),
-            (None, Some(_)) => Err(OAuthError::invalid_request("Parameter 'client_id' required")),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "Parameter 'client_id' required",
+            )),
             (Some(id), None) => Ok(Some(Presented::ClientIdOnly {
                 client_id: id.to_owned(),
             })),
@@ -158,7 +163,9 @@ pub fn authenticate(
             }
         }
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } => {
-            if client.public_client || client.client_authenticator_type != ClientAuthenticator::Secret {
+            if client.public_client
+                || client.client_authenticator_type != ClientAuthenticator::Secret
+            {
                 return Err(invalid_client());
             }
             let expected = client.secret.as_deref().ok_or_else(invalid_client)?;
@@ -170,7 +177,9 @@ pub fn authenticate(
             }
         }
         Presented::Assertion { assertion, .. } => {
-            if client.public_client || client.client_authenticator_type != ClientAuthenticator::PrivateKeyJwt {
+            if client.public_client
+                || client.client_authenticator_type != ClientAuthenticator::PrivateKeyJwt
+            {
                 return Err(invalid_client());
             }
             let jwks = client.jwks.as_deref().ok_or_else(invalid_client)?;
@@ -202,7 +211,8 @@ fn verify_assertion(
         require_exp: true,
         max_token_bytes: MAX_ASSERTION_BYTES,
     };
-    let verified = cambio_jose::verify(assertion, keys, &validation).map_err(|_| invalid_client())?;
+    let verified =
+        cambio_jose::verify(assertion, keys, &validation).map_err(|_| invalid_client())?;
     if verified.subject() != Some(client_id) {
         return Err(invalid_client());
     }
@@ -285,7 +295,10 @@ mod tests {
     fn one_method_only() {
         let form = FormParams::parse(b"client_id=a&client_secret=s").unwrap();
         let err = Presented::extract(Some(&basic("a:s")), &form).unwrap_err();
-        assert_eq!(err.description, "More than one client authentication method was used");
+        assert_eq!(
+            err.description,
+            "More than one client authentication method was used"
+        );
         let form = FormParams::parse(b"client_id=b").unwrap();
         let err = Presented::extract(Some(&basic("a:s")), &form).unwrap_err();
         assert_eq!(err.code, crate::ErrorCode::InvalidRequest);

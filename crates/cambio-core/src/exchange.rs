@@ -82,7 +82,11 @@ impl<'a> ExchangeParams<'a> {
             None | Some(TOKEN_TYPE_ACCESS) => RequestedType::AccessToken,
             Some(TOKEN_TYPE_REFRESH) => RequestedType::RefreshToken,
             Some(TOKEN_TYPE_ID) => RequestedType::IdToken,
-            Some(_) => return Err(OAuthError::invalid_request("requested_token_type unsupported")),
+            Some(_) => {
+                return Err(OAuthError::invalid_request(
+                    "requested_token_type unsupported",
+                ));
+            }
         };
         let actor_token = form.get("actor_token");
         match (actor_token, form.get("actor_token_type")) {
@@ -92,7 +96,9 @@ impl<'a> ExchangeParams<'a> {
                 return Err(OAuthError::invalid_request("Invalid actor token"));
             }
             (Some(_), None) => {
-                return Err(OAuthError::invalid_request("Parameter 'actor_token_type' required"));
+                return Err(OAuthError::invalid_request(
+                    "Parameter 'actor_token_type' required",
+                ));
             }
             (None, Some(_)) => {
                 return Err(OAuthError::invalid_request(
@@ -156,7 +162,11 @@ impl ActiveToken {
                 .claims
                 .resource_access
                 .as_ref()
-                .map(|m| m.iter().map(|(c, r)| (c.clone(), r.roles.clone())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(c, r)| (c.clone(), r.roles.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -221,7 +231,9 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     exchanged_from.push(subject.claims.jti.clone());
     exchanged_from.extend(subject.claims.exchanged_from.iter().cloned());
     if exchanged_from.len() > MAX_EXCHANGE_DEPTH {
-        return Err(OAuthError::invalid_request("Token exchange chain is too long"));
+        return Err(OAuthError::invalid_request(
+            "Token exchange chain is too long",
+        ));
     }
 
     let scope = GrantedScope::resolve(realm, requester, params.scope)?.narrow_to_subject(
@@ -232,7 +244,9 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     let refresh_lifetime = match params.requested {
         RequestedType::RefreshToken => {
             if !requester.exchange_refresh_allowed() {
-                return Err(OAuthError::invalid_request("requested_token_type unsupported"));
+                return Err(OAuthError::invalid_request(
+                    "requested_token_type unsupported",
+                ));
             }
             if subject.claims.sid.is_none() || subject.is_offline() || scope.offline() {
                 return Err(OAuthError::invalid_request(
@@ -301,7 +315,10 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
 }
 
 /// Looks up each requested audience; they must be existing, enabled clients.
-fn resolve_audiences(realm: &RealmSnapshot, audiences: &[&str]) -> OAuthResult<Option<Vec<String>>> {
+fn resolve_audiences(
+    realm: &RealmSnapshot,
+    audiences: &[&str],
+) -> OAuthResult<Option<Vec<String>>> {
     if audiences.is_empty() {
         return Ok(None);
     }
@@ -321,7 +338,11 @@ fn resolve_audiences(realm: &RealmSnapshot, audiences: &[&str]) -> OAuthResult<O
 }
 
 /// The `act` claim of the issued token (RFC 8693 §4.1, §4.4).
-fn delegation(subject: &ActiveToken, actor: Option<&ActiveToken>, requester: &Client) -> OAuthResult<Option<Value>> {
+fn delegation(
+    subject: &ActiveToken,
+    actor: Option<&ActiveToken>,
+    requester: &Client,
+) -> OAuthResult<Option<Value>> {
     let Some(actor) = actor else {
         // A subject that names who may act for it cannot be exchanged without that actor:
         // dropping the marker would hide the delegation.
@@ -351,10 +372,422 @@ fn delegation(subject: &ActiveToken, actor: Option<&ActiveToken>, requester: &Cl
     }
     let mut act = Map::new();
     act.insert("sub".into(), Value::String(actor.claims.sub.clone()));
-    act.insert("client_id".into(), Value::String(actor.claims.client_id.clone()));
+    act.insert(
+        "client_id".into(),
+        Value::String(actor.claims.client_id.clone()),
+    );
     // Earlier actors nest inside, least recent deepest (RFC 8693 §4.1).
     if let Some(prior) = &subject.claims.act {
         act.insert("act".into(), prior.clone());
     }
     Ok(Some(Value::Object(act)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::ErrorCode;
+    use crate::model::{
+        ATTR_EXCHANGE_REFRESH, ATTR_STANDARD_EXCHANGE, BUILTIN_CLIENT_SCOPES, ClientScope, Realm,
+        Role,
+    };
+
+    const NOW: u64 = 1_000_000;
+
+    fn client(id: &str, exchange: bool) -> Client {
+        let mut attributes = BTreeMap::new();
+        if exchange {
+            attributes.insert(ATTR_STANDARD_EXCHANGE.to_owned(), "true".to_owned());
+            attributes.insert(ATTR_EXCHANGE_REFRESH.to_owned(), "SAME_SESSION".to_owned());
+        }
+        Client {
+            id: format!("uuid-{id}"),
+            client_id: id.into(),
+            secret: Some("s".into()),
+            attributes,
+            default_client_scopes: vec!["profile".into(), "email".into(), "roles".into()],
+            optional_client_scopes: vec!["offline_access".into(), "phone".into()],
+            ..Default::default()
+        }
+    }
+
+    fn realm() -> RealmSnapshot {
+        let scopes = BUILTIN_CLIENT_SCOPES
+            .iter()
+            .map(|(name, listed)| ClientScope {
+                id: name.to_string(),
+                name: name.to_string(),
+                include_in_token_scope: *listed,
+                ..Default::default()
+            })
+            .collect();
+        let mut disabled = client("disabled-api", false);
+        disabled.enabled = false;
+        let mut public = client("public-app", true);
+        public.public_client = true;
+        let clients = vec![
+            client("requester", true),
+            client("other", true),
+            client("plain", false),
+            client("orders-api", false),
+            client("billing-api", false),
+            disabled,
+            public,
+        ];
+        let roles = vec![
+            Role {
+                id: "r-orders".into(),
+                name: "view-orders".into(),
+                client_id: Some("uuid-orders-api".into()),
+                ..Default::default()
+            },
+            Role {
+                id: "r-billing".into(),
+                name: "view-invoices".into(),
+                client_id: Some("uuid-billing-api".into()),
+                ..Default::default()
+            },
+            Role {
+                id: "r-disabled".into(),
+                name: "x".into(),
+                client_id: Some("uuid-disabled-api".into()),
+                ..Default::default()
+            },
+        ];
+        let realm = Realm {
+            id: "realm".into(),
+            name: "demo".into(),
+            default_roles: vec![],
+            ..Default::default()
+        };
+        RealmSnapshot::new(
+            realm,
+            "https://sts/realms/demo".into(),
+            clients,
+            roles,
+            scopes,
+        )
+    }
+
+    fn user() -> User {
+        User {
+            id: "alice".into(),
+            username: "alice".into(),
+            role_ids: vec!["r-orders".into(), "r-billing".into(), "r-disabled".into()],
+            ..Default::default()
+        }
+    }
+
+    /// A subject token issued to `azp` with audience `aud`, modified by `extra`.
+    fn subject(azp: &str, aud: &[&str], extra: serde_json::Value) -> ActiveToken {
+        let mut claims = json!({
+            "exp": NOW + 200, "iat": NOW - 100, "jti": "subject-jti", "iss": "https://sts/realms/demo",
+            "aud": aud, "sub": "alice", "typ": "Bearer", "azp": azp, "client_id": azp, "sid": "sid-1",
+            "scope": "email profile",
+            "resource_access": {"orders-api": {"roles": ["view-orders"]}, "billing-api": {"roles": ["view-invoices"]}},
+        });
+        if let (Some(base), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                if v.is_null() {
+                    base.remove(k);
+                } else {
+                    base.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        match claims {
+            serde_json::Value::Object(map) => ActiveToken::from_claims(map).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    struct Case {
+        requester: &'static str,
+        form: &'static str,
+        subject: ActiveToken,
+        actor: Option<ActiveToken>,
+    }
+
+    fn run(case: Case) -> OAuthResult<ExchangeDecision> {
+        let realm = realm();
+        let requester = realm.client_by_client_id(case.requester).unwrap().clone();
+        let body = format!("subject_token=t&{}", case.form);
+        let form = FormParams::parse(body.as_bytes()).unwrap();
+        let params = ExchangeParams::parse(&form, &requester)?;
+        decide(ExchangeInput {
+            realm: &realm,
+            requester: &requester,
+            params: &params,
+            subject: &case.subject,
+            subject_user: &user(),
+            actor: case.actor.as_ref(),
+            now: NOW,
+            access_jti: "new-jti".into(),
+            id_jti: "id-jti".into(),
+        })
+    }
+
+    fn check_err(
+        requester: &'static str,
+        form: &'static str,
+        subject: ActiveToken,
+        code: ErrorCode,
+        description: &str,
+    ) {
+        let got = run(Case {
+            requester,
+            form,
+            subject,
+            actor: None,
+        });
+        let err = got.expect_err(form);
+        assert_eq!(
+            (err.code, err.description.as_ref()),
+            (code, description),
+            "{requester} {form}"
+        );
+    }
+
+    fn ok(form: &'static str, subject: ActiveToken) -> ExchangeDecision {
+        run(Case {
+            requester: "requester",
+            form,
+            subject,
+            actor: None,
+        })
+        .unwrap()
+    }
+
+    fn to_requester() -> ActiveToken {
+        subject("app", &["requester", "orders-api"], json!({}))
+    }
+
+    #[test]
+    fn refusals() {
+        use ErrorCode::*;
+        let s = to_requester;
+        check_err(
+            "public-app",
+            "",
+            s(),
+            InvalidClient,
+            "Public client is not allowed to exchange token",
+        );
+        check_err(
+            "plain",
+            "",
+            s(),
+            InvalidRequest,
+            "Standard token exchange is not enabled for the requested client",
+        );
+        // CVE-2022-1245 / Zitadel CVE-2026-56668: a token not meant for the requester.
+        check_err(
+            "other",
+            "audience=orders-api",
+            s(),
+            AccessDenied,
+            "Client is not within the token audience",
+        );
+        check_err(
+            "requester",
+            "audience=nope",
+            s(),
+            InvalidClient,
+            "Audience not found",
+        );
+        check_err(
+            "requester",
+            "audience=disabled-api",
+            s(),
+            InvalidClient,
+            "Client disabled",
+        );
+        check_err(
+            "requester",
+            "audience=plain",
+            s(),
+            InvalidRequest,
+            "Requested audience not available: plain",
+        );
+        check_err(
+            "requester",
+            "scope=phone",
+            s(),
+            InvalidScope,
+            "Invalid scopes: phone",
+        );
+        check_err(
+            "requester",
+            "subject_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            s(),
+            InvalidRequest,
+            "Parameter 'subject_token' supports access tokens only",
+        );
+        check_err(
+            "requester",
+            "requested_token_type=urn:x",
+            s(),
+            InvalidRequest,
+            "requested_token_type unsupported",
+        );
+        let cnf = subject("app", &["requester"], json!({"cnf": {"jkt": "abc"}}));
+        check_err(
+            "requester",
+            "",
+            cnf,
+            InvalidRequest,
+            "Sender-constrained tokens are not supported as subject_token",
+        );
+        let may_act = subject(
+            "app",
+            &["requester"],
+            json!({"may_act": {"sub": "someone"}}),
+        );
+        check_err(
+            "requester",
+            "",
+            may_act,
+            InvalidRequest,
+            "actor_token is required: the subject token names who may act for it",
+        );
+        let offline = subject(
+            "app",
+            &["requester"],
+            json!({"scope": "email offline_access"}),
+        );
+        check_err(
+            "requester",
+            "requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            offline,
+            InvalidRequest,
+            "Refresh token not valid as requested_token_type because creating a new session is needed",
+        );
+        let no_session = subject("app", &["requester"], json!({"sid": null}));
+        check_err(
+            "requester",
+            "requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            no_session,
+            InvalidRequest,
+            "Refresh token not valid as requested_token_type because creating a new session is needed",
+        );
+        let chain: Vec<String> = (0..MAX_EXCHANGE_DEPTH).map(|i| format!("j{i}")).collect();
+        let deep = subject("app", &["requester"], json!({"exchanged_from": chain}));
+        check_err(
+            "requester",
+            "",
+            deep,
+            InvalidRequest,
+            "Token exchange chain is too long",
+        );
+        let expired = subject("app", &["requester"], json!({"exp": NOW}));
+        check_err("requester", "", expired, InvalidRequest, "Invalid token");
+    }
+
+    #[test]
+    fn roles_never_exceed_the_subject_token() {
+        // The subject token carries only orders-api roles; the user also holds billing roles.
+        let narrow = subject(
+            "app",
+            &["requester"],
+            json!({"resource_access": {"orders-api": {"roles": ["view-orders"]}}}),
+        );
+        let d = ok("", narrow.clone());
+        assert_eq!(d.issued.access.aud, ["orders-api"]);
+        check_err(
+            "requester",
+            "audience=billing-api",
+            narrow,
+            ErrorCode::InvalidRequest,
+            "Requested audience not available: billing-api",
+        );
+    }
+
+    #[test]
+    fn issued_claims() {
+        let d = ok("audience=orders-api", to_requester());
+        let a = &d.issued.access;
+        assert_eq!(d.issued_token_type, RequestedType::AccessToken);
+        assert_eq!(a.aud, ["orders-api"]);
+        assert_eq!(
+            (a.azp.as_str(), a.sub.as_str(), a.sid.as_deref()),
+            ("requester", "alice", Some("sid-1"))
+        );
+        assert_eq!(a.exchanged_from, ["subject-jti"]);
+        assert_eq!(a.scope, "email profile");
+        // Capped by the subject's remaining life (200 s) below the realm's 300 s.
+        assert_eq!((a.exp, d.issued.expires_in), (NOW + 200, 200));
+        assert!(d.issued.refresh.is_none() && d.issued.id_token.is_none());
+        // The requester may name itself.
+        let own = ok("audience=requester", to_requester());
+        assert_eq!(own.issued.access.aud, ["requester"]);
+    }
+
+    #[test]
+    fn refresh_and_id_token_requests() {
+        let d = ok(
+            "audience=orders-api&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            to_requester(),
+        );
+        let plan = d.issued.refresh.unwrap();
+        assert_eq!(
+            plan.data.audience_filter,
+            Some(vec!["orders-api".to_owned()])
+        );
+        assert!(!plan.offline);
+        let d = ok(
+            "requested_token_type=urn:ietf:params:oauth:token-type:id_token",
+            to_requester(),
+        );
+        assert_eq!(d.issued_token_type, RequestedType::IdToken);
+        assert_eq!(d.issued.id_token.unwrap().aud, "requester");
+    }
+
+    #[test]
+    fn delegation() {
+        let actor = subject(
+            "requester",
+            &[],
+            json!({"sub": "svc", "jti": "actor-jti", "act": {"sub": "ignored"}}),
+        );
+        let prior = subject("app", &["requester"], json!({"act": {"sub": "first"}}));
+        let d = run(Case {
+            requester: "requester",
+            form: "actor_token=a&actor_token_type=urn:ietf:params:oauth:token-type:access_token",
+            subject: prior,
+            actor: Some(actor.clone()),
+        })
+        .unwrap();
+        assert_eq!(
+            d.issued.access.act,
+            Some(json!({"sub": "svc", "client_id": "requester", "act": {"sub": "first"}}))
+        );
+        // may_act names another actor.
+        let may_act = subject(
+            "app",
+            &["requester"],
+            json!({"may_act": {"sub": "someone-else"}}),
+        );
+        let err = run(Case {
+            requester: "requester",
+            form: "actor_token=a&actor_token_type=urn:ietf:params:oauth:token-type:access_token",
+            subject: may_act,
+            actor: Some(actor.clone()),
+        })
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::AccessDenied);
+        // may_act naming the actor is honoured.
+        let may_act = subject("app", &["requester"], json!({"may_act": {"sub": "svc"}}));
+        let d = run(Case {
+            requester: "requester",
+            form: "actor_token=a&actor_token_type=urn:ietf:params:oauth:token-type:access_token",
+            subject: may_act,
+            actor: Some(actor),
+        })
+        .unwrap();
+        assert_eq!(d.issued.access.act.unwrap()["sub"], "svc");
+    }
 }

@@ -22,13 +22,17 @@ impl FormParams {
         // Percent-decoding happens below; the raw body of a form is ASCII by definition, so
         // anything else is a broken client or an attack.
         if !body.is_ascii() {
-            return Err(OAuthError::invalid_request("Request body is not a valid form"));
+            return Err(OAuthError::invalid_request(
+                "Request body is not a valid form",
+            ));
         }
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, value) in form_urlencoded::parse(body) {
             // The decoder replaces invalid UTF-8 with U+FFFD; a real client never sends it.
             if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
-                return Err(OAuthError::invalid_request("Request body is not valid UTF-8"));
+                return Err(OAuthError::invalid_request(
+                    "Request body is not valid UTF-8",
+                ));
             }
             if value.is_empty() {
                 continue;
@@ -110,7 +114,10 @@ mod tests {
     fn parses_forms_strictly() {
         check("a=1&b=x+y%2B", Ok(&[("a", "1"), ("b", "x y+")]));
         check("code=&redirect_uri=&a=1", Ok(&[("a", "1")]));
-        check("audience=a&audience=b", Ok(&[("audience", "a"), ("audience", "b")]));
+        check(
+            "audience=a&audience=b",
+            Ok(&[("audience", "a"), ("audience", "b")]),
+        );
         check("a=1&a=2", Err("Parameter 'a' is repeated"));
         check("a=%FF", Err("Request body is not valid UTF-8"));
         check("a=\u{e9}", Err("Request body is not a valid form"));

@@ -220,15 +220,23 @@ pub fn refresh(
             .map(String::as_str)
             .collect();
         if !extra.is_empty() || (asked.openid && !scope.openid) {
-            return Err(OAuthError::invalid_scope("Invalid scopes: scope exceeds the original grant"));
+            return Err(OAuthError::invalid_scope(
+                "Invalid scopes: scope exceeds the original grant",
+            ));
         }
-        scope.names.retain(|n| asked.names.contains(n) || !realm.client_scope(n).is_some_and(|s| s.include_in_token_scope));
+        scope.names.retain(|n| {
+            asked.names.contains(n)
+                || !realm
+                    .client_scope(n)
+                    .is_some_and(|s| s.include_in_token_scope)
+        });
         scope.openid = asked.openid;
     }
     // Scopes removed from the realm or the client since the login no longer apply.
     scope.names.retain(|n| {
         realm.client_scope(n).is_some()
-            && (client.default_client_scopes.contains(n) || client.optional_client_scopes.contains(n))
+            && (client.default_client_scopes.contains(n)
+                || client.optional_client_scopes.contains(n))
     });
     // An exchanged refresh token keeps its audience; each of those clients must still exist
     // and be enabled, or refreshing would keep serving a target that was switched off.
@@ -236,7 +244,11 @@ pub fn refresh(
         for audience in filter {
             match realm.client_by_client_id(audience) {
                 Some(c) if c.enabled => {}
-                _ => return Err(OAuthError::invalid_grant("Audience client is disabled or removed")),
+                _ => {
+                    return Err(OAuthError::invalid_grant(
+                        "Audience client is disabled or removed",
+                    ));
+                }
             }
         }
     }
@@ -258,7 +270,9 @@ pub fn refresh(
             session_id: Some(presented.session_id),
             roles,
             audience_filter: presented.data.audience_filter.as_deref(),
-            lifetime: client.access_token_lifespan(&realm.realm).min(refresh_lifetime),
+            lifetime: client
+                .access_token_lifespan(&realm.realm)
+                .min(refresh_lifetime),
             refresh_lifetime: Some(refresh_lifetime),
             offline: presented.offline,
             nonce: None,
@@ -270,7 +284,9 @@ pub fn refresh(
     );
     if let Some(filter) = &presented.data.audience_filter {
         if filter.iter().any(|a| !issued.access.aud.contains(a)) {
-            return Err(OAuthError::invalid_grant("Requested audience no longer available"));
+            return Err(OAuthError::invalid_grant(
+                "Requested audience no longer available",
+            ));
         }
     }
     Ok(issued)
@@ -293,17 +309,28 @@ pub struct CodeGrant {
 }
 
 /// Checks a presented code against what was stored for it (RFC 6749 §4.1.3, RFC 7636 §4.6).
-pub fn check_code(grant: &CodeGrant, client: &Client, redirect_uri: Option<&str>, verifier: Option<&str>) -> OAuthResult<()> {
+pub fn check_code(
+    grant: &CodeGrant,
+    client: &Client,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> OAuthResult<()> {
     if grant.client_id != client.id {
-        return Err(OAuthError::invalid_grant("Code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "Code was issued to another client",
+        ));
     }
     if redirect_uri != Some(grant.redirect_uri.as_str()) {
         return Err(OAuthError::invalid_grant("Incorrect redirect_uri"));
     }
     match (&grant.code_challenge, verifier) {
         (None, None) => Ok(()),
-        (None, Some(_)) => Err(OAuthError::invalid_grant("PKCE verifier specified but not used in authorization request")),
-        (Some(_), None) => Err(OAuthError::invalid_grant("PKCE code verifier not specified")),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "PKCE verifier specified but not used in authorization request",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_grant(
+            "PKCE code verifier not specified",
+        )),
         (Some(challenge), Some(verifier)) => {
             if !valid_pkce_value(verifier) {
                 return Err(OAuthError::invalid_grant("Invalid code verifier"));
@@ -344,6 +371,75 @@ mod tests {
     }
 
     #[test]
+    fn refresh_refuses_a_disabled_audience() {
+        // Keycloak CVE-2026-93999: refreshing an exchanged token kept serving a disabled target.
+        use crate::model::{Realm, Role};
+        let requester = Client {
+            id: "c-req".into(),
+            client_id: "requester".into(),
+            default_client_scopes: vec!["roles".into()],
+            ..Default::default()
+        };
+        let target = |enabled| Client {
+            id: "c-orders".into(),
+            client_id: "orders-api".into(),
+            enabled,
+            ..Default::default()
+        };
+        let role = Role {
+            id: "r1".into(),
+            name: "view".into(),
+            client_id: Some("c-orders".into()),
+            ..Default::default()
+        };
+        let scope = crate::model::ClientScope {
+            name: "roles".into(),
+            include_in_token_scope: false,
+            ..Default::default()
+        };
+        let user = User {
+            id: "u".into(),
+            role_ids: vec!["r1".into()],
+            ..Default::default()
+        };
+        let data = RefreshData {
+            audience_filter: Some(vec!["orders-api".into()]),
+            ..Default::default()
+        };
+        let presented = PresentedRefresh {
+            issued_to: "c-req",
+            expires_at: 100,
+            offline: false,
+            stored_scope: "roles",
+            data: &data,
+            session_id: "s",
+            session_active: true,
+            user: Some(&user),
+        };
+        let ids = || Ids {
+            access_jti: "a".into(),
+            id_jti: "i".into(),
+        };
+        for (enabled, expected) in [
+            (true, None),
+            (false, Some("Audience client is disabled or removed")),
+        ] {
+            let realm = RealmSnapshot::new(
+                Realm::default(),
+                String::new(),
+                vec![requester.clone(), target(enabled)],
+                vec![role.clone()],
+                vec![scope.clone()],
+            );
+            let got = refresh(&realm, &requester, presented.clone(), None, 10, ids());
+            match expected {
+                None => assert_eq!(got.unwrap().access.aud, ["orders-api"]),
+                Some(description) => assert_eq!(got.unwrap_err().description, description),
+            }
+        }
+    }
+
+    #[test]
     fn code_checks() {
         let client = Client {
             id: "c1".into(),
@@ -365,11 +461,15 @@ mod tests {
         assert_eq!(check_code(&grant, &client, uri, Some(verifier)), Ok(()));
         let bad = "x".repeat(43);
         assert_eq!(
-            check_code(&grant, &client, uri, Some(&bad)).unwrap_err().description,
+            check_code(&grant, &client, uri, Some(&bad))
+                .unwrap_err()
+                .description,
             "PKCE verification failed"
         );
         assert_eq!(
-            check_code(&grant, &client, uri, None).unwrap_err().description,
+            check_code(&grant, &client, uri, None)
+                .unwrap_err()
+                .description,
             "PKCE code verifier not specified"
         );
         assert_eq!(

@@ -62,9 +62,16 @@ impl Default for Realm {
             default_signature_algorithm: Algorithm::Es256,
             exchange_lifetime_capped_by_subject: true,
             default_roles: vec!["offline_access".into(), "uma_authorization".into()],
-            default_default_client_scopes: ["profile", "email", "roles", "web-origins", "basic", "acr"]
-                .map(String::from)
-                .to_vec(),
+            default_default_client_scopes: [
+                "profile",
+                "email",
+                "roles",
+                "web-origins",
+                "basic",
+                "acr",
+            ]
+            .map(String::from)
+            .to_vec(),
             default_optional_client_scopes: ["offline_access", "address", "phone"]
                 .map(String::from)
                 .to_vec(),
@@ -168,7 +175,8 @@ impl Client {
     }
 
     fn attribute_is_true(&self, name: &str) -> bool {
-        self.attribute(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.attribute(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     fn attribute_secs(&self, name: &str) -> Option<u64> {
@@ -213,7 +221,11 @@ impl Client {
         self.protocol_mappers
             .iter()
             .filter(|m| m.protocol_mapper == AUDIENCE_MAPPER)
-            .filter(|m| m.config.get("access.token.claim").is_none_or(|v| v == "true"))
+            .filter(|m| {
+                m.config
+                    .get("access.token.claim")
+                    .is_none_or(|v| v == "true")
+            })
             .filter_map(|m| m.config.get("included.client.audience"))
             .map(String::as_str)
     }

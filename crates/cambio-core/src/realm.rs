@@ -262,7 +262,10 @@ mod tests {
         let orders = snap.client_by_client_id("orders-api").unwrap().clone();
         let set = snap.roles_in_scope(&user, &orders);
         assert_eq!(set.realm.len(), 3);
-        assert_eq!(set.clients["orders-api"].iter().collect::<Vec<_>>(), ["read"]);
+        assert_eq!(
+            set.clients["orders-api"].iter().collect::<Vec<_>>(),
+            ["read"]
+        );
     }
 
     #[test]

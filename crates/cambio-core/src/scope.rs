@@ -22,7 +22,11 @@ pub struct GrantedScope {
 impl GrantedScope {
     /// The client's default scopes plus the requested optional ones. A requested scope that
     /// the realm does not know, or the client was not given, is `invalid_scope`.
-    pub fn resolve(realm: &RealmSnapshot, client: &Client, requested: Option<&str>) -> OAuthResult<GrantedScope> {
+    pub fn resolve(
+        realm: &RealmSnapshot,
+        client: &Client,
+        requested: Option<&str>,
+    ) -> OAuthResult<GrantedScope> {
         let mut granted = GrantedScope::default();
         for name in &client.default_client_scopes {
             if realm.client_scope(name).is_some() {
@@ -89,7 +93,11 @@ impl GrantedScope {
         out.extend(
             self.names
                 .iter()
-                .filter(|name| realm.client_scope(name).is_some_and(|s| s.include_in_token_scope))
+                .filter(|name| {
+                    realm
+                        .client_scope(name)
+                        .is_some_and(|s| s.include_in_token_scope)
+                })
                 .map(String::as_str),
         );
         out.join(" ")
@@ -109,7 +117,9 @@ impl GrantedScope {
         let explicit: BTreeSet<&str> = split(requested).collect();
         let mut refused = Vec::new();
         self.names.retain(|name| {
-            let listed = realm.client_scope(name).is_some_and(|s| s.include_in_token_scope);
+            let listed = realm
+                .client_scope(name)
+                .is_some_and(|s| s.include_in_token_scope);
             if !listed || subject.contains(name.as_str()) {
                 return true;
             }
@@ -134,7 +144,12 @@ fn invalid_scopes(names: &[&str]) -> OAuthError {
     let shown: Vec<String> = names
         .iter()
         .take(10)
-        .map(|n| n.chars().filter(|c| c.is_ascii_graphic()).take(64).collect())
+        .map(|n| {
+            n.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect()
+        })
         .collect();
     OAuthError::invalid_scope(format!("Invalid scopes: {}", shown.join(" ")))
 }
@@ -173,7 +188,10 @@ mod tests {
         });
         match expected {
             Ok(claim) => assert_eq!(got.map(|g| g.to_claim(&realm)).as_deref(), Ok(claim)),
-            Err(desc) => assert_eq!(got.map_err(|e| e.description.into_owned()), Err(desc.to_owned())),
+            Err(desc) => assert_eq!(
+                got.map_err(|e| e.description.into_owned()),
+                Err(desc.to_owned())
+            ),
         }
     }
 
@@ -184,7 +202,11 @@ mod tests {
         check(Some("openid unknown"), None, Err("Invalid scopes: unknown"));
         check(Some("address"), None, Err("Invalid scopes: address"));
         check(None, Some("openid profile"), Ok("profile"));
-        check(Some("phone"), Some("profile email"), Err("Invalid scopes: phone"));
+        check(
+            Some("phone"),
+            Some("profile email"),
+            Err("Invalid scopes: phone"),
+        );
         check(Some("openid email"), Some("email"), Ok("openid email"));
         check(Some("email"), Some("profile"), Err("Invalid scopes: email"));
     }

@@ -190,15 +190,27 @@ pub fn access_token_claims(realm: &RealmSnapshot, spec: AccessTokenSpec<'_>) -> 
         email: if email { user.email.clone() } else { None },
         email_verified: email.then_some(user.email_verified),
         name: if profile { user.full_name() } else { None },
-        given_name: if profile { user.first_name.clone() } else { None },
-        family_name: if profile { user.last_name.clone() } else { None },
+        given_name: if profile {
+            user.first_name.clone()
+        } else {
+            None
+        },
+        family_name: if profile {
+            user.last_name.clone()
+        } else {
+            None
+        },
         act: None,
         exchanged_from: Vec::new(),
     }
 }
 
 /// The ID token that goes with an access token.
-pub fn id_token_claims(access: &AccessTokenClaims, nonce: Option<&str>, jti: String) -> IdTokenClaims {
+pub fn id_token_claims(
+    access: &AccessTokenClaims,
+    nonce: Option<&str>,
+    jti: String,
+) -> IdTokenClaims {
     IdTokenClaims {
         exp: access.exp,
         iat: access.iat,

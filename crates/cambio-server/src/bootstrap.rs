@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use cambio_core::model::{
-    ATTR_EXCHANGE_REFRESH, ATTR_STANDARD_EXCHANGE, AUDIENCE_MAPPER, BUILTIN_CLIENT_SCOPES, Client, ClientScope,
-    ProtocolMapper, Realm, Role, User,
+    ATTR_EXCHANGE_REFRESH, ATTR_STANDARD_EXCHANGE, AUDIENCE_MAPPER, BUILTIN_CLIENT_SCOPES, Client,
+    ClientScope, ProtocolMapper, Realm, Role, User,
 };
 use cambio_store::{GLOBAL, StoreResult};
 
@@ -47,7 +47,8 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
         };
         state.insert_client_scope(&realm.id, &scope).await?;
     }
-    crate::keys::ensure_active_key(state, &realm.id, realm.default_signature_algorithm, now).await?;
+    crate::keys::ensure_active_key(state, &realm.id, realm.default_signature_algorithm, now)
+        .await?;
     state.insert_realm(&realm).await?;
     Ok(realm)
 }
@@ -81,7 +82,12 @@ pub async fn ensure_master(
     now: u64,
 ) -> StoreResult<Bootstrapped> {
     let mut out = Bootstrapped::default();
-    if state.store.find_object(GLOBAL, KIND_REALM, MASTER).await?.is_some() {
+    if state
+        .store
+        .find_object(GLOBAL, KIND_REALM, MASTER)
+        .await?
+        .is_some()
+    {
         return Ok(out);
     }
     let realm = Realm {
@@ -123,8 +129,17 @@ pub async fn ensure_master(
 }
 
 /// The walkthrough realm: alice, a subject client, a requester client, two target APIs.
-pub async fn ensure_demo(state: &AppState, now: u64) -> StoreResult<bool> {
-    if state.store.find_object(GLOBAL, KIND_REALM, DEMO).await?.is_some() {
+pub async fn ensure_demo(
+    state: &AppState,
+    algorithm: cambio_jose::Algorithm,
+    now: u64,
+) -> StoreResult<bool> {
+    if state
+        .store
+        .find_object(GLOBAL, KIND_REALM, DEMO)
+        .await?
+        .is_some()
+    {
         return Ok(false);
     }
     let realm = create_realm(
@@ -132,13 +147,17 @@ pub async fn ensure_demo(state: &AppState, now: u64) -> StoreResult<bool> {
         Realm {
             name: DEMO.into(),
             display_name: Some("Cambio demo".into()),
+            default_signature_algorithm: algorithm,
             ..Default::default()
         },
         now,
     )
     .await?;
     let mut role_ids = Vec::new();
-    for (client_id, secret, role) in [("orders-api", "orders-secret", "view-orders"), ("billing-api", "billing-secret", "view-invoices")] {
+    for (client_id, secret, role) in [
+        ("orders-api", "orders-secret", "view-orders"),
+        ("billing-api", "billing-secret", "view-invoices"),
+    ] {
         let mut api = new_client(&realm, client_id);
         api.secret = Some(secret.into());
         api.standard_flow_enabled = false;
@@ -161,7 +180,9 @@ pub async fn ensure_demo(state: &AppState, now: u64) -> StoreResult<bool> {
         (ATTR_EXCHANGE_REFRESH.to_owned(), "SAME_SESSION".to_owned()),
     ]);
     state.insert_client(&realm.id, &requester).await?;
-    state.insert_user(&realm.id, &service_account(&requester, now)).await?;
+    state
+        .insert_user(&realm.id, &service_account(&requester, now))
+        .await?;
 
     let mut subject = new_client(&realm, "subject-client");
     subject.secret = Some("subject-secret".into());
@@ -173,7 +194,10 @@ pub async fn ensure_demo(state: &AppState, now: u64) -> StoreResult<bool> {
         protocol: "openid-connect".into(),
         protocol_mapper: AUDIENCE_MAPPER.into(),
         config: BTreeMap::from([
-            ("included.client.audience".to_owned(), "requester-client".to_owned()),
+            (
+                "included.client.audience".to_owned(),
+                "requester-client".to_owned(),
+            ),
             ("access.token.claim".to_owned(), "true".to_owned()),
         ]),
     }];

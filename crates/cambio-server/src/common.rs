@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
+use cambio_core::OAuthError;
 use cambio_core::client_auth::{self, Presented};
 use cambio_core::exchange::ActiveToken;
 use cambio_core::form::FormParams;
 use cambio_core::model::Client;
 use cambio_core::tokens::ACCESS_TOKEN_TYP;
-use cambio_core::OAuthError;
 use cambio_jose::{AudienceRule, TypRule, Validation};
 
 use crate::error::{ApiError, ApiResult};
@@ -49,7 +49,9 @@ pub async fn authenticate_client(
     form: &FormParams,
     now: u64,
 ) -> ApiResult<Arc<Client>> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let presented = Presented::extract(authorization, form).map_err(|error| {
         if error.code == cambio_core::ErrorCode::InvalidClient {
             ApiError::ClientAuth { error, basic: true }
@@ -69,9 +71,14 @@ pub async fn authenticate_client(
         .snapshot
         .client_by_client_id(&client_id)
         .cloned()
-        .ok_or_else(|| fail(OAuthError::invalid_client("Invalid client or Invalid client credentials")))?;
+        .ok_or_else(|| {
+            fail(OAuthError::invalid_client(
+                "Invalid client or Invalid client credentials",
+            ))
+        })?;
     let audiences = [rt.issuer(), rt.token_endpoint.as_str()];
-    let assertion = client_auth::authenticate(&client, &presented, &audiences, now).map_err(fail)?;
+    let assertion =
+        client_auth::authenticate(&client, &presented, &audiences, now).map_err(fail)?;
     if let Some(assertion) = assertion {
         // Single use, in a context of its own (RFC 7523 §3 item 7).
         let key = format!("{}:{}:{}", rt.id(), client.id, assertion.jti);
@@ -89,7 +96,12 @@ pub async fn authenticate_client(
 /// Verifies one of this realm's access tokens and checks it is still active: signature,
 /// issuer, type, expiry, and neither it, its session nor a token it was exchanged from
 /// revoked. Returns None for anything else.
-pub fn active_access_token(app: &AppState, rt: &RealmRuntime, token: &str, now: u64) -> Option<ActiveToken> {
+pub fn active_access_token(
+    app: &AppState,
+    rt: &RealmRuntime,
+    token: &str,
+    now: u64,
+) -> Option<ActiveToken> {
     let validation = Validation {
         now,
         leeway: LEEWAY,
@@ -107,8 +119,14 @@ pub fn active_access_token(app: &AppState, rt: &RealmRuntime, token: &str, now: 
     }
     let revoked = &app.revocations;
     if revoked.token_id_revoked(&claims.jti)
-        || claims.exchanged_from.iter().any(|jti| revoked.token_id_revoked(jti))
-        || claims.sid.as_deref().is_some_and(|sid| revoked.session_revoked(sid))
+        || claims
+            .exchanged_from
+            .iter()
+            .any(|jti| revoked.token_id_revoked(jti))
+        || claims
+            .sid
+            .as_deref()
+            .is_some_and(|sid| revoked.session_revoked(sid))
     {
         return None;
     }
@@ -119,7 +137,10 @@ pub fn active_access_token(app: &AppState, rt: &RealmRuntime, token: &str, now: 
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The client's address for audit events.

@@ -15,7 +15,11 @@ pub enum ApiError {
     /// Client authentication failed: 401, with a Basic challenge when Basic was used.
     ClientAuth { error: OAuthError, basic: bool },
     /// A bearer token was missing or invalid at a resource endpoint (RFC 6750 §3).
-    Bearer { status: StatusCode, error: Option<&'static str>, description: &'static str },
+    Bearer {
+        status: StatusCode,
+        error: Option<&'static str>,
+        description: &'static str,
+    },
     /// Unknown realm or path.
     NotFound(&'static str),
     /// Admin API errors, in Keycloak's shape `{"error", "errorMessage"}`.

@@ -26,7 +26,11 @@ pub struct StoredKey {
 }
 
 impl StoredKey {
-    pub fn generate(secrets: &SecretBox, alg: Algorithm, now: u64) -> StoreResult<(StoredKey, SigningKey)> {
+    pub fn generate(
+        secrets: &SecretBox,
+        alg: Algorithm,
+        now: u64,
+    ) -> StoreResult<(StoredKey, SigningKey)> {
         let key = SigningKey::generate(alg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let der = key.pkcs8_der();
         let stored = StoredKey {
@@ -83,7 +87,12 @@ pub fn jwks_json(keys: &[VerifyingKey]) -> String {
 }
 
 /// Makes sure a realm has an active key for `alg`, generating one if needed.
-pub async fn ensure_active_key(state: &AppState, realm_id: &str, alg: Algorithm, now: u64) -> StoreResult<()> {
+pub async fn ensure_active_key(
+    state: &AppState,
+    realm_id: &str,
+    alg: Algorithm,
+    now: u64,
+) -> StoreResult<()> {
     let stored: Vec<StoredKey> = state
         .store
         .list_objects(realm_id, crate::state::KIND_KEY)
@@ -91,7 +100,10 @@ pub async fn ensure_active_key(state: &AppState, realm_id: &str, alg: Algorithm,
         .iter()
         .map(crate::state::decode)
         .collect::<StoreResult<_>>()?;
-    if stored.iter().any(|k| k.alg == alg && k.retired_at.is_none()) {
+    if stored
+        .iter()
+        .any(|k| k.alg == alg && k.retired_at.is_none())
+    {
         return Ok(());
     }
     let (key, _) = StoredKey::generate(&state.secrets, alg, now)?;
@@ -100,7 +112,13 @@ pub async fn ensure_active_key(state: &AppState, realm_id: &str, alg: Algorithm,
 
 /// Starts signing with a new key. The old ones stay in the JWKS until every token they signed
 /// has expired: `keep_published` should be the longest access-token lifetime of the realm.
-pub async fn rotate(state: &AppState, realm_id: &str, alg: Algorithm, keep_published: u64, now: u64) -> StoreResult<String> {
+pub async fn rotate(
+    state: &AppState,
+    realm_id: &str,
+    alg: Algorithm,
+    keep_published: u64,
+    now: u64,
+) -> StoreResult<String> {
     let stored: Vec<StoredKey> = state
         .store
         .list_objects(realm_id, crate::state::KIND_KEY)

@@ -45,6 +45,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// Create the walkthrough realm `demo` on first start.
     pub demo: bool,
+    /// The signing algorithm of the `demo` realm when it is created.
+    pub demo_signature_algorithm: cambio_jose::Algorithm,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             admin_user: "admin".into(),
             admin_password: None,
             demo: false,
+            demo_signature_algorithm: cambio_jose::Algorithm::Es256,
         }
     }
 }
@@ -111,7 +114,8 @@ impl Server {
         )
         .await?;
         if config.demo {
-            bootstrapped.demo_created = bootstrap::ensure_demo(&state, now).await?;
+            bootstrapped.demo_created =
+                bootstrap::ensure_demo(&state, config.demo_signature_algorithm, now).await?;
         }
         state.load_all(now).await?;
         Ok(Server {
@@ -137,7 +141,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests and queued events.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let relative = self
             .base_url
             .split_once("://")
@@ -174,11 +181,16 @@ fn normalize_relative_path(path: &str) -> Result<String, ServerError> {
         return Ok(String::new());
     }
     let ok = trimmed.starts_with('/')
-        && trimmed[1..]
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        && trimmed[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
     if !ok {
-        return Err(ServerError::Config(format!("invalid http relative path: {path}")));
+        return Err(ServerError::Config(format!(
+            "invalid http relative path: {path}"
+        )));
     }
     Ok(trimmed.to_owned())
 }
@@ -194,7 +206,10 @@ fn data_key(data_dir: Option<&std::path::Path>) -> Result<Vec<u8>, ServerError> 
     let path = dir.join("secret.key");
     match std::fs::read(&path) {
         Ok(key) if key.len() == 32 => Ok(key),
-        Ok(_) => Err(ServerError::Config(format!("{} must hold 32 bytes", path.display()))),
+        Ok(_) => Err(ServerError::Config(format!(
+            "{} must hold 32 bytes",
+            path.display()
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = vec![0u8; 32];
             random::fill(&mut key);
@@ -234,17 +249,38 @@ fn routes(state: Arc<AppState>) -> Router {
     use routes::{admin, authorize, oidc, session, token};
     let oidc_base = "/realms/{realm}/protocol/openid-connect";
     Router::new()
-        .route("/realms/{realm}/.well-known/openid-configuration", get(oidc::openid_configuration))
-        .route("/.well-known/oauth-authorization-server/realms/{realm}", get(oidc::openid_configuration))
+        .route(
+            "/realms/{realm}/.well-known/openid-configuration",
+            get(oidc::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/realms/{realm}",
+            get(oidc::openid_configuration),
+        )
         .route(&format!("{oidc_base}/certs"), get(oidc::certs))
         .route(&format!("{oidc_base}/token"), post(token::token))
-        .route(&format!("{oidc_base}/token/introspect"), post(session::introspect))
+        .route(
+            &format!("{oidc_base}/token/introspect"),
+            post(session::introspect),
+        )
         .route(&format!("{oidc_base}/revoke"), post(session::revoke))
-        .route(&format!("{oidc_base}/userinfo"), get(oidc::userinfo).post(oidc::userinfo))
-        .route(&format!("{oidc_base}/auth"), get(authorize::form).post(authorize::submit))
-        .route(&format!("{oidc_base}/logout"), get(session::logout_get).post(session::logout_post))
+        .route(
+            &format!("{oidc_base}/userinfo"),
+            get(oidc::userinfo).post(oidc::userinfo),
+        )
+        .route(
+            &format!("{oidc_base}/auth"),
+            get(authorize::form).post(authorize::submit),
+        )
+        .route(
+            &format!("{oidc_base}/logout"),
+            get(session::logout_get).post(session::logout_post),
+        )
         .route("/admin/realms/{realm}/events", get(admin::events))
-        .route("/admin/realms/{realm}/keys/rotate", post(admin::rotate_keys))
+        .route(
+            "/admin/realms/{realm}/keys/rotate",
+            post(admin::rotate_keys),
+        )
         .route("/health/live", get(oidc::live))
         .route("/health/ready", get(oidc::ready))
         .with_state(state)
@@ -258,9 +294,10 @@ fn router(state: Arc<AppState>, relative: &str) -> Router {
     } else {
         Router::new().nest(relative, routes)
     };
-    app.layer(DefaultBodyLimit::max(1024 * 1024))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+    app.layer(DefaultBodyLimit::max(1024 * 1024)).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
-        ))
+        ),
+    )
 }

@@ -1,8 +1,8 @@
 //! User passwords: Argon2id hashes in PHC string format (RFC 9106 parameters of the argon2
 //! crate's defaults). Hashing is slow by design, so callers run it off the async workers.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 pub fn hash(password: &str) -> String {
     let mut salt = [0u8; 16];

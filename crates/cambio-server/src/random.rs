@@ -24,7 +24,9 @@ pub fn token() -> String {
 pub fn uuid() -> String {
     let mut bytes = [0u8; 16];
     fill(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// Hex SHA-256 of a token: how refresh tokens and codes are stored.

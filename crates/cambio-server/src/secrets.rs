@@ -66,7 +66,8 @@ impl SecretBox {
             return Err(SecretError::Undecryptable);
         }
         let (nonce, ciphertext) = data.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::Undecryptable)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::Undecryptable)?;
         let mut buf = ciphertext.to_vec();
         let plain = self
             .key

@@ -68,10 +68,16 @@ impl Revocations {
         }
     }
     pub fn session_revoked(&self, id: &str) -> bool {
-        self.sessions.read().map(|m| m.contains_key(id)).unwrap_or(true)
+        self.sessions
+            .read()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(true)
     }
     pub fn token_id_revoked(&self, jti: &str) -> bool {
-        self.token_ids.read().map(|m| m.contains_key(jti)).unwrap_or(true)
+        self.token_ids
+            .read()
+            .map(|m| m.contains_key(jti))
+            .unwrap_or(true)
     }
     /// Forgets entries whose tokens have expired.
     pub fn prune(&self, now: u64) {
@@ -100,7 +106,12 @@ pub struct AppState {
 const USER_CACHE_LIMIT: usize = 200_000;
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, base_url: String, audit: AuditQueue) -> AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: SecretBox,
+        base_url: String,
+        audit: AuditQueue,
+    ) -> AppState {
         AppState {
             store,
             secrets,
@@ -130,7 +141,8 @@ impl AppState {
         }
         self.realms.store(Arc::new(map));
         for session in self.store.list_revoked_sessions(now).await? {
-            self.revocations.revoke_session(&session.id, session.expires_at);
+            self.revocations
+                .revoke_session(&session.id, session.expires_at);
         }
         for (jti, until) in self.store.list_revoked_token_ids(now).await? {
             self.revocations.revoke_token_id(&jti, until);
@@ -164,13 +176,16 @@ impl AppState {
                     .secrets
                     .open(&client.id, &sealed)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                client.secret = Some(String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                client.secret =
+                    Some(String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             }
             clients.push(client);
         }
         let roles: Vec<Role> = decode_all(&self.store.list_objects(&id, KIND_ROLE).await?)?;
-        let scopes: Vec<ClientScope> = decode_all(&self.store.list_objects(&id, KIND_CLIENT_SCOPE).await?)?;
-        let stored_keys: Vec<StoredKey> = decode_all(&self.store.list_objects(&id, KIND_KEY).await?)?;
+        let scopes: Vec<ClientScope> =
+            decode_all(&self.store.list_objects(&id, KIND_CLIENT_SCOPE).await?)?;
+        let stored_keys: Vec<StoredKey> =
+            decode_all(&self.store.list_objects(&id, KIND_KEY).await?)?;
         let issuer = self.issuer_for(&realm.name);
         let alg = realm.default_signature_algorithm;
         let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes);
@@ -205,7 +220,11 @@ impl AppState {
 
     /// A user by username (case-insensitive, as Keycloak stores usernames lowercased).
     pub async fn user_by_name(&self, realm_id: &str, username: &str) -> StoreResult<Option<User>> {
-        match self.store.find_object(realm_id, KIND_USER, &username.to_lowercase()).await? {
+        match self
+            .store
+            .find_object(realm_id, KIND_USER, &username.to_lowercase())
+            .await?
+        {
             Some(object) => Ok(Some(decode(&object)?)),
             None => Ok(None),
         }
@@ -214,18 +233,35 @@ impl AppState {
     // Writes of configuration objects. Client secrets are sealed on the way in.
 
     pub async fn insert_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
-        self.store.insert_object(&self.client_object(realm_id, client)?).await
+        self.store
+            .insert_object(&self.client_object(realm_id, client)?)
+            .await
     }
 
     fn client_object(&self, realm_id: &str, client: &Client) -> StoreResult<Object> {
         let mut stored = client.clone();
-        stored.secret = client.secret.as_ref().map(|s| self.secrets.seal(&client.id, s.as_bytes()));
-        Ok(object(realm_id, KIND_CLIENT, &client.id, &client.client_id, &stored)?)
+        stored.secret = client
+            .secret
+            .as_ref()
+            .map(|s| self.secrets.seal(&client.id, s.as_bytes()));
+        Ok(object(
+            realm_id,
+            KIND_CLIENT,
+            &client.id,
+            &client.client_id,
+            &stored,
+        )?)
     }
 
     pub async fn insert_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
         self.store
-            .insert_object(&object(realm_id, KIND_USER, &user.id, &user.username.to_lowercase(), user)?)
+            .insert_object(&object(
+                realm_id,
+                KIND_USER,
+                &user.id,
+                &user.username.to_lowercase(),
+                user,
+            )?)
             .await
     }
 
@@ -234,12 +270,24 @@ impl AppState {
             Some(client) => format!("{client}/{}", role.name),
             None => role.name.clone(),
         };
-        self.store.insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?).await
+        self.store
+            .insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?)
+            .await
     }
 
-    pub async fn insert_client_scope(&self, realm_id: &str, scope: &ClientScope) -> StoreResult<()> {
+    pub async fn insert_client_scope(
+        &self,
+        realm_id: &str,
+        scope: &ClientScope,
+    ) -> StoreResult<()> {
         self.store
-            .insert_object(&object(realm_id, KIND_CLIENT_SCOPE, &scope.id, &scope.name, scope)?)
+            .insert_object(&object(
+                realm_id,
+                KIND_CLIENT_SCOPE,
+                &scope.id,
+                &scope.name,
+                scope,
+            )?)
             .await
     }
 
@@ -250,15 +298,25 @@ impl AppState {
     }
 
     pub async fn insert_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
-        self.store.insert_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?).await
+        self.store
+            .insert_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?)
+            .await
     }
 
     pub async fn update_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
-        self.store.update_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?).await
+        self.store
+            .update_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?)
+            .await
     }
 }
 
-pub fn object<T: Serialize>(realm_id: &str, kind: &str, id: &str, name: &str, value: &T) -> StoreResult<Object> {
+pub fn object<T: Serialize>(
+    realm_id: &str,
+    kind: &str,
+    id: &str,
+    name: &str,
+    value: &T,
+) -> StoreResult<Object> {
     Ok(Object {
         realm_id: realm_id.to_owned(),
         kind: kind.to_owned(),
@@ -269,7 +327,8 @@ pub fn object<T: Serialize>(realm_id: &str, kind: &str, id: &str, name: &str, va
 }
 
 pub fn decode<T: DeserializeOwned>(object: &Object) -> StoreResult<T> {
-    serde_json::from_str(&object.doc).map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", object.kind, object.id)))
+    serde_json::from_str(&object.doc)
+        .map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", object.kind, object.id)))
 }
 
 fn decode_all<T: DeserializeOwned>(objects: &[Object]) -> StoreResult<Vec<T>> {

@@ -7,7 +7,11 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
-#[command(name = "cambio", version, about = "OAuth 2.0 token exchange server (RFC 8693)")]
+#[command(
+    name = "cambio",
+    version,
+    about = "OAuth 2.0 token exchange server (RFC 8693)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +46,9 @@ struct ServeArgs {
     /// Create the walkthrough realm `demo` on first start.
     #[arg(long, env = "CAMBIO_DEMO")]
     demo: bool,
+    /// Signing algorithm of the demo realm when it is first created (ES256, RS256, PS256, EdDSA).
+    #[arg(long, env = "CAMBIO_DEMO_SIGNATURE_ALGORITHM", default_value = "ES256")]
+    demo_signature_algorithm: String,
 }
 
 /// The TOML configuration file.
@@ -87,12 +94,16 @@ fn main() -> std::process::ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let file: FileConfig = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         None => FileConfig::default(),
     };
-    let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     let data_dir = args
         .data_dir
         .or(file.data_dir)
@@ -111,8 +122,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.http_relative_path)
             .unwrap_or_else(|| "/".into()),
         admin_user: std::env::var("CAMBIO_ADMIN_USER").unwrap_or_else(|_| "admin".into()),
-        admin_password: std::env::var("CAMBIO_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+        admin_password: std::env::var("CAMBIO_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
         demo: args.demo || file.demo.unwrap_or(false),
+        demo_signature_algorithm: args.demo_signature_algorithm.parse().map_err(|_| {
+            format!(
+                "unknown signature algorithm: {}",
+                args.demo_signature_algorithm
+            )
+        })?,
     };
     let listener = TcpListener::bind(&listen)
         .await
@@ -133,7 +152,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if config.demo {
         print_walkthrough(server.base_url());
     }
-    server.serve(shutdown_signal()).await.map_err(|e| e.to_string())
+    server
+        .serve(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn print_walkthrough(base: &str) {

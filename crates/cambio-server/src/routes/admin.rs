@@ -47,7 +47,8 @@ pub fn require_admin(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
 }
 
 fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm).ok_or(ApiError::NotFound("Realm not found."))
+    app.realm(realm)
+        .ok_or(ApiError::NotFound("Realm not found."))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -93,7 +94,11 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let start = u64::try_from(days).map_err(|_| bad())? * 86_400_000;
-    Ok(if end_of_day { start + 86_399_999 } else { start })
+    Ok(if end_of_day {
+        start + 86_399_999
+    } else {
+        start
+    })
 }
 
 pub async fn events(
@@ -111,8 +116,16 @@ pub async fn events(
             .unwrap_or_default(),
         client_id: query.client,
         user_id: query.user,
-        date_from: query.date_from.as_deref().map(|d| parse_date(d, false)).transpose()?,
-        date_to: query.date_to.as_deref().map(|d| parse_date(d, true)).transpose()?,
+        date_from: query
+            .date_from
+            .as_deref()
+            .map(|d| parse_date(d, false))
+            .transpose()?,
+        date_to: query
+            .date_to
+            .as_deref()
+            .map(|d| parse_date(d, true))
+            .transpose()?,
         first: query.first.unwrap_or(0),
         max: query.max.unwrap_or(100),
     };
@@ -155,7 +168,14 @@ pub async fn rotate_keys(
         .max()
         .unwrap_or(0)
         .max(snapshot.realm.access_token_lifespan);
-    let kid = crate::keys::rotate(&app, rt.id(), snapshot.realm.default_signature_algorithm, longest + 60, now).await?;
+    let kid = crate::keys::rotate(
+        &app,
+        rt.id(),
+        snapshot.realm.default_signature_algorithm,
+        longest + 60,
+        now,
+    )
+    .await?;
     app.reload_realm(rt.id(), now).await?;
     Ok(Json(json!({"kid": kid})))
 }

@@ -62,7 +62,10 @@ fn page(status: StatusCode, body: String) -> Response {
 fn error_page(message: &str) -> Response {
     page(
         StatusCode::BAD_REQUEST,
-        format!("<!doctype html><title>Error</title><h1>Cannot sign in</h1><p>{}</p>", escape(message)),
+        format!(
+            "<!doctype html><title>Error</title><h1>Cannot sign in</h1><p>{}</p>",
+            escape(message)
+        ),
     )
 }
 
@@ -74,21 +77,36 @@ fn check(rt: &RealmRuntime, req: &AuthRequest) -> Result<Checked, Response> {
         .and_then(|id| rt.snapshot.client_by_client_id(id))
         .filter(|c| c.enabled && c.standard_flow_enabled && !c.bearer_only)
         .cloned()
-        .ok_or_else(|| error_page("Unknown client or client not allowed to use the authorization code flow"))?;
+        .ok_or_else(|| {
+            error_page("Unknown client or client not allowed to use the authorization code flow")
+        })?;
     let redirect_uri = req
         .redirect_uri
         .clone()
         .filter(|uri| redirect_allowed(&client, uri))
         .ok_or_else(|| error_page("Invalid redirect_uri"))?;
-    let back = |error: &str, description: &str| redirect_error(&redirect_uri, req.state.as_deref(), error, description);
+    let back = |error: &str, description: &str| {
+        redirect_error(&redirect_uri, req.state.as_deref(), error, description)
+    };
     if req.response_type.as_deref() != Some("code") {
-        return Err(back("unsupported_response_type", "Only response_type=code is supported"));
+        return Err(back(
+            "unsupported_response_type",
+            "Only response_type=code is supported",
+        ));
     }
     match (&req.code_challenge, req.code_challenge_method.as_deref()) {
         (Some(challenge), Some("S256")) if valid_pkce_value(challenge) => {}
-        (Some(_), _) => return Err(back("invalid_request", "Invalid code_challenge or code_challenge_method (S256 required)")),
+        (Some(_), _) => {
+            return Err(back(
+                "invalid_request",
+                "Invalid code_challenge or code_challenge_method (S256 required)",
+            ));
+        }
         (None, _) if client.public_client => {
-            return Err(back("invalid_request", "PKCE (S256) is required for public clients"));
+            return Err(back(
+                "invalid_request",
+                "PKCE (S256) is required for public clients",
+            ));
         }
         (None, _) => {}
     }
@@ -106,15 +124,25 @@ fn redirect_allowed(client: &Client, uri: &str) -> bool {
     if uri.contains('#') {
         return false;
     }
-    client.redirect_uris.iter().any(|allowed| match allowed.strip_suffix('*') {
-        Some(prefix) => uri.starts_with(prefix),
-        None => allowed == uri,
-    })
+    client
+        .redirect_uris
+        .iter()
+        .any(|allowed| match allowed.strip_suffix('*') {
+            Some(prefix) => uri.starts_with(prefix),
+            None => allowed == uri,
+        })
 }
 
-fn redirect_error(redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+fn redirect_error(
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
     let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("error", error).append_pair("error_description", description);
+    query
+        .append_pair("error", error)
+        .append_pair("error_description", description);
     if let Some(state) = state {
         query.append_pair("state", state);
     }
@@ -140,15 +168,24 @@ fn login_form(rt: &RealmRuntime, req: &AuthRequest, message: Option<&str>) -> Re
     ]
     .iter()
     .filter_map(|(name, value)| {
-        value
-            .as_ref()
-            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v)))
+        value.as_ref().map(|v| {
+            format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                escape(v)
+            )
+        })
     })
     .collect();
     let message = message
         .map(|m| format!("<p role=\"alert\">{}</p>", escape(m)))
         .unwrap_or_default();
-    let title = escape(rt.snapshot.realm.display_name.as_deref().unwrap_or(rt.name()));
+    let title = escape(
+        rt.snapshot
+            .realm
+            .display_name
+            .as_deref()
+            .unwrap_or(rt.name()),
+    );
     page(
         StatusCode::OK,
         format!(
@@ -176,7 +213,11 @@ fn escape(value: &str) -> String {
     out
 }
 
-pub async fn form(State(app): State<Arc<AppState>>, Path(realm): Path<String>, Query(req): Query<AuthRequest>) -> Response {
+pub async fn form(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    Query(req): Query<AuthRequest>,
+) -> Response {
     let Some(rt) = app.realm(&realm) else {
         return ApiError::NotFound("Realm does not exist").into_response();
     };
@@ -186,7 +227,12 @@ pub async fn form(State(app): State<Arc<AppState>>, Path(realm): Path<String>, Q
     }
 }
 
-pub async fn submit(State(app): State<Arc<AppState>>, Path(realm): Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub async fn submit(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(rt) = app.realm(&realm) else {
         return ApiError::NotFound("Realm does not exist").into_response();
     };

@@ -22,7 +22,11 @@ fn strings(items: &[&str]) -> Vec<String> {
 fn discovery(rt: &RealmRuntime) -> Discovery {
     let issuer = rt.issuer();
     let oidc = format!("{issuer}/protocol/openid-connect");
-    let auth_methods = strings(&["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    let auth_methods = strings(&[
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]);
     let algs = strings(&["ES256", "RS256", "PS256", "EdDSA"]);
     let mut scopes = vec!["openid".to_owned()];
     scopes.extend(BUILTIN_CLIENT_SCOPES.iter().map(|(n, _)| (*n).to_owned()));
@@ -53,32 +57,60 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
         code_challenge_methods_supported: strings(&["S256"]),
         scopes_supported: scopes,
         claims_supported: strings(&[
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "azp", "sid", "scope", "act",
-            "realm_access", "resource_access", "preferred_username", "email", "email_verified",
-            "name", "given_name", "family_name",
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "jti",
+            "azp",
+            "sid",
+            "scope",
+            "act",
+            "realm_access",
+            "resource_access",
+            "preferred_username",
+            "email",
+            "email_verified",
+            "name",
+            "given_name",
+            "family_name",
         ]),
     }
 }
 
 fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm).ok_or(ApiError::NotFound("Realm does not exist"))
+    app.realm(realm)
+        .ok_or(ApiError::NotFound("Realm does not exist"))
 }
 
-pub async fn openid_configuration(State(app): State<Arc<AppState>>, Path(realm): Path<String>) -> ApiResult<Json<Discovery>> {
+pub async fn openid_configuration(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+) -> ApiResult<Json<Discovery>> {
     Ok(Json(discovery(&*realm_or_404(&app, &realm)?)))
 }
 
-pub async fn certs(State(app): State<Arc<AppState>>, Path(realm): Path<String>) -> ApiResult<Response> {
+pub async fn certs(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+) -> ApiResult<Response> {
     let rt = realm_or_404(&app, &realm)?;
     let mut response = rt.jwks_json.clone().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }
 
 /// RFC 6750 bearer authentication; answers OpenID Connect standard claims.
-pub async fn userinfo(State(app): State<Arc<AppState>>, Path(realm): Path<String>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+pub async fn userinfo(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let rt = realm_or_404(&app, &realm)?;
     let Some(token) = bearer_token(&headers) else {
         return Err(ApiError::Bearer {
@@ -131,6 +163,10 @@ pub async fn live() -> Json<Value> {
 pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
     match app.store.ping().await {
         Ok(()) => Json(json!({"status": "UP"})).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "DOWN"}))).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "DOWN"})),
+        )
+            .into_response(),
     }
 }

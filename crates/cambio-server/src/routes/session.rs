@@ -20,7 +20,8 @@ use crate::routes::token::end_session;
 use crate::state::{AppState, RealmRuntime};
 
 fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm).ok_or(ApiError::NotFound("Realm does not exist"))
+    app.realm(realm)
+        .ok_or(ApiError::NotFound("Realm does not exist"))
 }
 
 /// RFC 7662. Anything unknown, foreign, expired or revoked is `{"active": false}`.
@@ -59,17 +60,28 @@ pub async fn introspect(
     if token.len() > 512 {
         return Ok(inactive);
     }
-    let Some(record) = app.store.get_refresh_token(&random::token_hash(token)).await? else {
+    let Some(record) = app
+        .store
+        .get_refresh_token(&random::token_hash(token))
+        .await?
+    else {
         return Ok(inactive);
     };
     let session = app.store.get_session(&record.session_id).await?;
     let session_live = session.is_some_and(|s| {
         s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
     });
-    if record.realm_id != rt.id() || record.used_at.is_some() || record.expires_at <= now || !session_live {
+    if record.realm_id != rt.id()
+        || record.used_at.is_some()
+        || record.expires_at <= now
+        || !session_live
+    {
         return Ok(inactive);
     }
-    let owner = rt.snapshot.client(&record.client_id).map(|c| c.client_id.clone());
+    let owner = rt
+        .snapshot
+        .client(&record.client_id)
+        .map(|c| c.client_id.clone());
     Ok(Json(json!({
         "active": true,
         "token_type": if record.offline { "Offline" } else { "Refresh" },
@@ -96,17 +108,29 @@ pub async fn revoke(
     let form = read_form(&headers, body).await?;
     let client = authenticate_client(&app, &rt, &headers, &form, now).await?;
     let token = form.require("token")?;
-    let unmatching = || OAuthError::new(cambio_core::ErrorCode::UnauthorizedClient, "Unmatching clients");
+    let unmatching = || {
+        OAuthError::new(
+            cambio_core::ErrorCode::UnauthorizedClient,
+            "Unmatching clients",
+        )
+    };
     if token.contains('.') {
         if let Some(active) = active_access_token(&app, &rt, token, now) {
             if active.claims.azp != client.client_id {
                 return Err(unmatching().into());
             }
-            app.store.revoke_token_id(rt.id(), &active.claims.jti, active.claims.exp).await?;
-            app.revocations.revoke_token_id(&active.claims.jti, active.claims.exp);
+            app.store
+                .revoke_token_id(rt.id(), &active.claims.jti, active.claims.exp)
+                .await?;
+            app.revocations
+                .revoke_token_id(&active.claims.jti, active.claims.exp);
         }
     } else if token.len() <= 512 {
-        if let Some(record) = app.store.get_refresh_token(&random::token_hash(token)).await? {
+        if let Some(record) = app
+            .store
+            .get_refresh_token(&random::token_hash(token))
+            .await?
+        {
             if record.client_id != client.id {
                 return Err(unmatching().into());
             }

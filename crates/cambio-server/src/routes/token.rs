@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use cambio_core::OAuthError;
 use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
 use cambio_core::form::FormParams;
 use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
@@ -15,7 +16,6 @@ use cambio_core::issue::{Issued, RefreshData};
 use cambio_core::model::Client;
 use cambio_core::scope::GrantedScope;
 use cambio_core::tokens::{ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
-use cambio_core::OAuthError;
 use cambio_proto::TokenResponse;
 use cambio_store::{RefreshTokenRecord, RefreshTokenUse, SessionRecord};
 
@@ -100,17 +100,25 @@ async fn handle(
     let form = read_form(headers, body).await?;
     let grant = GrantType::parse(form.require("grant_type")?)?;
     event.event_type = event_type(grant);
-    event.details.insert("grant_type", grant.as_str().to_owned());
+    event
+        .details
+        .insert("grant_type", grant.as_str().to_owned());
     let client = authenticate_client(app, rt, headers, &form, now).await?;
     event.client_id = Some(client.client_id.clone());
     if client.bearer_only {
-        return Err(OAuthError::unauthorized_client("Bearer-only clients cannot request tokens").into());
+        return Err(
+            OAuthError::unauthorized_client("Bearer-only clients cannot request tokens").into(),
+        );
     }
     match grant {
-        GrantType::ClientCredentials => client_credentials(app, rt, &client, &form, now, event).await,
+        GrantType::ClientCredentials => {
+            client_credentials(app, rt, &client, &form, now, event).await
+        }
         GrantType::Password => password(app, rt, &client, &form, now, event).await,
         GrantType::RefreshToken => refresh(app, rt, &client, &form, now, event).await,
-        GrantType::AuthorizationCode => authorization_code(app, rt, &client, &form, now, event).await,
+        GrantType::AuthorizationCode => {
+            authorization_code(app, rt, &client, &form, now, event).await
+        }
         GrantType::TokenExchange => token_exchange(app, rt, &client, &form, now, event).await,
     }
 }
@@ -136,10 +144,20 @@ async fn client_credentials(
         .await?
         .filter(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str()));
     let Some(account) = account else {
-        return Err(OAuthError::unauthorized_client("Client not enabled to retrieve service account").into());
+        return Err(OAuthError::unauthorized_client(
+            "Client not enabled to retrieve service account",
+        )
+        .into());
     };
     event.user_id = Some(account.id.clone());
-    let issued = grants::client_credentials(&rt.snapshot, client, &account, form.get("scope"), now, ids())?;
+    let issued = grants::client_credentials(
+        &rt.snapshot,
+        client,
+        &account,
+        form.get("scope"),
+        now,
+        ids(),
+    )?;
     respond(app, rt, client, issued, None, None, now).await
 }
 
@@ -154,7 +172,9 @@ async fn password(
     grants::password_allowed(client)?;
     let username = form.require("username")?;
     let password = form.require("password")?;
-    event.details.insert("username", username.chars().take(64).collect());
+    event
+        .details
+        .insert("username", username.chars().take(64).collect());
     let scope = GrantedScope::resolve(&rt.snapshot, client, form.get("scope"))?;
     let user = app.user_by_name(rt.id(), username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -184,10 +204,18 @@ async fn password(
 }
 
 /// A new user session for a login.
-pub fn new_session(rt: &RealmRuntime, client: &Client, user_id: &str, offline: bool, now: u64) -> SessionRecord {
+pub fn new_session(
+    rt: &RealmRuntime,
+    client: &Client,
+    user_id: &str,
+    offline: bool,
+    now: u64,
+) -> SessionRecord {
     let realm = &rt.snapshot.realm;
     let lifetime = if offline {
-        realm.offline_session_idle_timeout.max(realm.sso_session_max_lifespan)
+        realm
+            .offline_session_idle_timeout
+            .max(realm.sso_session_max_lifespan)
     } else {
         realm.sso_session_max_lifespan
     };
@@ -219,12 +247,19 @@ async fn refresh(
     }
     let hash = random::token_hash(presented);
     // Check ownership before marking the token used, so that another client cannot burn it.
-    let record = app.store.get_refresh_token(&hash).await?.ok_or_else(invalid)?;
+    let record = app
+        .store
+        .get_refresh_token(&hash)
+        .await?
+        .ok_or_else(invalid)?;
     if record.realm_id != rt.id() {
         return Err(invalid().into());
     }
     if record.client_id != client.id {
-        return Err(OAuthError::invalid_grant("Invalid refresh token. Token client and authorized client don't match").into());
+        return Err(OAuthError::invalid_grant(
+            "Invalid refresh token. Token client and authorized client don't match",
+        )
+        .into());
     }
     event.user_id = Some(record.user_id.clone());
     event.session_id = Some(record.session_id.clone());
@@ -233,7 +268,9 @@ async fn refresh(
         RefreshTokenUse::Reused(record) => {
             // A rotated token came back: someone holds a copy. End the whole session.
             end_session(app, &record.session_id, now).await?;
-            return Err(OAuthError::invalid_grant("Maximum allowed refresh token reuse exceeded").into());
+            return Err(
+                OAuthError::invalid_grant("Maximum allowed refresh token reuse exceeded").into(),
+            );
         }
         RefreshTokenUse::Unknown => return Err(invalid().into()),
     };
@@ -288,7 +325,12 @@ async fn authorization_code(
     }
     event.user_id = Some(grant.user_id.clone());
     event.session_id = Some(grant.session_id.clone());
-    grants::check_code(&grant, client, form.get("redirect_uri"), form.get("code_verifier"))?;
+    grants::check_code(
+        &grant,
+        client,
+        form.get("redirect_uri"),
+        form.get("code_verifier"),
+    )?;
     let session = app.store.get_session(&grant.session_id).await?;
     let session = session
         .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
@@ -327,10 +369,13 @@ async fn token_exchange(
         event.details.insert("audience", params.audiences.join(" "));
     }
     let invalid_token = || OAuthError::invalid_request("Invalid token");
-    let subject = active_access_token(app, rt, params.subject_token, now).ok_or_else(invalid_token)?;
+    let subject =
+        active_access_token(app, rt, params.subject_token, now).ok_or_else(invalid_token)?;
     event.user_id = Some(subject.claims.sub.clone());
     event.session_id = subject.claims.sid.clone();
-    event.details.insert("subject_client", subject.claims.azp.clone());
+    event
+        .details
+        .insert("subject_client", subject.claims.azp.clone());
     let user = app
         .user(rt.id(), &subject.claims.sub)
         .await?
@@ -363,7 +408,16 @@ async fn token_exchange(
         )
         .into());
     }
-    respond(app, rt, client, decision.issued, session.as_ref(), Some(decision.issued_token_type), now).await
+    respond(
+        app,
+        rt,
+        client,
+        decision.issued,
+        session.as_ref(),
+        Some(decision.issued_token_type),
+        now,
+    )
+    .await
 }
 
 /// Signs the tokens, stores the refresh token, and shapes the response.
@@ -393,7 +447,10 @@ async fn respond(
             ..Default::default()
         });
     }
-    let access_token = rt.signer.sign(ACCESS_TOKEN_TYP, &issued.access).map_err(sign_error)?;
+    let access_token = rt
+        .signer
+        .sign(ACCESS_TOKEN_TYP, &issued.access)
+        .map_err(sign_error)?;
     let mut response = TokenResponse {
         access_token,
         expires_in: issued.expires_in,
@@ -423,7 +480,11 @@ async fn respond(
         };
         app.store.insert_refresh_token(&record).await?;
         response.refresh_token = Some(value);
-        response.refresh_expires_in = Some(if plan.offline { 0 } else { expires_at.saturating_sub(now) });
+        response.refresh_expires_in = Some(if plan.offline {
+            0
+        } else {
+            expires_at.saturating_sub(now)
+        });
     }
     Ok(response)
 }
@@ -437,6 +498,7 @@ pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResul
         .await?
         .map(|s| s.expires_at)
         .unwrap_or(now + 86_400);
-    app.revocations.revoke_session(session_id, until.max(now + 3600));
+    app.revocations
+        .revoke_session(session_id, until.max(now + 3600));
     Ok(())
 }
