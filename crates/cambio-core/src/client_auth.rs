@@ -147,6 +147,7 @@ pub struct AssertionUse {
 /// assertion's `aud` may take (our issuer and token endpoint); `now` is Unix seconds.
 pub fn authenticate(
     client: &Client,
+    keys: &[VerifyingKey],
     presented: &Presented,
     audiences: &[&str],
     now: u64,
@@ -182,10 +183,7 @@ pub fn authenticate(
             {
                 return Err(invalid_client());
             }
-            let jwks = client.jwks.as_deref().ok_or_else(invalid_client)?;
-            let keys: Vec<VerifyingKey> =
-                cambio_jose::parse_jwks(jwks.as_bytes(), None).map_err(|_| invalid_client())?;
-            let verified = verify_assertion(assertion, &keys, &client.client_id, audiences, now)?;
+            let verified = verify_assertion(assertion, keys, &client.client_id, audiences, now)?;
             let jti = verified.jwt_id().ok_or_else(invalid_client)?.to_owned();
             let expires_at = verified.expires_at().ok_or_else(invalid_client)?;
             Ok(Some(AssertionUse { jti, expires_at }))
@@ -324,15 +322,15 @@ mod tests {
             client_id: "c".into(),
             secret: "s3cret".into(),
         };
-        assert_eq!(authenticate(&client, &ok, &[], 0), Ok(None));
+        assert_eq!(authenticate(&client, &[], &ok, &[], 0), Ok(None));
         let bad = Presented::Post {
             client_id: "c".into(),
             secret: "s3cre".into(),
         };
-        assert!(authenticate(&client, &bad, &[], 0).is_err());
+        assert!(authenticate(&client, &[], &bad, &[], 0).is_err());
         let none = Presented::ClientIdOnly {
             client_id: "c".into(),
         };
-        assert!(authenticate(&client, &none, &[], 0).is_err());
+        assert!(authenticate(&client, &[], &none, &[], 0).is_err());
     }
 }

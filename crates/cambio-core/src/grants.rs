@@ -210,20 +210,9 @@ pub fn refresh(
         .filter(|u| u.enabled)
         .ok_or_else(|| OAuthError::invalid_grant("User disabled"))?;
     let mut scope = GrantedScope::from_stored(presented.stored_scope);
-    // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+    check_refresh_scope(presented.stored_scope, requested_scope)?;
     if let Some(requested) = requested_scope {
         let asked = GrantedScope::from_stored(requested);
-        let extra: Vec<&str> = asked
-            .names
-            .iter()
-            .filter(|n| !scope.names.contains(*n))
-            .map(String::as_str)
-            .collect();
-        if !extra.is_empty() || (asked.openid && !scope.openid) {
-            return Err(OAuthError::invalid_scope(
-                "Invalid scopes: scope exceeds the original grant",
-            ));
-        }
         scope.names.retain(|n| {
             asked.names.contains(n)
                 || !realm
@@ -282,14 +271,31 @@ pub fn refresh(
             id_jti: ids.id_jti,
         },
     );
-    if let Some(filter) = &presented.data.audience_filter {
-        if filter.iter().any(|a| !issued.access.aud.contains(a)) {
-            return Err(OAuthError::invalid_grant(
-                "Requested audience no longer available",
-            ));
-        }
+    if let Some(filter) = &presented.data.audience_filter
+        && filter.iter().any(|a| !issued.access.aud.contains(a))
+    {
+        return Err(OAuthError::invalid_grant(
+            "Requested audience no longer available",
+        ));
     }
     Ok(issued)
+}
+
+/// A refresh may narrow the scope, never widen it (RFC 6749 §6). The server also checks this
+/// before it marks the refresh token used, so that a malformed request does not burn the token
+/// (and a retry with it does not look like reuse and end the session).
+pub fn check_refresh_scope(stored_scope: &str, requested_scope: Option<&str>) -> OAuthResult<()> {
+    let Some(requested) = requested_scope else {
+        return Ok(());
+    };
+    let granted = GrantedScope::from_stored(stored_scope);
+    let asked = GrantedScope::from_stored(requested);
+    if asked.names.iter().any(|n| !granted.names.contains(n)) || (asked.openid && !granted.openid) {
+        return Err(OAuthError::invalid_scope(
+            "Invalid scopes: scope exceeds the original grant",
+        ));
+    }
+    Ok(())
 }
 
 /// What an authorization code stands for, stored under the code's hash until redeemed.

@@ -15,6 +15,8 @@ pub const ATTR_EXCHANGE_REFRESH: &str = "standard.token.exchange.enableRefreshRe
 pub const ATTR_ACCESS_TOKEN_LIFESPAN: &str = "access.token.lifespan";
 /// Per-client refresh (client session idle) lifetime override, in seconds.
 pub const ATTR_CLIENT_SESSION_IDLE: &str = "client.session.idle.timeout";
+/// Keycloak's client attribute holding the JWKS (JSON) for `private_key_jwt`.
+pub const ATTR_JWKS: &str = "jwks.string";
 /// Whether refresh tokens are issued to this client at all (default true).
 pub const ATTR_USE_REFRESH_TOKENS: &str = "use.refresh.tokens";
 
@@ -123,8 +125,6 @@ pub struct Client {
     pub client_authenticator_type: ClientAuthenticator,
     /// The client secret in clear; the server encrypts it before it reaches the store.
     pub secret: Option<String>,
-    /// Keys for `private_key_jwt`, as a JWKS JSON document.
-    pub jwks: Option<String>,
     pub redirect_uris: Vec<String>,
     pub web_origins: Vec<String>,
     pub standard_flow_enabled: bool,
@@ -153,7 +153,6 @@ impl Default for Client {
             bearer_only: false,
             client_authenticator_type: ClientAuthenticator::Secret,
             secret: None,
-            jwks: None,
             redirect_uris: Vec::new(),
             web_origins: Vec::new(),
             standard_flow_enabled: true,

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::model::{Client, ClientScope, Realm, Role, User};
+use cambio_jose::VerifyingKey;
+
+use crate::model::{ATTR_JWKS, Client, ClientAuthenticator, ClientScope, Realm, Role, User};
 
 /// The roles a user holds, resolved through composites: realm role names and, per client
 /// (by `client_id`), client role names. Ordered, so tokens are deterministic.
@@ -49,6 +51,8 @@ pub struct RealmSnapshot {
     /// Client role ids by (client uuid, name).
     client_role_by_name: HashMap<(String, String), String>,
     scopes: HashMap<String, ClientScope>,
+    /// Parsed `private_key_jwt` keys by client uuid, so no request parses a JWKS.
+    client_keys: HashMap<String, Vec<VerifyingKey>>,
 }
 
 impl RealmSnapshot {
@@ -65,6 +69,14 @@ impl RealmSnapshot {
             ..Default::default()
         };
         for client in clients {
+            if client.client_authenticator_type == ClientAuthenticator::PrivateKeyJwt {
+                // A JWKS that does not parse leaves the client without keys: it cannot log in.
+                let keys = client
+                    .attribute(ATTR_JWKS)
+                    .and_then(|jwks| cambio_jose::parse_jwks(jwks.as_bytes(), None).ok())
+                    .unwrap_or_default();
+                snapshot.client_keys.insert(client.id.clone(), keys);
+            }
             snapshot
                 .client_uuid_by_client_id
                 .insert(client.client_id.clone(), client.id.clone());
@@ -103,6 +115,11 @@ impl RealmSnapshot {
         self.client_uuid_by_client_id
             .get(client_id)
             .and_then(|uuid| self.clients.get(uuid))
+    }
+
+    /// The registered `private_key_jwt` keys of a client (empty when it has none).
+    pub fn client_keys(&self, uuid: &str) -> &[VerifyingKey] {
+        self.client_keys.get(uuid).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn clients(&self) -> impl Iterator<Item = &Arc<Client>> {

@@ -1,6 +1,8 @@
 //! Wire types of Cambio's HTTP interface: OAuth 2.0 responses (RFC 6749 §5.1, RFC 8693 §2.2.1)
 //! and the discovery document (RFC 8414, OpenID Connect Discovery). No logic lives here.
 
+pub mod admin;
+
 use serde::{Deserialize, Serialize};
 
 /// A successful token endpoint response.

@@ -16,6 +16,29 @@ pub const MASTER: &str = "master";
 pub const DEMO: &str = "demo";
 /// The master realm role that may administer every realm.
 pub const ADMIN_ROLE: &str = "admin";
+/// The client whose roles grant administration of one realm.
+pub const REALM_MANAGEMENT: &str = "realm-management";
+/// The client roles of `realm-management`; `realm-admin` is a composite of all of them.
+pub const REALM_MANAGEMENT_ROLES: &[&str] = &[
+    "create-client",
+    "impersonation",
+    "manage-authorization",
+    "manage-clients",
+    "manage-events",
+    "manage-identity-providers",
+    "manage-realm",
+    "manage-users",
+    "query-clients",
+    "query-groups",
+    "query-realms",
+    "query-users",
+    "view-authorization",
+    "view-clients",
+    "view-events",
+    "view-identity-providers",
+    "view-realm",
+    "view-users",
+];
 
 /// What the first start created, so the binary can tell the operator.
 #[derive(Debug, Default)]
@@ -47,6 +70,30 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
         };
         state.insert_client_scope(&realm.id, &scope).await?;
     }
+    let mut management = new_client(&realm, REALM_MANAGEMENT);
+    management.name = Some("${client_realm-management}".into());
+    management.bearer_only = true;
+    management.standard_flow_enabled = false;
+    state.insert_client(&realm.id, &management).await?;
+    let mut composites = Vec::new();
+    for name in REALM_MANAGEMENT_ROLES {
+        let role = Role {
+            id: random::uuid(),
+            name: (*name).to_owned(),
+            client_id: Some(management.id.clone()),
+            ..Default::default()
+        };
+        state.insert_role(&realm.id, &role).await?;
+        composites.push(role.id);
+    }
+    let realm_admin = Role {
+        id: random::uuid(),
+        name: "realm-admin".into(),
+        client_id: Some(management.id.clone()),
+        composites,
+        ..Default::default()
+    };
+    state.insert_role(&realm.id, &realm_admin).await?;
     crate::keys::ensure_active_key(state, &realm.id, realm.default_signature_algorithm, now)
         .await?;
     state.insert_realm(&realm).await?;

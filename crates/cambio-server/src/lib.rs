@@ -5,6 +5,7 @@
 //! 127.0.0.1:0 and get a real server in one call.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod admin;
 mod audit;
 mod bootstrap;
 mod common;
@@ -152,9 +153,12 @@ impl Server {
             .unwrap_or_default();
         let app = router(self.state.clone(), &relative);
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        // Keycloak's admin clients differ on trailing slashes (`/clients/` and `/clients`):
+        // strip them before routing.
+        let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), app);
         axum::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -246,7 +250,7 @@ async fn maintenance(state: Arc<AppState>) {
 }
 
 fn routes(state: Arc<AppState>) -> Router {
-    use routes::{admin, authorize, oidc, session, token};
+    use routes::{authorize, oidc, session, token};
     let oidc_base = "/realms/{realm}/protocol/openid-connect";
     Router::new()
         .route(
@@ -276,13 +280,9 @@ fn routes(state: Arc<AppState>) -> Router {
             &format!("{oidc_base}/logout"),
             get(session::logout_get).post(session::logout_post),
         )
-        .route("/admin/realms/{realm}/events", get(admin::events))
-        .route(
-            "/admin/realms/{realm}/keys/rotate",
-            post(admin::rotate_keys),
-        )
         .route("/health/live", get(oidc::live))
         .route("/health/ready", get(oidc::ready))
+        .merge(admin::routes())
         .with_state(state)
 }
 

@@ -253,6 +253,40 @@ impl AppState {
         )?)
     }
 
+    pub async fn update_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
+        self.store.update_object(&self.client_object(realm_id, client)?).await
+    }
+
+    pub async fn update_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
+        let result = self
+            .store
+            .update_object(&object(realm_id, KIND_USER, &user.id, &user.username.to_lowercase(), user)?)
+            .await;
+        self.forget_user(&user.id);
+        result
+    }
+
+    pub async fn delete_user(&self, realm_id: &str, user_id: &str) -> StoreResult<bool> {
+        let deleted = self.store.delete_object(realm_id, KIND_USER, user_id).await;
+        self.forget_user(user_id);
+        deleted
+    }
+
+    /// Forgets a cached user after it changed.
+    pub fn forget_user(&self, user_id: &str) {
+        if let Ok(mut map) = self.users.write() {
+            map.remove(user_id);
+        }
+    }
+
+    /// The service account user of a client, if it has one.
+    pub async fn service_account_of(&self, realm_id: &str, client: &Client) -> StoreResult<Option<User>> {
+        Ok(self
+            .user_by_name(realm_id, &format!("service-account-{}", client.client_id))
+            .await?
+            .filter(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str())))
+    }
+
     pub async fn insert_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
         self.store
             .insert_object(&object(

@@ -1,6 +1,5 @@
 //! HTTP handlers, one module per group of endpoints.
 
-pub mod admin;
 pub mod authorize;
 pub mod oidc;
 pub mod session;

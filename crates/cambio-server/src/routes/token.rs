@@ -103,6 +103,9 @@ async fn handle(
     event
         .details
         .insert("grant_type", grant.as_str().to_owned());
+    // The client the request claims to come from, so that a failed authentication is audited
+    // under its name; replaced by the authenticated client below.
+    event.client_id = claimed_client_id(headers, &form);
     let client = authenticate_client(app, rt, headers, &form, now).await?;
     event.client_id = Some(client.client_id.clone());
     if client.bearer_only {
@@ -121,6 +124,16 @@ async fn handle(
         }
         GrantType::TokenExchange => token_exchange(app, rt, &client, &form, now, event).await,
     }
+}
+
+/// The client id a request names, unverified (for audit events only), at most 64 characters.
+fn claimed_client_id(headers: &HeaderMap, form: &FormParams) -> Option<String> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented = cambio_core::client_auth::Presented::extract(authorization, form).ok()??;
+    let id = presented.claimed_client_id().ok()?;
+    Some(id.chars().filter(|c| !c.is_control()).take(64).collect())
 }
 
 fn ids() -> Ids {
@@ -263,6 +276,8 @@ async fn refresh(
     }
     event.user_id = Some(record.user_id.clone());
     event.session_id = Some(record.session_id.clone());
+    // Likewise a request for more scope than granted is refused before the token is used.
+    grants::check_refresh_scope(&record.scope, form.get("scope"))?;
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {

@@ -1,5 +1,4 @@
-//! The admin endpoints built so far: audit events and key rotation, for tokens of a `master`
-//! administrator (realm role `admin`).
+//! Audit events (`GET /admin/realms/{realm}/events`) and signing-key rotation.
 
 use std::sync::Arc;
 
@@ -10,46 +9,11 @@ use cambio_store::EventFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::bootstrap::{ADMIN_ROLE, MASTER};
-use crate::common::{active_access_token, bearer_token};
+use super::{Need, authorize, realm_or_404};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{AppState, RealmRuntime};
+use crate::state::AppState;
 
-/// Checks the bearer token of an admin request: 401 without a valid token, 403 without the
-/// administrator role.
-pub fn require_admin(app: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let unauthorized = ApiError::Bearer {
-        status: StatusCode::UNAUTHORIZED,
-        error: Some("invalid_token"),
-        description: "Admin token missing or invalid",
-    };
-    let token = bearer_token(headers).ok_or(unauthorized)?;
-    let master = app.realm(MASTER).ok_or(ApiError::Unavailable)?;
-    let now = random::now();
-    let active = active_access_token(app, &master, token, now).ok_or(ApiError::Bearer {
-        status: StatusCode::UNAUTHORIZED,
-        error: Some("invalid_token"),
-        description: "Admin token missing or invalid",
-    })?;
-    let is_admin = active
-        .claims
-        .realm_access
-        .as_ref()
-        .is_some_and(|r| r.roles.contains(ADMIN_ROLE));
-    if !is_admin {
-        return Err(ApiError::Admin {
-            status: StatusCode::FORBIDDEN,
-            message: "HTTP 403 Forbidden".into(),
-        });
-    }
-    Ok(())
-}
-
-fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm)
-        .ok_or(ApiError::NotFound("Realm not found."))
-}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -107,7 +71,7 @@ pub async fn events(
     Query(query): Query<EventQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    require_admin(&app, &headers)?;
+    authorize(&app, &headers, &realm, Need::ViewEvents)?;
     let rt = realm_or_404(&app, &realm)?;
     let filter = EventFilter {
         types: query
@@ -158,7 +122,7 @@ pub async fn rotate_keys(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&app, &headers)?;
+    authorize(&app, &headers, &realm, Need::ManageRealm)?;
     let rt = realm_or_404(&app, &realm)?;
     let now = random::now();
     let snapshot = &rt.snapshot;

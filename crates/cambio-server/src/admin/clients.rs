@@ -1,0 +1,367 @@
+//! `/admin/realms/{realm}/clients`: clients, their secrets and service accounts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use cambio_core::model::{ATTR_JWKS, Client, ClientAuthenticator, ProtocolMapper};
+use cambio_proto::admin::{ClientRep, ProtocolMapperRep, UserRep};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Need, authorize, bad_request, conflict, created, no_content, page, parse_json, realm_or_404};
+use crate::bootstrap::service_account;
+use crate::error::{ApiError, ApiResult};
+use crate::random;
+use crate::state::{AppState, KIND_CLIENT, KIND_ROLE, RealmRuntime};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    client_id: Option<String>,
+    search: Option<bool>,
+    first: Option<i64>,
+    max: Option<i64>,
+}
+
+/// The Keycloak representation of a client.
+pub fn to_rep(client: &Client) -> ClientRep {
+    ClientRep {
+        id: Some(client.id.clone()),
+        client_id: Some(client.client_id.clone()),
+        name: client.name.clone(),
+        description: client.description.clone(),
+        enabled: Some(client.enabled),
+        client_authenticator_type: Some(
+            match client.client_authenticator_type {
+                ClientAuthenticator::Secret => "client-secret",
+                ClientAuthenticator::PrivateKeyJwt => "client-jwt",
+            }
+            .to_owned(),
+        ),
+        secret: if client.public_client { None } else { client.secret.clone() },
+        redirect_uris: Some(client.redirect_uris.clone()),
+        web_origins: Some(client.web_origins.clone()),
+        bearer_only: Some(client.bearer_only),
+        consent_required: Some(false),
+        standard_flow_enabled: Some(client.standard_flow_enabled),
+        implicit_flow_enabled: Some(false),
+        direct_access_grants_enabled: Some(client.direct_access_grants_enabled),
+        service_accounts_enabled: Some(client.service_accounts_enabled),
+        authorization_services_enabled: Some(false),
+        public_client: Some(client.public_client),
+        frontchannel_logout: Some(false),
+        protocol: Some("openid-connect".into()),
+        attributes: Some(
+            client
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        ),
+        full_scope_allowed: Some(client.full_scope_allowed),
+        default_client_scopes: Some(client.default_client_scopes.clone()),
+        optional_client_scopes: Some(client.optional_client_scopes.clone()),
+        protocol_mappers: Some(
+            client
+                .protocol_mappers
+                .iter()
+                .map(|m| ProtocolMapperRep {
+                    id: Some(m.id.clone()),
+                    name: m.name.clone(),
+                    protocol: m.protocol.clone(),
+                    protocol_mapper: m.protocol_mapper.clone(),
+                    config: m.config.clone(),
+                })
+                .collect(),
+        ),
+        not_before: Some(0),
+        surrogate_auth_required: Some(false),
+        always_display_in_console: Some(false),
+        node_re_registration_timeout: Some(-1),
+        access: Some(BTreeMap::from([
+            ("view".to_owned(), true),
+            ("configure".to_owned(), true),
+            ("manage".to_owned(), true),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// Applies the fields a representation names to a client, validating them.
+pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> ApiResult<()> {
+    if let Some(client_id) = &rep.client_id {
+        if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(char::is_control) {
+            return Err(bad_request("Invalid clientId"));
+        }
+        client.client_id = client_id.clone();
+    }
+    if let Some(v) = &rep.name {
+        client.name = Some(v.clone());
+    }
+    if let Some(v) = &rep.description {
+        client.description = Some(v.clone());
+    }
+    if let Some(v) = rep.enabled {
+        client.enabled = v;
+    }
+    if let Some(kind) = &rep.client_authenticator_type {
+        client.client_authenticator_type = match kind.as_str() {
+            "client-secret" => ClientAuthenticator::Secret,
+            "client-jwt" => ClientAuthenticator::PrivateKeyJwt,
+            other => return Err(bad_request(format!("Unsupported client authenticator: {other}"))),
+        };
+    }
+    if let Some(v) = &rep.secret {
+        client.secret = Some(v.clone());
+    }
+    if let Some(v) = &rep.redirect_uris {
+        client.redirect_uris = v.clone();
+    }
+    if let Some(v) = &rep.web_origins {
+        client.web_origins = v.clone();
+    }
+    if let Some(v) = rep.bearer_only {
+        client.bearer_only = v;
+    }
+    if let Some(v) = rep.standard_flow_enabled {
+        client.standard_flow_enabled = v;
+    }
+    if let Some(v) = rep.direct_access_grants_enabled {
+        client.direct_access_grants_enabled = v;
+    }
+    if let Some(v) = rep.service_accounts_enabled {
+        client.service_accounts_enabled = v;
+    }
+    if let Some(v) = rep.public_client {
+        client.public_client = v;
+    }
+    if let Some(v) = rep.full_scope_allowed {
+        client.full_scope_allowed = v;
+    }
+    if let Some(attributes) = &rep.attributes {
+        for (name, value) in attributes {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => {
+                    client.attributes.remove(name);
+                    continue;
+                }
+                _ => return Err(bad_request(format!("Invalid value for attribute {name}"))),
+            };
+            client.attributes.insert(name.clone(), value);
+        }
+    }
+    if let Some(jwks) = client.attribute(ATTR_JWKS) {
+        cambio_jose::parse_jwks(jwks.as_bytes(), None).map_err(|_| bad_request("Invalid jwks.string"))?;
+    }
+    for (scopes, given) in [
+        (&mut client.default_client_scopes, &rep.default_client_scopes),
+        (&mut client.optional_client_scopes, &rep.optional_client_scopes),
+    ] {
+        if let Some(given) = given {
+            if let Some(unknown) = given.iter().find(|s| realm.snapshot.client_scope(s).is_none()) {
+                return Err(bad_request(format!("Client scope {unknown} not found")));
+            }
+            *scopes = given.clone();
+        }
+    }
+    if let Some(mappers) = &rep.protocol_mappers {
+        client.protocol_mappers = mappers
+            .iter()
+            .map(|m| ProtocolMapper {
+                id: m.id.clone().unwrap_or_else(random::uuid),
+                name: m.name.clone(),
+                protocol: if m.protocol.is_empty() { "openid-connect".into() } else { m.protocol.clone() },
+                protocol_mapper: m.protocol_mapper.clone(),
+                config: m.config.clone(),
+            })
+            .collect();
+    }
+    Ok(())
+}
+
+fn client_or_404(rt: &RealmRuntime, id: &str) -> ApiResult<Arc<Client>> {
+    rt.snapshot
+        .client(id)
+        .cloned()
+        .ok_or(ApiError::NotFound("Could not find client"))
+}
+
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<ClientRep>>> {
+    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let mut clients: Vec<&Arc<Client>> = rt.snapshot.clients().collect();
+    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    if let Some(wanted) = &query.client_id {
+        if query.search.unwrap_or(false) {
+            let wanted = wanted.to_lowercase();
+            clients.retain(|c| c.client_id.to_lowercase().contains(&wanted));
+        } else {
+            clients.retain(|c| &c.client_id == wanted);
+        }
+    }
+    let reps = clients.into_iter().map(|c| to_rep(c)).collect();
+    Ok(Json(page(reps, query.first, query.max)))
+}
+
+pub async fn get_one(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ClientRep>> {
+    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    Ok(Json(to_rep(&*client_or_404(&rt, &id)?)))
+}
+
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let rep: ClientRep = parse_json(&body)?;
+    let client_id = rep.client_id.clone().ok_or_else(|| bad_request("clientId is required"))?;
+    if rt.snapshot.client_by_client_id(&client_id).is_some() {
+        return Err(conflict(format!("Client {client_id} already exists")));
+    }
+    let mut client = crate::bootstrap::new_client(&rt.snapshot.realm, &client_id);
+    client.direct_access_grants_enabled = false;
+    if let Some(id) = rep.id.clone().filter(|id| !id.is_empty()) {
+        if rt.snapshot.client(&id).is_some() {
+            return Err(conflict(format!("Client {id} already exists")));
+        }
+        client.id = id;
+    }
+    apply_rep(&mut client, &rep, &rt)?;
+    if client.is_confidential() && client.secret.is_none() {
+        client.secret = Some(random::token());
+    }
+    let now = random::now();
+    app.insert_client(rt.id(), &client).await.map_err(|e| match e {
+        cambio_store::StoreError::Conflict(_) => conflict(format!("Client {client_id} already exists")),
+        other => other.into(),
+    })?;
+    if client.service_accounts_enabled {
+        app.insert_user(rt.id(), &service_account(&client, now)).await?;
+    }
+    app.reload_realm(rt.id(), now).await?;
+    Ok(created(format!("{}/admin/realms/{realm}/clients/{}", app.base_url, client.id)))
+}
+
+pub async fn update(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let current = client_or_404(&rt, &id)?;
+    let rep: ClientRep = parse_json(&body)?;
+    let mut client = (*current).clone();
+    apply_rep(&mut client, &rep, &rt)?;
+    if let Some(other) = rt.snapshot.client_by_client_id(&client.client_id) {
+        if other.id != client.id {
+            return Err(conflict(format!("Client {} already exists", client.client_id)));
+        }
+    }
+    if client.is_confidential() && client.secret.is_none() {
+        client.secret = Some(random::token());
+    }
+    let now = random::now();
+    app.update_client(rt.id(), &client).await?;
+    let account = app.service_account_of(rt.id(), &current).await?;
+    match account {
+        Some(mut account) if current.client_id != client.client_id => {
+            account.username = format!("service-account-{}", client.client_id);
+            app.update_user(rt.id(), &account).await?;
+        }
+        None if client.service_accounts_enabled => {
+            app.insert_user(rt.id(), &service_account(&client, now)).await?;
+        }
+        _ => {}
+    }
+    app.reload_realm(rt.id(), now).await?;
+    Ok(no_content())
+}
+
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let client = client_or_404(&rt, &id)?;
+    if let Some(account) = app.service_account_of(rt.id(), &client).await? {
+        app.delete_user(rt.id(), &account.id).await?;
+    }
+    for role in rt.snapshot.roles().filter(|r| r.client_id.as_deref() == Some(client.id.as_str())) {
+        app.store.delete_object(rt.id(), KIND_ROLE, &role.id).await?;
+    }
+    app.store.delete_object(rt.id(), KIND_CLIENT, &client.id).await?;
+    app.reload_realm(rt.id(), random::now()).await?;
+    Ok(no_content())
+}
+
+fn secret_body(client: &Client) -> Json<Value> {
+    Json(json!({"type": "secret", "value": client.secret}))
+}
+
+pub async fn get_secret(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    Ok(secret_body(&*client_or_404(&rt, &id)?))
+}
+
+pub async fn regenerate_secret(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let mut client = (*client_or_404(&rt, &id)?).clone();
+    if !client.is_confidential() {
+        return Err(bad_request("Public and bearer-only clients have no secret"));
+    }
+    client.secret = Some(random::token());
+    app.update_client(rt.id(), &client).await?;
+    app.reload_realm(rt.id(), random::now()).await?;
+    Ok(secret_body(&client))
+}
+
+pub async fn service_account_user(
+    State(app): State<Arc<AppState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<UserRep>> {
+    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    let rt = realm_or_404(&app, &realm)?;
+    let client = client_or_404(&rt, &id)?;
+    let account = app
+        .service_account_of(rt.id(), &client)
+        .await?
+        .filter(|_| client.service_accounts_enabled)
+        .ok_or_else(|| bad_request("Service account not enabled for the client"))?;
+    Ok(Json(super::users::to_rep(&account)))
+}

@@ -1,0 +1,11 @@
+//! `/admin/realms`: realms, partial export and import.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+}
