@@ -41,9 +41,50 @@ impl RequestedType {
     }
 }
 
+/// Which of Keycloak's two permission models admits the requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermissionModel {
+    /// Standard token exchange (V2): the requester has `standard.token.exchange.enabled`.
+    Standard,
+    /// Fine-grained permissions (V1): the target's `token-exchange` permission names the
+    /// requester. `target` is the audience client's `client_id`.
+    Legacy { target: String },
+}
+
+/// Decides the permission model from the requester and the audience, before any token is
+/// verified: a requester neither model admits is refused at once.
+fn permission_model(
+    realm: &RealmSnapshot,
+    requester: &Client,
+    audiences: &[&str],
+) -> OAuthResult<PermissionModel> {
+    if requester.is_confidential() && requester.standard_exchange_enabled() {
+        return Ok(PermissionModel::Standard);
+    }
+    // The fine-grained model takes one audience whose token-exchange permission exists.
+    if let [audience] = audiences {
+        if let Some(target) = realm.client_by_client_id(audience) {
+            if realm.permissions.exchange_permission(&target.id).is_some() {
+                return Ok(PermissionModel::Legacy {
+                    target: target.client_id.clone(),
+                });
+            }
+        }
+    }
+    if !requester.is_confidential() {
+        return Err(OAuthError::invalid_client(
+            "Public client is not allowed to exchange token",
+        ));
+    }
+    Err(OAuthError::invalid_request(
+        "Standard token exchange is not enabled for the requested client",
+    ))
+}
+
 /// The exchange parameters, checked for shape before any token is verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeParams<'a> {
+    pub mode: PermissionModel,
     pub subject_token: &'a str,
     pub requested: RequestedType,
     pub audiences: Vec<&'a str>,
@@ -54,17 +95,13 @@ pub struct ExchangeParams<'a> {
 impl<'a> ExchangeParams<'a> {
     /// Reads the parameters and refuses a requester that may not exchange at all. Runs before
     /// the subject token is verified so that a refused request costs no signature check.
-    pub fn parse(form: &'a FormParams, requester: &Client) -> OAuthResult<ExchangeParams<'a>> {
-        if !requester.is_confidential() {
-            return Err(OAuthError::invalid_client(
-                "Public client is not allowed to exchange token",
-            ));
-        }
-        if !requester.standard_exchange_enabled() {
-            return Err(OAuthError::invalid_request(
-                "Standard token exchange is not enabled for the requested client",
-            ));
-        }
+    pub fn parse(
+        form: &'a FormParams,
+        requester: &Client,
+        realm: &RealmSnapshot,
+    ) -> OAuthResult<ExchangeParams<'a>> {
+        let audiences: Vec<&str> = form.all("audience").collect();
+        let mode = permission_model(realm, requester, &audiences)?;
         let subject_token = form.require("subject_token")?;
         if subject_token.len() > MAX_SUBJECT_TOKEN_BYTES {
             return Err(OAuthError::invalid_request("Invalid token"));
@@ -116,9 +153,10 @@ impl<'a> ExchangeParams<'a> {
             ));
         }
         Ok(ExchangeParams {
+            mode,
             subject_token,
             requested,
-            audiences: form.all("audience").collect(),
+            audiences,
             scope: form.get("scope"),
             actor_token,
         })
@@ -221,10 +259,26 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     }
     // The requester must be a party the subject token was meant for, or its holder.
     let own = &requester.client_id;
+    if !requester.is_confidential() && subject.claims.azp != *own {
+        // A public client can prove nothing about itself: it may only exchange tokens that
+        // were issued to it (Keycloak PR #11542).
+        return Err(OAuthError::access_denied(
+            "Client is not the holder of the token",
+        ));
+    }
     if !subject.claims.aud.contains(own) && subject.claims.azp != *own {
         return Err(OAuthError::access_denied(
             "Client is not within the token audience",
         ));
+    }
+    if let PermissionModel::Legacy { target } = &params.mode {
+        let permitted = realm
+            .client_by_client_id(target)
+            .and_then(|t| realm.permissions.exchange_permission(&t.id))
+            .is_some_and(|p| realm.permissions.grants(p, &requester.id));
+        if !permitted {
+            return Err(OAuthError::access_denied("Client not allowed to exchange"));
+        }
     }
     let act = delegation(subject, actor, requester)?;
     let mut exchanged_from = Vec::with_capacity(subject.claims.exchanged_from.len() + 1);
@@ -243,7 +297,12 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     )?;
     let refresh_lifetime = match params.requested {
         RequestedType::RefreshToken => {
-            if !requester.exchange_refresh_allowed() {
+            // The fine-grained model always allowed refresh tokens to clients that use them.
+            let allowed = match params.mode {
+                PermissionModel::Standard => requester.exchange_refresh_allowed(),
+                PermissionModel::Legacy { .. } => requester.uses_refresh_tokens(),
+            };
+            if !allowed {
                 return Err(OAuthError::invalid_request(
                     "requested_token_type unsupported",
                 ));
@@ -276,7 +335,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     if params.requested == RequestedType::IdToken {
         scope_for_issue.openid = true;
     }
-    let issued = issue::issue(
+    let mut issued = issue::issue(
         realm,
         IssueSpec {
             client: requester,
@@ -301,11 +360,20 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
             id_jti,
         },
     );
-    if let Some(filter) = &audience_filter {
-        if let Some(missing) = filter.iter().find(|a| !issued.access.aud.contains(a)) {
-            return Err(OAuthError::invalid_request(format!(
-                "Requested audience not available: {missing}"
-            )));
+    match &params.mode {
+        // The permission names the target: the token is for it even if the user holds none
+        // of its roles, as in Keycloak's fine-grained model.
+        PermissionModel::Legacy { target } => issued.access.aud = vec![target.clone()],
+        PermissionModel::Standard => {
+            if let Some(missing) = audience_filter
+                .iter()
+                .flatten()
+                .find(|a| !issued.access.aud.contains(a))
+            {
+                return Err(OAuthError::invalid_request(format!(
+                    "Requested audience not available: {missing}"
+                )));
+            }
         }
     }
     Ok(ExchangeDecision {
@@ -517,7 +585,7 @@ mod tests {
         let requester = realm.client_by_client_id(case.requester).unwrap().clone();
         let body = format!("subject_token=t&{}", case.form);
         let form = FormParams::parse(body.as_bytes()).unwrap();
-        let params = ExchangeParams::parse(&form, &requester)?;
+        let params = ExchangeParams::parse(&form, &requester, &realm)?;
         decide(ExchangeInput {
             realm: &realm,
             requester: &requester,
@@ -744,6 +812,100 @@ mod tests {
         );
         assert_eq!(d.issued_token_type, RequestedType::IdToken);
         assert_eq!(d.issued.id_token.unwrap().aud, "requester");
+    }
+
+    #[test]
+    fn fine_grained_permissions() {
+        use crate::permissions::{
+            AuthzPolicy, Permissions, TOKEN_EXCHANGE_SCOPE, client_permission_name,
+        };
+        // `plain` (no standard exchange) and `public-app` may exchange to orders-api through
+        // its token-exchange permission; `other` is not named by the policy.
+        let policy = AuthzPolicy {
+            id: "pol".into(),
+            name: "allow".into(),
+            policy_type: "client".into(),
+            clients: vec!["uuid-plain".into(), "uuid-public-app".into()],
+            ..Default::default()
+        };
+        let permission = AuthzPolicy {
+            id: "perm".into(),
+            name: client_permission_name(TOKEN_EXCHANGE_SCOPE, "uuid-orders-api"),
+            policy_type: "scope".into(),
+            policies: vec!["pol".into()],
+            ..Default::default()
+        };
+        let realm = realm().with_permissions(Permissions::new(vec![policy, permission]));
+        let attempt = |requester: &str, azp: &str, audience: &str| {
+            let requester = realm.client_by_client_id(requester).unwrap().clone();
+            let body = format!("subject_token=t&audience={audience}");
+            let form = FormParams::parse(body.as_bytes()).unwrap();
+            let params = ExchangeParams::parse(&form, &requester, &realm)?;
+            let subject = subject(azp, &[], json!({}));
+            decide(ExchangeInput {
+                realm: &realm,
+                requester: &requester,
+                params: &params,
+                subject: &subject,
+                subject_user: &user(),
+                actor: None,
+                now: NOW,
+                access_jti: "j".into(),
+                id_jti: "i".into(),
+            })
+        };
+        let d = attempt("plain", "plain", "orders-api").unwrap();
+        assert_eq!(d.issued.access.aud, ["orders-api"]);
+        assert_eq!(d.issued.access.azp, "plain");
+        let d = attempt("public-app", "public-app", "orders-api").unwrap();
+        assert_eq!(d.issued.access.aud, ["orders-api"]);
+        let err = attempt("public-app", "plain", "orders-api").unwrap_err();
+        assert_eq!(
+            (err.code, err.description.as_ref()),
+            (
+                ErrorCode::AccessDenied,
+                "Client is not the holder of the token"
+            )
+        );
+        // `other` has standard exchange, so the standard rules apply to it.
+        let err = attempt("other", "other", "plain").unwrap_err();
+        assert_eq!(err.description, "Requested audience not available: plain");
+        // A client without standard exchange and without a permission for the target.
+        let err = attempt("plain", "plain", "billing-api").unwrap_err();
+        assert_eq!(
+            err.description,
+            "Standard token exchange is not enabled for the requested client"
+        );
+        // The permission exists but does not name the requester.
+        let mut realm2 = realm;
+        let denied = AuthzPolicy {
+            id: "perm".into(),
+            name: client_permission_name(TOKEN_EXCHANGE_SCOPE, "uuid-orders-api"),
+            policy_type: "scope".into(),
+            policies: vec![],
+            ..Default::default()
+        };
+        realm2 = realm2.with_permissions(Permissions::new(vec![denied]));
+        let requester = realm2.client_by_client_id("plain").unwrap().clone();
+        let form = FormParams::parse(b"subject_token=t&audience=orders-api").unwrap();
+        let params = ExchangeParams::parse(&form, &requester, &realm2).unwrap();
+        let subject = subject("plain", &[], json!({}));
+        let err = decide(ExchangeInput {
+            realm: &realm2,
+            requester: &requester,
+            params: &params,
+            subject: &subject,
+            subject_user: &user(),
+            actor: None,
+            now: NOW,
+            access_jti: "j".into(),
+            id_jti: "i".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            (err.code, err.description.as_ref()),
+            (ErrorCode::AccessDenied, "Client not allowed to exchange")
+        );
     }
 
     #[test]

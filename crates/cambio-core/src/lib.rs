@@ -12,6 +12,7 @@ pub mod form;
 pub mod grants;
 pub mod issue;
 pub mod model;
+pub mod permissions;
 pub mod realm;
 pub mod scope;
 pub mod tokens;

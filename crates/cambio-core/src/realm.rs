@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cambio_jose::VerifyingKey;
 
 use crate::model::{ATTR_JWKS, Client, ClientAuthenticator, ClientScope, Realm, Role, User};
+use crate::permissions::Permissions;
 
 /// The roles a user holds, resolved through composites: realm role names and, per client
 /// (by `client_id`), client role names. Ordered, so tokens are deterministic.
@@ -53,6 +54,8 @@ pub struct RealmSnapshot {
     scopes: HashMap<String, ClientScope>,
     /// Parsed `private_key_jwt` keys by client uuid, so no request parses a JWKS.
     client_keys: HashMap<String, Vec<VerifyingKey>>,
+    /// Fine-grained permissions of the `realm-management` authorization server.
+    pub permissions: Permissions,
 }
 
 impl RealmSnapshot {
@@ -101,6 +104,12 @@ impl RealmSnapshot {
             snapshot.scopes.insert(scope.name.clone(), scope);
         }
         snapshot
+    }
+
+    /// Adds the realm's fine-grained permissions.
+    pub fn with_permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
     }
 
     pub fn name(&self) -> &str {

@@ -110,6 +110,19 @@ pub struct RoleRep {
     pub container_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<BTreeMap<String, Vec<String>>>,
+    /// The roles a composite role contains, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub composites: Option<RoleCompositesRep>,
+}
+
+/// `RoleRepresentation.Composites`: realm role names and client role names per `clientId`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleCompositesRep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// `CredentialRepresentation` (only passwords are understood).
@@ -122,6 +135,10 @@ pub struct CredentialRep {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary: Option<bool>,
+    /// An already hashed password: Cambio exports and imports the Argon2id PHC string here
+    /// (Keycloak's legacy field of the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashed_salted_value: Option<String>,
 }
 
 /// `UserRepresentation`.
@@ -220,4 +237,103 @@ pub struct UserSessionRep {
     pub last_access: u64,
     pub remember_me: bool,
     pub clients: BTreeMap<String, String>,
+}
+
+/// `RealmRepresentation`: realm settings and, on import and export, its content.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RealmRep {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The realm's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_lifespan: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sso_session_idle_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sso_session_max_lifespan: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_session_idle_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_code_lifespan: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_signature_algorithm: Option<String>,
+    /// Cambio extension: an exchanged token never outlives its subject token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_lifetime_capped_by_subject: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, Value>>,
+    /// Realm role names every user holds (Keycloak before version 13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_roles: Option<Vec<String>>,
+    /// The composite realm role every user holds (Keycloak 13 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_role: Option<RoleRep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_default_client_scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_optional_client_scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesRep>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_scopes: Option<Vec<ClientScopeRep>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<ClientRep>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<UserRep>>,
+    /// Realm roles that clients without full scope may put in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_mappings: Option<Vec<ScopeMappingRep>>,
+    /// Client roles (per owning `clientId`) that clients without full scope may put in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_scope_mappings: Option<BTreeMap<String, Vec<ScopeMappingRep>>>,
+}
+
+/// `RolesRepresentation`: realm roles and client roles per `clientId`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolesRep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<Vec<RoleRep>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<BTreeMap<String, Vec<RoleRep>>>,
+}
+
+/// `ScopeMappingRepresentation`: roles (by name) a client may put in its tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeMappingRep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_scope: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `MappingsRepresentation`: a user's role mappings (empty parts are left out, as Keycloak does).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingsRep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_mappings: Option<Vec<RoleRep>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_mappings: Option<BTreeMap<String, ClientMappingsRep>>,
+}
+
+/// `ClientMappingsRepresentation`: the roles of one client mapped to a user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientMappingsRep {
+    /// The client's internal id.
+    pub id: String,
+    /// The client's `clientId`.
+    pub client: String,
+    pub mappings: Vec<RoleRep>,
 }

@@ -77,8 +77,14 @@ pub async fn authenticate_client(
             ))
         })?;
     let audiences = [rt.issuer(), rt.token_endpoint.as_str()];
-    let assertion =
-        client_auth::authenticate(&client, rt.snapshot.client_keys(&client.id), &presented, &audiences, now).map_err(fail)?;
+    let assertion = client_auth::authenticate(
+        &client,
+        rt.snapshot.client_keys(&client.id),
+        &presented,
+        &audiences,
+        now,
+    )
+    .map_err(fail)?;
     if let Some(assertion) = assertion {
         // Single use, in a context of its own (RFC 7523 §3 item 7).
         let key = format!("{}:{}:{}", rt.id(), client.id, assertion.jti);

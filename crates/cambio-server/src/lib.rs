@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod passwords;
 mod random;
+pub mod realm_io;
 mod routes;
 mod secrets;
 mod state;
@@ -155,10 +156,15 @@ impl Server {
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
         // Keycloak's admin clients differ on trailing slashes (`/clients/` and `/clients`):
         // strip them before routing.
-        let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), app);
+        let app = tower::Layer::layer(
+            &tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(),
+            app,
+        );
         axum::serve(
             self.listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -21,6 +21,9 @@ pub const KIND_USER: &str = "user";
 pub const KIND_ROLE: &str = "role";
 pub const KIND_CLIENT_SCOPE: &str = "client-scope";
 pub const KIND_KEY: &str = "key";
+pub const KIND_AUTHZ_POLICY: &str = "authz-policy";
+pub const KIND_AUTHZ_RESOURCE: &str = "authz-resource";
+pub const KIND_AUTHZ_SCOPE: &str = "authz-scope";
 
 /// One realm ready to serve: configuration snapshot, signing key, published keys.
 pub struct RealmRuntime {
@@ -188,7 +191,10 @@ impl AppState {
             decode_all(&self.store.list_objects(&id, KIND_KEY).await?)?;
         let issuer = self.issuer_for(&realm.name);
         let alg = realm.default_signature_algorithm;
-        let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes);
+        let policies: Vec<cambio_core::permissions::AuthzPolicy> =
+            decode_all(&self.store.list_objects(&id, KIND_AUTHZ_POLICY).await?)?;
+        let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes)
+            .with_permissions(cambio_core::permissions::Permissions::new(policies));
         let (signer, verifiers) = keys::select(&self.secrets, &stored_keys, alg, now)?;
         let jwks_json = keys::jwks_json(&verifiers);
         Ok(RealmRuntime {
@@ -254,13 +260,21 @@ impl AppState {
     }
 
     pub async fn update_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
-        self.store.update_object(&self.client_object(realm_id, client)?).await
+        self.store
+            .update_object(&self.client_object(realm_id, client)?)
+            .await
     }
 
     pub async fn update_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
         let result = self
             .store
-            .update_object(&object(realm_id, KIND_USER, &user.id, &user.username.to_lowercase(), user)?)
+            .update_object(&object(
+                realm_id,
+                KIND_USER,
+                &user.id,
+                &user.username.to_lowercase(),
+                user,
+            )?)
             .await;
         self.forget_user(&user.id);
         result
@@ -280,7 +294,11 @@ impl AppState {
     }
 
     /// The service account user of a client, if it has one.
-    pub async fn service_account_of(&self, realm_id: &str, client: &Client) -> StoreResult<Option<User>> {
+    pub async fn service_account_of(
+        &self,
+        realm_id: &str,
+        client: &Client,
+    ) -> StoreResult<Option<User>> {
         Ok(self
             .user_by_name(realm_id, &format!("service-account-{}", client.client_id))
             .await?
@@ -367,4 +385,64 @@ pub fn decode<T: DeserializeOwned>(object: &Object) -> StoreResult<T> {
 
 fn decode_all<T: DeserializeOwned>(objects: &[Object]) -> StoreResult<Vec<T>> {
     objects.iter().map(decode).collect()
+}
+
+// Admin API helpers for users, roles and client scopes.
+impl AppState {
+    /// A user of one realm, read from the store (never from the cache, whose entries are not
+    /// tied to a realm): the admin API must not reach into another realm by user id.
+    pub async fn user_of_realm(&self, realm_id: &str, user_id: &str) -> StoreResult<Option<User>> {
+        match self.store.get_object(realm_id, KIND_USER, user_id).await? {
+            Some(object) => Ok(Some(decode(&object)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every user of a realm (service accounts included), ordered by username.
+    pub async fn users_of_realm(&self, realm_id: &str) -> StoreResult<Vec<User>> {
+        decode_all(&self.store.list_objects(realm_id, KIND_USER).await?)
+    }
+
+    /// Replaces a stored role (its unique key follows a rename).
+    pub async fn replace_role(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+        let name = match &role.client_id {
+            Some(client) => format!("{client}/{}", role.name),
+            None => role.name.clone(),
+        };
+        self.store
+            .update_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?)
+            .await
+    }
+
+    /// Replaces a stored client scope (its unique key follows a rename).
+    pub async fn replace_client_scope(
+        &self,
+        realm_id: &str,
+        scope: &ClientScope,
+    ) -> StoreResult<()> {
+        self.store
+            .update_object(&object(
+                realm_id,
+                KIND_CLIENT_SCOPE,
+                &scope.id,
+                &scope.name,
+                scope,
+            )?)
+            .await
+    }
+}
+
+// Realm administration (admin/realms.rs, realm_io.rs).
+impl AppState {
+    /// The names of the realms loaded in memory.
+    pub fn realm_names(&self) -> Vec<String> {
+        self.realms.load().keys().cloned().collect()
+    }
+
+    /// Replaces a realm's stored settings (and name: a rename that is taken is a conflict).
+    pub async fn update_realm(&self, realm: &Realm) -> StoreResult<()> {
+        self.store
+            .update_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
+            .await
+    }
 }

@@ -13,7 +13,9 @@ use cambio_proto::admin::{ClientRep, ProtocolMapperRep, UserRep};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Need, authorize, bad_request, conflict, created, no_content, page, parse_json, realm_or_404};
+use super::{
+    Need, authorize, bad_request, conflict, created, no_content, page, parse_json, realm_or_404,
+};
 use crate::bootstrap::service_account;
 use crate::error::{ApiError, ApiResult};
 use crate::random;
@@ -43,7 +45,11 @@ pub fn to_rep(client: &Client) -> ClientRep {
             }
             .to_owned(),
         ),
-        secret: if client.public_client { None } else { client.secret.clone() },
+        secret: if client.public_client {
+            None
+        } else {
+            client.secret.clone()
+        },
         redirect_uris: Some(client.redirect_uris.clone()),
         web_origins: Some(client.web_origins.clone()),
         bearer_only: Some(client.bearer_only),
@@ -95,7 +101,8 @@ pub fn to_rep(client: &Client) -> ClientRep {
 /// Applies the fields a representation names to a client, validating them.
 pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> ApiResult<()> {
     if let Some(client_id) = &rep.client_id {
-        if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(char::is_control) {
+        if client_id.is_empty() || client_id.len() > 255 || client_id.chars().any(char::is_control)
+        {
             return Err(bad_request("Invalid clientId"));
         }
         client.client_id = client_id.clone();
@@ -113,7 +120,11 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
         client.client_authenticator_type = match kind.as_str() {
             "client-secret" => ClientAuthenticator::Secret,
             "client-jwt" => ClientAuthenticator::PrivateKeyJwt,
-            other => return Err(bad_request(format!("Unsupported client authenticator: {other}"))),
+            other => {
+                return Err(bad_request(format!(
+                    "Unsupported client authenticator: {other}"
+                )));
+            }
         };
     }
     if let Some(v) = &rep.secret {
@@ -159,14 +170,24 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
         }
     }
     if let Some(jwks) = client.attribute(ATTR_JWKS) {
-        cambio_jose::parse_jwks(jwks.as_bytes(), None).map_err(|_| bad_request("Invalid jwks.string"))?;
+        cambio_jose::parse_jwks(jwks.as_bytes(), None)
+            .map_err(|_| bad_request("Invalid jwks.string"))?;
     }
     for (scopes, given) in [
-        (&mut client.default_client_scopes, &rep.default_client_scopes),
-        (&mut client.optional_client_scopes, &rep.optional_client_scopes),
+        (
+            &mut client.default_client_scopes,
+            &rep.default_client_scopes,
+        ),
+        (
+            &mut client.optional_client_scopes,
+            &rep.optional_client_scopes,
+        ),
     ] {
         if let Some(given) = given {
-            if let Some(unknown) = given.iter().find(|s| realm.snapshot.client_scope(s).is_none()) {
+            if let Some(unknown) = given
+                .iter()
+                .find(|s| realm.snapshot.client_scope(s).is_none())
+            {
                 return Err(bad_request(format!("Client scope {unknown} not found")));
             }
             *scopes = given.clone();
@@ -178,7 +199,11 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
             .map(|m| ProtocolMapper {
                 id: m.id.clone().unwrap_or_else(random::uuid),
                 name: m.name.clone(),
-                protocol: if m.protocol.is_empty() { "openid-connect".into() } else { m.protocol.clone() },
+                protocol: if m.protocol.is_empty() {
+                    "openid-connect".into()
+                } else {
+                    m.protocol.clone()
+                },
                 protocol_mapper: m.protocol_mapper.clone(),
                 config: m.config.clone(),
             })
@@ -235,7 +260,10 @@ pub async fn create(
     authorize(&app, &headers, &realm, Need::ManageClients)?;
     let rt = realm_or_404(&app, &realm)?;
     let rep: ClientRep = parse_json(&body)?;
-    let client_id = rep.client_id.clone().ok_or_else(|| bad_request("clientId is required"))?;
+    let client_id = rep
+        .client_id
+        .clone()
+        .ok_or_else(|| bad_request("clientId is required"))?;
     if rt.snapshot.client_by_client_id(&client_id).is_some() {
         return Err(conflict(format!("Client {client_id} already exists")));
     }
@@ -252,15 +280,23 @@ pub async fn create(
         client.secret = Some(random::token());
     }
     let now = random::now();
-    app.insert_client(rt.id(), &client).await.map_err(|e| match e {
-        cambio_store::StoreError::Conflict(_) => conflict(format!("Client {client_id} already exists")),
-        other => other.into(),
-    })?;
+    app.insert_client(rt.id(), &client)
+        .await
+        .map_err(|e| match e {
+            cambio_store::StoreError::Conflict(_) => {
+                conflict(format!("Client {client_id} already exists"))
+            }
+            other => other.into(),
+        })?;
     if client.service_accounts_enabled {
-        app.insert_user(rt.id(), &service_account(&client, now)).await?;
+        app.insert_user(rt.id(), &service_account(&client, now))
+            .await?;
     }
     app.reload_realm(rt.id(), now).await?;
-    Ok(created(format!("{}/admin/realms/{realm}/clients/{}", app.base_url, client.id)))
+    Ok(created(format!(
+        "{}/admin/realms/{realm}/clients/{}",
+        app.base_url, client.id
+    )))
 }
 
 pub async fn update(
@@ -277,7 +313,10 @@ pub async fn update(
     apply_rep(&mut client, &rep, &rt)?;
     if let Some(other) = rt.snapshot.client_by_client_id(&client.client_id) {
         if other.id != client.id {
-            return Err(conflict(format!("Client {} already exists", client.client_id)));
+            return Err(conflict(format!(
+                "Client {} already exists",
+                client.client_id
+            )));
         }
     }
     if client.is_confidential() && client.secret.is_none() {
@@ -292,7 +331,8 @@ pub async fn update(
             app.update_user(rt.id(), &account).await?;
         }
         None if client.service_accounts_enabled => {
-            app.insert_user(rt.id(), &service_account(&client, now)).await?;
+            app.insert_user(rt.id(), &service_account(&client, now))
+                .await?;
         }
         _ => {}
     }
@@ -311,10 +351,19 @@ pub async fn delete(
     if let Some(account) = app.service_account_of(rt.id(), &client).await? {
         app.delete_user(rt.id(), &account.id).await?;
     }
-    for role in rt.snapshot.roles().filter(|r| r.client_id.as_deref() == Some(client.id.as_str())) {
-        app.store.delete_object(rt.id(), KIND_ROLE, &role.id).await?;
+    for role in rt
+        .snapshot
+        .roles()
+        .filter(|r| r.client_id.as_deref() == Some(client.id.as_str()))
+    {
+        app.store
+            .delete_object(rt.id(), KIND_ROLE, &role.id)
+            .await?;
     }
-    app.store.delete_object(rt.id(), KIND_CLIENT, &client.id).await?;
+    super::authz::remove_client_permissions(&app, rt.id(), &client.id).await?;
+    app.store
+        .delete_object(rt.id(), KIND_CLIENT, &client.id)
+        .await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
 }

@@ -14,7 +14,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::AppState;
 
-
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct EventQuery {

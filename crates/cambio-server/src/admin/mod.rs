@@ -6,11 +6,11 @@
 //! goes to the store first and then rebuilds the realm's in-memory snapshot.
 
 mod authz;
-mod clients;
+pub(crate) mod clients;
 mod events;
 mod realms;
 mod roles;
-mod users;
+pub(crate) mod users;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,11 +34,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(realms::routes())
         .merge(authz::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
-        .route("/admin/realms/{realm}/keys/rotate", post(events::rotate_keys))
-        .route("/admin/realms/{realm}/clients", get(clients::list).post(clients::create))
+        .route(
+            "/admin/realms/{realm}/keys/rotate",
+            post(events::rotate_keys),
+        )
+        .route(
+            "/admin/realms/{realm}/clients",
+            get(clients::list).post(clients::create),
+        )
         .route(
             "/admin/realms/{realm}/clients/{id}",
-            get(clients::get_one).put(clients::update).delete(clients::delete),
+            get(clients::get_one)
+                .put(clients::update)
+                .delete(clients::delete),
         )
         .route(
             "/admin/realms/{realm}/clients/{id}/client-secret",
@@ -156,7 +164,8 @@ pub fn conflict(message: impl Into<String>) -> ApiError {
 }
 
 pub fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm).ok_or(ApiError::NotFound("Realm not found."))
+    app.realm(realm)
+        .ok_or(ApiError::NotFound("Realm not found."))
 }
 
 /// Parses a JSON body; malformed JSON is 400 with Keycloak's error shape.
@@ -182,7 +191,9 @@ pub fn page<T>(items: Vec<T>, first: Option<i64>, max: Option<i64>) -> Vec<T> {
     let first = usize::try_from(first.unwrap_or(0).max(0)).unwrap_or(0);
     let items = items.into_iter().skip(first);
     match max {
-        Some(max) if max >= 0 => items.take(usize::try_from(max).unwrap_or(usize::MAX)).collect(),
+        Some(max) if max >= 0 => items
+            .take(usize::try_from(max).unwrap_or(usize::MAX))
+            .collect(),
         _ => items.collect(),
     }
 }

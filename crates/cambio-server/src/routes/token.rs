@@ -379,7 +379,7 @@ async fn token_exchange(
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
-    let params = ExchangeParams::parse(form, client)?;
+    let params = ExchangeParams::parse(form, client, &rt.snapshot)?;
     if !params.audiences.is_empty() {
         event.details.insert("audience", params.audiences.join(" "));
     }

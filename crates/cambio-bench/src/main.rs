@@ -1,0 +1,945 @@
+//! `cambio-bench`: a load generator for Cambio's token endpoint.
+//!
+//! It starts a real `cambio serve` (the release binary) on a fresh data directory, optionally
+//! fills its store with many sessions and refresh tokens first, then keeps `--connections`
+//! keep-alive HTTP/1.1 connections busy with token requests for `--duration` seconds after a
+//! `--warmup`, and prints throughput, latency percentiles and the server's CPU time per request.
+//! It is a measuring tool, not a test: nothing here passes or fails on a number.
+//!
+//! Build both binaries in release mode first, then run it from the workspace root:
+//!
+//! ```text
+//! cargo build --release -p cambio -p cambio-bench
+//! target/release/cambio-bench --alg ES256 --sessions 100000
+//! ```
+//!
+//! Traffic only ever goes to the loopback address the server reports; every loop is bounded by
+//! time and by `--max-requests`.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use cambio_store::{RefreshTokenRecord, SessionRecord, SqliteStore, Store};
+use clap::{Parser, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long the server may take to print its listening line (migrations, key generation).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cambio-bench",
+    about = "Load generator for Cambio's token endpoint (build with `cargo build --release -p cambio -p cambio-bench`)"
+)]
+struct Args {
+    /// The `cambio` binary to start; defaults to `cambio` next to this binary, else
+    /// `target/release/cambio`.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Signing algorithm of the demo realm.
+    #[arg(long, value_enum, default_value_t = Alg::Es256)]
+    alg: Alg,
+    /// Which grant to load the token endpoint with.
+    #[arg(long, value_enum, default_value_t = Grant::TokenExchange)]
+    grant: Grant,
+    /// Concurrent keep-alive connections, one request in flight on each.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured window, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured warmup before the window, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Upper bound on requests sent (warmup included).
+    #[arg(long, default_value_t = 5_000_000)]
+    max_requests: u64,
+    /// Sessions (and as many refresh tokens) stored before the server starts.
+    #[arg(long, default_value_t = 0)]
+    sessions: u64,
+    /// Threads of the load generator's runtime; 1 keeps it off the server's second core as
+    /// much as possible.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Alg {
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "PS256")]
+    Ps256,
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl Alg {
+    fn as_str(self) -> &'static str {
+        match self {
+            Alg::Es256 => "ES256",
+            Alg::Rs256 => "RS256",
+            Alg::Ps256 => "PS256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Grant {
+    /// RFC 8693 exchange of alice's access token for one meant for orders-api.
+    #[value(name = "token-exchange")]
+    TokenExchange,
+    /// requester-client's service account token.
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+}
+
+impl Grant {
+    fn as_str(self) -> &'static str {
+        match self {
+            Grant::TokenExchange => "token-exchange",
+            Grant::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                report.print();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("cambio-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<Report, String> {
+    if args.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+        return Err("--duration must be positive and --warmup not negative".into());
+    }
+    let server_bin = locate_server(args.server_bin.as_deref())?;
+    let runtime = if args.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+
+    // Dropped in reverse order: the server is killed before its directory is removed.
+    let data = TempDir::create()?;
+    let populate = if args.sessions > 0 {
+        Some(runtime.block_on(populate(data.path(), args.sessions))?)
+    } else {
+        None
+    };
+    let server = ServerProcess::spawn(&server_bin, data.path(), args.alg)?;
+    let mut report = runtime.block_on(load(args, &server))?;
+    report.server_bin = server_bin.display().to_string();
+    report.populate_seconds = populate;
+    Ok(report)
+}
+
+fn locate_server(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_owned())
+        } else {
+            Err(format!("--server-bin {} does not exist", path.display()))
+        };
+    }
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("cambio")));
+    let candidates = sibling
+        .into_iter()
+        .chain(std::iter::once(PathBuf::from("target/release/cambio")));
+    for candidate in candidates {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(
+        "no cambio binary found; run `cargo build --release -p cambio -p cambio-bench` \
+         from the workspace root, or pass --server-bin"
+            .into(),
+    )
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Result<TempDir, String> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("cambio-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Stores `n` sessions and `n` refresh tokens, one insert at a time through the [`Store`] trait.
+/// Returns how long it took, in seconds.
+async fn populate(dir: &Path, n: u64) -> Result<f64, String> {
+    let url = format!("sqlite://{}", dir.join("cambio.db").display());
+    let store = SqliteStore::connect(&url)
+        .await
+        .map_err(|e| format!("cannot open {url}: {e}"))?;
+    let now = unix_now();
+    let started = Instant::now();
+    let mut rng = SplitMix64(0x00c0_ffee);
+    for i in 0..n {
+        let session_id = format!("bench-session-{i:08}");
+        let user_id = format!("bench-user-{:05}", i % 10_000);
+        let session = SessionRecord {
+            id: session_id.clone(),
+            realm_id: "bench-realm".into(),
+            user_id: user_id.clone(),
+            client_id: "bench-client".into(),
+            offline: false,
+            created_at: now,
+            last_refresh: now,
+            // Far enough ahead that the server's periodic purge keeps every row.
+            expires_at: now + 30 * 86_400,
+            revoked_at: None,
+        };
+        store
+            .insert_session(&session)
+            .await
+            .map_err(|e| format!("inserting session {i}: {e}"))?;
+        // Refresh tokens are keyed by a hex SHA-256; random hex keeps the B-tree realistic.
+        let hash: String = (0..4).map(|_| format!("{:016x}", rng.next())).collect();
+        let token = RefreshTokenRecord {
+            hash,
+            realm_id: "bench-realm".into(),
+            session_id,
+            client_id: "bench-client".into(),
+            user_id,
+            scope: "openid profile email".into(),
+            data: "{}".into(),
+            offline: false,
+            issued_at: now,
+            expires_at: now + 30 * 86_400,
+            used_at: None,
+        };
+        store
+            .insert_refresh_token(&token)
+            .await
+            .map_err(|e| format!("inserting refresh token {i}: {e}"))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    store.close().await;
+    Ok(seconds)
+}
+
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The running server; killed (and reaped) on drop, whatever happened in between.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn spawn(bin: &Path, data_dir: &Path, alg: Alg) -> Result<ServerProcess, String> {
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--demo")
+            .args(["--demo-signature-algorithm", alg.as_str()])
+            .env("CAMBIO_LOG", "warn")
+            .env_remove("CAMBIO_CONFIG")
+            .env_remove("CAMBIO_DATABASE")
+            .env_remove("CAMBIO_PUBLIC_URL")
+            .env_remove("CAMBIO_HTTP_RELATIVE_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("server stdout not captured".into());
+        };
+        // Read the first line on a thread so that a hung start times out, then keep draining
+        // stdout so that the server never blocks on a full pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(e))) => return Err(format!("reading the server's stdout: {e}")),
+            Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = server.child.try_wait().ok().flatten();
+                return Err(format!("the server exited before listening ({status:?})"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "the server did not listen within {STARTUP_TIMEOUT:?}"
+                ));
+            }
+        };
+        let addr: SocketAddr = line
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!("refusing to load a non-loopback address: {addr}"));
+        }
+        server.addr = addr;
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Clock ticks per second for /proc times: `getconf CLK_TCK`, which is 100 on Linux.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in clock ticks, from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: &str) -> Result<u64, String> {
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// utime + stime of each thread of a process, by thread id: (thread name, clock ticks).
+fn thread_ticks(pid: &str) -> BTreeMap<String, (String, u64)> {
+    let mut threads = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let Ok(ticks) = stat_ticks(&dir.join("stat").to_string_lossy()) {
+            let tid = entry.file_name().to_string_lossy().into_owned();
+            threads.insert(tid, (name.trim().to_owned(), ticks));
+        }
+    }
+    threads
+}
+
+/// CPU seconds per thread name between two [`thread_ticks`] samples (threads that exited in
+/// between are not seen).
+fn thread_cpu(
+    before: &BTreeMap<String, (String, u64)>,
+    after: &BTreeMap<String, (String, u64)>,
+    ticks: f64,
+) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    for (tid, (name, t1)) in after {
+        let t0 = before.get(tid).map_or(0, |(_, t)| *t);
+        *by_name.entry(name.clone()).or_insert(0.0) += t1.saturating_sub(t0) as f64 / ticks;
+    }
+    by_name
+}
+
+fn stat_ticks(path: &str) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    // The command name (field 2) may hold spaces; the fields after it start at the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("{path}: unexpected format"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let field = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("{path}: unexpected format"))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// Busy CPU time of the whole machine (every CPU), in clock ticks, from `/proc/stat`.
+fn machine_busy_ticks() -> Result<u64, String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("/proc/stat: no cpu line")?;
+    // user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Ok(values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, v)| v)
+        .sum())
+}
+
+/// Everything needed to send one token request; built once, cloned cheaply per request.
+struct RequestTemplate {
+    uri: Uri,
+    host: HeaderValue,
+    authorization: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl RequestTemplate {
+    fn build(&self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(HOST, self.host.clone());
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        if let Some(auth) = &self.authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        request
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("set_nodelay: {e}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("response body: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+fn form(pairs: &[(&str, &str)]) -> Bytes {
+    let mut serializer = FormSerializer::default();
+    for (k, v) in pairs {
+        serializer.push(k, v);
+    }
+    Bytes::from(serializer.0)
+}
+
+/// Minimal `application/x-www-form-urlencoded` encoder.
+#[derive(Default)]
+struct FormSerializer(String);
+
+impl FormSerializer {
+    fn push(&mut self, key: &str, value: &str) {
+        if !self.0.is_empty() {
+            self.0.push('&');
+        }
+        encode_into(&mut self.0, key);
+        self.0.push('=');
+        encode_into(&mut self.0, value);
+    }
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+fn basic(user: &str, password: &str) -> Result<HeaderValue, String> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|e| e.to_string())
+}
+
+/// alice's access token from subject-client, by the password grant.
+async fn subject_token(
+    token_uri: &Uri,
+    host: &HeaderValue,
+    addr: SocketAddr,
+) -> Result<String, String> {
+    let template = RequestTemplate {
+        uri: token_uri.clone(),
+        host: host.clone(),
+        authorization: None,
+        body: form(&[
+            ("grant_type", "password"),
+            ("client_id", "subject-client"),
+            ("client_secret", "subject-secret"),
+            ("username", "alice"),
+            ("password", "alice"),
+        ]),
+    };
+    let mut sender = connect(addr).await?;
+    let (status, body) = send(&mut sender, template.build()).await?;
+    if status != StatusCode::OK {
+        return Err(format!(
+            "password grant for alice failed: {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("password grant response: {e}"))?;
+    json.get("access_token")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| "password grant response has no access_token".into())
+}
+
+#[derive(Default)]
+struct WorkerResult {
+    /// Latency of every request started inside the measured window, microseconds.
+    latencies_us: Vec<u32>,
+    errors: u64,
+    warmup_requests: u64,
+    first_error: Option<String>,
+}
+
+struct Clock {
+    measure_start: Instant,
+    end: Instant,
+    issued: AtomicU64,
+    max_requests: u64,
+}
+
+async fn worker(
+    template: Arc<RequestTemplate>,
+    addr: SocketAddr,
+    clock: Arc<Clock>,
+) -> WorkerResult {
+    let mut result = WorkerResult::default();
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    loop {
+        if Instant::now() >= clock.end
+            || clock.issued.fetch_add(1, Ordering::Relaxed) >= clock.max_requests
+        {
+            break;
+        }
+        let conn = match sender.as_mut() {
+            Some(s) => s,
+            None => match connect(addr).await {
+                Ok(s) => sender.insert(s),
+                Err(e) => {
+                    // The server is gone or refusing; this connection's share ends here.
+                    result.errors += 1;
+                    result.first_error.get_or_insert(e);
+                    break;
+                }
+            },
+        };
+        let request = template.build();
+        let started = Instant::now();
+        let outcome = send(conn, request).await;
+        let elapsed = started.elapsed();
+        let measured = started >= clock.measure_start;
+        if measured {
+            result
+                .latencies_us
+                .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+        } else {
+            result.warmup_requests += 1;
+        }
+        match outcome {
+            Ok((StatusCode::OK, _)) => {}
+            Ok((status, body)) => {
+                if measured {
+                    result.errors += 1;
+                }
+                result
+                    .first_error
+                    .get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+            }
+            Err(e) => {
+                if measured {
+                    result.errors += 1;
+                }
+                result.first_error.get_or_insert(e);
+                sender = None;
+            }
+        }
+    }
+    result
+}
+
+async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
+    let addr = server.addr;
+    let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| e.to_string())?;
+    let token_uri: Uri = "/realms/demo/protocol/openid-connect/token"
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let body = match args.grant {
+        Grant::TokenExchange => {
+            let subject = subject_token(&token_uri, &host, addr).await?;
+            form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &subject),
+                ("audience", "orders-api"),
+            ])
+        }
+        Grant::ClientCredentials => form(&[("grant_type", "client_credentials")]),
+    };
+    let template = Arc::new(RequestTemplate {
+        uri: token_uri,
+        host,
+        authorization: Some(basic("requester-client", "requester-secret")?),
+        body,
+    });
+
+    // One probe request, so that a misconfiguration fails loudly before the load starts.
+    {
+        let mut sender = connect(addr).await?;
+        let (status, body) = send(&mut sender, template.build()).await?;
+        if status != StatusCode::OK {
+            return Err(format!(
+                "probe {} request failed: {status}: {}",
+                args.grant.as_str(),
+                String::from_utf8_lossy(&body)
+            ));
+        }
+    }
+
+    let pid = server.pid().to_string();
+    let self_pid = std::process::id().to_string();
+    let ticks = clock_ticks();
+    let start = Instant::now();
+    let measure_start = start + Duration::from_secs_f64(args.warmup);
+    let clock = Arc::new(Clock {
+        measure_start,
+        end: measure_start + Duration::from_secs_f64(args.duration),
+        issued: AtomicU64::new(0),
+        max_requests: args.max_requests,
+    });
+    let handles: Vec<_> = (0..args.connections)
+        .map(|_| tokio::spawn(worker(template.clone(), addr, clock.clone())))
+        .collect();
+
+    tokio::time::sleep_until(measure_start.into()).await;
+    let server_cpu_before = cpu_ticks(&pid)?;
+    let threads_before = thread_ticks(&pid);
+    let self_cpu_before = cpu_ticks(&self_pid)?;
+    let machine_before = machine_busy_ticks()?;
+    let window_start = Instant::now();
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await.map_err(|e| format!("load task failed: {e}"))?);
+    }
+    let window = window_start.elapsed().as_secs_f64();
+    let server_cpu = (cpu_ticks(&pid)? - server_cpu_before) as f64 / ticks;
+    let server_threads: Vec<(String, f64)> =
+        thread_cpu(&threads_before, &thread_ticks(&pid), ticks)
+            .into_iter()
+            .map(|(name, seconds)| (name, seconds * 100.0 / window))
+            .collect();
+    let self_cpu = (cpu_ticks(&self_pid)? - self_cpu_before) as f64 / ticks;
+    let machine = machine_busy_ticks()?.saturating_sub(machine_before) as f64 / ticks;
+    // Whatever else ran on the machine meanwhile (builds, tests) competes for the same cores.
+    let other_cpu = (machine - server_cpu - self_cpu).max(0.0);
+
+    let mut latencies: Vec<u32> =
+        Vec::with_capacity(results.iter().map(|r| r.latencies_us.len()).sum());
+    let mut errors = 0;
+    let mut warmup_requests = 0;
+    let mut first_error = None;
+    for result in results {
+        latencies.extend_from_slice(&result.latencies_us);
+        errors += result.errors;
+        warmup_requests += result.warmup_requests;
+        if first_error.is_none() {
+            first_error = result.first_error;
+        }
+    }
+    if latencies.is_empty() {
+        return Err(format!(
+            "no request completed in the measured window{}",
+            first_error
+                .map(|e| format!("; first error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    latencies.sort_unstable();
+    let requests = latencies.len() as u64;
+    let ok = requests.saturating_sub(errors);
+    let percentile = |q: f64| -> f64 {
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        f64::from(latencies[rank - 1]) / 1000.0
+    };
+    Ok(Report {
+        server_bin: String::new(),
+        alg: args.alg.as_str(),
+        grant: args.grant.as_str(),
+        connections: args.connections,
+        client_threads: args.client_threads.max(1),
+        warmup: args.warmup,
+        duration: window,
+        sessions: args.sessions,
+        populate_seconds: None,
+        warmup_requests,
+        requests,
+        errors,
+        first_error,
+        throughput: ok as f64 / window,
+        p50_ms: percentile(0.50),
+        p90_ms: percentile(0.90),
+        p99_ms: percentile(0.99),
+        max_ms: percentile(1.0),
+        server_cpu_seconds: server_cpu,
+        server_cpu_per_request_us: if ok > 0 {
+            server_cpu * 1e6 / ok as f64
+        } else {
+            0.0
+        },
+        server_cpu_percent: server_cpu * 100.0 / window,
+        server_threads,
+        bench_cpu_percent: self_cpu * 100.0 / window,
+        other_cpu_percent: other_cpu * 100.0 / window,
+    })
+}
+
+struct Report {
+    server_bin: String,
+    alg: &'static str,
+    grant: &'static str,
+    connections: usize,
+    client_threads: usize,
+    warmup: f64,
+    /// The measured window as it actually lasted, seconds.
+    duration: f64,
+    sessions: u64,
+    populate_seconds: Option<f64>,
+    warmup_requests: u64,
+    /// Requests started inside the measured window.
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    /// Successful requests per second.
+    throughput: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    server_cpu_seconds: f64,
+    server_cpu_per_request_us: f64,
+    server_cpu_percent: f64,
+    bench_cpu_percent: f64,
+    /// CPU used by every other process on the machine during the window.
+    other_cpu_percent: f64,
+    /// Server CPU by thread name, % of one core.
+    server_threads: Vec<(String, f64)>,
+}
+
+impl Report {
+    fn print(&self) {
+        let per = if self.grant == "token-exchange" {
+            "exchange"
+        } else {
+            "request"
+        };
+        println!("cambio-bench ({})", self.server_bin);
+        println!("  grant                 {}", self.grant);
+        println!("  algorithm             {}", self.alg);
+        println!(
+            "  connections           {} (load generator threads: {})",
+            self.connections, self.client_threads
+        );
+        println!(
+            "  duration              {:.2} s measured after {:.1} s warmup",
+            self.duration, self.warmup
+        );
+        match self.populate_seconds {
+            Some(s) => println!(
+                "  stored sessions       {} (+ as many refresh tokens, inserted in {s:.1} s)",
+                self.sessions
+            ),
+            None => println!("  stored sessions       0"),
+        }
+        println!(
+            "  requests              {} (+ {} in warmup)",
+            self.requests, self.warmup_requests
+        );
+        println!("  errors                {}", self.errors);
+        if let Some(e) = &self.first_error {
+            println!("  first error           {e}");
+        }
+        println!("  {:<22}{:.0}", format!("{per}s/s"), self.throughput);
+        println!(
+            "  latency ms            p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        );
+        println!(
+            "  server CPU/{per}   {:.1} µs",
+            self.server_cpu_per_request_us
+        );
+        println!(
+            "  server CPU            {:.0} % of one core",
+            self.server_cpu_percent
+        );
+        println!(
+            "  load generator CPU    {:.0} % of one core",
+            self.bench_cpu_percent
+        );
+        println!(
+            "  other processes CPU   {:.0} % of one core (should be near 0 for a clean run)",
+            self.other_cpu_percent
+        );
+        let threads: Vec<String> = self
+            .server_threads
+            .iter()
+            .map(|(name, percent)| format!("{name} {percent:.0} %"))
+            .collect();
+        println!("  server CPU by thread  {}", threads.join(", "));
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server_bin": self.server_bin,
+            "grant": self.grant,
+            "algorithm": self.alg,
+            "connections": self.connections,
+            "client_threads": self.client_threads,
+            "warmup_s": self.warmup,
+            "duration_s": self.duration,
+            "stored_sessions": self.sessions,
+            "populate_s": self.populate_seconds,
+            "warmup_requests": self.warmup_requests,
+            "requests": self.requests,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "requests_per_s": self.throughput,
+            "latency_ms": {
+                "p50": self.p50_ms,
+                "p90": self.p90_ms,
+                "p99": self.p99_ms,
+                "max": self.max_ms,
+            },
+            "server_cpu_s": self.server_cpu_seconds,
+            "server_cpu_per_request_us": self.server_cpu_per_request_us,
+            "server_cpu_percent_of_one_core": self.server_cpu_percent,
+            "load_generator_cpu_percent_of_one_core": self.bench_cpu_percent,
+            "other_processes_cpu_percent_of_one_core": self.other_cpu_percent,
+            "server_cpu_percent_by_thread": self
+                .server_threads
+                .iter()
+                .map(|(name, percent)| (name.clone(), serde_json::json!(percent)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+        })
+    }
+}

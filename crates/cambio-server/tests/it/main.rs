@@ -1,0 +1,11 @@
+//! Black-box tests: each starts the real server on 127.0.0.1:0 and speaks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_authz;
+mod compat;
+mod endpoints;
+mod exchange;
+mod grants;
+mod harness;
+
+pub use harness::*;
