@@ -62,14 +62,13 @@ fn permission_model(
         return Ok(PermissionModel::Standard);
     }
     // The fine-grained model takes one audience whose token-exchange permission exists.
-    if let [audience] = audiences {
-        if let Some(target) = realm.client_by_client_id(audience) {
-            if realm.permissions.exchange_permission(&target.id).is_some() {
-                return Ok(PermissionModel::Legacy {
-                    target: target.client_id.clone(),
-                });
-            }
-        }
+    if let [audience] = audiences
+        && let Some(target) = realm.client_by_client_id(audience)
+        && realm.permissions.exchange_permission(&target.id).is_some()
+    {
+        return Ok(PermissionModel::Legacy {
+            target: target.client_id.clone(),
+        });
     }
     if !requester.is_confidential() {
         return Err(OAuthError::invalid_client(

@@ -307,7 +307,11 @@ pub(crate) fn settings_rep(realm: &Realm) -> RealmRep {
 fn mappers_from_rep(reps: &[ProtocolMapperRep]) -> Vec<ProtocolMapper> {
     reps.iter()
         .map(|m| ProtocolMapper {
-            id: m.id.clone().filter(|id| !id.is_empty()).unwrap_or_else(random::uuid),
+            id: m
+                .id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(random::uuid),
             name: m.name.clone(),
             protocol: if m.protocol.is_empty() {
                 "openid-connect".into()
@@ -1004,10 +1008,8 @@ pub(crate) async fn export(
                 continue;
             }
             let mut user_rep = users::to_rep(&user);
-            user_rep.service_account_client_id = user
-                .service_account_client_id
-                .as_ref()
-                .map(|uuid| {
+            user_rep.service_account_client_id =
+                user.service_account_client_id.as_ref().map(|uuid| {
                     snapshot
                         .client(uuid)
                         .map_or_else(|| uuid.clone(), |c| c.client_id.clone())
@@ -1032,4 +1034,3 @@ pub(crate) async fn export(
     }
     Ok(rep)
 }
-

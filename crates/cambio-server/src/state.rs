@@ -250,13 +250,13 @@ impl AppState {
             .secret
             .as_ref()
             .map(|s| self.secrets.seal(&client.id, s.as_bytes()));
-        Ok(object(
+        object(
             realm_id,
             KIND_CLIENT,
             &client.id,
             &client.client_id,
             &stored,
-        )?)
+        )
     }
 
     pub async fn update_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {

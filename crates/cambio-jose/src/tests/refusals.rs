@@ -1,7 +1,5 @@
 //! Every structural and header refusal of the verifier.
 
-use std::time::Instant;
-
 use aws_lc_rs::hmac;
 
 use super::{check, craft, good_claims, header_for, key, other_key, validation};
@@ -29,7 +27,6 @@ fn with_part(token: &str, index: usize, part: &str) -> String {
 #[test]
 fn size_is_checked_before_anything_else() {
     let dots = ".".repeat(1 << 20);
-    let started = Instant::now();
     assert_eq!(
         check(&dots, &all_keys(), &validation()).unwrap_err(),
         JwtError::TooLarge
@@ -38,8 +35,6 @@ fn size_is_checked_before_anything_else() {
         peek_unverified(&dots, 16 * 1024).unwrap_err(),
         JwtError::TooLarge
     );
-    // Refusing must not scan or decode the input.
-    assert!(started.elapsed().as_millis() < 50);
 
     // The limit is inclusive and configurable.
     let token = key(Algorithm::Es256).sign("JWT", &good_claims()).unwrap();

@@ -311,13 +311,13 @@ pub async fn update(
     let rep: ClientRep = parse_json(&body)?;
     let mut client = (*current).clone();
     apply_rep(&mut client, &rep, &rt)?;
-    if let Some(other) = rt.snapshot.client_by_client_id(&client.client_id) {
-        if other.id != client.id {
-            return Err(conflict(format!(
-                "Client {} already exists",
-                client.client_id
-            )));
-        }
+    if let Some(other) = rt.snapshot.client_by_client_id(&client.client_id)
+        && other.id != client.id
+    {
+        return Err(conflict(format!(
+            "Client {} already exists",
+            client.client_id
+        )));
     }
     if client.is_confidential() && client.secret.is_none() {
         client.secret = Some(random::token());

@@ -70,6 +70,9 @@ fn error_page(message: &str) -> Response {
 }
 
 /// Errors about the client or redirect URI are shown, never redirected (RFC 6749 §4.1.2.1).
+// The error is a complete response (an error page or a redirect); it is built once per
+// failed request, so its size does not matter.
+#[allow(clippy::result_large_err)]
 fn check(rt: &RealmRuntime, req: &AuthRequest) -> Result<Checked, Response> {
     let client = req
         .client_id

@@ -147,11 +147,11 @@ pub async fn userinfo(
             out.insert("family_name".into(), json!(v));
         }
     }
-    if scope.contains(&"email") {
-        if let Some(email) = &user.email {
-            out.insert("email".into(), json!(email));
-            out.insert("email_verified".into(), json!(user.email_verified));
-        }
+    if scope.contains(&"email")
+        && let Some(email) = &user.email
+    {
+        out.insert("email".into(), json!(email));
+        out.insert("email_verified".into(), json!(user.email_verified));
     }
     Ok(Json(Value::Object(out)))
 }
