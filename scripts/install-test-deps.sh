@@ -1,25 +1,62 @@
 #!/usr/bin/env bash
-# Installs what the compatibility tests need: a Python virtualenv at .venv-test with the
-# pinned clients of tests/compat/requirements.txt. Idempotent; does nothing when up to date.
+# Installs what the compatibility tests need:
+#   - a Python virtualenv at .venv-test with the pinned clients of tests/compat/requirements.txt;
+#   - tests/compat/node_modules with the pinned Node clients of tests/compat/package-lock.json
+#     (`npm ci`; needs Node >= 18 and npm).
+# Idempotent; does nothing when up to date. Without npm the Node part is skipped with a
+# warning (an error when CI is set): the tests that need it then skip locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.venv-test
-requirements=tests/compat/requirements.txt
-stamp="$venv/.requirements.sha256"
-python=${PYTHON:-python3}
+install_python() {
+    local venv=.venv-test
+    local requirements=tests/compat/requirements.txt
+    local stamp="$venv/.requirements.sha256"
+    local python=${PYTHON:-python3}
 
-# (Re)create the venv when missing or broken, e.g. after the system Python changed.
-if ! "$venv/bin/python" -c '' 2>/dev/null; then
-    echo "install-test-deps: creating $venv"
-    "$python" -m venv --clear "$venv"
-fi
+    # (Re)create the venv when missing or broken, e.g. after the system Python changed.
+    if ! "$venv/bin/python" -c '' 2>/dev/null; then
+        echo "install-test-deps: creating $venv"
+        "$python" -m venv --clear "$venv"
+    fi
 
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    exit 0
-fi
+    local want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
 
-echo "install-test-deps: installing $requirements into $venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
-echo "$want" >"$stamp"
+    echo "install-test-deps: installing $requirements into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --requirement "$requirements"
+    echo "$want" >"$stamp"
+}
+
+install_node() {
+    local dir=tests/compat
+    local lock="$dir/package-lock.json"
+    local stamp="$dir/node_modules/.package-lock.sha256"
+    local npm=${NPM:-npm}
+
+    local want
+    want=$(sha256sum "$lock" | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
+
+    if ! command -v "$npm" >/dev/null 2>&1; then
+        if [[ -n "${CI:-}" ]]; then
+            echo "install-test-deps: npm not found; the Node compatibility tests need Node >= 18" >&2
+            exit 1
+        fi
+        echo "install-test-deps: npm not found, skipping $dir/node_modules (Node tests will be skipped)" >&2
+        return 0
+    fi
+
+    # `npm ci` installs exactly the lock file, replacing any node_modules already there.
+    echo "install-test-deps: installing $lock into $dir/node_modules"
+    (cd "$dir" && "$npm" ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+}
+
+install_python
+install_node

@@ -61,9 +61,14 @@ fn permission_model(
     if requester.is_confidential() && requester.standard_exchange_enabled() {
         return Ok(PermissionModel::Standard);
     }
-    // The fine-grained model takes one audience whose token-exchange permission exists.
-    if let [audience] = audiences
-        && let Some(target) = realm.client_by_client_id(audience)
+    // The fine-grained model takes one audience whose token-exchange permission exists;
+    // without an audience the token is for the requester itself, if its own permission exists.
+    let target = match audiences {
+        [] => Some(requester),
+        [audience] => realm.client_by_client_id(audience).map(|c| &**c),
+        _ => None,
+    };
+    if let Some(target) = target
         && realm.permissions.exchange_permission(&target.id).is_some()
     {
         return Ok(PermissionModel::Legacy {

@@ -8,6 +8,7 @@
 pub mod client_auth;
 pub mod error;
 pub mod exchange;
+pub mod federation;
 pub mod form;
 pub mod grants;
 pub mod issue;

@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use cambio_jose::VerifyingKey;
 
+use crate::federation::{IdentityProvider, ProviderTrust};
 use crate::model::{ATTR_JWKS, Client, ClientAuthenticator, ClientScope, Realm, Role, User};
 use crate::permissions::Permissions;
+
+/// Realm attribute listing extra grant type URIs that mean "exchange an external token".
+pub const EXTERNAL_GRANT_TYPES: &str = "cambio.externalGrantTypes";
 
 /// The roles a user holds, resolved through composites: realm role names and, per client
 /// (by `client_id`), client role names. Ordered, so tokens are deterministic.
@@ -56,6 +60,8 @@ pub struct RealmSnapshot {
     client_keys: HashMap<String, Vec<VerifyingKey>>,
     /// Fine-grained permissions of the `realm-management` authorization server.
     pub permissions: Permissions,
+    /// Trusted external identity providers by alias (valid ones only).
+    providers: HashMap<String, ProviderTrust>,
 }
 
 impl RealmSnapshot {
@@ -110,6 +116,43 @@ impl RealmSnapshot {
     pub fn with_permissions(mut self, permissions: Permissions) -> Self {
         self.permissions = permissions;
         self
+    }
+
+    /// Adds the realm's identity providers; ones whose configuration does not validate are
+    /// left out (the admin API refuses to store them, so this only guards old data).
+    pub fn with_providers(mut self, providers: &[IdentityProvider]) -> Self {
+        for idp in providers {
+            if let Ok(trust) = ProviderTrust::from_provider(idp) {
+                self.providers.insert(idp.alias.clone(), trust);
+            }
+        }
+        self
+    }
+
+    pub fn provider(&self, alias: &str) -> Option<&ProviderTrust> {
+        self.providers.get(alias)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderTrust> {
+        self.providers.values()
+    }
+
+    /// The provider a grant type selects, when a provider declares it as an alias.
+    pub fn provider_for_grant(&self, grant_type: &str) -> Option<&ProviderTrust> {
+        self.providers
+            .values()
+            .find(|p| p.grant_types.iter().any(|g| g == grant_type))
+    }
+
+    /// Whether a grant type maps to the external exchange flow: declared by a provider, or
+    /// by the realm attribute `cambio.externalGrantTypes`.
+    pub fn is_external_grant(&self, grant_type: &str) -> bool {
+        self.provider_for_grant(grant_type).is_some()
+            || self
+                .realm
+                .attributes
+                .get(EXTERNAL_GRANT_TYPES)
+                .is_some_and(|v| v.split([' ', ',']).any(|g| g == grant_type))
     }
 
     pub fn name(&self) -> &str {

@@ -10,6 +10,7 @@ mod audit;
 mod bootstrap;
 mod common;
 mod error;
+mod external_keys;
 mod keys;
 mod passwords;
 mod random;
@@ -49,6 +50,8 @@ pub struct Config {
     pub demo: bool,
     /// The signing algorithm of the `demo` realm when it is created.
     pub demo_signature_algorithm: cambio_jose::Algorithm,
+    /// Allow identity providers' JWKS URLs over plain HTTP to loopback addresses (tests).
+    pub allow_http_loopback_jwks: bool,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             admin_password: None,
             demo: false,
             demo_signature_algorithm: cambio_jose::Algorithm::Es256,
+            allow_http_loopback_jwks: false,
         }
     }
 }
@@ -106,7 +110,11 @@ impl Server {
             .unwrap_or_else(|| format!("http://{address}"));
         let base_url = format!("{}{}", public.trim_end_matches('/'), relative);
         let (audit, audit_writer) = audit::AuditQueue::start(store.clone());
-        let state = Arc::new(AppState::new(store, secrets, base_url.clone(), audit));
+        let mut state = AppState::new(store, secrets, base_url.clone(), audit);
+        if config.allow_http_loopback_jwks {
+            state.allow_http_loopback_jwks();
+        }
+        let state = Arc::new(state);
         let now = random::now();
         let mut bootstrapped = bootstrap::ensure_master(
             &state,

@@ -31,7 +31,7 @@ use crate::admin::{clients, users};
 use crate::bootstrap::{self, REALM_MANAGEMENT, REALM_MANAGEMENT_ROLES};
 use crate::error::ApiError;
 use crate::keys::StoredKey;
-use crate::state::{AppState, KIND_REALM, KIND_USER, RealmRuntime};
+use crate::state::{AppState, FederatedLink, KIND_REALM, KIND_USER, RealmRuntime};
 use crate::{Config, ServerError, random};
 
 /// Keycloak's answer when a realm of that name already exists.
@@ -245,20 +245,35 @@ pub(crate) fn apply_settings(realm: &mut Realm, rep: &RealmRep) -> Result<(), Re
     Ok(())
 }
 
-/// Fails unless every default client scope and default role of `realm` exists.
+/// Fails unless every default client scope and default role of `realm` exists. With
+/// `before`, only the lists that changed are checked: a PUT of unrelated settings never fails
+/// because of what was already there.
 pub(crate) fn check_defaults(
     realm: &Realm,
+    before: Option<&Realm>,
     scope_exists: impl Fn(&str) -> bool,
     realm_role_exists: impl Fn(&str) -> bool,
 ) -> Result<(), RealmIoError> {
-    let scopes = realm
-        .default_default_client_scopes
-        .iter()
-        .chain(&realm.default_optional_client_scopes);
+    let changed = |now: &Vec<String>, then: fn(&Realm) -> &Vec<String>| {
+        before.is_none_or(|before| then(before) != now)
+    };
+    let mut scopes: Vec<&String> = Vec::new();
+    if changed(&realm.default_default_client_scopes, |r| {
+        &r.default_default_client_scopes
+    }) {
+        scopes.extend(&realm.default_default_client_scopes);
+    }
+    if changed(&realm.default_optional_client_scopes, |r| {
+        &r.default_optional_client_scopes
+    }) {
+        scopes.extend(&realm.default_optional_client_scopes);
+    }
     if let Some(unknown) = scopes.into_iter().find(|s| !scope_exists(s)) {
         return Err(invalid(format!("Client scope {unknown} not found")));
     }
-    if let Some(unknown) = realm.default_roles.iter().find(|r| !realm_role_exists(r)) {
+    if changed(&realm.default_roles, |r| &r.default_roles)
+        && let Some(unknown) = realm.default_roles.iter().find(|r| !realm_role_exists(r))
+    {
         return Err(invalid(format!("Role {unknown} not found")));
     }
     Ok(())
@@ -490,12 +505,19 @@ fn user_from_rep(
             .federated_identities
             .iter()
             .flatten()
-            .map(|f| FederatedIdentity {
-                identity_provider: f.identity_provider.clone().unwrap_or_default(),
-                user_id: f.user_id.clone().unwrap_or_default(),
-                user_name: f.user_name.clone().unwrap_or_default(),
+            .map(|f| match (&f.identity_provider, &f.user_id) {
+                (Some(provider), Some(subject)) if !provider.is_empty() && !subject.is_empty() => {
+                    Ok(FederatedIdentity {
+                        identity_provider: provider.clone(),
+                        user_id: subject.clone(),
+                        user_name: f.user_name.clone().unwrap_or_default(),
+                    })
+                }
+                _ => Err(invalid(
+                    "A federated identity needs identityProvider and userId",
+                )),
             })
-            .collect(),
+            .collect::<Result<_, _>>()?,
         ..Default::default()
     };
     user.role_ids = resolve_roles(
@@ -624,6 +646,7 @@ pub(crate) async fn import(
     };
     check_defaults(
         &realm,
+        None,
         |s| provisional.snapshot.client_scope(s).is_some(),
         |_| true,
     )?;
@@ -693,7 +716,12 @@ pub(crate) async fn import(
     table
         .get_or_add(Some(&management_id), "realm-admin")
         .composites = admin_composites;
-    for name in &realm.default_roles {
+    // Every Keycloak realm has `offline_access` and `uma_authorization`.
+    for name in Realm::default()
+        .default_roles
+        .iter()
+        .chain(&realm.default_roles)
+    {
         table.get_or_add(None, name);
     }
     let roles = rep.roles.clone().unwrap_or_default();
@@ -720,10 +748,10 @@ pub(crate) async fn import(
         }
     }
     // Keycloak 13+: the default role is a composite, described by `defaultRole`.
-    if rep.default_roles.is_none() {
-        if let Some(default_role) = rep.default_role.as_ref().filter(|r| r.name.is_some()) {
-            with_composites.push((None, default_role));
-        }
+    if rep.default_roles.is_none()
+        && let Some(default_role) = rep.default_role.as_ref().filter(|r| r.name.is_some())
+    {
+        with_composites.push((None, default_role));
     }
     for (owner, role_rep) in with_composites {
         let Some(composites) = &role_rep.composites else {
@@ -829,6 +857,14 @@ pub(crate) async fn import(
         }
         for user in &users {
             app.insert_user(&realm.id, user).await?;
+            for identity in &user.federated_identities {
+                let link = FederatedLink {
+                    user_id: user.id.clone(),
+                    identity_provider: identity.identity_provider.clone(),
+                    external_subject: identity.user_id.clone(),
+                };
+                app.insert_federated_link(&realm.id, &link).await?;
+            }
         }
         app.insert_key(&realm.id, &stored_key).await?;
         app.insert_realm(&realm).await

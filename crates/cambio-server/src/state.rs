@@ -24,6 +24,15 @@ pub const KIND_KEY: &str = "key";
 pub const KIND_AUTHZ_POLICY: &str = "authz-policy";
 pub const KIND_AUTHZ_RESOURCE: &str = "authz-resource";
 pub const KIND_AUTHZ_SCOPE: &str = "authz-scope";
+pub const KIND_IDP: &str = "identity-provider";
+/// Links from `(provider alias, external subject)` to a local user id; the object's name is
+/// [`federated_link_name`], so the store's unique index keeps one user per external identity.
+pub const KIND_FEDERATED_LINK: &str = "federated-link";
+
+/// The unique name of a federated link.
+pub fn federated_link_name(alias: &str, external_subject: &str) -> String {
+    format!("{alias}:{external_subject}")
+}
 
 /// One realm ready to serve: configuration snapshot, signing key, published keys.
 pub struct RealmRuntime {
@@ -103,6 +112,8 @@ pub struct AppState {
     pub revocations: Revocations,
     users: RwLock<HashMap<String, Arc<User>>>,
     pub audit: AuditQueue,
+    /// Identity providers' fetched keys.
+    pub external_keys: Arc<crate::external_keys::ExternalKeys>,
 }
 
 /// The most users kept in the cache before it is emptied and refilled on demand.
@@ -123,7 +134,14 @@ impl AppState {
             revocations: Revocations::default(),
             users: RwLock::new(HashMap::new()),
             audit,
+            external_keys: Arc::new(crate::external_keys::ExternalKeys::new(false)),
         }
+    }
+
+    /// Lets identity providers' JWKS be fetched over plain HTTP from loopback addresses
+    /// (tests and local development only).
+    pub fn allow_http_loopback_jwks(&mut self) {
+        self.external_keys = Arc::new(crate::external_keys::ExternalKeys::new(true));
     }
 
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
@@ -191,10 +209,13 @@ impl AppState {
             decode_all(&self.store.list_objects(&id, KIND_KEY).await?)?;
         let issuer = self.issuer_for(&realm.name);
         let alg = realm.default_signature_algorithm;
+        let providers: Vec<cambio_core::federation::IdentityProvider> =
+            decode_all(&self.store.list_objects(&id, KIND_IDP).await?)?;
         let policies: Vec<cambio_core::permissions::AuthzPolicy> =
             decode_all(&self.store.list_objects(&id, KIND_AUTHZ_POLICY).await?)?;
         let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes)
-            .with_permissions(cambio_core::permissions::Permissions::new(policies));
+            .with_permissions(cambio_core::permissions::Permissions::new(policies))
+            .with_providers(&providers);
         let (signer, verifiers) = keys::select(&self.secrets, &stored_keys, alg, now)?;
         let jwks_json = keys::jwks_json(&verifiers);
         Ok(RealmRuntime {
@@ -443,6 +464,65 @@ impl AppState {
     pub async fn update_realm(&self, realm: &Realm) -> StoreResult<()> {
         self.store
             .update_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
+            .await
+    }
+}
+
+/// A federated link's document.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedLink {
+    pub user_id: String,
+    pub identity_provider: String,
+    pub external_subject: String,
+}
+
+impl AppState {
+    /// The local user linked to an external identity.
+    pub async fn user_by_federated_identity(
+        &self,
+        realm_id: &str,
+        alias: &str,
+        external_subject: &str,
+    ) -> StoreResult<Option<Arc<User>>> {
+        let Some(link) = self
+            .store
+            .find_object(
+                realm_id,
+                KIND_FEDERATED_LINK,
+                &federated_link_name(alias, external_subject),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let link: FederatedLink = decode(&link)?;
+        self.user(realm_id, &link.user_id).await
+    }
+
+    /// Records the link of an external identity to a user; `Conflict` when the external
+    /// identity is already linked.
+    pub async fn insert_federated_link(
+        &self,
+        realm_id: &str,
+        link: &FederatedLink,
+    ) -> StoreResult<()> {
+        let name = federated_link_name(&link.identity_provider, &link.external_subject);
+        let id = format!("{}:{}", link.user_id, link.identity_provider);
+        self.store
+            .insert_object(&object(realm_id, KIND_FEDERATED_LINK, &id, &name, link)?)
+            .await
+    }
+
+    /// Removes a user's link to a provider.
+    pub async fn delete_federated_link(
+        &self,
+        realm_id: &str,
+        user_id: &str,
+        alias: &str,
+    ) -> StoreResult<bool> {
+        self.store
+            .delete_object(realm_id, KIND_FEDERATED_LINK, &format!("{user_id}:{alias}"))
             .await
     }
 }

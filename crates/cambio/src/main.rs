@@ -1,4 +1,5 @@
-//! The `cambio` binary: `cambio serve` runs the server.
+//! The `cambio` binary: `cambio serve` runs the server; `cambio realm export|import` move a
+//! realm in and out of its database.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,64 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Export or import a realm, working on the database directly (no server needed).
+    #[command(subcommand)]
+    Realm(RealmCommand),
+}
+
+#[derive(Subcommand)]
+enum RealmCommand {
+    /// Write a realm as Keycloak JSON: settings, client scopes, clients with their secrets,
+    /// roles, and users with their role mappings and password hashes. Keep the file private.
+    Export(RealmExportArgs),
+    /// Create a realm from Keycloak JSON (clients, roles, client scopes, users with passwords
+    /// in clear or as exported); refuses if the realm exists. A running server sees the new
+    /// realm after a restart; to import into a running server use `POST /admin/realms`.
+    Import(RealmImportArgs),
+}
+
+/// Where the server keeps its data.
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// Directory for the embedded database and the data-encryption key.
+    #[arg(long, env = "CAMBIO_DATA_DIR", default_value = "./cambio-data")]
+    data_dir: PathBuf,
+    /// Database URL; defaults to SQLite inside the data directory.
+    #[arg(long, env = "CAMBIO_DATABASE")]
+    database: Option<String>,
+}
+
+impl StoreArgs {
+    fn config(&self) -> cambio_server::Config {
+        cambio_server::Config {
+            database_url: self.database.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", self.data_dir.join("cambio.db").display())
+            }),
+            data_dir: Some(self.data_dir.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RealmExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The realm to export.
+    #[arg(long)]
+    realm: String,
+    /// Output file (created with mode 0600); standard output when absent.
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RealmImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The realm representation (JSON); `-` reads standard input.
+    #[arg(long)]
+    file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +140,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Realm(RealmCommand::Export(args)) => runtime.block_on(realm_export(args)),
+        Command::Realm(RealmCommand::Import(args)) => runtime.block_on(realm_import(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -132,6 +193,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 args.demo_signature_algorithm
             )
         })?,
+        ..Default::default()
     };
     let listener = TcpListener::bind(&listen)
         .await
@@ -156,6 +218,65 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .serve(shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn realm_export(args: RealmExportArgs) -> Result<(), String> {
+    // Never create a fresh data-encryption key here: secrets sealed with the real one would
+    // not open.
+    let key = args.store.data_dir.join("secret.key");
+    if !key.exists() {
+        return Err(format!("{} not found: is --data-dir right?", key.display()));
+    }
+    let rep = cambio_server::realm_io::export_realm(&args.store.config(), &args.realm)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_string_pretty(&rep).map_err(|e| e.to_string())?;
+    json.push('\n');
+    match &args.file {
+        Some(path) => {
+            write_private(path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(json.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+async fn realm_import(args: RealmImportArgs) -> Result<(), String> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
+    };
+    let rep: cambio_proto::admin::RealmRep =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    std::fs::create_dir_all(&args.store.data_dir)
+        .map_err(|e| format!("{}: {e}", args.store.data_dir.display()))?;
+    let id = cambio_server::realm_io::import_realm(&args.store.config(), &rep)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "imported realm '{}' (id {id})",
+        rep.realm.as_deref().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Writes a new or replaced file readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }
 
 fn print_walkthrough(base: &str) {

@@ -953,6 +953,48 @@ pub async fn remove_client_permissions(
         app.store
             .delete_object(realm_id, KIND_AUTHZ_RESOURCE, &obj.id)
             .await?;
+        // Other permissions that named the resource keep existing without it, as in Keycloak.
+        for mut other in policies(app, realm_id).await? {
+            if other.resources.contains(&obj.id) {
+                other.resources.retain(|r| *r != obj.id);
+                app.store
+                    .update_object(&object(
+                        realm_id,
+                        KIND_AUTHZ_POLICY,
+                        &other.id,
+                        &other.name,
+                        &other,
+                    )?)
+                    .await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Forgets a deleted client everywhere in the authorization data: its own permissions and
+/// resource, and its uuid in client policies (a policy left naming nobody is deleted).
+/// Otherwise a client re-created with the same uuid would silently regain old permissions.
+pub async fn forget_client(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
+    remove_client_permissions(app, realm_id, client_uuid).await?;
+    let mut emptied = Vec::new();
+    for mut policy in policies(app, realm_id).await? {
+        if policy.policy_type == "client" && policy.clients.iter().any(|c| c == client_uuid) {
+            policy.clients.retain(|c| c != client_uuid);
+            if policy.clients.is_empty() {
+                emptied.push(policy.id.clone());
+            } else {
+                app.store
+                    .update_object(&object(
+                        realm_id,
+                        KIND_AUTHZ_POLICY,
+                        &policy.id,
+                        &policy.name,
+                        &policy,
+                    )?)
+                    .await?;
+            }
+        }
+    }
+    delete_policies(app, realm_id, &emptied).await
 }

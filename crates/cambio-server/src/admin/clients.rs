@@ -360,7 +360,7 @@ pub async fn delete(
             .delete_object(rt.id(), KIND_ROLE, &role.id)
             .await?;
     }
-    super::authz::remove_client_permissions(&app, rt.id(), &client.id).await?;
+    super::authz::forget_client(&app, rt.id(), &client.id).await?;
     app.store
         .delete_object(rt.id(), KIND_CLIENT, &client.id)
         .await?;

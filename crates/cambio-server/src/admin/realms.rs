@@ -158,13 +158,14 @@ pub async fn update(
     realm_io::apply_settings(&mut updated, &rep)?;
     realm_io::check_defaults(
         &updated,
+        Some(current),
         |s| rt.snapshot.client_scope(s).is_some(),
         |r| rt.snapshot.realm_role_id(r).is_some(),
     )?;
-    if let Some(id) = rep.id.as_deref().filter(|id| !id.is_empty()) {
-        if id != current.id {
-            return Err(bad_request("Realm id cannot be changed"));
-        }
+    if let Some(id) = rep.id.as_deref().filter(|id| !id.is_empty())
+        && id != current.id
+    {
+        return Err(bad_request("Realm id cannot be changed"));
     }
     if let Some(name) = rep.realm.as_deref().filter(|n| *n != current.name) {
         if current.name == MASTER {

@@ -255,10 +255,10 @@ pub fn resolve_roles(
             _ => None,
         };
         let role = role.ok_or(ApiError::NotFound(not_found))?;
-        if let Some(owner) = owner {
-            if role.client_id.as_deref() != owner {
-                return Err(ApiError::NotFound(not_found));
-            }
+        if let Some(owner) = owner
+            && role.client_id.as_deref() != owner
+        {
+            return Err(ApiError::NotFound(not_found));
         }
         if rep.name.as_ref().is_some_and(|name| name != &role.name) {
             return Err(ApiError::NotFound(not_found));
@@ -349,10 +349,10 @@ fn context(
     let (view, manage_need) = needs(client);
     let admin = authorize(app, headers, realm, if manage { manage_need } else { view })?;
     let rt = realm_or_404(app, realm)?;
-    if let Some(client) = client {
-        if rt.snapshot.client(client).is_none() {
-            return Err(ApiError::NotFound(CLIENT_NOT_FOUND));
-        }
+    if let Some(client) = client
+        && rt.snapshot.client(client).is_none()
+    {
+        return Err(ApiError::NotFound(CLIENT_NOT_FOUND));
     }
     Ok((admin, rt))
 }
@@ -971,23 +971,21 @@ fn apply_scope_rep(scope: &mut ClientScope, rep: &ClientScopeRep, creating: bool
         }
     }
     // Keycloak reads mappers only at creation; later they have their own endpoints.
-    if creating {
-        if let Some(mappers) = &rep.protocol_mappers {
-            scope.protocol_mappers = mappers
-                .iter()
-                .map(|m| ProtocolMapper {
-                    id: random::uuid(),
-                    name: m.name.clone(),
-                    protocol: if m.protocol.is_empty() {
-                        scope.protocol.clone()
-                    } else {
-                        m.protocol.clone()
-                    },
-                    protocol_mapper: m.protocol_mapper.clone(),
-                    config: m.config.clone(),
-                })
-                .collect();
-        }
+    if creating && let Some(mappers) = &rep.protocol_mappers {
+        scope.protocol_mappers = mappers
+            .iter()
+            .map(|m| ProtocolMapper {
+                id: random::uuid(),
+                name: m.name.clone(),
+                protocol: if m.protocol.is_empty() {
+                    scope.protocol.clone()
+                } else {
+                    m.protocol.clone()
+                },
+                protocol_mapper: m.protocol_mapper.clone(),
+                config: m.config.clone(),
+            })
+            .collect();
     }
     Ok(())
 }

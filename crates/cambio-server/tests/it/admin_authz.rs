@@ -270,6 +270,28 @@ async fn token_handling_guide_flow() {
     )
     .await;
     assert_eq!(perm["error"], "Could not find policy");
+
+    // Deleting the source client removes it from client policies; a policy left naming
+    // nobody goes too, so a client re-created with the same id regains nothing.
+    let source = client_uuid(&server, &token, "source-app").await;
+    let (status, _, _) = admin(
+        &server,
+        &token,
+        "DELETE",
+        &format!("/admin/realms/demo/clients/{source}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = admin(
+        &server,
+        &token,
+        "GET",
+        &format!("{authz}/policy/search?name=source-exchange"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
 }
 
 #[tokio::test]

@@ -586,3 +586,52 @@ async fn exchanges_and_refusals_are_audited() {
     assert_eq!(events[1]["details"]["audience"], "orders-api");
     assert_eq!(events[1]["details"]["subject_client"], "subject-client");
 }
+
+#[tokio::test]
+async fn requester_lifetime_overrides_apply() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let clients = server
+        .http
+        .get(format!(
+            "{}/admin/realms/demo/clients?clientId=requester-client",
+            server.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = clients[0]["id"].as_str().unwrap().to_owned();
+    let status = server
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{id}", server.base))
+        .bearer_auth(&admin)
+        .json(&json!({"attributes": {"access.token.lifespan": "60", "client.session.idle.timeout": "600"}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let subject = server.alice(None).await.access_token();
+    let reply = server
+        .exchange(
+            &subject,
+            &[
+                ("audience", "orders-api"),
+                ("requested_token_type", REFRESH_TOKEN_TYPE),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["expires_in"], 60);
+    let c = claims(&reply.access_token());
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
+    let refresh_expires_in = reply.body["refresh_expires_in"].as_u64().unwrap();
+    assert!(
+        (595..=600).contains(&refresh_expires_in),
+        "{refresh_expires_in}"
+    );
+}

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_authz;
+mod admin_realms;
+mod admin_users;
 mod compat;
 mod endpoints;
 mod exchange;
