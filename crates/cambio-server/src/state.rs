@@ -144,6 +144,12 @@ impl AppState {
         self.external_keys = Arc::new(crate::external_keys::ExternalKeys::new(true));
     }
 
+    /// An enabled realm: what the protocol endpoints serve. A disabled realm answers 404
+    /// there, while administrators still reach it.
+    pub fn active_realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
+        self.realm(name).filter(|rt| rt.snapshot.realm.enabled)
+    }
+
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
         self.realms.load().get(name).cloned()
     }

@@ -221,7 +221,7 @@ pub async fn form(
     Path(realm): Path<String>,
     Query(req): Query<AuthRequest>,
 ) -> Response {
-    let Some(rt) = app.realm(&realm) else {
+    let Some(rt) = app.active_realm(&realm) else {
         return ApiError::NotFound("Realm does not exist").into_response();
     };
     match check(&rt, &req) {
@@ -236,7 +236,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(rt) = app.realm(&realm) else {
+    let Some(rt) = app.active_realm(&realm) else {
         return ApiError::NotFound("Realm does not exist").into_response();
     };
     let form = match read_form(&headers, body).await {

@@ -81,7 +81,7 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
 }
 
 fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm)
+    app.active_realm(realm)
         .ok_or(ApiError::NotFound("Realm does not exist"))
 }
 

@@ -20,7 +20,7 @@ use crate::routes::token::end_session;
 use crate::state::{AppState, RealmRuntime};
 
 fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.realm(realm)
+    app.active_realm(realm)
         .ok_or(ApiError::NotFound("Realm does not exist"))
 }
 

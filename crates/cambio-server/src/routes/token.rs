@@ -32,7 +32,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(rt) = app.realm(&realm) else {
+    let Some(rt) = app.active_realm(&realm) else {
         return ApiError::NotFound("Realm does not exist").into_response();
     };
     let now = random::now();

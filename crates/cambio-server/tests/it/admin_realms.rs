@@ -617,3 +617,58 @@ async fn export_import_round_trip() {
     assert_eq!(exchanged.status, 200, "{}", exchanged.text);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_disabled_realm_serves_no_protocol_endpoint() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let url = format!("{}/demo", realms_url(&server));
+    let reply = send(
+        &server,
+        Method::PUT,
+        &url,
+        Some(&admin),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let token = server
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await;
+    assert_eq!(token.status, 404, "{}", token.text);
+    let discovery = server
+        .get(
+            &format!(
+                "{}/.well-known/openid-configuration",
+                server.realm_url("demo")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(discovery.status, 404);
+    // Administrators still reach it, and can turn it back on.
+    let reply = send(&server, Method::GET, &url, Some(&admin), None).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body["enabled"].as_bool()),
+        (200, Some(false))
+    );
+    let reply = send(
+        &server,
+        Method::PUT,
+        &url,
+        Some(&admin),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(reply.status, 204);
+    let token = server
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
+}
