@@ -24,6 +24,11 @@ pub enum GrantType {
     RefreshToken,
     AuthorizationCode,
     TokenExchange,
+    /// RFC 7523 §2.1 with an external identity provider's assertion.
+    JwtBearer,
+    /// A grant type URI the realm or an identity provider declared as an alias of the
+    /// external token exchange (such as Tapkey's).
+    ExternalAlias,
 }
 
 impl GrantType {
@@ -34,6 +39,7 @@ impl GrantType {
             "refresh_token" => GrantType::RefreshToken,
             "authorization_code" => GrantType::AuthorizationCode,
             crate::exchange::GRANT_TYPE => GrantType::TokenExchange,
+            crate::federation::JWT_BEARER_GRANT => GrantType::JwtBearer,
             _ => {
                 return Err(OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
@@ -50,6 +56,16 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::TokenExchange => crate::exchange::GRANT_TYPE,
+            GrantType::JwtBearer => crate::federation::JWT_BEARER_GRANT,
+            GrantType::ExternalAlias => "external-alias",
+        }
+    }
+
+    /// Like [`GrantType::parse`], also knowing the realm's alias grant types.
+    pub fn parse_in(value: &str, realm: &RealmSnapshot) -> OAuthResult<GrantType> {
+        match GrantType::parse(value) {
+            Err(_) if realm.is_external_grant(value) => Ok(GrantType::ExternalAlias),
+            other => other,
         }
     }
 }

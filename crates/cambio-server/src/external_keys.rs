@@ -20,8 +20,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long fetched keys are used before a background refresh.
 const TTL: Duration = Duration::from_secs(300);
-/// The least time between two fetches caused by unknown `kid`s.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// The least time between two fetches caused by unknown `kid`s, unless configured.
+pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -53,12 +53,12 @@ struct ProviderKeys {
 pub struct ExternalKeys {
     http: reqwest::Client,
     allow_http_loopback: bool,
+    refetch_interval: Duration,
     entries: Mutex<HashMap<String, Arc<ProviderKeys>>>,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl ExternalKeys {
-    pub fn new(allow_http_loopback: bool) -> ExternalKeys {
+    pub fn new(allow_http_loopback: bool, refetch_interval: Duration) -> ExternalKeys {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
@@ -69,14 +69,13 @@ impl ExternalKeys {
         ExternalKeys {
             http,
             allow_http_loopback,
+            refetch_interval,
             entries: Mutex::new(HashMap::new()),
-            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// How many fetches were started (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    pub fn allows_http_loopback(&self) -> bool {
+        self.allow_http_loopback
     }
 
     fn entry(&self, url: &str) -> Arc<ProviderKeys> {
@@ -101,7 +100,7 @@ impl ExternalKeys {
             let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < TTL);
             let may_refetch = state
                 .last_attempt
-                .is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+                .is_none_or(|t| t.elapsed() >= self.refetch_interval);
             (state.keys.clone(), fresh, may_refetch)
         };
         let known = keys.iter().any(|k| match kid {
@@ -135,7 +134,7 @@ impl ExternalKeys {
             let replaced = seen.is_some_and(|p| p != Arc::as_ptr(&state.keys) as usize);
             let recent = state
                 .last_attempt
-                .is_some_and(|t| t.elapsed() < REFETCH_INTERVAL);
+                .is_some_and(|t| t.elapsed() < self.refetch_interval);
             if replaced || (recent && seen.is_some()) {
                 return state.keys.clone();
             }
@@ -144,8 +143,6 @@ impl ExternalKeys {
             let mut state = entry.state.write().unwrap_or_else(|p| p.into_inner());
             state.last_attempt = Some(Instant::now());
         }
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = self.fetch(url).await;
         let mut state = entry.state.write().unwrap_or_else(|p| p.into_inner());
         match result {

@@ -52,6 +52,8 @@ pub struct Config {
     pub demo_signature_algorithm: cambio_jose::Algorithm,
     /// Allow identity providers' JWKS URLs over plain HTTP to loopback addresses (tests).
     pub allow_http_loopback_jwks: bool,
+    /// The least time between two JWKS fetches of one provider caused by unknown `kid`s.
+    pub jwks_refetch_interval: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             demo: false,
             demo_signature_algorithm: cambio_jose::Algorithm::Es256,
             allow_http_loopback_jwks: false,
+            jwks_refetch_interval: external_keys::DEFAULT_REFETCH_INTERVAL,
         }
     }
 }
@@ -111,9 +114,10 @@ impl Server {
         let base_url = format!("{}{}", public.trim_end_matches('/'), relative);
         let (audit, audit_writer) = audit::AuditQueue::start(store.clone());
         let mut state = AppState::new(store, secrets, base_url.clone(), audit);
-        if config.allow_http_loopback_jwks {
-            state.allow_http_loopback_jwks();
-        }
+        state.configure_external_keys(
+            config.allow_http_loopback_jwks,
+            config.jwks_refetch_interval,
+        );
         let state = Arc::new(state);
         let now = random::now();
         let mut bootstrapped = bootstrap::ensure_master(

@@ -134,14 +134,24 @@ impl AppState {
             revocations: Revocations::default(),
             users: RwLock::new(HashMap::new()),
             audit,
-            external_keys: Arc::new(crate::external_keys::ExternalKeys::new(false)),
+            external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
+                false,
+                crate::external_keys::DEFAULT_REFETCH_INTERVAL,
+            )),
         }
     }
 
-    /// Lets identity providers' JWKS be fetched over plain HTTP from loopback addresses
-    /// (tests and local development only).
-    pub fn allow_http_loopback_jwks(&mut self) {
-        self.external_keys = Arc::new(crate::external_keys::ExternalKeys::new(true));
+    /// Configures identity-provider key fetching: plain HTTP to loopback addresses (tests and
+    /// local development only) and the least time between refetches for unknown `kid`s.
+    pub fn configure_external_keys(
+        &mut self,
+        allow_http_loopback: bool,
+        refetch_interval: std::time::Duration,
+    ) {
+        self.external_keys = Arc::new(crate::external_keys::ExternalKeys::new(
+            allow_http_loopback,
+            refetch_interval,
+        ));
     }
 
     /// An enabled realm: what the protocol endpoints serve. A disabled realm answers 404

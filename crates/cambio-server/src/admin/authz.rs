@@ -119,7 +119,7 @@ fn resource_server(rt: &RealmRuntime, id: &str) -> ApiResult<Arc<Client>> {
 }
 
 /// The resource server's scopes, created on first use with ids that then stay stable.
-async fn scopes(app: &AppState, realm_id: &str) -> ApiResult<Vec<AuthzScope>> {
+pub(super) async fn scopes(app: &AppState, realm_id: &str) -> ApiResult<Vec<AuthzScope>> {
     let mut found: Vec<AuthzScope> = app
         .store
         .list_objects(realm_id, KIND_AUTHZ_SCOPE)
@@ -450,7 +450,11 @@ async fn delete(
 }
 
 /// Deletes policies and removes them from every permission or aggregate that names them.
-async fn delete_policies(app: &AppState, realm_id: &str, ids: &[String]) -> ApiResult<()> {
+pub(super) async fn delete_policies(
+    app: &AppState,
+    realm_id: &str,
+    ids: &[String],
+) -> ApiResult<()> {
     for id in ids {
         app.store
             .delete_object(realm_id, KIND_AUTHZ_POLICY, id)

@@ -8,6 +8,7 @@
 mod authz;
 pub(crate) mod clients;
 mod events;
+mod idps;
 mod realms;
 mod roles;
 pub(crate) mod users;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(roles::routes())
         .merge(realms::routes())
         .merge(authz::routes())
+        .merge(idps::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
             "/admin/realms/{realm}/keys/rotate",

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per group of endpoints.
 
 pub mod authorize;
+pub mod external;
 pub mod oidc;
 pub mod session;
 pub mod token;

@@ -23,6 +23,7 @@ use crate::audit::Event;
 use crate::common::{self, active_access_token, authenticate_client, read_form};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
+use crate::routes::external::{self, ExternalGrant};
 use crate::state::{AppState, RealmRuntime};
 
 pub async fn token(
@@ -74,7 +75,8 @@ fn event_type(grant: GrantType) -> &'static str {
         GrantType::Password => "LOGIN",
         GrantType::RefreshToken => "REFRESH_TOKEN",
         GrantType::AuthorizationCode => "CODE_TO_TOKEN",
-        GrantType::TokenExchange => "TOKEN_EXCHANGE",
+        GrantType::TokenExchange | GrantType::ExternalAlias => "TOKEN_EXCHANGE",
+        GrantType::JwtBearer => "JWT_BEARER",
     }
 }
 
@@ -85,6 +87,7 @@ fn error_type(event_type: &'static str) -> &'static str {
         "REFRESH_TOKEN" => "REFRESH_TOKEN_ERROR",
         "CODE_TO_TOKEN" => "CODE_TO_TOKEN_ERROR",
         "TOKEN_EXCHANGE" => "TOKEN_EXCHANGE_ERROR",
+        "JWT_BEARER" => "JWT_BEARER_ERROR",
         _ => "TOKEN_REQUEST_ERROR",
     }
 }
@@ -98,11 +101,12 @@ async fn handle(
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
     let form = read_form(headers, body).await?;
-    let grant = GrantType::parse(form.require("grant_type")?)?;
+    let grant_type = form.require("grant_type")?;
+    let grant = GrantType::parse_in(grant_type, &rt.snapshot)?;
     event.event_type = event_type(grant);
     event
         .details
-        .insert("grant_type", grant.as_str().to_owned());
+        .insert("grant_type", grant_type.chars().take(128).collect());
     // The client the request claims to come from, so that a failed authentication is audited
     // under its name; replaced by the authenticated client below.
     event.client_id = claimed_client_id(headers, &form);
@@ -122,7 +126,46 @@ async fn handle(
         GrantType::AuthorizationCode => {
             authorization_code(app, rt, &client, &form, now, event).await
         }
+        GrantType::TokenExchange if external::is_external_exchange(rt, &form) => {
+            external::exchange(
+                app,
+                rt,
+                &client,
+                &form,
+                ExternalGrant::TokenExchange,
+                grant_type,
+                now,
+                event,
+            )
+            .await
+        }
         GrantType::TokenExchange => token_exchange(app, rt, &client, &form, now, event).await,
+        GrantType::ExternalAlias => {
+            external::exchange(
+                app,
+                rt,
+                &client,
+                &form,
+                ExternalGrant::Alias,
+                grant_type,
+                now,
+                event,
+            )
+            .await
+        }
+        GrantType::JwtBearer => {
+            external::exchange(
+                app,
+                rt,
+                &client,
+                &form,
+                ExternalGrant::JwtBearer,
+                grant_type,
+                now,
+                event,
+            )
+            .await
+        }
     }
 }
 
@@ -436,7 +479,7 @@ async fn token_exchange(
 }
 
 /// Signs the tokens, stores the refresh token, and shapes the response.
-async fn respond(
+pub(crate) async fn respond(
     app: &AppState,
     rt: &RealmRuntime,
     client: &Client,

@@ -1,0 +1,280 @@
+//! Exchanging an external identity provider's JWT for a local access token: token exchange
+//! with an external subject token, alias grant types (Tapkey's), and the RFC 7523 JWT bearer
+//! grant. No refresh token is ever issued here.
+
+use cambio_core::exchange::{RequestedType, TOKEN_TYPE_ACCESS, TOKEN_TYPE_ID, TOKEN_TYPE_JWT};
+use cambio_core::federation::{
+    self, ExternalExchange, KeySource, MAX_EXTERNAL_TOKEN_BYTES, ProviderTrust, Provisioning,
+    provider_refused,
+};
+use cambio_core::form::FormParams;
+use cambio_core::model::Client;
+use cambio_core::{ErrorCode, OAuthError};
+use cambio_jose::{Algorithm, VerifyingKey};
+use cambio_proto::TokenResponse;
+use std::sync::Arc;
+
+use crate::audit::Event;
+use crate::error::ApiResult;
+use crate::random;
+use crate::routes::token::respond;
+use crate::state::{AppState, FederatedLink, RealmRuntime};
+
+/// Which request shape brought us here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternalGrant {
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` with an external subject token.
+    TokenExchange,
+    /// A declared alias grant type (the short token type `jwt` is accepted).
+    Alias,
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
+    JwtBearer,
+}
+
+impl ExternalGrant {
+    /// The error code for a bad token: RFC 7523 uses `invalid_grant`, RFC 8693 `invalid_request`.
+    fn bad_token(self, description: &'static str) -> OAuthError {
+        match self {
+            ExternalGrant::JwtBearer => OAuthError::invalid_grant(description),
+            _ => OAuthError::invalid_request(description),
+        }
+    }
+}
+
+/// Whether a token exchange request is about an external token: it names a provider, says
+/// the token is a JWT or ID token, or carries an issuer other than this realm's that a
+/// provider claims.
+pub fn is_external_exchange(rt: &RealmRuntime, form: &FormParams) -> bool {
+    if form.contains("subject_issuer") || form.contains("provider") {
+        return true;
+    }
+    if matches!(
+        form.get("subject_token_type"),
+        Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID)
+    ) {
+        return true;
+    }
+    if rt.snapshot.providers().next().is_none() {
+        return false;
+    }
+    let Some(token) = form.get("subject_token") else {
+        return false;
+    };
+    match cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES) {
+        Ok((_, claims)) => {
+            let iss = claims.get("iss").and_then(|v| v.as_str());
+            iss.is_some_and(|iss| {
+                iss != rt.issuer() && rt.snapshot.providers().any(|p| p.issuer == iss)
+            })
+        }
+        Err(_) => false,
+    }
+}
+
+pub async fn exchange(
+    app: &AppState,
+    rt: &RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    grant: ExternalGrant,
+    grant_type: &str,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<TokenResponse> {
+    let token = match grant {
+        ExternalGrant::JwtBearer => form.require("assertion")?,
+        _ => form.require("subject_token")?,
+    };
+    if token.len() > MAX_EXTERNAL_TOKEN_BYTES {
+        return Err(grant.bad_token("Invalid token").into());
+    }
+    if grant != ExternalGrant::JwtBearer {
+        check_token_types(form, grant)?;
+    }
+    let provider = select_provider(rt, form, grant, grant_type, token)?;
+    event.details.insert("provider", provider.alias.clone());
+    if !provider.enabled || !federation::client_may_use(&rt.snapshot, provider, client) {
+        return Err(provider_refused().into());
+    }
+    if grant == ExternalGrant::Alias && form.get("scope").is_none() {
+        return Err(OAuthError::invalid_request("Parameter 'scope' required").into());
+    }
+    let verified = verify(app, provider, client, token, now)
+        .await
+        .ok_or_else(|| grant.bad_token("Invalid token"))?;
+    let external = federation::identity(provider, &verified).map_err(|e| match grant {
+        ExternalGrant::JwtBearer => OAuthError::invalid_grant(e.description),
+        _ => e,
+    })?;
+    event.details.insert(
+        "external_subject",
+        external.subject.chars().take(255).collect(),
+    );
+    let user = match app
+        .user_by_federated_identity(rt.id(), &provider.alias, &external.subject)
+        .await?
+    {
+        Some(user) => user,
+        None if provider.provisioning == Provisioning::Create => {
+            provision(app, rt, provider, &external, now).await?
+        }
+        None => {
+            return Err(OAuthError::new(
+                match grant {
+                    ExternalGrant::JwtBearer => ErrorCode::InvalidGrant,
+                    _ => ErrorCode::InvalidRequest,
+                },
+                format!("User is not linked to identity provider {}", provider.alias),
+            )
+            .into());
+        }
+    };
+    event.user_id = Some(user.id.clone());
+    let audiences: Vec<&str> = form.all("audience").collect();
+    let issued = federation::decide(ExternalExchange {
+        realm: &rt.snapshot,
+        provider,
+        requester: client,
+        user: &user,
+        external: &external,
+        audiences: &audiences,
+        scope: form.get("scope"),
+        now,
+        access_jti: random::uuid(),
+        id_jti: random::uuid(),
+    })?;
+    let exchanged = match grant {
+        ExternalGrant::JwtBearer => None,
+        _ => Some(RequestedType::AccessToken),
+    };
+    respond(app, rt, client, issued, None, exchanged, now).await
+}
+
+/// Token types: the URNs everywhere, and the short forms under an alias grant. Refresh
+/// tokens are never issued for external tokens.
+fn check_token_types(form: &FormParams, grant: ExternalGrant) -> Result<(), OAuthError> {
+    let short = grant == ExternalGrant::Alias;
+    match form.get("subject_token_type") {
+        Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID | TOKEN_TYPE_ACCESS) => {}
+        Some("jwt" | "id_token" | "access_token") if short => {}
+        None if short => {}
+        None => {
+            return Err(OAuthError::invalid_request(
+                "Parameter 'subject_token_type' required",
+            ));
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "subject_token_type unsupported",
+            ));
+        }
+    }
+    match form.get("requested_token_type") {
+        None | Some(TOKEN_TYPE_ACCESS) => Ok(()),
+        Some("access_token") if short => Ok(()),
+        Some(cambio_core::exchange::TOKEN_TYPE_REFRESH) | Some("refresh_token") => Err(
+            OAuthError::invalid_request("Refresh tokens are not issued for external tokens"),
+        ),
+        Some(_) => Err(OAuthError::invalid_request(
+            "requested_token_type unsupported",
+        )),
+    }
+}
+
+/// The provider a request means: `provider` or `subject_issuer` (they must agree), the
+/// alias grant's provider, or the single provider whose issuer equals the token's `iss`.
+fn select_provider<'a>(
+    rt: &'a RealmRuntime,
+    form: &FormParams,
+    grant: ExternalGrant,
+    grant_type: &str,
+    token: &str,
+) -> Result<&'a ProviderTrust, OAuthError> {
+    let named = match (form.get("provider"), form.get("subject_issuer")) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(OAuthError::invalid_request(
+                "'provider' and 'subject_issuer' disagree",
+            ));
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    if let Some(alias) = named {
+        return rt.snapshot.provider(alias).ok_or_else(provider_refused);
+    }
+    if grant == ExternalGrant::Alias
+        && let Some(provider) = rt.snapshot.provider_for_grant(grant_type)
+    {
+        return Ok(provider);
+    }
+    let (_, claims) = cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES)
+        .map_err(|_| grant.bad_token("Invalid token"))?;
+    let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+    let mut matching = rt.snapshot.providers().filter(|p| p.issuer == iss);
+    match (matching.next(), matching.next()) {
+        (Some(one), None) => Ok(one),
+        // No provider, or several claiming the issuer: the request must name one.
+        _ => Err(grant.bad_token("Invalid token")),
+    }
+}
+
+/// Verifies the external token with its provider's keys only, with the provider's
+/// algorithms and audiences. Nothing in the token's header can add a key or a URL.
+async fn verify(
+    app: &AppState,
+    provider: &ProviderTrust,
+    client: &Client,
+    token: &str,
+    now: u64,
+) -> Option<cambio_jose::VerifiedJwt> {
+    let (header, _) = cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES).ok()?;
+    let alg: Algorithm = header.algorithm()?;
+    if !provider.allowed_algorithms.contains(&alg) {
+        return None;
+    }
+    let keys: Arc<Vec<VerifyingKey>> = match &provider.keys {
+        KeySource::Inline(keys) => Arc::new(keys.clone()),
+        KeySource::Url(url) => {
+            app.external_keys
+                .keys_for(url, header.kid.as_deref(), Some(alg))
+                .await
+        }
+    };
+    let audiences = provider.accepted_audiences(client);
+    let validation = provider.validation(&audiences, now);
+    cambio_jose::verify(token, keys.as_slice(), &validation).ok()
+}
+
+/// Creates and links a local user on first use.
+async fn provision(
+    app: &AppState,
+    rt: &RealmRuntime,
+    provider: &ProviderTrust,
+    external: &federation::ExternalIdentity,
+    now: u64,
+) -> ApiResult<Arc<cambio_core::model::User>> {
+    let user = federation::provisioned_user(provider, external, random::uuid(), now);
+    app.insert_user(rt.id(), &user).await.map_err(|e| match e {
+        cambio_store::StoreError::Conflict(_) => {
+            OAuthError::invalid_request("Cannot create a local user: the username is taken").into()
+        }
+        other => crate::error::ApiError::from(other),
+    })?;
+    let link = FederatedLink {
+        user_id: user.id.clone(),
+        identity_provider: provider.alias.clone(),
+        external_subject: external.subject.clone(),
+    };
+    if let Err(error) = app.insert_federated_link(rt.id(), &link).await {
+        // Another request linked the same identity first: use that user, drop ours.
+        app.delete_user(rt.id(), &user.id).await?;
+        if let Some(existing) = app
+            .user_by_federated_identity(rt.id(), &provider.alias, &external.subject)
+            .await?
+        {
+            return Ok(existing);
+        }
+        return Err(error.into());
+    }
+    Ok(Arc::new(user))
+}
