@@ -433,7 +433,7 @@ fn thread_cpu(
 }
 
 fn stat_ticks(path: &str) -> Result<u64, String> {
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     // The command name (field 2) may hold spaces; the fields after it start at the last ')'.
     let rest = stat
         .rsplit_once(')')

@@ -12,6 +12,9 @@ use serde_json::json;
 pub enum ApiError {
     /// An OAuth error answered with 400 (or 403 for `access_denied`).
     OAuth(OAuthError),
+    /// Wrong user credentials at the password grant: 401, as Keycloak answers (its clients
+    /// tell a failed login from a malformed request by the status).
+    UserCredentials(OAuthError),
     /// Client authentication failed: 401, with a Basic challenge when Basic was used.
     ClientAuth { error: OAuthError, basic: bool },
     /// A bearer token was missing or invalid at a resource endpoint (RFC 6750 §3).
@@ -73,6 +76,9 @@ impl IntoResponse for ApiError {
                     _ => StatusCode::BAD_REQUEST,
                 };
                 no_store((status, oauth_body(&error)).into_response())
+            }
+            ApiError::UserCredentials(error) => {
+                no_store((StatusCode::UNAUTHORIZED, oauth_body(&error)).into_response())
             }
             ApiError::ClientAuth { error, basic } => {
                 let mut response = (StatusCode::UNAUTHORIZED, oauth_body(&error)).into_response();

@@ -110,7 +110,8 @@ pub struct AppState {
     pub base_url: String,
     realms: ArcSwap<HashMap<String, Arc<RealmRuntime>>>,
     pub revocations: Revocations,
-    users: RwLock<HashMap<String, Arc<User>>>,
+    /// Cached users by id, with the realm each belongs to.
+    users: RwLock<HashMap<String, (String, Arc<User>)>>,
     pub audit: AuditQueue,
     /// Identity providers' fetched keys.
     pub external_keys: Arc<crate::external_keys::ExternalKeys>,
@@ -245,8 +246,10 @@ impl AppState {
 
     /// A user by id, from the cache or the store.
     pub async fn user(&self, realm_id: &str, user_id: &str) -> StoreResult<Option<Arc<User>>> {
-        if let Some(user) = self.users.read().ok().and_then(|m| m.get(user_id).cloned()) {
-            return Ok(Some(user));
+        let cached = self.users.read().ok().and_then(|m| m.get(user_id).cloned());
+        if let Some((realm, user)) = cached {
+            // Ids are unique across realms, but a lookup must never cross into another realm.
+            return Ok((realm == realm_id).then_some(user));
         }
         let Some(object) = self.store.get_object(realm_id, KIND_USER, user_id).await? else {
             return Ok(None);
@@ -256,7 +259,7 @@ impl AppState {
             if map.len() >= USER_CACHE_LIMIT {
                 map.clear();
             }
-            map.insert(user_id.to_owned(), user.clone());
+            map.insert(user_id.to_owned(), (realm_id.to_owned(), user.clone()));
         }
         Ok(Some(user))
     }

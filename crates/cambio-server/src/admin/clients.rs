@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{
     Need, authorize, bad_request, conflict, created, no_content, page, parse_json, realm_or_404,
 };
-use crate::bootstrap::service_account;
+use crate::bootstrap::{REALM_MANAGEMENT, service_account};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, KIND_CLIENT, KIND_ROLE, RealmRuntime};
@@ -311,6 +311,11 @@ pub async fn update(
     let rep: ClientRep = parse_json(&body)?;
     let mut client = (*current).clone();
     apply_rep(&mut client, &rep, &rt)?;
+    // Admin roles are read from `resource_access["realm-management"]`: renaming that client,
+    // or another one to its name, would move administration.
+    if current.client_id == REALM_MANAGEMENT && client.client_id != REALM_MANAGEMENT {
+        return Err(bad_request("The realm-management client cannot be renamed"));
+    }
     if let Some(other) = rt.snapshot.client_by_client_id(&client.client_id)
         && other.id != client.id
     {
@@ -348,6 +353,9 @@ pub async fn delete(
     authorize(&app, &headers, &realm, Need::ManageClients)?;
     let rt = realm_or_404(&app, &realm)?;
     let client = client_or_404(&rt, &id)?;
+    if client.client_id == REALM_MANAGEMENT {
+        return Err(bad_request("The realm-management client cannot be deleted"));
+    }
     if let Some(account) = app.service_account_of(rt.id(), &client).await? {
         app.delete_user(rt.id(), &account.id).await?;
     }

@@ -48,26 +48,28 @@ pub fn is_external_exchange(rt: &RealmRuntime, form: &FormParams) -> bool {
     if form.contains("subject_issuer") || form.contains("provider") {
         return true;
     }
-    if matches!(
+    let typed_external = matches!(
         form.get("subject_token_type"),
         Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID)
-    ) {
-        return true;
-    }
-    if rt.snapshot.providers().next().is_none() {
+    );
+    if !typed_external && rt.snapshot.providers().next().is_none() {
+        // The common case, decided without decoding anything.
         return false;
     }
-    let Some(token) = form.get("subject_token") else {
-        return false;
-    };
-    match cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES) {
-        Ok((_, claims)) => {
-            let iss = claims.get("iss").and_then(|v| v.as_str());
-            iss.is_some_and(|iss| {
-                iss != rt.issuer() && rt.snapshot.providers().any(|p| p.issuer == iss)
-            })
-        }
-        Err(_) => false,
+    let iss = form
+        .get("subject_token")
+        .and_then(|t| cambio_jose::peek_unverified(t, MAX_EXTERNAL_TOKEN_BYTES).ok())
+        .and_then(|(_, claims)| {
+            claims
+                .get("iss")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        });
+    match iss {
+        // Our own tokens follow the standard rules, whatever type they claim to be.
+        Some(iss) if iss == rt.issuer() => false,
+        Some(iss) => typed_external || rt.snapshot.providers().any(|p| p.issuer == iss),
+        None => typed_external,
     }
 }
 

@@ -56,7 +56,9 @@ pub async fn token(
         Err(error) => {
             event.event_type = error_type(event.event_type);
             event.error = Some(match &error {
-                ApiError::OAuth(e) | ApiError::ClientAuth { error: e, .. } => {
+                ApiError::OAuth(e)
+                | ApiError::UserCredentials(e)
+                | ApiError::ClientAuth { error: e, .. } => {
                     event.details.insert("reason", e.description.to_string());
                     e.code.as_str().to_owned()
                 }
@@ -237,7 +239,7 @@ async fn password(
     let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
     let user = match user {
         Some(user) if verified && user.enabled => user,
-        _ => return Err(grants::invalid_user_credentials().into()),
+        _ => return Err(ApiError::UserCredentials(grants::invalid_user_credentials())),
     };
     event.user_id = Some(user.id.clone());
     let session = new_session(rt, client, &user.id, scope.offline(), now);
