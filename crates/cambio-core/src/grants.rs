@@ -96,6 +96,11 @@ pub fn client_credentials(
             "Client not enabled to retrieve service account",
         ));
     }
+    if !service_account.enabled {
+        return Err(OAuthError::unauthorized_client(
+            "Service account user is disabled",
+        ));
+    }
     let scope = GrantedScope::resolve(realm, client, requested_scope)?;
     Ok(issue::issue(
         realm,

@@ -12,6 +12,7 @@ mod common;
 mod error;
 mod external_keys;
 mod keys;
+mod metrics;
 mod passwords;
 mod random;
 pub mod realm_io;
@@ -300,6 +301,7 @@ fn routes(state: Arc<AppState>) -> Router {
         )
         .route("/health/live", get(oidc::live))
         .route("/health/ready", get(oidc::ready))
+        .route("/metrics", get(oidc::metrics))
         .merge(admin::routes())
         .with_state(state)
 }

@@ -113,6 +113,9 @@ pub struct AppState {
     /// Cached users by id, with the realm each belongs to.
     users: RwLock<HashMap<String, (String, Arc<User>)>>,
     pub audit: AuditQueue,
+    pub metrics: crate::metrics::Metrics,
+    /// Service account user ids by client uuid, so client credentials read no database.
+    service_accounts: RwLock<HashMap<String, String>>,
     /// Identity providers' fetched keys.
     pub external_keys: Arc<crate::external_keys::ExternalKeys>,
 }
@@ -135,6 +138,8 @@ impl AppState {
             revocations: Revocations::default(),
             users: RwLock::new(HashMap::new()),
             audit,
+            metrics: crate::metrics::Metrics::default(),
+            service_accounts: RwLock::new(HashMap::new()),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
                 false,
                 crate::external_keys::DEFAULT_REFETCH_INTERVAL,
@@ -262,6 +267,35 @@ impl AppState {
             map.insert(user_id.to_owned(), (realm_id.to_owned(), user.clone()));
         }
         Ok(Some(user))
+    }
+
+    /// A client's service account user, through the caches.
+    pub async fn cached_service_account(
+        &self,
+        realm_id: &str,
+        client: &Client,
+    ) -> StoreResult<Option<Arc<User>>> {
+        let known = self
+            .service_accounts
+            .read()
+            .ok()
+            .and_then(|m| m.get(&client.id).cloned());
+        if let Some(user_id) = known
+            && let Some(user) = self.user(realm_id, &user_id).await?
+            && user.service_account_client_id.as_deref() == Some(client.id.as_str())
+        {
+            return Ok(Some(user));
+        }
+        let Some(user) = self.service_account_of(realm_id, client).await? else {
+            return Ok(None);
+        };
+        if let Ok(mut map) = self.service_accounts.write() {
+            if map.len() >= USER_CACHE_LIMIT {
+                map.clear();
+            }
+            map.insert(client.id.clone(), user.id.clone());
+        }
+        Ok(Some(Arc::new(user)))
     }
 
     /// A user by username (case-insensitive, as Keycloak stores usernames lowercased).

@@ -170,3 +170,9 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
             .into_response(),
     }
 }
+
+/// Prometheus metrics.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let body = app.metrics.render(app.audit.depth(), app.audit.dropped());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -43,7 +43,24 @@ pub async fn token(
         ip_address: common::client_ip(&headers, Some(peer)),
         ..Default::default()
     };
+    // W3C trace context: a caller's trace id is kept with the audit event, so that a request
+    // can be followed from the caller into Cambio.
+    if let Some(trace_id) = trace_id(&headers) {
+        event.details.insert("trace_id", trace_id);
+    }
     let outcome = handle(&app, &rt, &headers, body, now, &mut event).await;
+    let outcome_label = match &outcome {
+        Ok(_) => "success",
+        Err(
+            ApiError::OAuth(e)
+            | ApiError::UserCredentials(e)
+            | ApiError::ClientAuth { error: e, .. },
+        ) => e.code.as_str(),
+        Err(ApiError::Unavailable) => "temporarily_unavailable",
+        Err(_) => "invalid_request",
+    };
+    app.metrics
+        .count_token_request(rt.name(), event.event_type, outcome_label);
     match outcome {
         Ok(response) => {
             app.audit.record(event);
@@ -69,6 +86,26 @@ pub async fn token(
             error.into_response()
         }
     }
+}
+
+/// The trace id of a valid `traceparent` header (W3C Trace Context §3.2): version `00`,
+/// 32 lowercase hex digits not all zero, 16 hex digits not all zero, 2 hex digits of flags.
+pub(crate) fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let valid = version == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_owned())
 }
 
 fn event_type(grant: GrantType) -> &'static str {
@@ -196,11 +233,7 @@ async fn client_credentials(
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
-    let username = format!("service-account-{}", client.client_id);
-    let account = app
-        .user_by_name(rt.id(), &username)
-        .await?
-        .filter(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str()));
+    let account = app.cached_service_account(rt.id(), client).await?;
     let Some(account) = account else {
         return Err(OAuthError::unauthorized_client(
             "Client not enabled to retrieve service account",

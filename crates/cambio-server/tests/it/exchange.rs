@@ -635,3 +635,77 @@ async fn requester_lifetime_overrides_apply() {
         "{refresh_expires_in}"
     );
 }
+
+#[tokio::test]
+async fn exchanges_are_counted_and_carry_the_callers_trace() {
+    let server = TestServer::start().await;
+    let subject = server.alice(None).await.access_token();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let reply = server
+        .http
+        .post(server.oidc("demo", "token"))
+        .header(
+            "authorization",
+            basic_header("requester-client", "requester-secret"),
+        )
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .form(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &subject),
+            ("audience", "orders-api"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    // A malformed traceparent is ignored, not an error.
+    let reply = server
+        .http
+        .post(server.oidc("demo", "token"))
+        .header(
+            "authorization",
+            basic_header("requester-client", "requester-secret"),
+        )
+        .header("traceparent", "00-zz-00f067aa0ba902b7-01")
+        .form(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &subject),
+            ("audience", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cambio_token_requests_total{realm=\"demo\",grant=\"TOKEN_EXCHANGE\",outcome=\"success\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cambio_token_requests_total{realm=\"demo\",grant=\"TOKEN_EXCHANGE\",outcome=\"invalid_client\"} 1\n"));
+    assert!(metrics.contains(
+        "cambio_token_requests_total{realm=\"demo\",grant=\"LOGIN\",outcome=\"success\"} 1\n"
+    ));
+    let admin = server.admin_token().await;
+    let url = format!(
+        "{}/admin/realms/demo/events?type=TOKEN_EXCHANGE,TOKEN_EXCHANGE_ERROR",
+        server.base
+    );
+    let mut events = serde_json::Value::Null;
+    for _ in 0..40 {
+        events = server.get(&url, Some(&admin)).await.body;
+        if events.as_array().is_some_and(|e| e.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(events[1]["details"]["trace_id"], trace);
+    assert!(events[0]["details"].get("trace_id").is_none());
+}
