@@ -29,7 +29,8 @@ Endpoints:
       kid        the `kid` header (default: the signing key's kid; empty: no kid)
       jwk=1      signs with a fresh attacker key and embeds its public JWK in the header
       jku=URL    signs with the attacker key (also served at /evil) and sets `jku`
-      claims     a JSON object of further claims (preferred_username, email, roles...)
+      claims     a JSON object of further claims (preferred_username, email, roles...);
+                 a null value removes that claim
 """
 
 import base64
@@ -122,7 +123,12 @@ class Provider:
             claims["aud"] = auds
         extra = one("claims")
         if extra:
-            claims.update(json.loads(extra))
+            # A null removes a claim (to mint a token without `exp`, say).
+            for name, value in json.loads(extra).items():
+                if value is None:
+                    claims.pop(name, None)
+                else:
+                    claims[name] = value
         alg = one("alg", "RS256")
         with self.lock:
             rsa_key, rsa_kid = self.rsa, self.rsa_kid

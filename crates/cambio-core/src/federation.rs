@@ -257,11 +257,7 @@ pub fn provider_refused() -> OAuthError {
 /// Whether `requester` may use the provider: its allow-list, or the provider's V1
 /// `token-exchange` permission.
 pub fn client_may_use(realm: &RealmSnapshot, provider: &ProviderTrust, requester: &Client) -> bool {
-    if provider
-        .allowed_clients
-        .iter()
-        .any(|c| *c == requester.client_id)
-    {
+    if provider.allowed_clients.contains(&requester.client_id) {
         return true;
     }
     let name = idp_permission_name(&provider.internal_id);

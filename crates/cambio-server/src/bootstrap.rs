@@ -231,6 +231,14 @@ pub async fn ensure_demo(
         .insert_user(&realm.id, &service_account(&requester, now))
         .await?;
 
+    // The app of the SDK walkthrough: it logs users in and exchanges their tokens itself.
+    let mut app = new_client(&realm, "sdk-app");
+    app.secret = Some("sdk-secret".into());
+    app.direct_access_grants_enabled = true;
+    app.redirect_uris = vec!["http://127.0.0.1/*".into(), "http://localhost/*".into()];
+    app.attributes = BTreeMap::from([(ATTR_STANDARD_EXCHANGE.to_owned(), "true".to_owned())]);
+    state.insert_client(&realm.id, &app).await?;
+
     let mut subject = new_client(&realm, "subject-client");
     subject.secret = Some("subject-secret".into());
     subject.direct_access_grants_enabled = true;

@@ -135,7 +135,9 @@ impl ExternalKeys {
             let recent = state
                 .last_attempt
                 .is_some_and(|t| t.elapsed() < self.refetch_interval);
-            if replaced || (recent && seen.is_some()) {
+            // Background refreshes too: requests that found the keys stale at the same
+            // moment each spawn one, and only the first may fetch.
+            if replaced || recent {
                 return state.keys.clone();
             }
         }

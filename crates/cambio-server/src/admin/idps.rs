@@ -25,7 +25,8 @@ use super::{
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{
-    AppState, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_IDP, RealmRuntime, decode, object,
+    AppState, FederatedLink, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_FEDERATED_LINK, KIND_IDP,
+    RealmRuntime, decode, object,
 };
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -242,11 +243,36 @@ pub async fn delete(
     let idps = all(&app, &rt).await?;
     let idp = find(&idps, &alias)?.clone();
     remove_permissions(&app, rt.id(), &idp.internal_id).await?;
+    remove_links(&app, rt.id(), &idp.alias).await?;
     app.store
         .delete_object(rt.id(), KIND_IDP, &idp.internal_id)
         .await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
+}
+
+/// Removes every user's link to the provider, as Keycloak does: a provider registered later
+/// under the same alias, possibly for another issuer, must not inherit them.
+async fn remove_links(app: &AppState, realm_id: &str, alias: &str) -> ApiResult<()> {
+    for object in app
+        .store
+        .list_objects(realm_id, KIND_FEDERATED_LINK)
+        .await?
+    {
+        let link: FederatedLink = decode(&object)?;
+        if link.identity_provider != alias {
+            continue;
+        }
+        if let Some(user) = app.user(realm_id, &link.user_id).await? {
+            let mut user = (*user).clone();
+            user.federated_identities
+                .retain(|f| f.identity_provider != alias);
+            app.update_user(realm_id, &user).await?;
+        }
+        app.delete_federated_link(realm_id, &link.user_id, alias)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn management_state(

@@ -73,6 +73,7 @@ pub fn is_external_exchange(rt: &RealmRuntime, form: &FormParams) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange(
     app: &AppState,
     rt: &RealmRuntime,

@@ -7,6 +7,7 @@ mod admin_users;
 mod compat;
 mod endpoints;
 mod exchange;
+mod external;
 mod grants;
 mod harness;
 

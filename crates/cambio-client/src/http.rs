@@ -1,0 +1,259 @@
+//! The wire: discovery, the token and revocation endpoints, JWKS, client authentication.
+//!
+//! Every server answer is read with a size limit; OAuth errors keep `error` and
+//! `error_description` as sent.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use cambio_jose::SigningKey;
+use cambio_proto::{Discovery, ErrorResponse};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, OAuthError, Result};
+
+/// RFC 8693 grant type and token types.
+pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Token responses are a few kilobytes; anything far larger is not a token response.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Client assertions live one minute: long enough for clock skew, short enough to be useless
+/// if intercepted (the server also accepts each `jti` once).
+const ASSERTION_LIFETIME: u64 = 60;
+
+/// How the client proves who it is at the token endpoint.
+pub(crate) enum ClientAuth {
+    /// A public client: `client_id` in the form, no secret.
+    None,
+    /// `client_secret_basic` (RFC 6749 §2.3.1).
+    Secret(Zeroizing<String>),
+    /// `private_key_jwt` (RFC 7523): a fresh signed assertion per request.
+    PrivateKeyJwt(SigningKey),
+}
+
+/// The endpoints taken from the discovery document.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    pub issuer: String,
+    pub token: String,
+    pub revocation: String,
+    pub authorization: String,
+    pub jwks: String,
+}
+
+/// The fields of a token response the SDK uses; tokens are wiped when dropped.
+#[derive(Deserialize)]
+pub(crate) struct TokenReply {
+    pub access_token: Zeroizing<String>,
+    #[serde(default)]
+    pub expires_in: u64,
+    #[serde(default)]
+    pub refresh_token: Option<Zeroizing<String>>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub issued_token_type: Option<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+/// The HTTP side of a client: connection pool, endpoints, credentials.
+pub(crate) struct Wire {
+    pub http: reqwest::Client,
+    pub endpoints: Endpoints,
+    pub client_id: String,
+    pub auth: ClientAuth,
+}
+
+impl Wire {
+    /// Fetches `{issuer}/.well-known/openid-configuration` and checks that it names `issuer`
+    /// (OpenID Connect Discovery §4.3), so endpoints cannot be redirected to another realm.
+    pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints> {
+        let issuer = issuer.trim_end_matches('/');
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let response = http.get(&url).send().await?;
+        let status = response.status();
+        let body = read_limited(response).await?;
+        if !status.is_success() {
+            return Err(Error::Config(format!(
+                "discovery at {url} answered {status}"
+            )));
+        }
+        let doc: Discovery = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("discovery document: {e}")))?;
+        if doc.issuer != issuer {
+            return Err(Error::Config(format!(
+                "discovery names issuer {} instead of {issuer}",
+                doc.issuer
+            )));
+        }
+        Ok(Endpoints {
+            issuer: doc.issuer,
+            token: doc.token_endpoint,
+            revocation: doc.revocation_endpoint,
+            authorization: doc.authorization_endpoint,
+            jwks: doc.jwks_uri,
+        })
+    }
+
+    /// POSTs a grant to the token endpoint with client authentication.
+    pub async fn token(
+        &self,
+        form: &[(&str, &str)],
+        extra_headers: Option<HeaderMap>,
+    ) -> Result<TokenReply> {
+        let body = self.post(&self.endpoints.token, form, extra_headers).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("token response: {e}")))
+    }
+
+    /// RFC 7009 revocation of `token`.
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<()> {
+        self.post(
+            &self.endpoints.revocation,
+            &[("token", token), ("token_type_hint", hint)],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The realm's signature keys.
+    pub async fn jwks(&self) -> Result<Vec<cambio_jose::VerifyingKey>> {
+        let response = self.http.get(&self.endpoints.jwks).send().await?;
+        let status = response.status();
+        let body = read_limited(response).await?;
+        if !status.is_success() {
+            return Err(Error::Protocol(format!("JWKS answered {status}")));
+        }
+        cambio_jose::parse_jwks(&body, None).map_err(|e| Error::Protocol(format!("JWKS: {e}")))
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        extra_headers: Option<HeaderMap>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        body.extend_pairs(form);
+        let mut headers = extra_headers.unwrap_or_default();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        match &self.auth {
+            ClientAuth::None => {
+                body.append_pair("client_id", &self.client_id);
+            }
+            ClientAuth::Secret(secret) => {
+                let mut value = HeaderValue::try_from(basic(&self.client_id, secret))
+                    .map_err(|_| Error::Config("client credentials are not valid".into()))?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+            }
+            ClientAuth::PrivateKeyJwt(key) => {
+                let assertion = self.assertion(key)?;
+                body.append_pair("client_id", &self.client_id)
+                    .append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                    .append_pair("client_assertion", &assertion);
+            }
+        }
+        let body = Zeroizing::new(body.finish());
+        let response = self
+            .http
+            .post(url)
+            .headers(headers)
+            .body(body.as_bytes().to_vec())
+            .send()
+            .await?;
+        let status = response.status();
+        let bytes = read_limited(response).await?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(Error::OAuth(match serde_json::from_slice::<ErrorResponse>(&bytes) {
+            Ok(e) => OAuthError {
+                status: status.as_u16(),
+                error: e.error,
+                error_description: e.error_description,
+            },
+            Err(_) => OAuthError {
+                status: status.as_u16(),
+                error: "server_error".into(),
+                error_description: Some(format!("HTTP {status} without an OAuth error body")),
+            },
+        }))
+    }
+
+    /// An RFC 7523 client assertion for the token endpoint.
+    fn assertion(&self, key: &SigningKey) -> Result<String> {
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.endpoints.token,
+            "jti": random_token(),
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME,
+        });
+        key.sign("JWT", &claims)
+            .map_err(|e| Error::Config(format!("cannot sign the client assertion: {e}")))
+    }
+}
+
+/// A reqwest client with the SDK's limits: no redirects (a token endpoint never redirects,
+/// and following one would resend credentials), bounded connect and request times.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .build()
+        .map_err(Error::from)
+}
+
+/// Reads a body up to [`MAX_BODY_BYTES`]; the copy is wiped when dropped.
+async fn read_limited(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
+    let mut body = Zeroizing::new(Vec::new());
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Error::Protocol("response body too large".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// RFC 6749 §2.3.1: both parts form-url-encoded, then base64.
+fn basic(id: &str, secret: &str) -> Zeroizing<String> {
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = Zeroizing::new(format!("{}:{}", encode(id), encode(secret)));
+    Zeroizing::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+    ))
+}
+
+/// 32 random bytes, base64url: PKCE verifiers, `state` values, assertion ids.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    // aws-lc-rs reads the operating system's generator; it fails only if that is broken,
+    // and then no secure value can be made at all.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        panic!("the system random number generator failed");
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
