@@ -106,9 +106,10 @@ impl Wire {
         form: &[(&str, &str)],
         extra_headers: Option<HeaderMap>,
     ) -> Result<TokenReply> {
-        let body = self.post(&self.endpoints.token, form, extra_headers).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::Protocol(format!("token response: {e}")))
+        let body = self
+            .post(&self.endpoints.token, form, extra_headers)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("token response: {e}")))
     }
 
     /// RFC 7009 revocation of `token`.
@@ -139,31 +140,8 @@ impl Wire {
         form: &[(&str, &str)],
         extra_headers: Option<HeaderMap>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        body.extend_pairs(form);
         let mut headers = extra_headers.unwrap_or_default();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        match &self.auth {
-            ClientAuth::None => {
-                body.append_pair("client_id", &self.client_id);
-            }
-            ClientAuth::Secret(secret) => {
-                let mut value = HeaderValue::try_from(basic(&self.client_id, secret))
-                    .map_err(|_| Error::Config("client credentials are not valid".into()))?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-            }
-            ClientAuth::PrivateKeyJwt(key) => {
-                let assertion = self.assertion(key)?;
-                body.append_pair("client_id", &self.client_id)
-                    .append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE)
-                    .append_pair("client_assertion", &assertion);
-            }
-        }
-        let body = Zeroizing::new(body.finish());
+        let body = self.authenticated_form(form, &mut headers)?;
         let response = self
             .http
             .post(url)
@@ -176,18 +154,55 @@ impl Wire {
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(Error::OAuth(match serde_json::from_slice::<ErrorResponse>(&bytes) {
-            Ok(e) => OAuthError {
-                status: status.as_u16(),
-                error: e.error,
-                error_description: e.error_description,
+        Err(Error::OAuth(
+            match serde_json::from_slice::<ErrorResponse>(&bytes) {
+                Ok(e) => OAuthError {
+                    status: status.as_u16(),
+                    error: e.error,
+                    error_description: e.error_description,
+                },
+                Err(_) => OAuthError {
+                    status: status.as_u16(),
+                    error: "server_error".into(),
+                    error_description: Some(format!("HTTP {status} without an OAuth error body")),
+                },
             },
-            Err(_) => OAuthError {
-                status: status.as_u16(),
-                error: "server_error".into(),
-                error_description: Some(format!("HTTP {status} without an OAuth error body")),
-            },
-        }))
+        ))
+    }
+
+    /// The form body with the client's authentication added, to the body or to `headers`.
+    /// (A separate function because the serializer is not `Send` and may not live across
+    /// an await.)
+    fn authenticated_form(
+        &self,
+        form: &[(&str, &str)],
+        headers: &mut HeaderMap,
+    ) -> Result<Zeroizing<String>> {
+        let mut serializer = form_urlencoded::Serializer::new(String::new());
+        serializer.extend_pairs(form);
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        match &self.auth {
+            ClientAuth::None => {
+                serializer.append_pair("client_id", &self.client_id);
+            }
+            ClientAuth::Secret(secret) => {
+                let mut value = HeaderValue::from_str(&basic(&self.client_id, secret))
+                    .map_err(|_| Error::Config("client credentials are not valid".into()))?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+            }
+            ClientAuth::PrivateKeyJwt(key) => {
+                let assertion = self.assertion(key)?;
+                serializer
+                    .append_pair("client_id", &self.client_id)
+                    .append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE)
+                    .append_pair("client_assertion", &assertion);
+            }
+        }
+        Ok(Zeroizing::new(serializer.finish()))
     }
 
     /// An RFC 7523 client assertion for the token endpoint.

@@ -49,6 +49,10 @@ pub async fn authenticate_client(
     form: &FormParams,
     now: u64,
 ) -> ApiResult<Arc<Client>> {
+    // Two Authorization headers are ambiguous: which one would the client mean?
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(OAuthError::invalid_request("Multiple Authorization headers").into());
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -141,6 +145,9 @@ pub fn active_access_token(
 
 /// The bearer token of an `Authorization` header (RFC 6750 §2.1).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return None;
+    }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

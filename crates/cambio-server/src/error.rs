@@ -126,3 +126,41 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+/// Errors produced by the framework rather than by a handler (unknown path, wrong method, body
+/// over the limit, timeout) come without a JSON body; give them one, so every error a client
+/// sees has the same shape. Handler errors already carry JSON and pass through untouched.
+pub async fn json_for_framework_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    // Extractor rejections (a query that does not parse, a bad path parameter) are plain text.
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !plain {
+        return response;
+    }
+    let (error, description) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("invalid_request", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", "Request body too large"),
+        StatusCode::SERVICE_UNAVAILABLE => ("temporarily_unavailable", "The request took too long"),
+        s if s.is_server_error() => ("server_error", "The server could not complete the request"),
+        _ => ("invalid_request", "Invalid request"),
+    };
+    let mut out = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    // Keep headers the framework set for a reason, such as `Allow` on 405.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -314,10 +314,12 @@ fn router(state: Arc<AppState>, relative: &str) -> Router {
     } else {
         Router::new().nest(relative, routes)
     };
-    app.layer(DefaultBodyLimit::max(1024 * 1024)).layer(
-        tower_http::timeout::TimeoutLayer::with_status_code(
+    app.layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
-        ),
-    )
+        ))
+        .layer(axum::middleware::map_response(
+            error::json_for_framework_errors,
+        ))
 }

@@ -1,4 +1,5 @@
-//! Storage for Cambio: one trait, [`Store`], and its implementations.
+//! Storage for Cambio: one trait, [`Store`], and its implementations: [`SqliteStore`] (the
+//! embedded default for one node) and [`PgStore`] (PostgreSQL, shared by several nodes).
 //!
 //! The trait speaks in plain records (strings, numbers, JSON documents) and knows nothing of
 //! SQL; only the implementation modules do. Configuration objects (realms, clients, users,
@@ -8,8 +9,10 @@
 //! updates (sessions, refresh tokens, one-time values, events) has tables of its own.
 
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -33,6 +36,29 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The largest page of events one `list_events` call returns, so that an admin request cannot
+/// make the server load the whole event table into memory.
+const MAX_EVENTS_PAGE: u64 = 1000;
+
+/// The page size used when the caller asks for `max == 0`, matching the admin API default.
+const DEFAULT_EVENTS_PAGE: u64 = 100;
+
+/// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
+/// stored faithfully; refusing them is better than wrapping into negative times.
+fn to_db(value: u64) -> StoreResult<i64> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{value} does not fit in a BIGINT column")))
+}
+
+/// Converts a signed column back; a negative value was never written by this store.
+fn from_db(value: i64) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value}")))
+}
+
+fn opt_to_db(value: Option<u64>) -> StoreResult<Option<i64>> {
+    value.map(to_db).transpose()
+}
 
 /// The realm id used for objects that belong to no realm (the realms themselves).
 pub const GLOBAL: &str = "";

@@ -18,16 +18,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::{
-    EventFilter, EventRecord, Object, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store,
-    StoreError, StoreResult,
+    DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
+    RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
 };
-
-/// The largest page of events one `list_events` call returns, so that an admin request cannot
-/// make the server load the whole event table into memory.
-const MAX_EVENTS_PAGE: u64 = 1000;
-
-/// The page size used when the caller asks for `max == 0`, matching the admin API default.
-const DEFAULT_EVENTS_PAGE: u64 = 100;
 
 /// How long a connection waits for another writer before giving up with "database is locked".
 /// SQLite allows one writer at a time; short waits are normal under concurrent requests.
@@ -130,22 +123,6 @@ fn db_error(error: sqlx::Error) -> StoreError {
         }
         other => StoreError::Unavailable(other.to_string()),
     }
-}
-
-/// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
-/// stored faithfully; refusing them is better than wrapping into negative times.
-fn to_db(value: u64) -> StoreResult<i64> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Corrupt(format!("{value} does not fit in a BIGINT column")))
-}
-
-/// Converts a signed column back; a negative value was never written by this store.
-fn from_db(value: i64) -> StoreResult<u64> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value}")))
-}
-
-fn opt_to_db(value: Option<u64>) -> StoreResult<Option<i64>> {
-    value.map(to_db).transpose()
 }
 
 fn get_u64(row: &SqliteRow, column: &str) -> StoreResult<u64> {

@@ -330,7 +330,7 @@ impl Fixture {
     }
 }
 
-/// The claims of a token, as `exp` for assertions.
+/// The `exp` of a JWT.
 fn exp_of(jwt: &str) -> u64 {
     claims(jwt)["exp"].as_u64().unwrap()
 }
@@ -379,9 +379,8 @@ fn assert_refused(reply: &Reply) {
     reply.assert_error(403, "access_denied", "Client not allowed to exchange");
 }
 
-fn no_wait() -> Duration {
-    Duration::from_secs(1)
-}
+/// The JWKS refetch interval of most tests: short, so that none waits long.
+const SHORT_REFETCH: Duration = Duration::from_secs(1);
 
 /// Tapkey's request: its own grant type, the short token type, no `provider` unless given.
 async fn tapkey(
@@ -401,7 +400,7 @@ async fn tapkey(
 
 #[tokio::test]
 async fn tapkey_alias_grant() {
-    let Some(f) = Fixture::start(no_wait(), json!({"cambio.grantTypes": TAPKEY})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({"cambio.grantTypes": TAPKEY})).await else {
         return;
     };
     let external = f.idp.token(EXT_ALICE).await;
@@ -409,6 +408,10 @@ async fn tapkey_alias_grant() {
     let c = assert_local_token(&reply, &f.alice, &external, Some(ACCESS_TOKEN_TYPE));
     assert_eq!(c["iss"], f.server.realm_url("demo"));
     assert_eq!(c["preferred_username"], "alice", "{c}");
+    // A real token of the realm, not just a well-formed one.
+    let introspected = f.server.introspect(&reply.access_token()).await;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["sub"], f.alice.as_str());
 
     // Naming the provider, and the short requested type, work too.
     let reply = tapkey(
@@ -453,7 +456,7 @@ async fn tapkey_alias_grant() {
 
 #[tokio::test]
 async fn provider_selection_and_audit_events() {
-    let Some(f) = Fixture::start(no_wait(), json!({})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
         return;
     };
     let external = f.idp.token(EXT_ALICE).await;
@@ -569,7 +572,7 @@ async fn provider_selection_and_audit_events() {
 #[tokio::test]
 async fn provisioning_linked_only_and_create() {
     let Some(f) = Fixture::start(
-        no_wait(),
+        SHORT_REFETCH,
         json!({"cambio.usernameClaim": "preferred_username"}),
     )
     .await
@@ -679,7 +682,7 @@ async fn provisioning_linked_only_and_create() {
 
 #[tokio::test]
 async fn lifetime_is_capped_and_expiry_enforced() {
-    let Some(f) = Fixture::start(no_wait(), json!({"cambio.maxLifetime": "60"})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({"cambio.maxLifetime": "60"})).await else {
         return;
     };
     // A long-lived external token: the provider's cap wins.
@@ -728,7 +731,7 @@ async fn lifetime_is_capped_and_expiry_enforced() {
 
 #[tokio::test]
 async fn audience_algorithm_and_header_attacks_are_refused() {
-    let Some(f) = Fixture::start(no_wait(), json!({"cambio.allowedAlgorithms": "RS256"})).await
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({"cambio.allowedAlgorithms": "RS256"})).await
     else {
         return;
     };
@@ -862,7 +865,7 @@ async fn audience_algorithm_and_header_attacks_are_refused() {
 
 #[tokio::test]
 async fn client_allow_list_and_idp_permission() {
-    let Some(f) = Fixture::start(no_wait(), json!({})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
         return;
     };
     let admin = f.admin();
@@ -982,7 +985,7 @@ async fn client_allow_list_and_idp_permission() {
 
 #[tokio::test]
 async fn jwt_bearer_grant() {
-    let Some(f) = Fixture::start(no_wait(), json!({})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
         return;
     };
     let bearer = |assertion: String| {
@@ -1095,7 +1098,7 @@ async fn key_rotation_at_the_provider() {
 
 #[tokio::test]
 async fn hanging_provider_fails_in_bounded_time() {
-    let Some(f) = Fixture::start(no_wait(), json!({})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
         return;
     };
     let admin = f.admin();
@@ -1130,7 +1133,7 @@ async fn hanging_provider_fails_in_bounded_time() {
 
 #[tokio::test]
 async fn oversized_jwks_is_refused() {
-    let Some(f) = Fixture::start(no_wait(), json!({})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
         return;
     };
     let admin = f.admin();
@@ -1264,7 +1267,7 @@ async fn unknown_kid_flood_fetches_at_most_once_per_interval() {
 
 #[tokio::test]
 async fn admin_validation_and_deletion() {
-    let Some(f) = Fixture::start(no_wait(), json!({"cambio.grantTypes": TAPKEY})).await else {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({"cambio.grantTypes": TAPKEY})).await else {
         return;
     };
     let admin = f.admin();

@@ -10,5 +10,6 @@ mod exchange;
 mod external;
 mod grants;
 mod harness;
+mod hostile;
 
 pub use harness::*;

@@ -1,7 +1,7 @@
 //! The conformance suite every [`Store`] implementation must pass.
 //!
 //! The checks live in the library rather than in a `#[cfg(test)]` module so that each backend
-//! (SQLite now, PostgreSQL later) runs the very same assertions from its own tests: the server
+//! (SQLite and PostgreSQL) runs the very same assertions from its own tests: the server
 //! relies on these exact semantics (who wins a refresh-token race, what counts as a replay,
 //! which sessions are listed as revoked), not on what one database happens to do.
 //!
@@ -9,13 +9,18 @@
 //! session ids, hashes and values, so that all of them can share one store (see [`run_all`]).
 //! Times are seconds around [`NOW`], except in [`check_purge`], which uses small times of its
 //! own so that purging never touches what the other checks wrote.
+//!
+//! [`PgTestDatabase`] gives PostgreSQL tests (of this crate and of the server) a fresh
+//! database each.
 
 #![allow(clippy::unwrap_used)]
 
 mod objects;
+mod postgres;
 mod sessions;
 
 pub use objects::{check_events, check_objects, check_realm_delete};
+pub use postgres::{POSTGRES_URL_ENV, PgTestDatabase};
 pub use sessions::{
     check_auth_codes, check_one_time_values, check_purge, check_refresh_tokens, check_revocations,
     check_sessions,
