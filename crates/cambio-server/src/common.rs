@@ -71,6 +71,12 @@ pub async fn authenticate_client(
     let basic = presented.is_basic();
     let fail = |error: OAuthError| ApiError::ClientAuth { error, basic };
     let client_id = presented.claimed_client_id().map_err(fail)?;
+    app.client_limits
+        .check(
+            &format!("{}/{client_id}", rt.id()),
+            std::time::Instant::now(),
+        )
+        .map_err(ApiError::TooManyRequests)?;
     let client = rt
         .snapshot
         .client_by_client_id(&client_id)
@@ -160,4 +166,41 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 pub fn client_ip(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
     let _ = headers;
     peer.map(|p| p.ip().to_string())
+}
+
+/// Checks a username and password, with the brute-force lockout: the password is always
+/// verified (so timing does not tell a locked account), and while an account is locked even
+/// the right password fails like a wrong one. Unknown users count failures too, so the answer
+/// never tells whether a username exists.
+pub async fn check_password_login(
+    app: &AppState,
+    realm_id: &str,
+    username: &str,
+    password: &str,
+) -> ApiResult<Option<cambio_core::model::User>> {
+    let key = format!("{realm_id}/{}", username.to_lowercase());
+    let user = app.user_by_name(realm_id, username).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
+    let now = std::time::Instant::now();
+    if app.logins.locked(&key, now) {
+        return Ok(None);
+    }
+    match user {
+        Some(user) if verified && user.enabled => {
+            app.logins.succeeded(&key);
+            Ok(Some(user))
+        }
+        _ => {
+            app.logins.failed(&key, now);
+            Ok(None)
+        }
+    }
+}
+
+/// Applies the per-address rate limit.
+pub fn limit_address(app: &AppState, peer: std::net::SocketAddr) -> ApiResult<()> {
+    app.ip_limits
+        .check(&peer.ip().to_string(), std::time::Instant::now())
+        .map_err(ApiError::TooManyRequests)
 }

@@ -29,6 +29,8 @@ pub enum ApiError {
     Admin { status: StatusCode, message: String },
     /// The store failed; the request may be retried.
     Unavailable,
+    /// A rate limit was hit: 429 with `Retry-After`.
+    TooManyRequests(std::time::Duration),
 }
 
 impl From<OAuthError> for ApiError {
@@ -116,6 +118,18 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": message, "errorMessage": message})),
             )
                 .into_response(),
+            ApiError::TooManyRequests(wait) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"error": "temporarily_unavailable", "error_description": "Too many requests; retry later"})),
+                )
+                    .into_response();
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                no_store(response)
+            }
             ApiError::Unavailable => no_store(
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -12,6 +12,9 @@ mod common;
 mod error;
 mod external_keys;
 mod keys;
+mod limits;
+
+pub use limits::{Lockout, RateLimit};
 mod metrics;
 mod passwords;
 mod random;
@@ -55,6 +58,14 @@ pub struct Config {
     pub allow_http_loopback_jwks: bool,
     /// The least time between two JWKS fetches of one provider caused by unknown `kid`s.
     pub jwks_refetch_interval: Duration,
+    /// Requests per second (and burst) per client address at the token, introspection and
+    /// revocation endpoints; off by default (behind a load balancer every request may come
+    /// from one address).
+    pub rate_limit_per_ip: RateLimit,
+    /// Requests per second (and burst) per client id at the same endpoints; off by default.
+    pub rate_limit_per_client: RateLimit,
+    /// Password brute-force lockout (on by default: 5 failures in 5 minutes lock for 60 s).
+    pub lockout: Lockout,
 }
 
 impl Default for Config {
@@ -70,6 +81,9 @@ impl Default for Config {
             demo_signature_algorithm: cambio_jose::Algorithm::Es256,
             allow_http_loopback_jwks: false,
             jwks_refetch_interval: external_keys::DEFAULT_REFETCH_INTERVAL,
+            rate_limit_per_ip: RateLimit::OFF,
+            rate_limit_per_client: RateLimit::OFF,
+            lockout: Lockout::default(),
         }
     }
 }
@@ -115,6 +129,11 @@ impl Server {
         let base_url = format!("{}{}", public.trim_end_matches('/'), relative);
         let (audit, audit_writer) = audit::AuditQueue::start(store.clone());
         let mut state = AppState::new(store, secrets, base_url.clone(), audit);
+        state.configure_limits(
+            config.rate_limit_per_ip,
+            config.rate_limit_per_client,
+            config.lockout,
+        );
         state.configure_external_keys(
             config.allow_http_loopback_jwks,
             config.jwks_refetch_interval,

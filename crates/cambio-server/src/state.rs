@@ -114,6 +114,10 @@ pub struct AppState {
     users: RwLock<HashMap<String, (String, Arc<User>)>>,
     pub audit: AuditQueue,
     pub metrics: crate::metrics::Metrics,
+    /// Token-bucket limits by client address and by client id, and password lockout.
+    pub ip_limits: crate::limits::RateLimiter,
+    pub client_limits: crate::limits::RateLimiter,
+    pub logins: crate::limits::LoginGuard,
     /// Service account user ids by client uuid, so client credentials read no database.
     service_accounts: RwLock<HashMap<String, String>>,
     /// Identity providers' fetched keys.
@@ -139,6 +143,9 @@ impl AppState {
             users: RwLock::new(HashMap::new()),
             audit,
             metrics: crate::metrics::Metrics::default(),
+            ip_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
+            client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
+            logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
             service_accounts: RwLock::new(HashMap::new()),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
                 false,
@@ -164,6 +171,18 @@ impl AppState {
     /// there, while administrators still reach it.
     pub fn active_realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
         self.realm(name).filter(|rt| rt.snapshot.realm.enabled)
+    }
+
+    /// Sets the request rate limits and the password lockout.
+    pub fn configure_limits(
+        &mut self,
+        per_ip: crate::limits::RateLimit,
+        per_client: crate::limits::RateLimit,
+        lockout: crate::limits::Lockout,
+    ) {
+        self.ip_limits = crate::limits::RateLimiter::new(per_ip);
+        self.client_limits = crate::limits::RateLimiter::new(per_client);
+        self.logins = crate::limits::LoginGuard::new(lockout);
     }
 
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {

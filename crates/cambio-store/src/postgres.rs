@@ -446,14 +446,13 @@ impl Store for PgStore {
     async fn revoke_session(&self, id: &str, at: u64) -> StoreResult<bool> {
         // Only where revoked_at is NULL: the first revocation time is the one that counts, and
         // the return value tells the caller whether this call ended the session.
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(to_db(at)?)
-        .bind(id)
-        .execute(&self.pool)
-        .db()
-        .await?;
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_db(at)?)
+                .bind(id)
+                .execute(&self.pool)
+                .db()
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -644,12 +643,11 @@ impl Store for PgStore {
         // Delete-returning: the delete is the claim, so of two concurrent takes only one gets
         // the row (the other waits on the row lock, then finds it gone). An expired code is
         // deleted as well, then refused.
-        let row =
-            sqlx::query("DELETE FROM auth_codes WHERE hash = $1 RETURNING data, expires_at")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .db()
-                .await?;
+        let row = sqlx::query("DELETE FROM auth_codes WHERE hash = $1 RETURNING data, expires_at")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .db()
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };

@@ -125,7 +125,9 @@ impl TestServer {
 
     /// Sets client attributes of a demo client (such as `access.token.lifespan`).
     pub async fn set_client_attribute(&self, client_id: &str, name: &str, value: &str) {
-        let clients = self.admin_get(&format!("/clients?clientId={client_id}")).await;
+        let clients = self
+            .admin_get(&format!("/clients?clientId={client_id}"))
+            .await;
         let uuid = clients[0]["id"].as_str().unwrap().to_owned();
         let admin = self.admin_token().await;
         let response = self
@@ -133,6 +135,24 @@ impl TestServer {
             .put(format!("{}/admin/realms/demo/clients/{uuid}", self.base))
             .bearer_auth(admin)
             .json(&json!({"attributes": {name: value}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// Replaces a demo client's fields (a partial representation, as Keycloak's PUT takes).
+    pub async fn update_client(&self, client_id: &str, representation: Value) {
+        let clients = self
+            .admin_get(&format!("/clients?clientId={client_id}"))
+            .await;
+        let uuid = clients[0]["id"].as_str().unwrap().to_owned();
+        let admin = self.admin_token().await;
+        let response = self
+            .http
+            .put(format!("{}/admin/realms/demo/clients/{uuid}", self.base))
+            .bearer_auth(admin)
+            .json(&representation)
             .send()
             .await
             .unwrap();

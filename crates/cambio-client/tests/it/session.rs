@@ -34,7 +34,10 @@ async fn near_expiry_the_token_is_refreshed_and_exchanged_again() {
         .unwrap();
     assert_eq!(hit.token(), first.token());
     assert_eq!(
-        (s.count("REFRESH_TOKEN").await, s.count("TOKEN_EXCHANGE").await),
+        (
+            s.count("REFRESH_TOKEN").await,
+            s.count("TOKEN_EXCHANGE").await
+        ),
         (0, 1)
     );
 
@@ -46,7 +49,10 @@ async fn near_expiry_the_token_is_refreshed_and_exchanged_again() {
     assert_ne!(renewed.token(), first.token());
     // The internal token was near expiry too: refreshed first, then exchanged.
     assert_eq!(
-        (s.count("REFRESH_TOKEN").await, s.count("TOKEN_EXCHANGE").await),
+        (
+            s.count("REFRESH_TOKEN").await,
+            s.count("TOKEN_EXCHANGE").await
+        ),
         (1, 2)
     );
 }
@@ -73,7 +79,12 @@ async fn the_default_margin_never_hands_out_a_token_with_less_than_30_seconds() 
 async fn rotated_refresh_tokens_are_followed_and_reuse_ends_the_session() {
     let s = TestServer::start().await;
     let store = Arc::new(MemoryTokenStore::new());
-    let client = s.sdk_app().token_store(store.clone()).build().await.unwrap();
+    let client = s
+        .sdk_app()
+        .token_store(store.clone())
+        .build()
+        .await
+        .unwrap();
     client.login_password("alice", "alice").await.unwrap();
     let stored = |store: &MemoryTokenStore| {
         store
@@ -173,7 +184,12 @@ async fn claims_are_fresh_and_verified_on_every_call() {
 async fn logout_revokes_at_the_server_and_empties_the_cache() {
     let s = TestServer::start().await;
     let store = Arc::new(MemoryTokenStore::new());
-    let client = s.sdk_app().token_store(store.clone()).build().await.unwrap();
+    let client = s
+        .sdk_app()
+        .token_store(store.clone())
+        .build()
+        .await
+        .unwrap();
     client.login_password("alice", "alice").await.unwrap();
     let token = client
         .exchange(ExchangeRequest::new("orders-api"))

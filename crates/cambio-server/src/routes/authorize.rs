@@ -266,12 +266,9 @@ async fn login(
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return Ok(None);
     };
-    let user = app.user_by_name(rt.id(), username).await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
-    let user = match user {
-        Some(user) if verified && user.enabled => user,
-        _ => {
+    let user = match crate::common::check_password_login(app, rt.id(), username, password).await? {
+        Some(user) => user,
+        None => {
             app.audit.record(crate::audit::Event {
                 realm_id: rt.id().to_owned(),
                 event_type: "LOGIN_ERROR",

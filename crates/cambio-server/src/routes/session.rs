@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use cambio_core::OAuthError;
@@ -28,10 +28,12 @@ fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let rt = realm_or_404(&app, &realm)?;
+    crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
     let client = authenticate_client(&app, &rt, &headers, &form, now).await?;
@@ -100,10 +102,12 @@ pub async fn introspect(
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let rt = realm_or_404(&app, &realm)?;
+    crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
     let client = authenticate_client(&app, &rt, &headers, &form, now).await?;
@@ -154,10 +158,12 @@ pub struct LogoutQuery {
 pub async fn logout_post(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let rt = realm_or_404(&app, &realm)?;
+    crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
     let client = authenticate_client(&app, &rt, &headers, &form, now).await?;

@@ -48,7 +48,10 @@ pub async fn token(
     if let Some(trace_id) = trace_id(&headers) {
         event.details.insert("trace_id", trace_id);
     }
-    let outcome = handle(&app, &rt, &headers, body, now, &mut event).await;
+    let outcome = match common::limit_address(&app, peer) {
+        Ok(()) => handle(&app, &rt, &headers, body, now, &mut event).await,
+        Err(limited) => Err(limited),
+    };
     let outcome_label = match &outcome {
         Ok(_) => "success",
         Err(
@@ -57,6 +60,7 @@ pub async fn token(
             | ApiError::ClientAuth { error: e, .. },
         ) => e.code.as_str(),
         Err(ApiError::Unavailable) => "temporarily_unavailable",
+        Err(ApiError::TooManyRequests(_)) => "too_many_requests",
         Err(_) => "invalid_request",
     };
     app.metrics
@@ -267,12 +271,8 @@ async fn password(
         .details
         .insert("username", username.chars().take(64).collect());
     let scope = GrantedScope::resolve(&rt.snapshot, client, form.get("scope"))?;
-    let user = app.user_by_name(rt.id(), username).await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
-    let user = match user {
-        Some(user) if verified && user.enabled => user,
-        _ => return Err(ApiError::UserCredentials(grants::invalid_user_credentials())),
+    let Some(user) = common::check_password_login(app, rt.id(), username, password).await? else {
+        return Err(ApiError::UserCredentials(grants::invalid_user_credentials()));
     };
     event.user_id = Some(user.id.clone());
     let session = new_session(rt, client, &user.id, scope.offline(), now);

@@ -995,3 +995,99 @@ fn rand_suffix() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+#[tokio::test]
+async fn password_lockout_after_repeated_failures() {
+    let server = TestServer::start().await;
+    let login = |password: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .token(
+                    &[
+                        ("grant_type", "password"),
+                        ("username", "alice"),
+                        ("password", password),
+                    ],
+                    Some(("subject-client", "subject-secret")),
+                )
+                .await
+        }
+    };
+    for _ in 0..5 {
+        login("wrong")
+            .await
+            .assert_error(401, "invalid_grant", "Invalid user credentials");
+    }
+    // Locked: even the right password gets the same answer as a wrong one.
+    login("alice")
+        .await
+        .assert_error(401, "invalid_grant", "Invalid user credentials");
+    // Other users are not affected.
+    let admin = server
+        .post_form(
+            &server.oidc("master", "token"),
+            &[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(admin.status, 200);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let mut config = demo_config();
+    // Slow refill, so that the test's own duration does not matter.
+    config.rate_limit_per_client = cambio_server::RateLimit {
+        rate: 0.1,
+        burst: 3.0,
+    };
+    config.rate_limit_per_ip = cambio_server::RateLimit {
+        rate: 0.1,
+        burst: 6.0,
+    };
+    let server = TestServer::start_with(config).await;
+    let cc = |id: &'static str, secret: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .token(&[("grant_type", "client_credentials")], Some((id, secret)))
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(cc("requester-client", "requester-secret").await.status, 200);
+    }
+    let limited = cc("requester-client", "requester-secret").await;
+    assert_eq!(
+        (limited.status.as_u16(), limited.error()),
+        (429, "temporarily_unavailable"),
+        "{}",
+        limited.text
+    );
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    // Another client still has its own budget, until the address runs out: the address has
+    // spent 4 of its 6 (the refused request counted too).
+    for _ in 0..2 {
+        let other = cc("orders-api", "orders-secret").await;
+        assert_eq!(other.status, 400, "{}", other.text);
+    }
+    let introspect = server
+        .post_form(
+            &server.oidc("demo", "token/introspect"),
+            &[("token", "x")],
+            Some(("orders-api", "orders-secret")),
+        )
+        .await;
+    assert_eq!(introspect.status, 429);
+}
