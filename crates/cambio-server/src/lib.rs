@@ -288,7 +288,7 @@ async fn maintenance(state: Arc<AppState>) {
 }
 
 fn routes(state: Arc<AppState>) -> Router {
-    use routes::{authorize, oidc, session, token};
+    use routes::{authorize, oidc, openapi, session, token};
     let oidc_base = "/realms/{realm}/protocol/openid-connect";
     Router::new()
         .route(
@@ -321,6 +321,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/health/live", get(oidc::live))
         .route("/health/ready", get(oidc::ready))
         .route("/metrics", get(oidc::metrics))
+        .route("/openapi.json", get(openapi::openapi))
         .merge(admin::routes())
         .with_state(state)
 }

@@ -1,5 +1,8 @@
 //! The `cambio` binary: `cambio serve` runs the server; `cambio realm export|import` move a
-//! realm in and out of its database.
+//! realm in and out of its database; `cambio login|exchange|claims|logout` are a client of a
+//! realm, built on the SDK (`cli.rs`).
+
+mod cli;
 
 use std::path::PathBuf;
 
@@ -25,6 +28,15 @@ enum Command {
     /// Export or import a realm, working on the database directly (no server needed).
     #[command(subcommand)]
     Realm(RealmCommand),
+    /// Log in to a realm (password, or a browser with PKCE) and keep the session in the
+    /// state file.
+    Login(cli::LoginArgs),
+    /// Print a token for one audience, exchanged for the session's internal token.
+    Exchange(cli::ExchangeArgs),
+    /// Print the verified claims of a fresh internal access token.
+    Claims(cli::ClaimsArgs),
+    /// Revoke the session at the server and delete the state file.
+    Logout(cli::LogoutArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +120,42 @@ struct ServeArgs {
     /// Signing algorithm of the demo realm when it is first created (ES256, RS256, PS256, EdDSA).
     #[arg(long, env = "CAMBIO_DEMO_SIGNATURE_ALGORITHM", default_value = "ES256")]
     demo_signature_algorithm: String,
+    /// Token, introspection and revocation requests per second per client address, with an
+    /// optional burst: `RATE` or `RATE:BURST` (off by default).
+    #[arg(long, env = "CAMBIO_RATE_LIMIT_PER_IP")]
+    rate_limit_per_ip: Option<String>,
+    /// The same limit per client id (off by default).
+    #[arg(long, env = "CAMBIO_RATE_LIMIT_PER_CLIENT")]
+    rate_limit_per_client: Option<String>,
+    /// Failed password logins before an account is locked for a while (0 turns it off).
+    #[arg(long, env = "CAMBIO_LOCKOUT_MAX_FAILURES")]
+    lockout_max_failures: Option<u32>,
+    /// How long a locked account stays locked, in seconds.
+    #[arg(long, env = "CAMBIO_LOCKOUT_SECONDS")]
+    lockout_seconds: Option<u64>,
+    /// Allow identity providers' JWKS over plain HTTP from loopback addresses (development).
+    #[arg(long, env = "CAMBIO_ALLOW_HTTP_LOOPBACK_JWKS")]
+    allow_http_loopback_jwks: bool,
+}
+
+/// Parses `RATE` or `RATE:BURST` (the burst defaults to twice the rate, at least 1).
+fn parse_rate(value: &str) -> Result<cambio_server::RateLimit, String> {
+    let bad = || format!("invalid rate limit {value:?}: expected RATE or RATE:BURST");
+    let (rate, burst) = match value.split_once(':') {
+        Some((r, b)) => (
+            r.trim().parse::<f64>().map_err(|_| bad())?,
+            Some(b.trim().parse::<f64>().map_err(|_| bad())?),
+        ),
+        None => (value.trim().parse::<f64>().map_err(|_| bad())?, None),
+    };
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(bad());
+    }
+    let burst = burst.unwrap_or((rate * 2.0).max(1.0));
+    if !burst.is_finite() || burst < 1.0 {
+        return Err(bad());
+    }
+    Ok(cambio_server::RateLimit { rate, burst })
 }
 
 /// The TOML configuration file.
@@ -142,6 +190,10 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Realm(RealmCommand::Export(args)) => runtime.block_on(realm_export(args)),
         Command::Realm(RealmCommand::Import(args)) => runtime.block_on(realm_import(args)),
+        Command::Login(args) => runtime.block_on(cli::login(args)),
+        Command::Exchange(args) => runtime.block_on(cli::exchange(args)),
+        Command::Claims(args) => runtime.block_on(cli::claims(args)),
+        Command::Logout(args) => runtime.block_on(cli::logout(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -193,6 +245,29 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 args.demo_signature_algorithm
             )
         })?,
+        rate_limit_per_ip: args
+            .rate_limit_per_ip
+            .as_deref()
+            .map(parse_rate)
+            .transpose()?
+            .unwrap_or(cambio_server::RateLimit::OFF),
+        rate_limit_per_client: args
+            .rate_limit_per_client
+            .as_deref()
+            .map(parse_rate)
+            .transpose()?
+            .unwrap_or(cambio_server::RateLimit::OFF),
+        lockout: {
+            let mut lockout = cambio_server::Lockout::default();
+            if let Some(n) = args.lockout_max_failures {
+                lockout.max_failures = n;
+            }
+            if let Some(secs) = args.lockout_seconds {
+                lockout.lock_for = std::time::Duration::from_secs(secs);
+            }
+            lockout
+        },
+        allow_http_loopback_jwks: args.allow_http_loopback_jwks,
         ..Default::default()
     };
     let listener = TcpListener::bind(&listen)

@@ -125,3 +125,268 @@ fn import_then_export() {
         stderr(&elsewhere)
     );
 }
+
+// The client commands (`login`, `exchange`, `claims`, `logout`) against `cambio serve`.
+
+/// `cambio serve --demo` on a free port; killed when dropped.
+struct ServeChild {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeChild {
+    fn start(data_dir: &Path) -> ServeChild {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cambio"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data-dir"])
+            .arg(data_dir)
+            .env("CAMBIO_ADMIN_PASSWORD", "admin-password")
+            .env("CAMBIO_LOG", "error")
+            .env_remove("CAMBIO_DATABASE")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().expect("the server exited").unwrap();
+            if let Some(address) = line.strip_prefix("listening on ") {
+                break address.trim().to_owned();
+            }
+        };
+        // Keep reading so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ServeChild { child, base }
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client_command(args: &[&str], state_file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cambio"))
+        .args(args)
+        .arg("--state-file")
+        .arg(state_file)
+        .env("CAMBIO_LOG", "error")
+        .env_remove("CAMBIO_CLIENT_SECRET")
+        .env_remove("CAMBIO_STATE_FILE")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The payload of a JWT, unverified.
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.trim().split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn login_exchange_claims_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let issuer = format!("{}/realms/demo", server.base);
+    let state = dir.path().join("state").join("session.json");
+
+    let login = client_command(
+        &[
+            "login",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "sdk-app",
+            "--client-secret",
+            "sdk-secret",
+            "--username",
+            "alice",
+            "--password",
+            "alice",
+        ],
+        &state,
+    );
+    assert!(login.status.success(), "{}", stderr(&login));
+    assert!(stdout(&login).contains("logged in"), "{}", stdout(&login));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["issuer"], issuer.as_str());
+    assert_eq!(saved["client_id"], "sdk-app");
+    assert!(
+        !std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("sdk-secret")
+    );
+
+    let exchanged = client_command(
+        &[
+            "exchange",
+            "--audience",
+            "orders-api",
+            "--json",
+            "--client-secret",
+            "sdk-secret",
+        ],
+        &state,
+    );
+    assert!(exchanged.status.success(), "{}", stderr(&exchanged));
+    let json: Value = serde_json::from_slice(&exchanged.stdout).unwrap();
+    assert_eq!(
+        json["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!(json["expires_in"].as_u64().unwrap() > 0);
+    let token = json["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(token)["aud"], "orders-api");
+    assert_eq!(jwt_claims(token)["preferred_username"], "alice");
+
+    // The bare token, the session reused from the state file once more.
+    let plain = client_command(
+        &[
+            "exchange",
+            "--audience",
+            "billing-api",
+            "--client-secret",
+            "sdk-secret",
+        ],
+        &state,
+    );
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_eq!(jwt_claims(&stdout(&plain))["aud"], "billing-api");
+
+    // Without the secret the confidential client cannot refresh.
+    let no_secret = client_command(&["exchange", "--audience", "orders-api"], &state);
+    assert!(!no_secret.status.success());
+    assert!(
+        stderr(&no_secret).contains("invalid_client"),
+        "{}",
+        stderr(&no_secret)
+    );
+
+    let claims = client_command(&["claims", "--client-secret", "sdk-secret"], &state);
+    assert!(claims.status.success(), "{}", stderr(&claims));
+    let claims: Value = serde_json::from_slice(&claims.stdout).unwrap();
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!(claims["iss"], issuer.as_str());
+
+    let logout = client_command(&["logout", "--client-secret", "sdk-secret"], &state);
+    assert!(logout.status.success(), "{}", stderr(&logout));
+    assert!(stdout(&logout).contains("logged out"));
+    assert!(!state.exists());
+    let after = client_command(&["claims", "--client-secret", "sdk-secret"], &state);
+    assert!(!after.status.success());
+    assert!(
+        stderr(&after).contains("cambio login"),
+        "{}",
+        stderr(&after)
+    );
+}
+
+#[test]
+fn browser_login_through_the_loopback_redirect() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let issuer = format!("{}/realms/demo", server.base);
+    let state = dir.path().join("session.json");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The demo realm registers `http://127.0.0.1/*` and the server compares ports; allow any
+    // loopback port (RFC 8252 §7.3).
+    runtime.block_on(allow_any_loopback_port(&http, &server.base));
+
+    let mut login = Command::new(env!("CARGO_BIN_EXE_cambio"))
+        .args(["login", "--issuer", &issuer, "--client-id", "sdk-app"])
+        .args(["--client-secret", "sdk-secret", "--state-file"])
+        .arg(&state)
+        .env("CAMBIO_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(login.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("login exited").unwrap();
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    runtime.block_on(async {
+        let mut form: Vec<(String, String)> = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        form.push(("username".into(), "alice".into()));
+        form.push(("password".into(), "alice".into()));
+        let response = http.post(&url).form(&form).send().await.unwrap();
+        assert_eq!(response.status(), 302);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let landed = http.get(&location).send().await.unwrap();
+        assert_eq!(landed.status(), 200);
+    });
+    let output = login.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("logged in"), "{}", stdout(&output));
+
+    let claims = client_command(&["claims", "--client-secret", "sdk-secret"], &state);
+    assert!(claims.status.success(), "{}", stderr(&claims));
+    let claims: Value = serde_json::from_slice(&claims.stdout).unwrap();
+    assert_eq!(claims["preferred_username"], "alice");
+}
+
+async fn allow_any_loopback_port(http: &reqwest::Client, base: &str) {
+    let admin: Value = http
+        .post(format!(
+            "{base}/realms/master/protocol/openid-connect/token"
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", "admin-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = admin["access_token"].as_str().unwrap();
+    let clients: Value = http
+        .get(format!("{base}/admin/realms/demo/clients?clientId=sdk-app"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uuid = clients[0]["id"].as_str().unwrap();
+    let updated = http
+        .put(format!("{base}/admin/realms/demo/clients/{uuid}"))
+        .bearer_auth(admin)
+        .json(&json!({"redirectUris": ["http://127.0.0.1:*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(updated.status().is_success());
+}

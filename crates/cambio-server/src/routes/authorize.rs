@@ -127,13 +127,33 @@ fn redirect_allowed(client: &Client, uri: &str) -> bool {
     if uri.contains('#') {
         return false;
     }
-    client
-        .redirect_uris
-        .iter()
-        .any(|allowed| match allowed.strip_suffix('*') {
-            Some(prefix) => uri.starts_with(prefix),
-            None => allowed == uri,
-        })
+    // Native apps listen on a loopback port they pick at run time: for loopback redirects the
+    // port is ignored (RFC 8252 §7.3), so `http://127.0.0.1/*` admits `http://127.0.0.1:53117/cb`.
+    let candidates = [Some(uri.to_owned()), without_loopback_port(uri)];
+    client.redirect_uris.iter().any(|allowed| {
+        candidates
+            .iter()
+            .flatten()
+            .any(|uri| match allowed.strip_suffix('*') {
+                Some(prefix) => uri.starts_with(prefix),
+                None => allowed == uri,
+            })
+    })
+}
+
+/// `http://127.0.0.1:PORT/...` (or `[::1]`, `localhost`) without its port.
+fn without_loopback_port(uri: &str) -> Option<String> {
+    let mut parsed = url::Url::parse(uri).ok()?;
+    let loopback = match parsed.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(d) => d == "localhost",
+    };
+    if parsed.scheme() != "http" || !loopback || parsed.port().is_none() {
+        return None;
+    }
+    parsed.set_port(None).ok()?;
+    Some(parsed.to_string())
 }
 
 fn redirect_error(
@@ -314,4 +334,28 @@ async fn login(
     // RFC 9207: name the issuer so the client can detect mix-up attacks.
     query.append_pair("iss", rt.issuer());
     Ok(Some(redirect(&checked.redirect_uri, &query.finish())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_redirects_ignore_the_port() {
+        let client = Client {
+            redirect_uris: vec!["http://127.0.0.1/*".into(), "https://app.example/cb".into()],
+            ..Default::default()
+        };
+        for (uri, allowed) in [
+            ("http://127.0.0.1:53117/callback", true),
+            ("http://127.0.0.1/callback", true),
+            ("https://app.example/cb", true),
+            ("https://app.example:8443/cb", false),
+            ("http://127.0.0.2.evil.example/cb", false),
+            ("http://127.0.0.1:1/cb#frag", false),
+            ("https://127.0.0.1:53117/callback", false),
+        ] {
+            assert_eq!(redirect_allowed(&client, uri), allowed, "{uri}");
+        }
+    }
 }

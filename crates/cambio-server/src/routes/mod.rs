@@ -3,5 +3,6 @@
 pub mod authorize;
 pub mod external;
 pub mod oidc;
+pub mod openapi;
 pub mod session;
 pub mod token;

@@ -11,5 +11,6 @@ mod external;
 mod grants;
 mod harness;
 mod hostile;
+mod openapi;
 
 pub use harness::*;
