@@ -3,8 +3,12 @@
 #   - a Python virtualenv at .venv-test with the pinned clients of tests/compat/requirements.txt;
 #   - tests/compat/node_modules with the pinned Node clients of tests/compat/package-lock.json
 #     (`npm ci`; needs Node >= 18 and npm).
+#   - PostgreSQL's server binaries for scripts/pg-test-cluster.sh: when no
+#     /usr/lib/postgresql/*/bin/initdb exists, `apt-get install postgresql` (needs root; CI runs
+#     as root).
 # Idempotent; does nothing when up to date. Without npm the Node part is skipped with a
-# warning (an error when CI is set): the tests that need it then skip locally.
+# warning (an error when CI is set): the tests that need it then skip locally. The same goes
+# for PostgreSQL when it is missing and cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,5 +62,33 @@ install_node() {
     echo "$want" >"$stamp"
 }
 
+install_postgres() {
+    local initdb
+    for initdb in /usr/lib/postgresql/*/bin/initdb; do
+        [[ -x "$initdb" ]] && return 0
+    done
+
+    local why=""
+    if [[ $(id -u) -ne 0 ]]; then
+        why="not root"
+    elif ! command -v apt-get >/dev/null 2>&1; then
+        why="no apt-get"
+    fi
+    if [[ -n "$why" ]]; then
+        if [[ -n "${CI:-}" ]]; then
+            echo "install-test-deps: PostgreSQL not found and cannot be installed ($why); the PostgreSQL tests need it" >&2
+            exit 1
+        fi
+        echo "install-test-deps: PostgreSQL not found and cannot be installed ($why), skipping (PostgreSQL tests will be skipped)" >&2
+        return 0
+    fi
+
+    echo "install-test-deps: installing PostgreSQL"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+}
+
 install_python
 install_node
+install_postgres

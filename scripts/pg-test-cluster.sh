@@ -161,7 +161,9 @@ start() {
         [[ -n "$port" ]] || port=$(free_port)
         echo "port = $port" | as_owner tee "$data/port.conf" >/dev/null
         echo "$port" >"$dir/port.tmp" && mv "$dir/port.tmp" "$dir/port"
-        if as_owner "$bin/pg_ctl" start -D "$data" -l "$dir/server.log" -w -t 60 >/dev/null 2>&1; then
+        # 9>&-: the server must not inherit the lock (flock locks belong to the open file, so a
+        # server holding it would block every later command until it stops).
+        if as_owner "$bin/pg_ctl" start -D "$data" -l "$dir/server.log" -w -t 60 >/dev/null 2>&1 9>&-; then
             break
         fi
         if [[ $attempt -eq 5 ]]; then

@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use cambio_store::{SqliteStore, Store, StoreError};
+use cambio_store::{PgStore, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 pub use bootstrap::Bootstrapped;
@@ -110,12 +110,16 @@ pub struct Server {
 impl Server {
     /// Opens the store, runs migrations, creates the first realms if needed, loads every realm.
     pub async fn bind(config: Config, listener: TcpListener) -> Result<Server, ServerError> {
-        let store: Arc<dyn Store> = if config.database_url.starts_with("sqlite:") {
-            Arc::new(SqliteStore::connect(&config.database_url).await?)
+        let url = &config.database_url;
+        let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+            Arc::new(SqliteStore::connect(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(PgStore::connect(url).await?)
         } else {
             return Err(ServerError::Config(format!(
-                "unsupported database URL (expected sqlite:...): {}",
-                config.database_url.split('@').next_back().unwrap_or("")
+                "unsupported database URL (expected sqlite:..., postgres://... or \
+                 postgresql://...): {}",
+                url.split('@').next_back().unwrap_or("")
             )));
         };
         let secrets = secrets::SecretBox::new(&data_key(config.data_dir.as_deref())?)

@@ -311,7 +311,6 @@ fn browser_login_through_the_loopback_redirect() {
         .unwrap();
     // The demo realm registers `http://127.0.0.1/*` and the server compares ports; allow any
     // loopback port (RFC 8252 §7.3).
-    runtime.block_on(allow_any_loopback_port(&http, &server.base));
 
     let mut login = Command::new(env!("CARGO_BIN_EXE_cambio"))
         .args(["login", "--issuer", &issuer, "--client-id", "sdk-app"])
@@ -351,42 +350,4 @@ fn browser_login_through_the_loopback_redirect() {
     assert!(claims.status.success(), "{}", stderr(&claims));
     let claims: Value = serde_json::from_slice(&claims.stdout).unwrap();
     assert_eq!(claims["preferred_username"], "alice");
-}
-
-async fn allow_any_loopback_port(http: &reqwest::Client, base: &str) {
-    let admin: Value = http
-        .post(format!(
-            "{base}/realms/master/protocol/openid-connect/token"
-        ))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", "admin"),
-            ("password", "admin-password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = admin["access_token"].as_str().unwrap();
-    let clients: Value = http
-        .get(format!("{base}/admin/realms/demo/clients?clientId=sdk-app"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let uuid = clients[0]["id"].as_str().unwrap();
-    let updated = http
-        .put(format!("{base}/admin/realms/demo/clients/{uuid}"))
-        .bearer_auth(admin)
-        .json(&json!({"redirectUris": ["http://127.0.0.1:*"]}))
-        .send()
-        .await
-        .unwrap();
-    assert!(updated.status().is_success());
 }

@@ -12,5 +12,6 @@ mod grants;
 mod harness;
 mod hostile;
 mod openapi;
+mod postgres;
 
 pub use harness::*;
