@@ -141,24 +141,6 @@ impl TestServer {
         assert!(response.status().is_success(), "{}", response.status());
     }
 
-    /// Replaces a demo client's fields (a partial representation, as Keycloak's PUT takes).
-    pub async fn update_client(&self, client_id: &str, representation: Value) {
-        let clients = self
-            .admin_get(&format!("/clients?clientId={client_id}"))
-            .await;
-        let uuid = clients[0]["id"].as_str().unwrap().to_owned();
-        let admin = self.admin_token().await;
-        let response = self
-            .http
-            .put(format!("{}/admin/realms/demo/clients/{uuid}", self.base))
-            .bearer_auth(admin)
-            .json(&representation)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-    }
-
     /// Ends a session through the admin API.
     pub async fn end_session(&self, sid: &str) {
         let admin = self.admin_token().await;
