@@ -54,9 +54,11 @@ const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// timeout would ever fire.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// How long `connect` may spend on migrations, which wait for other nodes migrating the same
-/// database (sqlx holds an advisory lock while it migrates).
-const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `connect` may spend on migrations, including the wait for another node migrating
+/// the same database (sqlx holds an advisory lock while it migrates). Migrations run without
+/// the statement timeout, which a large table's migration may well exceed; this bounds them
+/// only against a database that stopped answering.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Rows per multi-row `INSERT` of events: 9 parameters each stays far below PostgreSQL's limit
 /// of 65535 bound parameters per statement.
@@ -121,16 +123,11 @@ impl PgStore {
             .connect_with(options)
             .db()
             .await?;
-        let migrated = tokio::time::timeout(MIGRATION_TIMEOUT, migrator().run(&pool)).await;
-        match migrated {
-            Ok(Ok(())) => Ok(PgStore { pool }),
-            Ok(Err(e)) => {
+        match migrate(&pool).await {
+            Ok(()) => Ok(PgStore { pool }),
+            Err(e) => {
                 pool.close().await;
-                Err(StoreError::Unavailable(format!("migration failed: {e}")))
-            }
-            Err(_) => {
-                pool.close().await;
-                Err(StoreError::Unavailable("migration timed out".to_owned()))
+                Err(e)
             }
         }
     }
@@ -139,6 +136,34 @@ impl PgStore {
     /// tests that drop their database afterwards.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Brings the schema up to date on a connection of its own, taken out of the pool so that
+/// lifting its statement timeout never leaks into request-path calls; it is closed afterwards
+/// (or dropped when the migration fails or times out).
+async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    let mut conn = pool.acquire().db().await?.detach();
+    let work = async {
+        sqlx::raw_sql("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .await
+            .map_err(db_error)?;
+        migrator()
+            .run(&mut conn)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    };
+    match tokio::time::timeout(MIGRATION_TIMEOUT, work).await {
+        Ok(Ok(())) => {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "migrations did not finish within {} s",
+            MIGRATION_TIMEOUT.as_secs()
+        ))),
     }
 }
 

@@ -351,3 +351,70 @@ fn browser_login_through_the_loopback_redirect() {
     let claims: Value = serde_json::from_slice(&claims.stdout).unwrap();
     assert_eq!(claims["preferred_username"], "alice");
 }
+
+/// `cambio serve --config FILE`: the TOML file's settings apply, a second start on the same
+/// data directory keeps the realm, and the first start printed a generated admin password.
+#[test]
+fn serve_from_a_config_file() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cambio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata-dir = \"{}\"\nhttp-relative-path = \"/auth\"\ndemo = true\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cambio"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("CAMBIO_ADMIN_PASSWORD")
+            .env_remove("CAMBIO_DATABASE")
+            .env("CAMBIO_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let base = first
+            .strip_prefix("listening on ")
+            .expect(&first)
+            .trim()
+            .to_owned();
+        let rest: Vec<String> = lines.by_ref().take(2).map(|l| l.unwrap()).collect();
+        std::thread::spawn(move || lines.for_each(drop));
+        (child, base, rest.join("\n"))
+    };
+    let (mut child, base, banner) = start();
+    assert!(banner.contains("/auth/realms/"), "{banner}");
+    assert!(banner.contains("generated password"), "{banner}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let get = |url: String| {
+        runtime.block_on(async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    let (_, discovery) = get(format!(
+        "{base}/auth/realms/demo/.well-known/openid-configuration"
+    ));
+    assert_eq!(discovery["issuer"], format!("{base}/auth/realms/demo"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Second start: no new password, the demo realm is still there.
+    let (mut child, base, banner) = start();
+    assert!(!banner.contains("generated password"), "{banner}");
+    let (status, _) = get(format!(
+        "{base}/auth/realms/demo/protocol/openid-connect/certs"
+    ));
+    assert_eq!(status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

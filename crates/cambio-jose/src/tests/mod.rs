@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::{Algorithm, JwtError, SigningKey, Validation, VerifiedJwt, VerifyingKey, b64, verify};
 
 mod claims;
+mod fuzz_corpus;
 mod jwks;
 mod refusals;
 mod roundtrip;
