@@ -5,7 +5,14 @@
 use cambio_core::form::FormParams;
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 6] = ["grant_type", "audience", "resource", "client_id", "scope", ""];
+const NAMES: [&str; 6] = [
+    "grant_type",
+    "audience",
+    "resource",
+    "client_id",
+    "scope",
+    "",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(form) = FormParams::parse(data) else {

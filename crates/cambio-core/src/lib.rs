@@ -10,6 +10,8 @@ pub mod error;
 pub mod exchange;
 pub mod federation;
 pub mod form;
+#[cfg(test)]
+mod fuzz_corpus;
 pub mod grants;
 pub mod issue;
 pub mod model;

@@ -2,6 +2,8 @@
 //! and the discovery document (RFC 8414, OpenID Connect Discovery). No logic lives here.
 
 pub mod admin;
+#[cfg(test)]
+mod fuzz_corpus;
 
 use serde::{Deserialize, Serialize};
 
