@@ -19,7 +19,11 @@ pub struct StoredKey {
     /// PKCS#8 DER, sealed.
     pub private_key: String,
     pub created_at: u64,
-    /// When the key stopped signing; None while it is active.
+    /// When the key starts signing; until then it is only published, so that every node knows
+    /// it before any token signed with it exists. None: from creation.
+    #[serde(default)]
+    pub active_from: Option<u64>,
+    /// When the key stops signing; None while it has no successor.
     pub retired_at: Option<u64>,
     /// Until when the public key stays in the JWKS after retirement.
     pub publish_until: Option<u64>,
@@ -38,6 +42,7 @@ impl StoredKey {
             alg,
             private_key: secrets.seal(key.kid(), STANDARD.encode(&*der).as_bytes()),
             created_at: now,
+            active_from: None,
             retired_at: None,
             publish_until: None,
         };
@@ -55,7 +60,13 @@ impl StoredKey {
     }
 
     fn published(&self, now: u64) -> bool {
-        self.retired_at.is_none() || self.publish_until.is_some_and(|until| until > now)
+        self.retired_at.is_none_or(|r| r > now)
+            || self.publish_until.is_some_and(|until| until > now)
+    }
+
+    /// Whether the key may sign at `now`.
+    fn signs(&self, now: u64) -> bool {
+        self.active_from.is_none_or(|t| t <= now) && self.retired_at.is_none_or(|t| t > now)
     }
 }
 
@@ -68,7 +79,7 @@ pub fn select(
 ) -> StoreResult<(SigningKey, Vec<VerifyingKey>)> {
     let active = stored
         .iter()
-        .filter(|k| k.alg == alg && k.retired_at.is_none())
+        .filter(|k| k.alg == alg && k.signs(now))
         .max_by_key(|k| k.created_at)
         .ok_or_else(|| StoreError::Corrupt(format!("no active {} signing key", alg.as_str())))?;
     let signer = active.open(secrets)?;
@@ -84,6 +95,16 @@ pub fn jwks_json(keys: &[VerifyingKey]) -> String {
         keys: keys.iter().map(VerifyingKey::to_jwk).collect(),
     };
     serde_json::to_string(&set).unwrap_or_else(|_| "{\"keys\":[]}".to_owned())
+}
+
+/// The next time a key starts or stops signing, if one is scheduled.
+pub fn next_change(stored: &[StoredKey], now: u64) -> Option<u64> {
+    stored
+        .iter()
+        .flat_map(|k| [k.active_from, k.retired_at, k.publish_until])
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
 }
 
 /// Makes sure a realm has an active key for `alg`, generating one if needed.
@@ -102,7 +123,7 @@ pub async fn ensure_active_key(
         .collect::<StoreResult<_>>()?;
     if stored
         .iter()
-        .any(|k| k.alg == alg && k.retired_at.is_none())
+        .any(|k| k.alg == alg && k.retired_at.is_none_or(|t| t > now))
     {
         return Ok(());
     }
@@ -110,13 +131,16 @@ pub async fn ensure_active_key(
     state.insert_key(realm_id, &key).await
 }
 
-/// Starts signing with a new key. The old ones stay in the JWKS until every token they signed
-/// has expired: `keep_published` should be the longest access-token lifetime of the realm.
+/// Starts signing with a new key. The new key is published at once and signs only after
+/// `activation_delay` seconds, so that every node has it in its JWKS before any token signed
+/// with it exists; the old keys sign until then and stay published until every token they
+/// signed has expired (`keep_published`: the realm's longest access-token lifetime).
 pub async fn rotate(
     state: &AppState,
     realm_id: &str,
     alg: Algorithm,
     keep_published: u64,
+    activation_delay: u64,
     now: u64,
 ) -> StoreResult<String> {
     let stored: Vec<StoredKey> = state
@@ -126,13 +150,15 @@ pub async fn rotate(
         .iter()
         .map(crate::state::decode)
         .collect::<StoreResult<_>>()?;
-    let (fresh, _) = StoredKey::generate(&state.secrets, alg, now)?;
-    // Publish the new key first, then retire the old ones: a verifier never sees a token
-    // signed by a key it cannot find.
+    let (mut fresh, _) = StoredKey::generate(&state.secrets, alg, now)?;
+    let switch = now.saturating_add(activation_delay);
+    fresh.active_from = (activation_delay > 0).then_some(switch);
+    // Publish the new key first, then schedule the old ones' retirement: a verifier never
+    // sees a token signed by a key it cannot find.
     state.insert_key(realm_id, &fresh).await?;
     for mut key in stored.into_iter().filter(|k| k.retired_at.is_none()) {
-        key.retired_at = Some(now);
-        key.publish_until = Some(now.saturating_add(keep_published));
+        key.retired_at = Some(switch);
+        key.publish_until = Some(switch.saturating_add(keep_published));
         state.update_key(realm_id, &key).await?;
     }
     Ok(fresh.kid)

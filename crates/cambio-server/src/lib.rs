@@ -66,7 +66,13 @@ pub struct Config {
     pub rate_limit_per_client: RateLimit,
     /// Password brute-force lockout (on by default: 5 failures in 5 minutes lock for 60 s).
     pub lockout: Lockout,
+    /// How long a newly rotated key is only published before it signs, so that every node
+    /// has it first. None: 5 s on PostgreSQL (several nodes), none on SQLite.
+    pub key_activation_delay: Option<Duration>,
 }
+
+/// The default key activation delay when several nodes may share the database.
+pub const DEFAULT_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(5);
 
 impl Default for Config {
     fn default() -> Self {
@@ -84,6 +90,7 @@ impl Default for Config {
             rate_limit_per_ip: RateLimit::OFF,
             rate_limit_per_client: RateLimit::OFF,
             lockout: Lockout::default(),
+            key_activation_delay: None,
         }
     }
 }
@@ -105,6 +112,7 @@ pub struct Server {
     base_url: String,
     bootstrapped: Bootstrapped,
     audit_writer: tokio::task::JoinHandle<()>,
+    changes: Option<tokio::sync::mpsc::Receiver<cambio_store::ChangeNotice>>,
 }
 
 impl Server {
@@ -142,19 +150,39 @@ impl Server {
             config.allow_http_loopback_jwks,
             config.jwks_refetch_interval,
         );
+        let several_nodes = url.starts_with("postgres");
+        state.key_activation_delay = config
+            .key_activation_delay
+            .unwrap_or(if several_nodes {
+                DEFAULT_KEY_ACTIVATION_DELAY
+            } else {
+                Duration::ZERO
+            })
+            .as_secs();
         let state = Arc::new(state);
         let now = random::now();
-        let mut bootstrapped = bootstrap::ensure_master(
+        // Nodes starting together on an empty database race to create the first realms; the
+        // loser finds them created (a conflict) and goes on.
+        let mut bootstrapped = match bootstrap::ensure_master(
             &state,
             &config.admin_user,
             config.admin_password.as_deref(),
             now,
         )
-        .await?;
+        .await
+        {
+            Err(StoreError::Conflict(_)) => Bootstrapped::default(),
+            other => other?,
+        };
         if config.demo {
             bootstrapped.demo_created =
-                bootstrap::ensure_demo(&state, config.demo_signature_algorithm, now).await?;
+                match bootstrap::ensure_demo(&state, config.demo_signature_algorithm, now).await {
+                    Err(StoreError::Conflict(_)) => false,
+                    other => other?,
+                };
         }
+        // Listen before loading, so that no change made meanwhile by another node is missed.
+        let changes = state.store.subscribe().await?;
         state.load_all(now).await?;
         Ok(Server {
             listener,
@@ -162,6 +190,7 @@ impl Server {
             base_url: format!("{}{}", public.trim_end_matches('/'), relative),
             bootstrapped,
             audit_writer,
+            changes,
         })
     }
 
@@ -190,6 +219,10 @@ impl Server {
             .unwrap_or_default();
         let app = router(self.state.clone(), &relative);
         let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let key_timer = tokio::spawn(key_timer(self.state.clone()));
+        let listener_task = self
+            .changes
+            .map(|changes| tokio::spawn(follow_changes(self.state.clone(), changes)));
         // Keycloak's admin clients differ on trailing slashes (`/clients/` and `/clients`):
         // strip them before routing.
         let app = tower::Layer::layer(
@@ -205,6 +238,10 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await?;
         maintenance.abort();
+        key_timer.abort();
+        if let Some(task) = listener_task {
+            task.abort();
+        }
         drop(self.state);
         // The audit writer ends once the last sender is gone; give it a moment to flush.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_writer).await;
@@ -285,8 +322,47 @@ async fn maintenance(state: Arc<AppState>) {
         tick.tick().await;
         let now = random::now();
         state.revocations.prune(now);
-        if let Err(error) = state.store.purge_expired(now).await {
-            tracing::warn!(%error, "purge of expired records failed");
+        // One node at a time cleans up; the others skip this round.
+        match state.store.try_lock_job("cambio.purge").await {
+            Ok(Some(_lock)) => {
+                if let Err(error) = state.store.purge_expired(now).await {
+                    tracing::warn!(%error, "purge of expired records failed");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "purge lock unavailable"),
+        }
+    }
+}
+
+/// Rebuilds a realm when a rotated key starts signing (or an old one stops).
+async fn key_timer(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = random::now();
+        for realm_id in state.realms_with_key_changes_due(now) {
+            if let Err(error) = state.reload_realm_local(&realm_id, now).await {
+                tracing::warn!(%error, "could not switch signing keys");
+            }
+        }
+    }
+}
+
+/// Applies other nodes' changes as they arrive.
+async fn follow_changes(
+    state: Arc<AppState>,
+    mut changes: tokio::sync::mpsc::Receiver<cambio_store::ChangeNotice>,
+) {
+    while let Some(notice) = changes.recv().await {
+        let now = random::now();
+        match notice {
+            cambio_store::ChangeNotice::Message(text) => state.apply_notice(&text, now).await,
+            cambio_store::ChangeNotice::Resync => {
+                if let Err(error) = state.resync(now).await {
+                    tracing::warn!(%error, "could not reload after missing changes");
+                }
+            }
         }
     }
 }

@@ -643,6 +643,7 @@ pub(crate) async fn import(
         verifiers: Vec::new(),
         jwks_json: String::new(),
         token_endpoint: String::new(),
+        next_key_change: None,
     };
     check_defaults(
         &realm,

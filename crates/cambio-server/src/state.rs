@@ -45,6 +45,8 @@ pub struct RealmRuntime {
     pub jwks_json: String,
     /// URLs derived from the issuer, computed once.
     pub token_endpoint: String,
+    /// When the signing key or the published keys next change (a rotation taking effect).
+    pub next_key_change: Option<u64>,
 }
 
 impl RealmRuntime {
@@ -114,6 +116,10 @@ pub struct AppState {
     users: RwLock<HashMap<String, (String, Arc<User>)>>,
     pub audit: AuditQueue,
     pub metrics: crate::metrics::Metrics,
+    /// This node's random id, carried in change notices so it ignores its own.
+    pub node_id: String,
+    /// How long a rotated-in key is published before it signs (so every node knows it first).
+    pub key_activation_delay: u64,
     /// Token-bucket limits by client address and by client id, and password lockout.
     pub ip_limits: crate::limits::RateLimiter,
     pub client_limits: crate::limits::RateLimiter,
@@ -143,6 +149,8 @@ impl AppState {
             users: RwLock::new(HashMap::new()),
             audit,
             metrics: crate::metrics::Metrics::default(),
+            node_id: crate::random::uuid(),
+            key_activation_delay: 0,
             ip_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
@@ -212,8 +220,19 @@ impl AppState {
         Ok(())
     }
 
-    /// Rebuilds one realm's snapshot after its configuration changed.
+    /// Rebuilds one realm's snapshot after its configuration changed, here and (through the
+    /// store's notifications) on every other node.
     pub async fn reload_realm(&self, realm_id: &str, now: u64) -> StoreResult<()> {
+        self.reload_realm_local(realm_id, now).await?;
+        self.announce(Change::Realm {
+            id: realm_id.to_owned(),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Rebuilds one realm's snapshot on this node only.
+    pub async fn reload_realm_local(&self, realm_id: &str, now: u64) -> StoreResult<()> {
         let object = self.store.get_object(GLOBAL, KIND_REALM, realm_id).await?;
         let runtime = match object {
             Some(object) => Some(Arc::new(self.build_realm(decode(&object)?, now).await?)),
@@ -260,6 +279,7 @@ impl AppState {
         let (signer, verifiers) = keys::select(&self.secrets, &stored_keys, alg, now)?;
         let jwks_json = keys::jwks_json(&verifiers);
         Ok(RealmRuntime {
+            next_key_change: keys::next_change(&stored_keys, now),
             token_endpoint: format!("{issuer}/protocol/openid-connect/token"),
             snapshot,
             signer,
@@ -370,12 +390,20 @@ impl AppState {
             )?)
             .await;
         self.forget_user(&user.id);
+        self.announce(Change::User {
+            id: user.id.clone(),
+        })
+        .await;
         result
     }
 
     pub async fn delete_user(&self, realm_id: &str, user_id: &str) -> StoreResult<bool> {
         let deleted = self.store.delete_object(realm_id, KIND_USER, user_id).await;
         self.forget_user(user_id);
+        self.announce(Change::User {
+            id: user_id.to_owned(),
+        })
+        .await;
         deleted
     }
 
@@ -596,5 +624,114 @@ impl AppState {
         self.store
             .delete_object(realm_id, KIND_FEDERATED_LINK, &format!("{user_id}:{alias}"))
             .await
+    }
+}
+
+/// A change one node tells the others about, so that their in-memory state follows the store.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Change {
+    /// A realm's configuration changed (or the realm was deleted): rebuild its snapshot.
+    Realm { id: String },
+    /// A session ended: refuse its tokens until `until`.
+    Session { id: String, until: u64 },
+    /// An access token was revoked.
+    Jti { id: String, until: u64 },
+    /// A user changed: drop it from the cache.
+    User { id: String },
+    /// Something was missed: reload everything.
+    Resync,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Notice {
+    /// The node that made the change; it has already applied it.
+    node: String,
+    #[serde(flatten)]
+    change: Change,
+}
+
+impl AppState {
+    /// Tells the other nodes. A failure is logged, not returned: the change itself is stored,
+    /// and nodes resynchronise whenever their notification connection comes back.
+    pub async fn announce(&self, change: Change) {
+        let notice = Notice {
+            node: self.node_id.clone(),
+            change,
+        };
+        let Ok(text) = serde_json::to_string(&notice) else {
+            return;
+        };
+        if let Err(error) = self.store.publish(&text).await {
+            tracing::warn!(%error, "could not notify the other nodes of a change");
+        }
+    }
+
+    /// Applies another node's change.
+    pub async fn apply_notice(&self, text: &str, now: u64) {
+        let Ok(notice) = serde_json::from_str::<Notice>(text) else {
+            tracing::warn!("unreadable change notice ignored");
+            return;
+        };
+        if notice.node == self.node_id {
+            return;
+        }
+        let result = match notice.change {
+            Change::Realm { id } => self.reload_realm_local(&id, now).await,
+            Change::Session { id, until } => {
+                self.revocations.revoke_session(&id, until);
+                Ok(())
+            }
+            Change::Jti { id, until } => {
+                self.revocations.revoke_token_id(&id, until);
+                Ok(())
+            }
+            Change::User { id } => {
+                self.forget_user(&id);
+                Ok(())
+            }
+            Change::Resync => self.resync(now).await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not apply a change from another node");
+        }
+    }
+
+    /// Reloads everything from the store: realms, revocations, and an empty user cache.
+    pub async fn resync(&self, now: u64) -> StoreResult<()> {
+        if let Ok(mut users) = self.users.write() {
+            users.clear();
+        }
+        self.load_all(now).await
+    }
+
+    /// Ends a session in memory here and on every node (the caller stored it).
+    pub async fn revoke_session_everywhere(&self, id: &str, until: u64) {
+        self.revocations.revoke_session(id, until);
+        self.announce(Change::Session {
+            id: id.to_owned(),
+            until,
+        })
+        .await;
+    }
+
+    /// Refuses an access token here and on every node (the caller stored it).
+    pub async fn revoke_token_id_everywhere(&self, jti: &str, until: u64) {
+        self.revocations.revoke_token_id(jti, until);
+        self.announce(Change::Jti {
+            id: jti.to_owned(),
+            until,
+        })
+        .await;
+    }
+
+    /// Realms whose keys change at or before `now` (a rotation taking effect).
+    pub fn realms_with_key_changes_due(&self, now: u64) -> Vec<String> {
+        self.realms
+            .load()
+            .values()
+            .filter(|rt| rt.next_key_change.is_some_and(|t| t <= now))
+            .map(|rt| rt.id().to_owned())
+            .collect()
     }
 }

@@ -160,6 +160,37 @@ pub struct EventFilter {
     pub max: u64,
 }
 
+/// What a subscription delivers: another node's change, or word that changes may have been
+/// missed (the connection was lost), after which everything should be reloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeNotice {
+    Message(String),
+    Resync,
+}
+
+/// The message that asks every node to reload everything.
+pub const RESYNC_MESSAGE: &str = "{\"t\":\"resync\"}";
+
+/// A held job lock; the job may run while it is alive. Dropping it releases the lock.
+pub struct JobLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl JobLock {
+    /// A lock that guards nothing, for stores used by a single node.
+    pub fn local() -> JobLock {
+        JobLock(Box::new(()))
+    }
+
+    pub fn holding<T: Send + Sync + 'static>(guard: T) -> JobLock {
+        JobLock(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for JobLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobLock")
+    }
+}
+
 /// Storage operations. Every implementation passes the same conformance tests.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -240,6 +271,24 @@ pub trait Store: Send + Sync + 'static {
         realm_id: &str,
         filter: &EventFilter,
     ) -> StoreResult<Vec<EventRecord>>;
+
+    /// Tells the other nodes sharing this store about a change (PostgreSQL `NOTIFY`). A store
+    /// that serves a single node has nobody to tell.
+    async fn publish(&self, _message: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Starts receiving other nodes' changes (PostgreSQL `LISTEN`); `None` for a single-node
+    /// store. The receiver ends when the store is closed.
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<ChangeNotice>>> {
+        Ok(None)
+    }
+
+    /// Takes a lock that at most one node holds at a time (a PostgreSQL advisory lock), for
+    /// jobs such as cleanup and key rotation; `None` when another node holds it.
+    async fn try_lock_job(&self, _job: &str) -> StoreResult<Option<JobLock>> {
+        Ok(Some(JobLock::local()))
+    }
 
     /// Deletes sessions, refresh tokens, revoked token ids, codes and one-time values whose
     /// `expires_at <= now`. Returns rows deleted. Events are kept; they have their own retention.

@@ -28,8 +28,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::{
-    DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
-    RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
+    ChangeNotice, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock, MAX_EVENTS_PAGE, Object,
+    RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError,
+    StoreResult, from_db, opt_to_db, to_db,
 };
 
 /// Connections per node. Each request needs at most one at a time, and PostgreSQL's default
@@ -63,6 +64,11 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Rows per multi-row `INSERT` of events: 9 parameters each stays far below PostgreSQL's limit
 /// of 65535 bound parameters per statement.
 const EVENTS_PER_INSERT: usize = 1000;
+
+/// The `LISTEN`/`NOTIFY` channel nodes use to tell each other about changes.
+const CHANGES_CHANNEL: &str = "cambio_changes";
+/// `NOTIFY` payloads are limited to just under 8000 bytes.
+const MAX_NOTIFY_PAYLOAD: usize = 7900;
 
 /// The `SET` statements run on every new connection (times in milliseconds).
 fn session_settings() -> String {
@@ -165,6 +171,16 @@ async fn migrate(pool: &PgPool) -> StoreResult<()> {
             MIGRATION_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// A stable 64-bit advisory-lock key for a job name (FNV-1a: the same on every node).
+fn job_key(job: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in job.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 /// Maps a driver error to a [`StoreError`]: unique violations become conflicts (a name or key
@@ -758,6 +774,62 @@ impl Store for PgStore {
             .push_bind(to_db(filter.first)?);
         let rows = query.build().fetch_all(&self.pool).db().await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn publish(&self, message: &str) -> StoreResult<()> {
+        if message.len() > MAX_NOTIFY_PAYLOAD {
+            // Too large to carry: ask every node to reload instead.
+            return Box::pin(self.publish(RESYNC_MESSAGE)).await;
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(message)
+            .execute(&self.pool)
+            .db()
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<ChangeNotice>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .db()
+            .await?;
+        listener.listen(CHANGES_CHANNEL).db().await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(async move {
+            loop {
+                // `try_recv` answers `None` when the connection was lost; it reconnects on the
+                // next call, but whatever was sent meanwhile is gone: everything is reloaded.
+                let notice = match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        ChangeNotice::Message(notification.payload().to_owned())
+                    }
+                    Ok(None) => ChangeNotice::Resync,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        ChangeNotice::Resync
+                    }
+                };
+                if tx.send(notice).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
+    async fn try_lock_job(&self, job: &str) -> StoreResult<Option<JobLock>> {
+        // A session-level advisory lock on a connection of its own, taken out of the pool: it
+        // is released when the guard (and so the connection) is dropped, also if this node
+        // dies, because the server ends the session.
+        let key = job_key(job);
+        let mut conn = self.pool.acquire().db().await?.detach();
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .db()
+            .await?;
+        Ok(locked.then(|| JobLock::holding(std::sync::Mutex::new(conn))))
     }
 
     async fn purge_expired(&self, now: u64) -> StoreResult<u64> {

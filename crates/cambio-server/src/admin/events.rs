@@ -131,11 +131,23 @@ pub async fn rotate_keys(
         .max()
         .unwrap_or(0)
         .max(snapshot.realm.access_token_lifespan);
+    // One rotation at a time across all nodes.
+    let Some(_lock) = app
+        .store
+        .try_lock_job(&format!("cambio.keys.{}", rt.id()))
+        .await?
+    else {
+        return Err(ApiError::Admin {
+            status: StatusCode::CONFLICT,
+            message: "A key rotation is already in progress".into(),
+        });
+    };
     let kid = crate::keys::rotate(
         &app,
         rt.id(),
         snapshot.realm.default_signature_algorithm,
         longest + 60,
+        app.key_activation_delay,
         now,
     )
     .await?;

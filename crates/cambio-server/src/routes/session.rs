@@ -126,8 +126,8 @@ pub async fn revoke(
             app.store
                 .revoke_token_id(rt.id(), &active.claims.jti, active.claims.exp)
                 .await?;
-            app.revocations
-                .revoke_token_id(&active.claims.jti, active.claims.exp);
+            app.revoke_token_id_everywhere(&active.claims.jti, active.claims.exp)
+                .await;
         }
     } else if token.len() <= 512
         && let Some(record) = app

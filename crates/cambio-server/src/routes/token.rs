@@ -591,7 +591,7 @@ pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResul
         .await?
         .map(|s| s.expires_at)
         .unwrap_or(now + 86_400);
-    app.revocations
-        .revoke_session(session_id, until.max(now + 3600));
+    app.revoke_session_everywhere(session_id, until.max(now + 3600))
+        .await;
     Ok(())
 }
