@@ -54,6 +54,8 @@ pub struct ExternalKeys {
     http: reqwest::Client,
     allow_http_loopback: bool,
     refetch_interval: Duration,
+    fetched: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
     entries: Mutex<HashMap<String, Arc<ProviderKeys>>>,
 }
 
@@ -70,8 +72,16 @@ impl ExternalKeys {
             http,
             allow_http_loopback,
             refetch_interval,
+            fetched: std::sync::atomic::AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Fetches that succeeded and failed, for `/metrics`.
+    pub fn fetch_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.fetched.load(Relaxed), self.failed.load(Relaxed))
     }
 
     pub fn allows_http_loopback(&self) -> bool {
@@ -146,6 +156,12 @@ impl ExternalKeys {
             state.last_attempt = Some(Instant::now());
         }
         let result = self.fetch(url).await;
+        let counter = if result.is_ok() {
+            &self.fetched
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut state = entry.state.write().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(keys) => {

@@ -173,6 +173,10 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Response {
 
 /// Prometheus metrics.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    let body = app.metrics.render(app.audit.depth(), app.audit.dropped());
+    let body = app.metrics.render(
+        app.audit.depth(),
+        app.audit.dropped(),
+        app.external_keys.fetch_counts(),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

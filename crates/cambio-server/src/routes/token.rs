@@ -37,6 +37,7 @@ pub async fn token(
         return ApiError::NotFound("Realm does not exist").into_response();
     };
     let now = random::now();
+    let started = std::time::Instant::now();
     let mut event = Event {
         realm_id: rt.id().to_owned(),
         event_type: "TOKEN_REQUEST",
@@ -65,6 +66,8 @@ pub async fn token(
     };
     app.metrics
         .count_token_request(rt.name(), event.event_type, outcome_label);
+    app.metrics
+        .observe_token_latency(event.event_type, started.elapsed().as_secs_f64());
     match outcome {
         Ok(response) => {
             app.audit.record(event);
