@@ -7,6 +7,11 @@
 #                                      the cluster is not running)
 #   scripts/pg-test-cluster.sh stop    stops the cluster and deletes it
 #   scripts/pg-test-cluster.sh status  exit 0 when running
+#   scripts/pg-test-cluster.sh pause   stops the server (fast shutdown) but keeps the cluster
+#   scripts/pg-test-cluster.sh resume  starts a paused cluster again, on the same port
+#
+# pause and resume simulate a database restart (crates/cambio/tests/nodes.rs); use them on a
+# cluster of your own (CAMBIO_PG_TEST_DIR), since every client of the cluster loses it meanwhile.
 #
 # The cluster lives in $CAMBIO_PG_TEST_DIR, by default a directory under ${TMPDIR:-/tmp} named
 # after this checkout, so that `start` in one shell and the tests in another find the same
@@ -195,6 +200,23 @@ stop() {
     fi
 }
 
+pause() {
+    [[ -f "$data/PG_VERSION" ]] || die "no cluster in $dir"
+    if is_running; then
+        as_owner "$bin/pg_ctl" stop -D "$data" -m fast -w -t 60 >/dev/null
+        log "paused"
+    fi
+}
+
+resume() {
+    [[ -f "$data/PG_VERSION" ]] || die "no cluster in $dir"
+    is_running && return 0
+    # The same port as before (port.conf is kept), so that clients reconnect to the same URL.
+    as_owner "$bin/pg_ctl" start -D "$data" -l "$dir/server.log" -w -t 60 >/dev/null 2>&1 9>&- ||
+        die "the server did not start again, see $dir/server.log"
+    log "resumed on 127.0.0.1:$(cat "$dir/port")"
+}
+
 # One command at a time per cluster directory: concurrent `start`s must not both run initdb.
 with_lock() {
     mkdir -p "$(dirname "$dir")"
@@ -214,6 +236,14 @@ stop)
     with_lock stop
     rm -f "$dir.lock"
     ;;
+pause)
+    bin=$(find_bin)
+    with_lock pause
+    ;;
+resume)
+    bin=$(find_bin)
+    with_lock resume
+    ;;
 url)
     bin=$(find_bin)
     is_running || die "not running (scripts/pg-test-cluster.sh start)"
@@ -224,7 +254,7 @@ status)
     is_running
     ;;
 *)
-    echo "usage: $0 start|stop|url|status" >&2
+    echo "usage: $0 start|stop|url|status|pause|resume" >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
+// glibc's allocator showed up as ~8% of an exchange's CPU in profiles; mimalloc's thread-local
+// free lists suit the many short-lived allocations of request handling.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cambio",
