@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+./scripts/check-deps.sh
 
 if [[ -z "${CAMBIO_TEST_POSTGRES_URL:-}" ]]; then
     # A directory per run, so that concurrent runs never share or stop each other's cluster.
