@@ -1013,6 +1013,7 @@ async fn postgres_restart() {
         if r.status == 200 { Ok(()) } else { Err(r.text) }
     })
     .await;
+    eprintln!("{}", c.logs());
     drop(c);
     drop(pg);
 }
