@@ -21,19 +21,22 @@ use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use cambio_store::{RefreshTokenRecord, SessionRecord, SqliteStore, Store};
+use cambio_store::{PgStore, RefreshTokenRecord, SessionRecord, SqliteStore, Store};
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Row};
 use tokio::net::TcpStream;
 
 /// How long the server may take to print its listening line (migrations, key generation).
@@ -74,6 +77,16 @@ struct Args {
     /// much as possible.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Database URL for `cambio serve --database`; defaults to SQLite in the temporary data
+    /// directory. With a `postgres://` URL the bench creates a fresh database
+    /// `bench_<random>` on that server (as the URL's user, which needs CREATEDB), points the
+    /// servers at it and drops it at the end.
+    #[arg(long)]
+    database: Option<String>,
+    /// Server processes started on the same database and data directory; the connections are
+    /// spread round-robin over them. More than one needs a PostgreSQL `--database`.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -146,6 +159,12 @@ fn run(args: &Args) -> Result<Report, String> {
     if !(args.duration > 0.0 && args.warmup >= 0.0) {
         return Err("--duration must be positive and --warmup not negative".into());
     }
+    let postgres = args.database.as_deref().is_some_and(is_postgres);
+    if args.nodes == 0 || (args.nodes > 1 && !postgres) {
+        return Err(
+            "--nodes must be at least 1, and more than 1 needs a postgres:// --database".into(),
+        );
+    }
     let server_bin = locate_server(args.server_bin.as_deref())?;
     let runtime = if args.client_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -159,18 +178,216 @@ fn run(args: &Args) -> Result<Report, String> {
     }
     .map_err(|e| format!("cannot start the runtime: {e}"))?;
 
-    // Dropped in reverse order: the server is killed before its directory is removed.
+    // Dropped in reverse order: the servers are killed before their database is dropped and
+    // their directory removed.
     let data = TempDir::create()?;
+    let bench_db = match &args.database {
+        Some(url) if postgres => Some(runtime.block_on(BenchDatabase::create(url))?),
+        _ => None,
+    };
+    let database_url = match (&bench_db, &args.database) {
+        (Some(db), _) => Some(db.url.clone()),
+        (None, Some(url)) => Some(url.clone()),
+        (None, None) => None,
+    };
     let populate = if args.sessions > 0 {
-        Some(runtime.block_on(populate(data.path(), args.sessions))?)
+        Some(runtime.block_on(populate(
+            data.path(),
+            database_url.as_deref(),
+            args.sessions,
+        ))?)
     } else {
         None
     };
-    let server = ServerProcess::spawn(&server_bin, data.path(), args.alg)?;
-    let mut report = runtime.block_on(load(args, &server))?;
+    let node = NodeOptions {
+        bin: &server_bin,
+        data_dir: data.path(),
+        database: database_url.as_deref(),
+        // Tokens from one node must be valid on the others: one issuer for all of them.
+        public_url: postgres.then_some(BENCH_PUBLIC_URL),
+        alg: args.alg,
+    };
+    // The first node creates the data-encryption key and the demo realm; the others start once
+    // it listens, so that they find both.
+    let mut servers = Vec::with_capacity(args.nodes);
+    for _ in 0..args.nodes {
+        servers.push(ServerProcess::spawn(&node)?);
+    }
+    let mut report = runtime.block_on(load(args, &servers, bench_db.as_ref()))?;
     report.server_bin = server_bin.display().to_string();
     report.populate_seconds = populate;
+    report.database = match (&bench_db, &args.database) {
+        (Some(db), _) => format!("postgres (fresh database {})", db.name),
+        (None, Some(_)) => "the given --database".into(),
+        (None, None) => "sqlite (in the temporary data directory)".into(),
+    };
+    drop(servers);
+    if let Some(db) = bench_db {
+        runtime.block_on(db.drop_database());
+    }
     Ok(report)
+}
+
+/// The issuer every node gets with a PostgreSQL `--database` (`--public-url`).
+const BENCH_PUBLIC_URL: &str = "http://cambio-bench.test";
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A fresh database `bench_<random>` on the server of a PostgreSQL URL, created as that URL's
+/// user. [`BenchDatabase::drop_database`] drops it; if the bench fails before that, `Drop`
+/// does it on a runtime of its own.
+struct BenchDatabase {
+    /// The URL the database was created through (its server, user and original database).
+    admin_url: String,
+    name: String,
+    /// The same URL with the database replaced by `name`.
+    url: String,
+    dropped: bool,
+}
+
+/// How long creating or dropping the bench database may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl BenchDatabase {
+    async fn create(admin_url: &str) -> Result<BenchDatabase, String> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut rng = SplitMix64(nanos ^ (u64::from(std::process::id()) << 32));
+        let name = format!("bench_{:016x}", rng.next());
+        admin(admin_url, format!("CREATE DATABASE \"{name}\""))
+            .await
+            .map_err(|e| format!("cannot create database {name} through --database: {e}"))?;
+        Ok(BenchDatabase {
+            admin_url: admin_url.to_owned(),
+            url: with_database(admin_url, &name),
+            name,
+            dropped: false,
+        })
+    }
+
+    async fn drop_database(mut self) {
+        self.dropped = true;
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        if let Err(e) = admin(&self.admin_url, sql).await {
+            eprintln!(
+                "cambio-bench: warning: cannot drop database {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Possibly inside a runtime (an error path): block on a thread with its own.
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(admin(&admin_url, sql))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("cambio-bench: warning: cannot drop database {name}");
+        }
+    }
+}
+
+/// Runs one statement on its own connection to `url`, within [`ADMIN_TIMEOUT`].
+async fn admin(url: &str, sql: String) -> Result<(), String> {
+    let work = async {
+        let mut conn = PgConnection::connect(url).await?;
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        conn.close().await
+    };
+    match tokio::time::timeout(ADMIN_TIMEOUT, work).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("timed out after {} s", ADMIN_TIMEOUT.as_secs())),
+    }
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping any query parameters.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{root}/{database}?{query}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+/// Reads the bench database's counters around the measured window: committed plus rolled-back
+/// transactions of every backend on it (the servers' and this connection's own), and the CPU
+/// time of the backend processes serving it.
+struct DbProbe {
+    conn: PgConnection,
+}
+
+impl DbProbe {
+    async fn connect(url: &str) -> Result<DbProbe, String> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| format!("database URL: {e}"))?
+            .application_name("cambio-bench");
+        let conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| format!("cannot connect to the bench database: {e}"))?;
+        Ok(DbProbe { conn })
+    }
+
+    async fn transactions(&mut self) -> Result<i64, String> {
+        let row = sqlx::query(
+            "SELECT (xact_commit + xact_rollback)::int8 FROM pg_stat_database \
+             WHERE datname = current_database()",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(|e| format!("reading pg_stat_database: {e}"))?;
+        row.try_get::<i64, _>(0)
+            .map_err(|e| format!("reading pg_stat_database: {e}"))
+    }
+
+    /// Process ids of the backends connected to the bench database, but this one's.
+    async fn backend_pids(&mut self) -> Result<Vec<String>, String> {
+        let rows = sqlx::query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| format!("reading pg_stat_activity: {e}"))?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<i32, _>(0)
+                    .map(|pid| pid.to_string())
+                    .map_err(|e| format!("reading pg_stat_activity: {e}"))
+            })
+            .collect()
+    }
+}
+
+/// utime + stime by process id, for those still readable.
+fn processes_ticks(pids: &[String]) -> BTreeMap<String, u64> {
+    pids.iter()
+        .filter_map(|pid| cpu_ticks(pid).ok().map(|t| (pid.clone(), t)))
+        .collect()
 }
 
 fn locate_server(explicit: Option<&Path>) -> Result<PathBuf, String> {
@@ -225,13 +442,27 @@ impl Drop for TempDir {
     }
 }
 
-/// Stores `n` sessions and `n` refresh tokens, one insert at a time through the [`Store`] trait.
-/// Returns how long it took, in seconds.
-async fn populate(dir: &Path, n: u64) -> Result<f64, String> {
-    let url = format!("sqlite://{}", dir.join("cambio.db").display());
-    let store = SqliteStore::connect(&url)
-        .await
-        .map_err(|e| format!("cannot open {url}: {e}"))?;
+/// Stores `n` sessions and `n` refresh tokens, one insert at a time through the [`Store`] trait,
+/// in the store the servers will use (`database`, else SQLite in `dir`). Returns how long it
+/// took, in seconds.
+async fn populate(dir: &Path, database: Option<&str>, n: u64) -> Result<f64, String> {
+    let url = match database {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", dir.join("cambio.db").display()),
+    };
+    let store: Box<dyn Store> = if is_postgres(&url) {
+        Box::new(
+            PgStore::connect(&url)
+                .await
+                .map_err(|e| format!("cannot open the bench database: {e}"))?,
+        )
+    } else {
+        Box::new(
+            SqliteStore::connect(&url)
+                .await
+                .map_err(|e| format!("cannot open {url}: {e}"))?,
+        )
+    };
     let now = unix_now();
     let started = Instant::now();
     let mut rng = SplitMix64(0x00c0_ffee);
@@ -305,22 +536,43 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The running server; killed (and reaped) on drop, whatever happened in between.
+/// How every node is started.
+struct NodeOptions<'a> {
+    bin: &'a Path,
+    data_dir: &'a Path,
+    database: Option<&'a str>,
+    public_url: Option<&'a str>,
+    alg: Alg,
+}
+
+/// A running server; killed (and reaped) on drop, whatever happened in between.
 struct ServerProcess {
     child: Child,
     addr: SocketAddr,
 }
 
 impl ServerProcess {
-    fn spawn(bin: &Path, data_dir: &Path, alg: Alg) -> Result<ServerProcess, String> {
-        let mut child = Command::new(bin)
+    fn spawn(node: &NodeOptions<'_>) -> Result<ServerProcess, String> {
+        let bin = node.bin;
+        let mut command = Command::new(bin);
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(node.data_dir);
+        if let Some(database) = node.database {
+            command.arg("--database").arg(database);
+        }
+        if let Some(public_url) = node.public_url {
+            command.args(["--public-url", public_url]);
+        }
+        let mut child = command
             .arg("--demo")
-            .args(["--demo-signature-algorithm", alg.as_str()])
+            .args(["--demo-signature-algorithm", node.alg.as_str()])
             .env("CAMBIO_LOG", "warn")
+            .env_remove("CAMBIO_DATA_DIR")
+            .env_remove("CAMBIO_RATE_LIMIT_PER_IP")
+            .env_remove("CAMBIO_RATE_LIMIT_PER_CLIENT")
             .env_remove("CAMBIO_CONFIG")
             .env_remove("CAMBIO_DATABASE")
             .env_remove("CAMBIO_PUBLIC_URL")
@@ -684,8 +936,13 @@ async fn worker(
     result
 }
 
-async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
-    let addr = server.addr;
+async fn load(
+    args: &Args,
+    servers: &[ServerProcess],
+    bench_db: Option<&BenchDatabase>,
+) -> Result<Report, String> {
+    let first = servers.first().ok_or("no server")?;
+    let addr = first.addr;
     let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| e.to_string())?;
     let token_uri: Uri = "/realms/demo/protocol/openid-connect/token"
         .parse()
@@ -704,27 +961,37 @@ async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
         }
         Grant::ClientCredentials => form(&[("grant_type", "client_credentials")]),
     };
-    let template = Arc::new(RequestTemplate {
-        uri: token_uri,
-        host,
-        authorization: Some(basic("requester-client", "requester-secret")?),
-        body,
-    });
-
-    // One probe request, so that a misconfiguration fails loudly before the load starts.
-    {
-        let mut sender = connect(addr).await?;
+    // One template per node (the Host header differs); the subject token is node 1's, valid on
+    // every node since they share the issuer and the keys.
+    let authorization = basic("requester-client", "requester-secret")?;
+    let mut targets = Vec::with_capacity(servers.len());
+    for server in servers {
+        let template = Arc::new(RequestTemplate {
+            uri: token_uri.clone(),
+            host: HeaderValue::from_str(&server.addr.to_string()).map_err(|e| e.to_string())?,
+            authorization: Some(authorization.clone()),
+            body: body.clone(),
+        });
+        // One probe request per node, so that a misconfiguration fails loudly before the load
+        // starts.
+        let mut sender = connect(server.addr).await?;
         let (status, body) = send(&mut sender, template.build()).await?;
         if status != StatusCode::OK {
             return Err(format!(
-                "probe {} request failed: {status}: {}",
+                "probe {} request to {} failed: {status}: {}",
                 args.grant.as_str(),
+                server.addr,
                 String::from_utf8_lossy(&body)
             ));
         }
+        targets.push((template, server.addr));
     }
+    let mut probe = match bench_db {
+        Some(db) => Some(DbProbe::connect(&db.url).await?),
+        None => None,
+    };
 
-    let pid = server.pid().to_string();
+    let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
     let self_pid = std::process::id().to_string();
     let ticks = clock_ticks();
     let start = Instant::now();
@@ -735,13 +1002,33 @@ async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
         issued: AtomicU64::new(0),
         max_requests: args.max_requests,
     });
+    // Connection i goes to node i mod N.
     let handles: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(worker(template.clone(), addr, clock.clone())))
+        .map(|i| {
+            let (template, addr) = &targets[i % targets.len()];
+            tokio::spawn(worker(template.clone(), *addr, clock.clone()))
+        })
         .collect();
 
+    let all_cpu_ticks =
+        |pids: &[String]| -> Result<u64, String> { pids.iter().map(|pid| cpu_ticks(pid)).sum() };
+    let all_thread_ticks = |pids: &[String]| -> BTreeMap<String, (String, u64)> {
+        // Thread ids are unique across processes.
+        pids.iter().flat_map(|pid| thread_ticks(pid)).collect()
+    };
     tokio::time::sleep_until(measure_start.into()).await;
-    let server_cpu_before = cpu_ticks(&pid)?;
-    let threads_before = thread_ticks(&pid);
+    // The database figures are read first at the start and last at the end, so that the
+    // window they cover contains the CPU window.
+    let db_before = match probe.as_mut() {
+        Some(probe) => {
+            let pids = probe.backend_pids().await?;
+            let backends = processes_ticks(&pids);
+            Some((probe.transactions().await?, backends))
+        }
+        None => None,
+    };
+    let server_cpu_before = all_cpu_ticks(&pids)?;
+    let threads_before = all_thread_ticks(&pids);
     let self_cpu_before = cpu_ticks(&self_pid)?;
     let machine_before = machine_busy_ticks()?;
     let window_start = Instant::now();
@@ -750,16 +1037,36 @@ async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
         results.push(handle.await.map_err(|e| format!("load task failed: {e}"))?);
     }
     let window = window_start.elapsed().as_secs_f64();
-    let server_cpu = (cpu_ticks(&pid)? - server_cpu_before) as f64 / ticks;
+    let server_cpu = (all_cpu_ticks(&pids)? - server_cpu_before) as f64 / ticks;
     let server_threads: Vec<(String, f64)> =
-        thread_cpu(&threads_before, &thread_ticks(&pid), ticks)
+        thread_cpu(&threads_before, &all_thread_ticks(&pids), ticks)
             .into_iter()
             .map(|(name, seconds)| (name, seconds * 100.0 / window))
             .collect();
     let self_cpu = (cpu_ticks(&self_pid)? - self_cpu_before) as f64 / ticks;
     let machine = machine_busy_ticks()?.saturating_sub(machine_before) as f64 / ticks;
-    // Whatever else ran on the machine meanwhile (builds, tests) competes for the same cores.
-    let other_cpu = (machine - server_cpu - self_cpu).max(0.0);
+    let db = match (probe.as_mut(), db_before) {
+        (Some(probe), Some((transactions_before, backends_before))) => {
+            // Backends that appeared during the window count from zero, those that went away
+            // are not seen.
+            let pids = probe.backend_pids().await?;
+            let backend_ticks: u64 = processes_ticks(&pids)
+                .iter()
+                .map(|(pid, t1)| t1.saturating_sub(backends_before.get(pid).copied().unwrap_or(0)))
+                .sum();
+            let transactions = probe.transactions().await? - transactions_before;
+            Some(DbFigures {
+                transactions,
+                backend_cpu_seconds: backend_ticks as f64 / ticks,
+                backends: pids.len(),
+            })
+        }
+        _ => None,
+    };
+    let db_cpu = db.as_ref().map_or(0.0, |d| d.backend_cpu_seconds);
+    // Whatever else ran on the machine meanwhile (builds, tests, PostgreSQL's own background
+    // processes) competes for the same cores.
+    let other_cpu = (machine - server_cpu - self_cpu - db_cpu).max(0.0);
 
     let mut latencies: Vec<u32> =
         Vec::with_capacity(results.iter().map(|r| r.latencies_us.len()).sum());
@@ -789,8 +1096,21 @@ async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
         let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
         f64::from(latencies[rank - 1]) / 1000.0
     };
+    let db_per_request = db.as_ref().map(|d| {
+        if ok > 0 {
+            d.transactions as f64 / ok as f64
+        } else {
+            0.0
+        }
+    });
     Ok(Report {
         server_bin: String::new(),
+        database: String::new(),
+        nodes: servers.len(),
+        db_transactions: db.as_ref().map(|d| d.transactions),
+        db_transactions_per_request: db_per_request,
+        db_backends: db.as_ref().map(|d| d.backends),
+        db_cpu_percent: db.as_ref().map(|d| d.backend_cpu_seconds * 100.0 / window),
         alg: args.alg.as_str(),
         grant: args.grant.as_str(),
         connections: args.connections,
@@ -821,8 +1141,26 @@ async fn load(args: &Args, server: &ServerProcess) -> Result<Report, String> {
     })
 }
 
+/// What the bench database's counters say about the measured window.
+struct DbFigures {
+    /// Committed + rolled-back transactions (`pg_stat_database`).
+    transactions: i64,
+    /// CPU time of the backends serving the bench database.
+    backend_cpu_seconds: f64,
+    /// Backends connected at the end of the window (the bench's own not counted).
+    backends: usize,
+}
+
 struct Report {
     server_bin: String,
+    /// Which store the servers used.
+    database: String,
+    nodes: usize,
+    db_transactions: Option<i64>,
+    db_transactions_per_request: Option<f64>,
+    db_backends: Option<usize>,
+    /// CPU of the PostgreSQL backends serving the bench database, % of one core.
+    db_cpu_percent: Option<f64>,
     alg: &'static str,
     grant: &'static str,
     connections: usize,
@@ -863,6 +1201,8 @@ impl Report {
         println!("cambio-bench ({})", self.server_bin);
         println!("  grant                 {}", self.grant);
         println!("  algorithm             {}", self.alg);
+        println!("  database              {}", self.database);
+        println!("  nodes                 {}", self.nodes);
         println!(
             "  connections           {} (load generator threads: {})",
             self.connections, self.client_threads
@@ -896,9 +1236,18 @@ impl Report {
             self.server_cpu_per_request_us
         );
         println!(
-            "  server CPU            {:.0} % of one core",
-            self.server_cpu_percent
+            "  server CPU            {:.0} % of one core{}",
+            self.server_cpu_percent,
+            if self.nodes > 1 { " (all nodes)" } else { "" }
         );
+        if let (Some(n), Some(ratio)) = (self.db_transactions, self.db_transactions_per_request) {
+            println!("  database transactions {n} ({ratio:.4} per {per})");
+        }
+        if let (Some(cpu), Some(backends)) = (self.db_cpu_percent, self.db_backends) {
+            println!(
+                "  PostgreSQL CPU        {cpu:.0} % of one core ({backends} backends on the bench database)"
+            );
+        }
         println!(
             "  load generator CPU    {:.0} % of one core",
             self.bench_cpu_percent
@@ -918,6 +1267,12 @@ impl Report {
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "server_bin": self.server_bin,
+            "database": self.database,
+            "nodes": self.nodes,
+            "database_transactions": self.db_transactions,
+            "database_transactions_per_request": self.db_transactions_per_request,
+            "database_backends": self.db_backends,
+            "database_backend_cpu_percent_of_one_core": self.db_cpu_percent,
             "grant": self.grant,
             "algorithm": self.alg,
             "connections": self.connections,

@@ -697,12 +697,17 @@ impl AppState {
         }
     }
 
-    /// Reloads everything from the store: realms, revocations, and an empty user cache.
+    /// Reloads everything from the store: realms, revocations, and an empty user cache. While
+    /// the store is unavailable, the cached users are kept: they are what lets requests that
+    /// write nothing (token exchanges) go on being served meanwhile.
     pub async fn resync(&self, now: u64) -> StoreResult<()> {
-        if let Ok(mut users) = self.users.write() {
+        let loaded = self.load_all(now).await;
+        if !matches!(loaded, Err(StoreError::Unavailable(_)))
+            && let Ok(mut users) = self.users.write()
+        {
             users.clear();
         }
-        self.load_all(now).await
+        loaded
     }
 
     /// Ends a session in memory here and on every node (the caller stored it).

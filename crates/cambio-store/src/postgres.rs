@@ -173,6 +173,13 @@ async fn migrate(pool: &PgPool) -> StoreResult<()> {
     }
 }
 
+/// A connection listening on [`CHANGES_CHANNEL`].
+async fn listen(pool: &PgPool) -> StoreResult<sqlx::postgres::PgListener> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).db().await?;
+    listener.listen(CHANGES_CHANNEL).db().await?;
+    Ok(listener)
+}
+
 /// A stable 64-bit advisory-lock key for a job name (FNV-1a: the same on every node).
 fn job_key(job: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -791,22 +798,30 @@ impl Store for PgStore {
     }
 
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<ChangeNotice>>> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
-            .db()
-            .await?;
-        listener.listen(CHANGES_CHANNEL).db().await?;
+        let mut listener = listen(&self.pool).await?;
+        let pool = self.pool.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(async move {
             loop {
-                // `try_recv` answers `None` when the connection was lost; it reconnects on the
-                // next call, but whatever was sent meanwhile is gone: everything is reloaded.
+                // `try_recv` answers `None` (or an error) when the connection was lost. Whatever
+                // was sent meanwhile is gone, so everything must be reloaded, but only once the
+                // node listens again: a reload before that could miss a change made between it
+                // and the new `LISTEN`, and one while the database is still down would only
+                // fail (and throw away the caches that keep requests working meanwhile).
                 let notice = match listener.try_recv().await {
                     Ok(Some(notification)) => {
                         ChangeNotice::Message(notification.payload().to_owned())
                     }
-                    Ok(None) => ChangeNotice::Resync,
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok(None) | Err(_) => {
+                        listener = loop {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            match listen(&pool).await {
+                                Ok(listener) => break listener,
+                                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                            }
+                        };
                         ChangeNotice::Resync
                     }
                 };

@@ -3,6 +3,7 @@
 //! realm, built on the SDK (`cli.rs`).
 
 mod cli;
+mod telemetry;
 
 use std::path::PathBuf;
 
@@ -177,24 +178,18 @@ struct FileConfig {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAMBIO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // Structured logs for log collectors: `CAMBIO_LOG_FORMAT=json`. Cambio never logs tokens,
-    // secrets or passwords, in either format.
-    if std::env::var("CAMBIO_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cambio: cannot start the runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
+    };
+    // Logs, and for `serve` OpenTelemetry traces when an OTLP endpoint is configured; set up
+    // inside the runtime, where the span exporter runs.
+    let telemetry = {
+        let _runtime = runtime.enter();
+        telemetry::init(matches!(cli.command, Command::Serve(_)) && telemetry::traces_configured())
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
@@ -205,6 +200,8 @@ fn main() -> std::process::ExitCode {
         Command::Claims(args) => runtime.block_on(cli::claims(args)),
         Command::Logout(args) => runtime.block_on(cli::logout(args)),
     };
+    // The last spans, exported while the runtime still runs.
+    telemetry.shutdown();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {

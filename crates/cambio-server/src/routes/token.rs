@@ -18,6 +18,8 @@ use cambio_core::scope::GrantedScope;
 use cambio_core::tokens::{ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
 use cambio_proto::TokenResponse;
 use cambio_store::{RefreshTokenRecord, RefreshTokenUse, SessionRecord};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::audit::Event;
 use crate::common::{self, active_access_token, authenticate_client, read_form};
@@ -30,6 +32,55 @@ pub async fn token(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // One span per token request; exported as an OpenTelemetry span when an exporter is
+    // installed, continuing the caller's W3C trace. Its fields name the realm, the grant and
+    // the outcome: never a token, secret or password.
+    let span = tracing::info_span!(
+        "token_request",
+        otel.kind = "server",
+        realm = %realm,
+        grant = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    continue_trace(&span, &headers);
+    token_inner(app, realm, peer, headers, body)
+        .instrument(span)
+        .await
+}
+
+/// Makes the caller's trace (`traceparent`, `tracestate`) the OpenTelemetry parent of `span`.
+/// Without a trace header, or with no OpenTelemetry layer installed, nothing is done.
+fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    if span.is_disabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    });
+    // Fails only when no OpenTelemetry layer is installed: then there is nothing to continue.
+    let _ = span.set_parent(parent);
+}
+
+/// Reads trace context headers for the OpenTelemetry propagator.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+async fn token_inner(
+    app: Arc<AppState>,
+    realm: String,
+    peer: SocketAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -64,6 +115,7 @@ pub async fn token(
         Err(ApiError::TooManyRequests(_)) => "too_many_requests",
         Err(_) => "invalid_request",
     };
+    tracing::Span::current().record("outcome", outcome_label);
     app.metrics
         .count_token_request(rt.name(), event.event_type, outcome_label);
     app.metrics
@@ -150,6 +202,7 @@ async fn handle(
     let grant_type = form.require("grant_type")?;
     let grant = GrantType::parse_in(grant_type, &rt.snapshot)?;
     event.event_type = event_type(grant);
+    tracing::Span::current().record("grant", grant.as_str());
     event
         .details
         .insert("grant_type", grant_type.chars().take(128).collect());
