@@ -6,6 +6,10 @@
 //! `--warmup`, and prints throughput, latency percentiles and the server's CPU time per request.
 //! It is a measuring tool, not a test: nothing here passes or fails on a number.
 //!
+//! `--database postgres://…` runs the servers on a fresh PostgreSQL database created for the
+//! run (and dropped after it), `--nodes N` starts N servers on it, and the report adds the
+//! database's transactions per request and its backends' CPU (docs/benchmarks.md).
+//!
 //! Build both binaries in release mode first, then run it from the workspace root:
 //!
 //! ```text
@@ -450,19 +454,33 @@ async fn populate(dir: &Path, database: Option<&str>, n: u64) -> Result<f64, Str
         Some(url) => url.to_owned(),
         None => format!("sqlite://{}", dir.join("cambio.db").display()),
     };
-    let store: Box<dyn Store> = if is_postgres(&url) {
-        Box::new(
-            PgStore::connect(&url)
-                .await
-                .map_err(|e| format!("cannot open the bench database: {e}"))?,
-        )
+    let seconds = if is_postgres(&url) {
+        let store = PgStore::connect(&url)
+            .await
+            .map_err(|e| format!("cannot open the bench database: {e}"))?;
+        let seconds = insert_records(&store, n).await;
+        store.close().await;
+        seconds?
     } else {
-        Box::new(
-            SqliteStore::connect(&url)
-                .await
-                .map_err(|e| format!("cannot open {url}: {e}"))?,
-        )
+        let store = SqliteStore::connect(&url)
+            .await
+            .map_err(|e| format!("cannot open {url}: {e}"))?;
+        let seconds = insert_records(&store, n).await;
+        store.close().await;
+        seconds?
     };
+    // Flush the freshly written file now, so that the kernel's writeback of it does not compete
+    // with the server during the measured window.
+    for name in ["cambio.db", "cambio.db-wal"] {
+        if let Ok(file) = std::fs::File::open(dir.join(name)) {
+            let _ = file.sync_all();
+        }
+    }
+    Ok(seconds)
+}
+
+/// The inserts of [`populate`]; returns how long they took, in seconds.
+async fn insert_records(store: &dyn Store, n: u64) -> Result<f64, String> {
     let now = unix_now();
     let started = Instant::now();
     let mut rng = SplitMix64(0x00c0_ffee);
@@ -505,16 +523,7 @@ async fn populate(dir: &Path, database: Option<&str>, n: u64) -> Result<f64, Str
             .await
             .map_err(|e| format!("inserting refresh token {i}: {e}"))?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    store.close().await;
-    // Flush the freshly written file now, so that the kernel's writeback of it does not compete
-    // with the server during the measured window.
-    for name in ["cambio.db", "cambio.db-wal"] {
-        if let Ok(file) = std::fs::File::open(dir.join(name)) {
-            let _ = file.sync_all();
-        }
-    }
-    Ok(seconds)
+    Ok(started.elapsed().as_secs_f64())
 }
 
 struct SplitMix64(u64);
