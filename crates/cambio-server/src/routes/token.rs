@@ -412,6 +412,13 @@ async fn refresh(
     event.session_id = Some(record.session_id.clone());
     // Likewise a request for more scope than granted is refused before the token is used.
     grants::check_refresh_scope(&record.scope, form.get("scope"))?;
+    // The session is read before the token is used: of two requests racing with one token,
+    // the loser ends the session (a replay), and reading afterwards could let that revocation
+    // also fail the winner, leaving no request served.
+    let session = app.store.get_session(&record.session_id).await?;
+    let session_active = session.as_ref().is_some_and(|s| {
+        s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
+    });
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {
@@ -423,10 +430,6 @@ async fn refresh(
         }
         RefreshTokenUse::Unknown => return Err(invalid().into()),
     };
-    let session = app.store.get_session(&record.session_id).await?;
-    let session_active = session.as_ref().is_some_and(|s| {
-        s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
-    });
     let user = app.user(rt.id(), &record.user_id).await?;
     let data: RefreshData = serde_json::from_str(&record.data).unwrap_or_default();
     let issued = grants::refresh(
