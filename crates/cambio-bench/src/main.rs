@@ -71,9 +71,10 @@ struct Args {
     /// Unmeasured warmup before the window, seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
-    /// Upper bound on requests sent (warmup included).
-    #[arg(long, default_value_t = 5_000_000)]
-    max_requests: u64,
+    /// Upper bound on requests sent (warmup included); defaults to 5,000,000, or 100,000 per
+    /// second of warmup + duration when that is more (long soak runs).
+    #[arg(long)]
+    max_requests: Option<u64>,
     /// Sessions (and as many refresh tokens) stored before the server starts.
     #[arg(long, default_value_t = 0)]
     sessions: u64,
@@ -127,6 +128,10 @@ enum Grant {
     /// requester-client's service account token.
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
+    /// Connections split round-robin over token exchange, client_credentials and orders-api's
+    /// introspection of alice's token (a soak mix).
+    #[value(name = "mixed")]
+    Mixed,
 }
 
 impl Grant {
@@ -134,6 +139,7 @@ impl Grant {
         match self {
             Grant::TokenExchange => "token-exchange",
             Grant::ClientCredentials => "client_credentials",
+            Grant::Mixed => "mixed",
         }
     }
 }

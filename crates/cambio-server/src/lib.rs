@@ -419,7 +419,38 @@ fn router(state: Arc<AppState>, relative: &str) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::map_response(
             error::json_for_framework_errors,
         ))
+}
+
+/// The most header bytes (names and values) a request may carry. Real clients send well under
+/// 8 KiB; hyper's own buffer would otherwise accept about 400 KiB.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The most header fields a request may carry.
+const MAX_HEADERS: usize = 64;
+
+/// Refuses requests with oversized or too many headers (431), before any handler runs.
+async fn limit_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if bytes > MAX_HEADER_BYTES || headers.len() > MAX_HEADERS {
+        use axum::response::IntoResponse;
+        return (
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            axum::Json(serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "Request headers too large"
+            })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }

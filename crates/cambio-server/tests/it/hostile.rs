@@ -680,6 +680,27 @@ fn cases(alice: &str, jku_target: &str) -> Vec<Case> {
             error: "not_found",
         },
     ];
+    c.push(Case {
+        name: "20 KiB of headers",
+        method: "POST",
+        path: TOKEN.into(),
+        headers: vec![
+            ("content-type", FORM.into()),
+            ("x-padding", "p".repeat(20 * 1024)),
+        ],
+        body: b"grant_type=client_credentials".to_vec(),
+        status: 431,
+        error: "invalid_request",
+    });
+    c.push(Case {
+        name: "80 header fields",
+        method: "GET",
+        path: "/health/live".into(),
+        headers: (0..80).map(|_| ("x-many", "v".to_owned())).collect(),
+        body: vec![],
+        status: 431,
+        error: "invalid_request",
+    });
     // Duplicate Authorization headers.
     c.push(Case {
         name: "two Authorization headers",
