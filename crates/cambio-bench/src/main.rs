@@ -551,6 +551,9 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The master realm administrator's password every bench server is started with.
+const BENCH_ADMIN_PASSWORD: &str = "cambio-bench-admin";
+
 /// How every node is started.
 struct NodeOptions<'a> {
     bin: &'a Path,
@@ -585,6 +588,8 @@ impl ServerProcess {
             .arg("--demo")
             .args(["--demo-signature-algorithm", node.alg.as_str()])
             .env("CAMBIO_LOG", "warn")
+            // Known, so that a soak run can lengthen the subject token through the admin API.
+            .env("CAMBIO_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
             .env_remove("CAMBIO_DATA_DIR")
             .env_remove("CAMBIO_RATE_LIMIT_PER_IP")
             .env_remove("CAMBIO_RATE_LIMIT_PER_CLIENT")
@@ -744,9 +749,16 @@ struct RequestTemplate {
     host: HeaderValue,
     authorization: Option<HeaderValue>,
     body: Bytes,
+    /// Bytes a 200 response body must contain to count as a success.
+    expect: Option<&'static [u8]>,
 }
 
 impl RequestTemplate {
+    fn accepts(&self, body: &[u8]) -> bool {
+        self.expect
+            .is_none_or(|needle| body.windows(needle.len()).any(|w| w == needle))
+    }
+
     fn build(&self) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = Method::POST;
@@ -852,6 +864,7 @@ async fn subject_token(
         uri: token_uri.clone(),
         host: host.clone(),
         authorization: None,
+        expect: None,
         body: form(&[
             ("grant_type", "password"),
             ("client_id", "subject-client"),
@@ -930,7 +943,7 @@ async fn worker(
             result.warmup_requests += 1;
         }
         match outcome {
-            Ok((StatusCode::OK, _)) => {}
+            Ok((StatusCode::OK, body)) if template.accepts(&body) => {}
             Ok((status, body)) => {
                 if measured {
                     result.errors += 1;
@@ -962,44 +975,87 @@ async fn load(
     let token_uri: Uri = "/realms/demo/protocol/openid-connect/token"
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let body = match args.grant {
-        Grant::TokenExchange => {
-            let subject = subject_token(&token_uri, &host, addr).await?;
-            form(&[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", &subject),
-                ("audience", "orders-api"),
-            ])
-        }
-        Grant::ClientCredentials => form(&[("grant_type", "client_credentials")]),
+    let introspect_uri: Uri = "/realms/demo/protocol/openid-connect/token/introspect"
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    // alice's token from subject-client lives 300 s by default: longer runs first raise
+    // subject-client's access-token lifespan through the admin API so that the shared template
+    // stays valid for the whole run.
+    let long_run = args.grant == Grant::Mixed || args.duration + args.warmup > 250.0;
+    if long_run && args.grant != Grant::ClientCredentials {
+        lengthen_subject_tokens(&host, addr).await?;
+    }
+    let subject = match args.grant {
+        Grant::ClientCredentials => None,
+        _ => Some(subject_token(&token_uri, &host, addr).await?),
     };
-    // One template per node (the Host header differs); the subject token is node 1's, valid on
-    // every node since they share the issuer and the keys.
-    let authorization = basic("requester-client", "requester-secret")?;
-    let mut targets = Vec::with_capacity(servers.len());
-    for server in servers {
-        let template = Arc::new(RequestTemplate {
-            uri: token_uri.clone(),
-            host: HeaderValue::from_str(&server.addr.to_string()).map_err(|e| e.to_string())?,
-            authorization: Some(authorization.clone()),
-            body: body.clone(),
-        });
-        // One probe request per node, so that a misconfiguration fails loudly before the load
-        // starts.
-        let mut sender = connect(server.addr).await?;
-        let (status, body) = send(&mut sender, template.build()).await?;
-        if status != StatusCode::OK {
-            return Err(format!(
-                "probe {} request to {} failed: {status}: {}",
-                args.grant.as_str(),
-                server.addr,
-                String::from_utf8_lossy(&body)
-            ));
+    let requester = basic("requester-client", "requester-secret")?;
+    let exchange = || RequestKind {
+        name: "token-exchange",
+        uri: token_uri.clone(),
+        authorization: requester.clone(),
+        body: form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject.as_deref().unwrap_or_default()),
+            ("audience", "orders-api"),
+        ]),
+        expect: None,
+    };
+    let client_credentials = || RequestKind {
+        name: "client_credentials",
+        uri: token_uri.clone(),
+        authorization: requester.clone(),
+        body: form(&[("grant_type", "client_credentials")]),
+        expect: None,
+    };
+    let kinds: Vec<RequestKind> = match args.grant {
+        Grant::TokenExchange => vec![exchange()],
+        Grant::ClientCredentials => vec![client_credentials()],
+        Grant::Mixed => vec![
+            exchange(),
+            client_credentials(),
+            RequestKind {
+                name: "introspection",
+                uri: introspect_uri,
+                authorization: basic("orders-api", "orders-secret")?,
+                body: form(&[("token", subject.as_deref().unwrap_or_default())]),
+                // A 200 with `"active":false` would hide an expired subject token.
+                expect: Some(br#""active":true"#),
+            },
+        ],
+    };
+    // One template per node and kind (the Host header differs); the subject token is node 1's,
+    // valid on every node since they share the issuer and the keys.
+    let mut targets: Vec<Vec<(Arc<RequestTemplate>, SocketAddr)>> = Vec::new();
+    for kind in &kinds {
+        let mut per_node = Vec::with_capacity(servers.len());
+        for server in servers {
+            let template = Arc::new(RequestTemplate {
+                uri: kind.uri.clone(),
+                host: HeaderValue::from_str(&server.addr.to_string())
+                    .map_err(|e| e.to_string())?,
+                authorization: Some(kind.authorization.clone()),
+                body: kind.body.clone(),
+                expect: kind.expect,
+            });
+            // One probe request per node and kind, so that a misconfiguration fails loudly
+            // before the load starts.
+            let mut sender = connect(server.addr).await?;
+            let (status, body) = send(&mut sender, template.build()).await?;
+            if status != StatusCode::OK || !template.accepts(&body) {
+                return Err(format!(
+                    "probe {} request to {} failed: {status}: {}",
+                    kind.name,
+                    server.addr,
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            per_node.push((template, server.addr));
         }
-        targets.push((template, server.addr));
+        targets.push(per_node);
     }
     let mut probe = match bench_db {
         Some(db) => Some(DbProbe::connect(&db.url).await?),
@@ -1015,13 +1071,20 @@ async fn load(
         measure_start,
         end: measure_start + Duration::from_secs_f64(args.duration),
         issued: AtomicU64::new(0),
-        max_requests: args.max_requests,
+        max_requests: args.max_requests.unwrap_or_else(|| {
+            let by_time = (100_000.0 * (args.warmup + args.duration)) as u64;
+            by_time.max(5_000_000)
+        }),
     });
-    // Connection i goes to node i mod N.
+    // Connection i goes to node i mod N and, with several kinds, to kind (i / N) mod K.
     let handles: Vec<_> = (0..args.connections)
         .map(|i| {
-            let (template, addr) = &targets[i % targets.len()];
-            tokio::spawn(worker(template.clone(), *addr, clock.clone()))
+            let kind = (i / servers.len()) % kinds.len();
+            let (template, addr) = &targets[kind][i % servers.len()];
+            (
+                kind,
+                tokio::spawn(worker(template.clone(), *addr, clock.clone())),
+            )
         })
         .collect();
 
@@ -1047,11 +1110,27 @@ async fn load(
     let self_cpu_before = cpu_ticks(&self_pid)?;
     let machine_before = machine_busy_ticks()?;
     let window_start = Instant::now();
+    // Resident memory of the servers (summed over nodes): at the start of the window, every
+    // RSS_INTERVAL while the load runs, and at the end.
+    let mut rss = vec![(0.0, servers_rss_kb(&pids)?)];
+    let mut next_sample = window_start + RSS_INTERVAL;
+    while next_sample + Duration::from_secs(1) < clock.end {
+        tokio::time::sleep_until(next_sample.into()).await;
+        rss.push((
+            window_start.elapsed().as_secs_f64(),
+            servers_rss_kb(&pids)?,
+        ));
+        next_sample += RSS_INTERVAL;
+    }
     let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(handle.await.map_err(|e| format!("load task failed: {e}"))?);
+    for (kind, handle) in handles {
+        results.push((
+            kind,
+            handle.await.map_err(|e| format!("load task failed: {e}"))?,
+        ));
     }
     let window = window_start.elapsed().as_secs_f64();
+    rss.push((window, servers_rss_kb(&pids)?));
     let server_cpu = (all_cpu_ticks(&pids)? - server_cpu_before) as f64 / ticks;
     let server_threads: Vec<(String, f64)> =
         thread_cpu(&threads_before, &all_thread_ticks(&pids), ticks)
@@ -1084,18 +1163,40 @@ async fn load(
     let other_cpu = (machine - server_cpu - self_cpu - db_cpu).max(0.0);
 
     let mut latencies: Vec<u32> =
-        Vec::with_capacity(results.iter().map(|r| r.latencies_us.len()).sum());
+        Vec::with_capacity(results.iter().map(|(_, r)| r.latencies_us.len()).sum());
     let mut errors = 0;
     let mut warmup_requests = 0;
     let mut first_error = None;
-    for result in results {
+    let mut by_kind: Vec<(Vec<u32>, u64, usize)> = vec![(Vec::new(), 0, 0); kinds.len()];
+    for (kind, result) in results {
         latencies.extend_from_slice(&result.latencies_us);
         errors += result.errors;
         warmup_requests += result.warmup_requests;
+        let entry = &mut by_kind[kind];
+        entry.0.extend_from_slice(&result.latencies_us);
+        entry.1 += result.errors;
+        entry.2 += 1;
         if first_error.is_none() {
-            first_error = result.first_error;
+            first_error = result.first_error.map(|e| format!("{}: {e}", kinds[kind].name));
         }
     }
+    let kind_figures: Vec<KindFigures> = kinds
+        .iter()
+        .zip(by_kind)
+        .map(|(kind, (mut lat, errors, connections))| {
+            lat.sort_unstable();
+            let requests = lat.len() as u64;
+            KindFigures {
+                name: kind.name,
+                connections,
+                requests,
+                errors,
+                throughput: requests.saturating_sub(errors) as f64 / window,
+                p50_ms: percentile_ms(&lat, 0.50),
+                p99_ms: percentile_ms(&lat, 0.99),
+            }
+        })
+        .collect();
     if latencies.is_empty() {
         return Err(format!(
             "no request completed in the measured window{}",
@@ -1107,10 +1208,7 @@ async fn load(
     latencies.sort_unstable();
     let requests = latencies.len() as u64;
     let ok = requests.saturating_sub(errors);
-    let percentile = |q: f64| -> f64 {
-        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
-        f64::from(latencies[rank - 1]) / 1000.0
-    };
+    let percentile = |q: f64| percentile_ms(&latencies, q);
     let db_per_request = db.as_ref().map(|d| {
         if ok > 0 {
             d.transactions as f64 / ok as f64
@@ -1153,7 +1251,155 @@ async fn load(
         server_threads,
         bench_cpu_percent: self_cpu * 100.0 / window,
         other_cpu_percent: other_cpu * 100.0 / window,
+        kinds: kind_figures,
+        rss_kb: rss,
     })
+}
+
+/// How often the servers' resident memory is sampled during the measured window.
+const RSS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The `q` quantile of sorted latencies in microseconds, in milliseconds (0 when empty).
+fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    f64::from(sorted_us[rank - 1]) / 1000.0
+}
+
+/// VmRSS of the server processes, summed, in kB (`/proc/<pid>/status`).
+fn servers_rss_kb(pids: &[String]) -> Result<u64, String> {
+    pids.iter().map(|pid| rss_kb(pid)).sum()
+}
+
+fn rss_kb(pid: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("{path}: no VmRSS"))
+}
+
+/// One kind of request of a run: where it goes, with which credentials and body.
+struct RequestKind {
+    name: &'static str,
+    uri: Uri,
+    authorization: HeaderValue,
+    body: Bytes,
+    expect: Option<&'static [u8]>,
+}
+
+/// Per-kind figures of the measured window.
+struct KindFigures {
+    name: &'static str,
+    connections: usize,
+    requests: u64,
+    errors: u64,
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Gives subject-client (and so alice's subject token) a one-hour access-token lifespan, as
+/// the master realm's administrator: password grant through admin-cli, look the client up by
+/// its clientId, then a partial update of its attributes.
+async fn lengthen_subject_tokens(host: &HeaderValue, addr: SocketAddr) -> Result<(), String> {
+    let (status, body) = call(
+        addr,
+        host,
+        Method::POST,
+        "/realms/master/protocol/openid-connect/token",
+        None,
+        Some("application/x-www-form-urlencoded"),
+        form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", BENCH_ADMIN_PASSWORD),
+        ]),
+    )
+    .await?;
+    let admin_token = json_field(status, &body, "admin token", |v| {
+        v.get("access_token")?.as_str().map(str::to_owned)
+    })?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {admin_token}"))
+        .map_err(|e| format!("admin token: {e}"))?;
+    let (status, body) = call(
+        addr,
+        host,
+        Method::GET,
+        "/admin/realms/demo/clients?clientId=subject-client",
+        Some(bearer.clone()),
+        None,
+        Bytes::new(),
+    )
+    .await?;
+    let uuid = json_field(status, &body, "subject-client lookup", |v| {
+        v.get(0)?.get("id")?.as_str().map(str::to_owned)
+    })?;
+    let (status, body) = call(
+        addr,
+        host,
+        Method::PUT,
+        &format!("/admin/realms/demo/clients/{uuid}"),
+        Some(bearer),
+        Some("application/json"),
+        Bytes::from_static(br#"{"attributes":{"access.token.lifespan":"3600"}}"#),
+    )
+    .await?;
+    if !status.is_success() {
+        return Err(format!(
+            "updating subject-client's lifespan failed: {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    Ok(())
+}
+
+/// Extracts a field from a 200 JSON response, or says what went wrong.
+fn json_field(
+    status: StatusCode,
+    body: &[u8],
+    what: &str,
+    pick: impl Fn(&serde_json::Value) -> Option<String>,
+) -> Result<String, String> {
+    if status != StatusCode::OK {
+        return Err(format!(
+            "{what} failed: {status}: {}",
+            String::from_utf8_lossy(body)
+        ));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("{what} response: {e}"))?;
+    pick(&json).ok_or_else(|| format!("{what}: unexpected response {json}"))
+}
+
+/// One request on a fresh connection, for the setup steps.
+async fn call(
+    addr: SocketAddr,
+    host: &HeaderValue,
+    method: Method,
+    path: &str,
+    authorization: Option<HeaderValue>,
+    content_type: Option<&'static str>,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), String> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = path.parse().map_err(|e| format!("{path}: {e}"))?;
+    let headers = request.headers_mut();
+    headers.insert(HOST, host.clone());
+    if let Some(content_type) = content_type {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Some(auth) = authorization {
+        headers.insert(AUTHORIZATION, auth);
+    }
+    let mut sender = connect(addr).await?;
+    send(&mut sender, request).await
 }
 
 /// What the bench database's counters say about the measured window.
