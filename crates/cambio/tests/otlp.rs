@@ -216,3 +216,120 @@ fn queued_spans_are_flushed_on_sigterm() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// Structured logs at the most verbose level, through a login, an exchange and a failed
+/// login: valid JSON lines, and no password, client secret or token in them.
+#[test]
+fn json_logs_carry_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cambio"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data-dir"])
+        .arg(dir.path())
+        .env("CAMBIO_ADMIN_PASSWORD", "admin-password")
+        .env("CAMBIO_LOG", "trace")
+        .env("CAMBIO_LOG_FORMAT", "json")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("CAMBIO_DATABASE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(address) = line.strip_prefix("listening on ") {
+            break address.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stderr.read_to_string(&mut out);
+        out
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (access, refresh, exchanged) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let token = format!("{base}/realms/demo/protocol/openid-connect/token");
+        let login: serde_json::Value = http
+            .post(&token)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "subject-client"),
+                ("client_secret", "subject-secret"),
+                ("username", "alice"),
+                ("password", "alice"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = login["access_token"].as_str().unwrap().to_owned();
+        let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+        let exchanged: serde_json::Value = http
+            .post(&token)
+            .basic_auth("requester-client", Some("requester-secret"))
+            .form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", access.as_str()),
+                ("audience", "orders-api"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let wrong = http
+            .post(&token)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "subject-client"),
+                ("client_secret", "subject-secret"),
+                ("username", "alice"),
+                ("password", "Wr0ng-Passw0rd"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        (
+            access,
+            refresh,
+            exchanged["access_token"].as_str().unwrap().to_owned(),
+        )
+    });
+    // Give the audit writer a moment, then stop the server and read everything it logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.join().unwrap();
+    assert!(
+        !logs.trim().is_empty(),
+        "trace-level logging produced nothing"
+    );
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    for secret in [
+        "subject-secret",
+        "requester-secret",
+        "Wr0ng-Passw0rd",
+        "admin-password",
+        access.as_str(),
+        refresh.as_str(),
+        exchanged.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "a secret appears in the logs");
+    }
+}
