@@ -989,6 +989,16 @@ async fn load(
         Grant::ClientCredentials => None,
         _ => Some(subject_token(&token_uri, &host, addr).await?),
     };
+    if let Some(subject) = &subject {
+        // Fail now rather than with errors halfway through the run.
+        let needed = (args.warmup + args.duration).ceil() as u64 + 30;
+        let left = token_exp(subject)?.saturating_sub(unix_now());
+        if left < needed {
+            return Err(format!(
+                "alice's subject token expires in {left} s, the run needs {needed} s"
+            ));
+        }
+    }
     let requester = basic("requester-client", "requester-secret")?;
     let exchange = || RequestKind {
         name: "token-exchange",
@@ -1035,8 +1045,7 @@ async fn load(
         for server in servers {
             let template = Arc::new(RequestTemplate {
                 uri: kind.uri.clone(),
-                host: HeaderValue::from_str(&server.addr.to_string())
-                    .map_err(|e| e.to_string())?,
+                host: HeaderValue::from_str(&server.addr.to_string()).map_err(|e| e.to_string())?,
                 authorization: Some(kind.authorization.clone()),
                 body: kind.body.clone(),
                 expect: kind.expect,
@@ -1116,10 +1125,7 @@ async fn load(
     let mut next_sample = window_start + RSS_INTERVAL;
     while next_sample + Duration::from_secs(1) < clock.end {
         tokio::time::sleep_until(next_sample.into()).await;
-        rss.push((
-            window_start.elapsed().as_secs_f64(),
-            servers_rss_kb(&pids)?,
-        ));
+        rss.push((window_start.elapsed().as_secs_f64(), servers_rss_kb(&pids)?));
         next_sample += RSS_INTERVAL;
     }
     let mut results = Vec::with_capacity(handles.len());
@@ -1177,7 +1183,9 @@ async fn load(
         entry.1 += result.errors;
         entry.2 += 1;
         if first_error.is_none() {
-            first_error = result.first_error.map(|e| format!("{}: {e}", kinds[kind].name));
+            first_error = result
+                .first_error
+                .map(|e| format!("{}: {e}", kinds[kind].name));
         }
     }
     let kind_figures: Vec<KindFigures> = kinds
@@ -1359,6 +1367,20 @@ async fn lengthen_subject_tokens(host: &HeaderValue, addr: SocketAddr) -> Result
     Ok(())
 }
 
+/// The `exp` claim of a JWT (its signature is not checked: the server issued it).
+fn token_exp(jwt: &str) -> Result<u64, String> {
+    let payload = jwt.split('.').nth(1).ok_or("subject token is not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| format!("subject token payload: {e}"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("subject token payload: {e}"))?;
+    claims
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| "subject token has no exp".into())
+}
+
 /// Extracts a field from a 200 JSON response, or says what went wrong.
 fn json_field(
     status: StatusCode,
@@ -1450,9 +1472,21 @@ struct Report {
     other_cpu_percent: f64,
     /// Server CPU by thread name, % of one core.
     server_threads: Vec<(String, f64)>,
+    /// Figures per kind of request (one entry unless `--grant mixed`).
+    kinds: Vec<KindFigures>,
+    /// Servers' VmRSS in kB (summed over nodes), by seconds into the measured window.
+    rss_kb: Vec<(f64, u64)>,
 }
 
 impl Report {
+    /// Last RSS sample minus the first (taken when the measured window starts), kB.
+    fn rss_growth_kb(&self) -> i64 {
+        match (self.rss_kb.first(), self.rss_kb.last()) {
+            (Some((_, first)), Some((_, last))) => *last as i64 - *first as i64,
+            _ => 0,
+        }
+    }
+
     fn print(&self) {
         let per = if self.grant == "token-exchange" {
             "exchange"
@@ -1523,6 +1557,30 @@ impl Report {
             .map(|(name, percent)| format!("{name} {percent:.0} %"))
             .collect();
         println!("  server CPU by thread  {}", threads.join(", "));
+        if self.kinds.len() > 1 {
+            for kind in &self.kinds {
+                println!(
+                    "  {:<22}{} requests, {} errors, {:.0}/s, p50 {:.2} ms, p99 {:.2} ms ({} connections)",
+                    kind.name,
+                    kind.requests,
+                    kind.errors,
+                    kind.throughput,
+                    kind.p50_ms,
+                    kind.p99_ms,
+                    kind.connections
+                );
+            }
+        }
+        let series: Vec<String> = self
+            .rss_kb
+            .iter()
+            .map(|(t, kb)| format!("{t:.0}s {:.1}", *kb as f64 / 1024.0))
+            .collect();
+        println!("  server RSS MiB        {}", series.join(", "));
+        println!(
+            "  server RSS growth     {:+.1} MiB (end minus start of the measured window)",
+            self.rss_growth_kb() as f64 / 1024.0
+        );
     }
 
     fn json(&self) -> serde_json::Value {
@@ -1563,6 +1621,24 @@ impl Report {
                 .iter()
                 .map(|(name, percent)| (name.clone(), serde_json::json!(percent)))
                 .collect::<serde_json::Map<String, serde_json::Value>>(),
+            "kinds": self
+                .kinds
+                .iter()
+                .map(|k| serde_json::json!({
+                    "kind": k.name,
+                    "connections": k.connections,
+                    "requests": k.requests,
+                    "errors": k.errors,
+                    "requests_per_s": k.throughput,
+                    "latency_ms": { "p50": k.p50_ms, "p99": k.p99_ms },
+                }))
+                .collect::<Vec<_>>(),
+            "server_rss_kb": self
+                .rss_kb
+                .iter()
+                .map(|(t, kb)| serde_json::json!({ "t_s": t, "kb": kb }))
+                .collect::<Vec<_>>(),
+            "server_rss_growth_kb": self.rss_growth_kb(),
         })
     }
 }
