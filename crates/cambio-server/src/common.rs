@@ -162,10 +162,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The client's address for audit events.
-pub fn client_ip(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
-    let _ = headers;
-    peer.map(|p| p.ip().to_string())
+/// An enabled realm for the protocol endpoints, or 404.
+pub fn protocol_realm(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
+    app.active_realm(realm)
+        .ok_or(ApiError::NotFound("Realm does not exist"))
 }
 
 /// Checks a username and password, with the brute-force lockout: the password is always

@@ -80,23 +80,20 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
     }
 }
 
-fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.active_realm(realm)
-        .ok_or(ApiError::NotFound("Realm does not exist"))
-}
-
 pub async fn openid_configuration(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
 ) -> ApiResult<Json<Discovery>> {
-    Ok(Json(discovery(&*realm_or_404(&app, &realm)?)))
+    Ok(Json(discovery(&*crate::common::protocol_realm(
+        &app, &realm,
+    )?)))
 }
 
 pub async fn certs(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
 ) -> ApiResult<Response> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     let mut response = rt.jwks_json.clone().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -111,7 +108,7 @@ pub async fn userinfo(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     let Some(token) = bearer_token(&headers) else {
         return Err(ApiError::Bearer {
             status: StatusCode::UNAUTHORIZED,

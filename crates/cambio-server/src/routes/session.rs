@@ -14,15 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{LEEWAY, active_access_token, authenticate_client, read_form};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::random;
 use crate::routes::token::end_session;
-use crate::state::{AppState, RealmRuntime};
-
-fn realm_or_404(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime>> {
-    app.active_realm(realm)
-        .ok_or(ApiError::NotFound("Realm does not exist"))
-}
+use crate::state::AppState;
 
 /// RFC 7662. Anything unknown, foreign, expired or revoked is `{"active": false}`.
 pub async fn introspect(
@@ -32,7 +27,7 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
@@ -106,7 +101,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
@@ -162,7 +157,7 @@ pub async fn logout_post(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     crate::common::limit_address(&app, peer)?;
     let now = random::now();
     let form = read_form(&headers, body).await?;
@@ -195,7 +190,7 @@ pub async fn logout_get(
     Path(realm): Path<String>,
     Query(query): Query<LogoutQuery>,
 ) -> ApiResult<Response> {
-    let rt = realm_or_404(&app, &realm)?;
+    let rt = crate::common::protocol_realm(&app, &realm)?;
     let now = random::now();
     if let Some(hint) = query.id_token_hint {
         let validation = Validation {

@@ -92,7 +92,7 @@ async fn token_inner(
     let mut event = Event {
         realm_id: rt.id().to_owned(),
         event_type: "TOKEN_REQUEST",
-        ip_address: common::client_ip(&headers, Some(peer)),
+        ip_address: Some(peer.ip().to_string()),
         ..Default::default()
     };
     // W3C trace context: a caller's trace id is kept with the audit event, so that a request
@@ -206,10 +206,15 @@ async fn handle(
     event
         .details
         .insert("grant_type", grant_type.chars().take(128).collect());
-    // The client the request claims to come from, so that a failed authentication is audited
-    // under its name; replaced by the authenticated client below.
-    event.client_id = claimed_client_id(headers, &form);
-    let client = authenticate_client(app, rt, headers, &form, now).await?;
+    let client = match authenticate_client(app, rt, headers, &form, now).await {
+        Ok(client) => client,
+        Err(error) => {
+            // Audit the failure under the client the request claimed to be. Only on this path:
+            // a successful request does not decode its credentials a second time.
+            event.client_id = claimed_client_id(headers, &form);
+            return Err(error);
+        }
+    };
     event.client_id = Some(client.client_id.clone());
     if client.bearer_only {
         return Err(
