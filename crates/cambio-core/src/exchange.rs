@@ -177,18 +177,25 @@ pub struct ActiveToken {
     pub may_act: Option<Value>,
 }
 
-impl ActiveToken {
-    /// Reads our access token claims out of a verified JWT payload.
-    pub fn from_claims(mut claims: Map<String, Value>) -> OAuthResult<ActiveToken> {
-        let cnf = claims.remove("cnf").is_some();
-        let may_act = claims.remove("may_act");
-        let claims: AccessTokenClaims = serde_json::from_value(Value::Object(claims))
-            .map_err(|_| OAuthError::invalid_request("Invalid token"))?;
-        Ok(ActiveToken {
+impl From<AccessTokenClaims> for ActiveToken {
+    /// Takes our access token claims as decoded from a verified JWT payload.
+    fn from(mut claims: AccessTokenClaims) -> Self {
+        let cnf = claims.cnf.take().is_some();
+        let may_act = claims.may_act.take();
+        ActiveToken {
             claims,
             cnf,
             may_act,
-        })
+        }
+    }
+}
+
+impl ActiveToken {
+    /// Reads our access token claims out of a verified JWT payload.
+    pub fn from_claims(claims: Map<String, Value>) -> OAuthResult<ActiveToken> {
+        serde_json::from_value::<AccessTokenClaims>(Value::Object(claims))
+            .map(ActiveToken::from)
+            .map_err(|_| OAuthError::invalid_request("Invalid token"))
     }
 
     /// The roles the token carries, for capping what an exchange may issue.
@@ -325,9 +332,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     // Never more than the user holds now through the requester, nor more than the subject
     // token carried.
     let ceiling = subject.roles();
-    let roles = realm
-        .roles_in_scope(subject_user, requester)
-        .intersect(&ceiling);
+    let roles = realm.roles_in_scope_within(subject_user, requester, Some(&ceiling));
     let mut lifetime = requester.access_token_lifespan(&realm.realm);
     if realm.realm.exchange_lifetime_capped_by_subject {
         lifetime = lifetime.min(subject.claims.exp.saturating_sub(now));
@@ -357,7 +362,8 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                 act,
                 exchanged_from,
                 auth_time: subject.claims.auth_time,
-                role_ceiling: Some(RoleCeiling::from(&ceiling)),
+                // Only a refresh token remembers it.
+                role_ceiling: refresh_lifetime.map(|_| RoleCeiling::from(&ceiling)),
             },
             now,
             access_jti,

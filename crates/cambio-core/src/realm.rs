@@ -1,7 +1,7 @@
 //! An immutable, indexed view of one realm's configuration, built once when the configuration
 //! changes and shared by every request. The exchange hot path reads only this.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cambio_jose::VerifyingKey;
@@ -207,6 +207,14 @@ impl RealmSnapshot {
     /// Every role id the user holds: direct mappings, the realm's default roles, and
     /// everything reachable through composites (cycles are harmless).
     pub fn effective_role_ids(&self, user: &User) -> BTreeSet<String> {
+        self.effective_roles(user)
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
+    /// The roles `user` holds, through composites and the realm's default roles, each once
+    /// (in no particular order), with their ids. Mappings to deleted roles are ignored.
+    fn effective_roles<'s>(&'s self, user: &'s User) -> impl Iterator<Item = (&'s str, &'s Role)> {
         let mut pending: Vec<&str> = user.role_ids.iter().map(String::as_str).collect();
         // Service accounts do not get the realm's default roles in Cambio: a machine identity
         // holds only what was given to it.
@@ -218,40 +226,59 @@ impl RealmSnapshot {
                     .filter_map(|name| self.realm_role_id(name)),
             );
         }
-        let mut seen = BTreeSet::new();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(pending.len() * 2);
+        let mut found = Vec::with_capacity(pending.len());
         while let Some(id) = pending.pop() {
-            if !seen.insert(id.to_owned()) {
+            if !seen.insert(id) {
                 continue;
             }
-            if let Some(role) = self.roles.get(id) {
+            if let Some((id, role)) = self.roles.get_key_value(id) {
                 pending.extend(role.composites.iter().map(String::as_str));
+                found.push((id.as_str(), role));
             }
         }
-        // Mappings to deleted roles are ignored.
-        seen.retain(|id| self.roles.contains_key(id));
-        seen
+        found.into_iter()
     }
 
     /// The roles `user` holds that `client` may put in a token: all of them with full scope,
     /// otherwise the client's own roles and its scope mappings.
     pub fn roles_in_scope(&self, user: &User, client: &Client) -> RoleSet {
+        self.roles_in_scope_within(user, client, None)
+    }
+
+    /// [`Self::roles_in_scope`], keeping only roles also in `ceiling` when one is given (an
+    /// exchange never issues more than its subject token carried). The same as intersecting
+    /// afterwards, without building the larger set first.
+    pub fn roles_in_scope_within(
+        &self,
+        user: &User,
+        client: &Client,
+        ceiling: Option<&RoleSet>,
+    ) -> RoleSet {
         let mut set = RoleSet::default();
-        for id in self.effective_role_ids(user) {
-            let Some(role) = self.roles.get(&id) else {
-                continue;
-            };
+        for (id, role) in self.effective_roles(user) {
             let in_scope = client.full_scope_allowed
                 || role.client_id.as_deref() == Some(client.id.as_str())
-                || client.scope_role_ids.contains(&id);
+                || client.scope_role_ids.iter().any(|s| s == id);
             if !in_scope {
                 continue;
             }
             match &role.client_id {
                 None => {
-                    set.realm.insert(role.name.clone());
+                    if ceiling.is_none_or(|c| c.realm.contains(&role.name)) {
+                        set.realm.insert(role.name.clone());
+                    }
                 }
                 Some(owner) => {
-                    if let Some(owner) = self.clients.get(owner) {
+                    let Some(owner) = self.clients.get(owner) else {
+                        continue;
+                    };
+                    let allowed = ceiling.is_none_or(|c| {
+                        c.clients
+                            .get(&owner.client_id)
+                            .is_some_and(|roles| roles.contains(&role.name))
+                    });
+                    if allowed {
                         set.clients
                             .entry(owner.client_id.clone())
                             .or_default()

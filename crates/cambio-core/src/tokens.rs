@@ -66,6 +66,19 @@ pub struct AccessTokenClaims {
     /// The `jti` of every token this one was exchanged from, nearest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exchanged_from: Vec<String>,
+    /// RFC 8693 §4.4: who may act for the subject. Never issued; read so that an exchange
+    /// can honour it.
+    #[serde(default, skip_serializing)]
+    pub may_act: Option<Value>,
+    /// RFC 7800 confirmation (sender-constrained token). Never issued; read so that an
+    /// exchange can refuse it. A present `null` counts as present.
+    #[serde(default, skip_serializing, deserialize_with = "present")]
+    pub cnf: Option<Value>,
+}
+
+/// A member that is present, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// An ID token's claims (OpenID Connect Core §2).
@@ -202,6 +215,8 @@ pub fn access_token_claims(realm: &RealmSnapshot, spec: AccessTokenSpec<'_>) -> 
         },
         act: None,
         exchanged_from: Vec::new(),
+        may_act: None,
+        cnf: None,
     }
 }
 

@@ -8,21 +8,89 @@
 use serde_json::{Map, Number, Value};
 
 use crate::error::JwtError;
-use crate::header::Header;
-use crate::verify::{AudienceRule, MAX_LEEWAY, Validation, VerifiedJwt, verified};
+use crate::verify::{AudienceRule, MAX_LEEWAY, Validation};
 
-/// Validates signature-checked claims and builds the verified token.
-pub(crate) fn validate(
-    header: Header,
-    claims: Map<String, Value>,
-    v: &Validation<'_>,
-) -> Result<VerifiedJwt, JwtError> {
+/// The registered claims of a payload, borrowed from wherever the payload was parsed to.
+/// `None` means absent; a present `null` is `Some(Value::Null)` and is refused as mistyped.
+#[derive(Default)]
+pub(crate) struct Registered<'c> {
+    pub exp: Option<&'c Value>,
+    pub nbf: Option<&'c Value>,
+    pub iat: Option<&'c Value>,
+    pub iss: Option<&'c Value>,
+    pub sub: Option<&'c Value>,
+    pub jti: Option<&'c Value>,
+    pub aud: Option<&'c Value>,
+}
+
+impl<'c> Registered<'c> {
+    pub fn of_map(claims: &'c Map<String, Value>) -> Self {
+        Registered {
+            exp: claims.get("exp"),
+            nbf: claims.get("nbf"),
+            iat: claims.get("iat"),
+            iss: claims.get("iss"),
+            sub: claims.get("sub"),
+            jti: claims.get("jti"),
+            aud: claims.get("aud"),
+        }
+    }
+}
+
+/// The registered claims read on their own from a payload, for [`crate::verify_as`]: every
+/// other member is skipped without being built, and a registered name given twice is refused
+/// (serde's derive reports duplicate fields), as the strict object parser does.
+#[derive(serde::Deserialize)]
+pub(crate) struct OwnedRegistered {
+    #[serde(default, deserialize_with = "present")]
+    exp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    nbf: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    iat: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    iss: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    sub: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    jti: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    aud: Option<Value>,
+}
+
+/// A member that is present, even as `null` (which `Option`'s own impl would read as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl OwnedRegistered {
+    pub fn borrow(&self) -> Registered<'_> {
+        Registered {
+            exp: self.exp.as_ref(),
+            nbf: self.nbf.as_ref(),
+            iat: self.iat.as_ref(),
+            iss: self.iss.as_ref(),
+            sub: self.sub.as_ref(),
+            jti: self.jti.as_ref(),
+            aud: self.aud.as_ref(),
+        }
+    }
+}
+
+/// What validation learnt: the audience as a list (empty when absent) and `exp`, `nbf`, `iat`.
+pub(crate) struct Validated {
+    pub audience: Vec<String>,
+    pub times: [Option<u64>; 3],
+}
+
+/// Validates the registered claims of a signature-checked payload.
+pub(crate) fn validate(claims: &Registered<'_>, v: &Validation<'_>) -> Result<Validated, JwtError> {
     let leeway = v.leeway.min(MAX_LEEWAY);
     // Rounding towards the stricter side: an expiry with a fraction ends at
     // the whole second before it, a start time begins at the one after.
-    let exp = numeric_date(&claims, "exp", Rounding::Down)?;
-    let nbf = numeric_date(&claims, "nbf", Rounding::Up)?;
-    let iat = numeric_date(&claims, "iat", Rounding::Up)?;
+    let exp = numeric_date(claims.exp, "exp", Rounding::Down)?;
+    let nbf = numeric_date(claims.nbf, "nbf", Rounding::Up)?;
+    let iat = numeric_date(claims.iat, "iat", Rounding::Up)?;
 
     // RFC 7519 section 4.1.4: the token must not be accepted on or after
     // `exp`; leeway extends the window by the allowed skew.
@@ -41,9 +109,9 @@ pub(crate) fn validate(
         return Err(JwtError::IssuedInFuture);
     }
 
-    let iss = optional_str(&claims, "iss")?;
-    optional_str(&claims, "sub")?;
-    optional_str(&claims, "jti")?;
+    let iss = optional_str(claims.iss, "iss")?;
+    optional_str(claims.sub, "sub")?;
+    optional_str(claims.jti, "jti")?;
     if let Some(expected) = v.issuer {
         // RFC 7519 section 4.1.1: a case-sensitive string comparison.
         match iss {
@@ -53,15 +121,13 @@ pub(crate) fn validate(
         }
     }
 
-    let audience = audience(&claims)?;
+    let audience = audience(claims.aud)?;
     check_audience(audience.as_deref(), v.audience)?;
 
-    Ok(verified(
-        header,
-        claims,
-        audience.unwrap_or_default(),
-        [exp, nbf, iat],
-    ))
+    Ok(Validated {
+        audience: audience.unwrap_or_default(),
+        times: [exp, nbf, iat],
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -74,11 +140,11 @@ enum Rounding {
 /// possibly fractional. Strings, `null`, negative values and values beyond
 /// `u64` are refused.
 fn numeric_date(
-    claims: &Map<String, Value>,
+    value: Option<&Value>,
     name: &'static str,
     rounding: Rounding,
 ) -> Result<Option<u64>, JwtError> {
-    match claims.get(name) {
+    match value {
         None => Ok(None),
         Some(Value::Number(n)) => number_to_secs(n, rounding)
             .map(Some)
@@ -112,10 +178,10 @@ fn number_to_secs(n: &Number, rounding: Rounding) -> Option<u64> {
 
 /// A claim that must be a string when present.
 fn optional_str<'c>(
-    claims: &'c Map<String, Value>,
+    value: Option<&'c Value>,
     name: &'static str,
 ) -> Result<Option<&'c str>, JwtError> {
-    match claims.get(name) {
+    match value {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(JwtError::InvalidClaim(name)),
@@ -124,8 +190,8 @@ fn optional_str<'c>(
 
 /// `aud` is a string or an array of strings (RFC 7519 section 4.1.3);
 /// `None` when absent.
-fn audience(claims: &Map<String, Value>) -> Result<Option<Vec<String>>, JwtError> {
-    match claims.get("aud") {
+fn audience(value: Option<&Value>) -> Result<Option<Vec<String>>, JwtError> {
+    match value {
         None => Ok(None),
         Some(Value::String(aud)) => Ok(Some(vec![aud.clone()])),
         Some(Value::Array(items)) => items

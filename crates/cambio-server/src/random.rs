@@ -24,6 +24,24 @@ pub fn token() -> String {
 pub fn uuid() -> String {
     let mut bytes = [0u8; 16];
     fill(&mut bytes);
+    uuid_of(bytes)
+}
+
+/// Two random UUID strings from one call to the generator (a token request needs ids for its
+/// access and ID tokens; each call into the generator has a fixed cost).
+pub fn uuid_pair() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    fill(&mut bytes);
+    let (a, b) = bytes.split_at(16);
+    let half = |s: &[u8]| {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(s);
+        uuid_of(out)
+    };
+    (half(a), half(b))
+}
+
+fn uuid_of(bytes: [u8; 16]) -> String {
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::{Algorithm, JwtError, SigningKey, Validation, VerifiedJwt, VerifyingKey, b64, verify};
+use crate::{
+    Algorithm, JwtError, SigningKey, Validation, VerifiedJwt, VerifyingKey, b64, verify, verify_as,
+};
 
 mod claims;
 mod fuzz_corpus;
@@ -87,13 +89,32 @@ pub(crate) fn header_for(key: &SigningKey) -> String {
     )
 }
 
-/// Verifies against `keys` and returns only the outcome.
+/// Verifies against `keys` and returns only the outcome. Every token the tests verify also
+/// goes through [`verify_as`], which must reach the same verdict: the typed path may skip
+/// building a JSON object, never a check.
 pub(crate) fn check(
     token: &str,
     keys: &[VerifyingKey],
     v: &Validation<'_>,
 ) -> Result<VerifiedJwt, JwtError> {
-    verify(token, keys, v)
+    let strict = verify(token, keys, v);
+    let typed = verify_as::<serde_json::Map<String, Value>>(token, keys, v);
+    match (&strict, &typed) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a.claims(), b.claims(), "{token}");
+            assert_eq!(a.audience(), b.audience(), "{token}");
+            assert_eq!(
+                [a.expires_at(), a.not_before(), a.issued_at()],
+                [b.expires_at(), b.not_before(), b.issued_at()]
+            );
+        }
+        (a, b) => assert_eq!(
+            a.as_ref().err(),
+            b.as_ref().err(),
+            "verify and verify_as disagree on {token}"
+        ),
+    }
+    strict
 }
 
 #[test]

@@ -494,3 +494,72 @@ fn peek_reads_without_keys_but_keeps_the_shape_checks() {
         JwtError::Malformed("payload is not a JSON object")
     );
 }
+
+#[test]
+fn typed_claims_are_decoded_strictly() {
+    #[derive(serde::Deserialize, Debug)]
+    struct Claims {
+        sub: String,
+        scope: String,
+    }
+    let key = key(Algorithm::Es256);
+    let header = header_for(key);
+    let keys = [key.verifying_key()];
+    let exp = super::NOW + 60;
+    let verify = |payload: &str| {
+        crate::verify_as::<Claims>(&craft(&header, payload, key), &keys, &validation())
+    };
+
+    let good = verify(&format!(
+        r#"{{"sub":"a","scope":"s","exp":{exp},"extra":[1]}}"#
+    ))
+    .unwrap();
+    assert_eq!(
+        (good.claims().sub.as_str(), good.claims().scope.as_str()),
+        ("a", "s")
+    );
+    assert_eq!(good.expires_at(), Some(exp));
+
+    // A field of the target type given twice, or mistyped, or missing.
+    for payload in [
+        format!(r#"{{"sub":"a","scope":"s","scope":"t","exp":{exp}}}"#),
+        format!(r#"{{"sub":"a","scope":1,"exp":{exp}}}"#),
+        format!(r#"{{"sub":"a","exp":{exp}}}"#),
+    ] {
+        assert_eq!(
+            verify(&payload).unwrap_err(),
+            JwtError::Malformed("payload does not match the expected claims"),
+            "{payload}"
+        );
+    }
+    // Registered claims are validated before the target type is looked at, with the same
+    // rules as `verify`: duplicates, `null`, wrong types and expiry.
+    for (payload, error) in [
+        (
+            format!(r#"{{"sub":"a","scope":"s","exp":{exp},"exp":{exp}}}"#),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
+        (
+            r#"{"sub":"a","scope":"s","exp":null}"#.to_owned(),
+            JwtError::InvalidClaim("exp"),
+        ),
+        (
+            format!(r#"{{"sub":"a","scope":"s","exp":"{exp}"}}"#),
+            JwtError::InvalidClaim("exp"),
+        ),
+        (
+            r#"{"sub":"a","scope":"s","exp":1}"#.to_owned(),
+            JwtError::Expired,
+        ),
+        (
+            format!(r#"{{"sub":"a","scope":"s","exp":{exp},"aud":7}}"#),
+            JwtError::InvalidClaim("aud"),
+        ),
+        (
+            format!(r#"["a","s",{exp}]"#),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
+    ] {
+        assert_eq!(verify(&payload).unwrap_err(), error, "{payload}");
+    }
+}

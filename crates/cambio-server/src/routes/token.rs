@@ -284,10 +284,8 @@ fn claimed_client_id(headers: &HeaderMap, form: &FormParams) -> Option<String> {
 }
 
 fn ids() -> Ids {
-    Ids {
-        access_jti: random::uuid(),
-        id_jti: random::uuid(),
-    }
+    let (access_jti, id_jti) = random::uuid_pair();
+    Ids { access_jti, id_jti }
 }
 
 async fn client_credentials(
@@ -544,6 +542,7 @@ async fn token_exchange(
         ),
         None => None,
     };
+    let Ids { access_jti, id_jti } = ids();
     let decision = exchange::decide(ExchangeInput {
         realm: &rt.snapshot,
         requester: client,
@@ -552,8 +551,8 @@ async fn token_exchange(
         subject_user: &user,
         actor: actor.as_ref(),
         now,
-        access_jti: random::uuid(),
-        id_jti: random::uuid(),
+        access_jti,
+        id_jti,
     })?;
     let session = match (&decision.issued.refresh, &subject.claims.sid) {
         (Some(_), Some(sid)) => app.store.get_session(sid).await?,
