@@ -95,6 +95,11 @@ struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Passed to every server as `--verified-token-cache`: how many verified access tokens
+    /// each realm remembers. 0 makes every exchange verify its subject token's signature, as
+    /// when each request carries a token the server has not seen; unset, the server's default.
+    #[arg(long)]
+    verified_token_cache: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -216,6 +221,7 @@ fn run(args: &Args) -> Result<Report, String> {
         // Tokens from one node must be valid on the others: one issuer for all of them.
         public_url: postgres.then_some(BENCH_PUBLIC_URL),
         alg: args.alg,
+        verified_token_cache: args.verified_token_cache,
     };
     // The first node creates the data-encryption key and the demo realm; the others start once
     // it listens, so that they find both.
@@ -561,6 +567,7 @@ struct NodeOptions<'a> {
     database: Option<&'a str>,
     public_url: Option<&'a str>,
     alg: Alg,
+    verified_token_cache: Option<usize>,
 }
 
 /// A running server; killed (and reaped) on drop, whatever happened in between.
@@ -584,6 +591,9 @@ impl ServerProcess {
         if let Some(public_url) = node.public_url {
             command.args(["--public-url", public_url]);
         }
+        if let Some(entries) = node.verified_token_cache {
+            command.args(["--verified-token-cache", &entries.to_string()]);
+        }
         let mut child = command
             .arg("--demo")
             .args(["--demo-signature-algorithm", node.alg.as_str()])
@@ -594,6 +604,7 @@ impl ServerProcess {
             .env_remove("CAMBIO_RATE_LIMIT_PER_IP")
             .env_remove("CAMBIO_RATE_LIMIT_PER_CLIENT")
             .env_remove("CAMBIO_CONFIG")
+            .env_remove("CAMBIO_VERIFIED_TOKEN_CACHE")
             .env_remove("CAMBIO_DATABASE")
             .env_remove("CAMBIO_PUBLIC_URL")
             .env_remove("CAMBIO_HTTP_RELATIVE_PATH")
@@ -1228,6 +1239,7 @@ async fn load(
         server_bin: String::new(),
         database: String::new(),
         nodes: servers.len(),
+        verified_token_cache: args.verified_token_cache,
         db_transactions: db.as_ref().map(|d| d.transactions),
         db_transactions_per_request: db_per_request,
         db_backends: db.as_ref().map(|d| d.backends),
@@ -1439,6 +1451,7 @@ struct Report {
     /// Which store the servers used.
     database: String,
     nodes: usize,
+    verified_token_cache: Option<usize>,
     db_transactions: Option<i64>,
     db_transactions_per_request: Option<f64>,
     db_backends: Option<usize>,
@@ -1498,6 +1511,13 @@ impl Report {
         println!("  algorithm             {}", self.alg);
         println!("  database              {}", self.database);
         println!("  nodes                 {}", self.nodes);
+        match self.verified_token_cache {
+            Some(0) => {
+                println!("  verified-token cache  off (every subject token's signature checked)")
+            }
+            Some(n) => println!("  verified-token cache  {n} per realm"),
+            None => println!("  verified-token cache  server default"),
+        }
         println!(
             "  connections           {} (load generator threads: {})",
             self.connections, self.client_threads
@@ -1588,6 +1608,7 @@ impl Report {
             "server_bin": self.server_bin,
             "database": self.database,
             "nodes": self.nodes,
+            "verified_token_cache": self.verified_token_cache,
             "database_transactions": self.db_transactions,
             "database_transactions_per_request": self.db_transactions_per_request,
             "database_backends": self.db_backends,

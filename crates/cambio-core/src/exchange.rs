@@ -4,6 +4,8 @@
 //! state, looks up the subject's current user, and hands everything here. This module decides
 //! the issued claims or the exact OAuth error; it reads no clock and draws no random numbers.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::error::{OAuthError, OAuthResult};
@@ -171,7 +173,8 @@ impl<'a> ExchangeParams<'a> {
 /// revocation state were checked by the caller.
 #[derive(Debug, Clone)]
 pub struct ActiveToken {
-    pub claims: AccessTokenClaims,
+    /// Shared, so that a remembered verified token is handed out again without a copy.
+    pub claims: Arc<AccessTokenClaims>,
     /// Claims Cambio never issues but must notice (`cnf`, `may_act`).
     pub cnf: bool,
     pub may_act: Option<Value>,
@@ -183,7 +186,7 @@ impl From<AccessTokenClaims> for ActiveToken {
         let cnf = claims.cnf.take().is_some();
         let may_act = claims.may_act.take();
         ActiveToken {
-            claims,
+            claims: Arc::new(claims),
             cnf,
             may_act,
         }

@@ -85,29 +85,12 @@ pub(crate) struct Validated {
 
 /// Validates the registered claims of a signature-checked payload.
 pub(crate) fn validate(claims: &Registered<'_>, v: &Validation<'_>) -> Result<Validated, JwtError> {
-    let leeway = v.leeway.min(MAX_LEEWAY);
     // Rounding towards the stricter side: an expiry with a fraction ends at
     // the whole second before it, a start time begins at the one after.
     let exp = numeric_date(claims.exp, "exp", Rounding::Down)?;
     let nbf = numeric_date(claims.nbf, "nbf", Rounding::Up)?;
     let iat = numeric_date(claims.iat, "iat", Rounding::Up)?;
-
-    // RFC 7519 section 4.1.4: the token must not be accepted on or after
-    // `exp`; leeway extends the window by the allowed skew.
-    match exp {
-        Some(exp) if v.now >= exp.saturating_add(leeway) => return Err(JwtError::Expired),
-        None if v.require_exp => return Err(JwtError::MissingClaim("exp")),
-        _ => {}
-    }
-    // RFC 7519 section 4.1.5: not accepted before `nbf`.
-    if nbf.is_some_and(|nbf| v.now.saturating_add(leeway) < nbf) {
-        return Err(JwtError::NotYetValid);
-    }
-    // A token issued in the future comes from a skewed or lying clock, and
-    // would extend a lifetime computed from `iat`.
-    if iat.is_some_and(|iat| iat > v.now.saturating_add(leeway)) {
-        return Err(JwtError::IssuedInFuture);
-    }
+    check_times([exp, nbf, iat], v)?;
 
     let iss = optional_str(claims.iss, "iss")?;
     optional_str(claims.sub, "sub")?;
@@ -128,6 +111,32 @@ pub(crate) fn validate(claims: &Registered<'_>, v: &Validation<'_>) -> Result<Va
         audience: audience.unwrap_or_default(),
         times: [exp, nbf, iat],
     })
+}
+
+/// The time rules: `exp` (required when the validation says so), `nbf` and `iat`, each with
+/// the validation's leeway, at its `now`.
+pub(crate) fn check_times(
+    [exp, nbf, iat]: [Option<u64>; 3],
+    v: &Validation<'_>,
+) -> Result<(), JwtError> {
+    let leeway = v.leeway.min(MAX_LEEWAY);
+    // RFC 7519 section 4.1.4: the token must not be accepted on or after
+    // `exp`; leeway extends the window by the allowed skew.
+    match exp {
+        Some(exp) if v.now >= exp.saturating_add(leeway) => return Err(JwtError::Expired),
+        None if v.require_exp => return Err(JwtError::MissingClaim("exp")),
+        _ => {}
+    }
+    // RFC 7519 section 4.1.5: not accepted before `nbf`.
+    if nbf.is_some_and(|nbf| v.now.saturating_add(leeway) < nbf) {
+        return Err(JwtError::NotYetValid);
+    }
+    // A token issued in the future comes from a skewed or lying clock, and
+    // would extend a lifetime computed from `iat`.
+    if iat.is_some_and(|iat| iat > v.now.saturating_add(leeway)) {
+        return Err(JwtError::IssuedInFuture);
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -204,6 +204,40 @@ impl<C> VerifiedJwt<C> {
     pub fn into_claims(self) -> C {
         self.claims
     }
+
+    /// Takes the claims, keeping the rest (header, audience, times) as proof of what was
+    /// verified, for a caller that remembers verified tokens.
+    #[must_use]
+    pub fn split_claims(self) -> (C, VerifiedJwt<()>) {
+        let VerifiedJwt {
+            header,
+            claims,
+            audience,
+            exp,
+            nbf,
+            iat,
+        } = self;
+        let rest = VerifiedJwt {
+            header,
+            claims: (),
+            audience,
+            exp,
+            nbf,
+            iat,
+        };
+        (claims, rest)
+    }
+
+    /// Applies the time rules of `v` again, at `v.now` with its leeway: a token verified
+    /// earlier and remembered must still pass them each time it is used. (Signature, issuer,
+    /// audience and type do not change with time; the caller keeps the rules for those fixed.)
+    ///
+    /// # Errors
+    /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::IssuedInFuture`] or
+    /// [`JwtError::MissingClaim`] for `exp`.
+    pub fn check_times(&self, v: &Validation<'_>) -> Result<(), JwtError> {
+        claims::check_times([self.exp, self.nbf, self.iat], v)
+    }
 }
 
 impl VerifiedJwt<Map<String, Value>> {

@@ -127,11 +127,22 @@ pub fn active_access_token(
         require_exp: true,
         max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
     };
-    // Our own keys signed it, so its payload is decoded straight into our claims type.
-    let verified =
-        cambio_jose::verify_as::<AccessTokenClaims>(token, rt.verifiers.as_slice(), &validation)
+    let active = match rt.verified_tokens.get(token, &validation) {
+        Some(remembered) => remembered,
+        None => {
+            // Our own keys signed it, so its payload is decoded straight into our claims type.
+            let verified = cambio_jose::verify_as::<AccessTokenClaims>(
+                token,
+                rt.verifiers.as_slice(),
+                &validation,
+            )
             .ok()?;
-    let active = ActiveToken::from(verified.into_claims());
+            let (claims, verified) = verified.split_claims();
+            let active = ActiveToken::from(claims);
+            rt.verified_tokens.insert(token, verified, &active, now);
+            active
+        }
+    };
     let claims = &active.claims;
     if claims.exp <= now {
         return None;

@@ -22,6 +22,8 @@ pub mod realm_io;
 mod routes;
 mod secrets;
 mod state;
+mod verified_tokens;
+pub use verified_tokens::DEFAULT_CAPACITY as DEFAULT_VERIFIED_TOKEN_CACHE;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -69,6 +71,8 @@ pub struct Config {
     /// How long a newly rotated key is only published before it signs, so that every node
     /// has it first. None: 5 s on PostgreSQL (several nodes), none on SQLite.
     pub key_activation_delay: Option<Duration>,
+    /// Recently verified access tokens remembered per realm (0: off).
+    pub verified_token_cache: usize,
 }
 
 /// The default key activation delay when several nodes may share the database.
@@ -91,6 +95,7 @@ impl Default for Config {
             rate_limit_per_client: RateLimit::OFF,
             lockout: Lockout::default(),
             key_activation_delay: None,
+            verified_token_cache: DEFAULT_VERIFIED_TOKEN_CACHE,
         }
     }
 }
@@ -150,6 +155,7 @@ impl Server {
             config.allow_http_loopback_jwks,
             config.jwks_refetch_interval,
         );
+        state.verified_token_cache = config.verified_token_cache;
         let several_nodes = url.starts_with("postgres");
         state.key_activation_delay = config
             .key_activation_delay

@@ -1,6 +1,7 @@
 //! The server's shared state: the store, the in-memory realm snapshots with their keys, the
 //! revocation sets, the user cache and the audit queue.
 
+use crate::verified_tokens::VerifiedTokens;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -47,6 +48,9 @@ pub struct RealmRuntime {
     pub token_endpoint: String,
     /// When the signing key or the published keys next change (a rotation taking effect).
     pub next_key_change: Option<u64>,
+    /// Access tokens of this realm verified recently (dropped with the runtime, so with any
+    /// change of keys or issuer).
+    pub verified_tokens: crate::verified_tokens::VerifiedTokens,
 }
 
 impl RealmRuntime {
@@ -128,6 +132,8 @@ pub struct AppState {
     service_accounts: RwLock<HashMap<String, String>>,
     /// Identity providers' fetched keys.
     pub external_keys: Arc<crate::external_keys::ExternalKeys>,
+    /// The capacity of each realm's verified-token cache.
+    pub verified_token_cache: usize,
 }
 
 /// The most users kept in the cache before it is emptied and refilled on demand.
@@ -155,6 +161,7 @@ impl AppState {
             client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
             service_accounts: RwLock::new(HashMap::new()),
+            verified_token_cache: crate::verified_tokens::DEFAULT_CAPACITY,
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
                 false,
                 crate::external_keys::DEFAULT_REFETCH_INTERVAL,
@@ -285,6 +292,7 @@ impl AppState {
             signer,
             verifiers,
             jwks_json,
+            verified_tokens: VerifiedTokens::new(self.verified_token_cache),
         })
     }
 

@@ -142,6 +142,10 @@ struct ServeArgs {
     /// Allow identity providers' JWKS over plain HTTP from loopback addresses (development).
     #[arg(long, env = "CAMBIO_ALLOW_HTTP_LOOPBACK_JWKS")]
     allow_http_loopback_jwks: bool,
+    /// How many recently verified access tokens each realm remembers, so that a token
+    /// presented again skips the signature check (0 turns it off; default 4096).
+    #[arg(long, env = "CAMBIO_VERIFIED_TOKEN_CACHE")]
+    verified_token_cache: Option<usize>,
 }
 
 /// Parses `RATE` or `RATE:BURST` (the burst defaults to twice the rate, at least 1).
@@ -174,6 +178,7 @@ struct FileConfig {
     http_relative_path: Option<String>,
     public_url: Option<String>,
     demo: Option<bool>,
+    verified_token_cache: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -275,6 +280,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             lockout
         },
         allow_http_loopback_jwks: args.allow_http_loopback_jwks,
+        verified_token_cache: args
+            .verified_token_cache
+            .or(file.verified_token_cache)
+            .unwrap_or(cambio_server::DEFAULT_VERIFIED_TOKEN_CACHE),
         ..Default::default()
     };
     let listener = TcpListener::bind(&listen)

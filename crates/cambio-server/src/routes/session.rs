@@ -45,7 +45,7 @@ pub async fn introspect(
         let Some(user) = user.filter(|u| u.enabled) else {
             return Ok(inactive);
         };
-        let mut out = match serde_json::to_value(&active.claims) {
+        let mut out = match serde_json::to_value(&*active.claims) {
             Ok(Value::Object(map)) => map,
             _ => return Ok(inactive),
         };

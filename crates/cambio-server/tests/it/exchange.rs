@@ -380,14 +380,7 @@ async fn revoking_the_subject_revokes_what_was_exchanged() {
     );
     assert_eq!(server.introspect(&second).await["active"], true);
 
-    let revoke = server
-        .post_form(
-            &server.oidc("demo", "revoke"),
-            &[("token", &subject)],
-            Some(("subject-client", "subject-secret")),
-        )
-        .await;
-    assert_eq!(revoke.status, 200, "{}", revoke.text);
+    revoke_as_subject_client(&server, &subject).await;
     assert_eq!(server.introspect(&subject).await, json!({"active": false}));
     assert_eq!(
         server.introspect(&exchanged).await,
@@ -590,31 +583,12 @@ async fn exchanges_and_refusals_are_audited() {
 #[tokio::test]
 async fn requester_lifetime_overrides_apply() {
     let server = TestServer::start().await;
-    let admin = server.admin_token().await;
-    let clients = server
-        .http
-        .get(format!(
-            "{}/admin/realms/demo/clients?clientId=requester-client",
-            server.base
-        ))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
-    let id = clients[0]["id"].as_str().unwrap().to_owned();
-    let status = server
-        .http
-        .put(format!("{}/admin/realms/demo/clients/{id}", server.base))
-        .bearer_auth(&admin)
-        .json(&json!({"attributes": {"access.token.lifespan": "60", "client.session.idle.timeout": "600"}}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 204);
+    set_client_attributes(
+        &server,
+        "requester-client",
+        json!({"access.token.lifespan": "60", "client.session.idle.timeout": "600"}),
+    )
+    .await;
     let subject = server.alice(None).await.access_token();
     let reply = server
         .exchange(
@@ -708,4 +682,99 @@ async fn exchanges_are_counted_and_carry_the_callers_trace() {
     }
     assert_eq!(events[1]["details"]["trace_id"], trace);
     assert!(events[0]["details"].get("trace_id").is_none());
+}
+
+/// Replaces attributes of a demo realm client through the admin API.
+async fn set_client_attributes(
+    server: &TestServer,
+    client_id: &str,
+    attributes: serde_json::Value,
+) {
+    let admin = server.admin_token().await;
+    let clients = server
+        .http
+        .get(format!(
+            "{}/admin/realms/demo/clients?clientId={client_id}",
+            server.base
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = clients[0]["id"].as_str().unwrap().to_owned();
+    let status = server
+        .http
+        .put(format!("{}/admin/realms/demo/clients/{id}", server.base))
+        .bearer_auth(&admin)
+        .json(&json!({ "attributes": attributes }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+}
+
+/// A subject token verified once is remembered, so presenting it again skips the signature
+/// check; its expiry and revocation are still checked on every use. The answers are the same
+/// with the cache turned off.
+#[tokio::test]
+async fn remembered_subject_tokens_still_expire_and_are_revoked() {
+    for cache in [cambio_server::DEFAULT_VERIFIED_TOKEN_CACHE, 0] {
+        let server = TestServer::start_with(cambio_server::Config {
+            verified_token_cache: cache,
+            ..demo_config()
+        })
+        .await;
+        // Revocation: the subject token is verified (and remembered), then revoked.
+        let subject = server.alice(None).await.access_token();
+        for _ in 0..3 {
+            let reply = server
+                .exchange(&subject, &[("audience", "orders-api")])
+                .await;
+            assert_eq!(reply.status, 200, "cache {cache}: {}", reply.text);
+        }
+        revoke_as_subject_client(&server, &subject).await;
+        server
+            .exchange(&subject, &[("audience", "orders-api")])
+            .await
+            .assert_error(400, "invalid_request", "Invalid token");
+
+        // Expiry: a token that lives 3 seconds stops being accepted after them, although it
+        // was verified (and remembered) while it lived.
+        set_client_attributes(
+            &server,
+            "subject-client",
+            json!({"access.token.lifespan": "3"}),
+        )
+        .await;
+        let short = server.alice(None).await.access_token();
+        let c = claims(&short);
+        assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 3);
+        for _ in 0..2 {
+            let reply = server.exchange(&short, &[("audience", "orders-api")]).await;
+            assert_eq!(reply.status, 200, "cache {cache}: {}", reply.text);
+        }
+        assert_eq!(server.introspect(&short).await["active"], true);
+        tokio::time::sleep(std::time::Duration::from_millis(4200)).await;
+        server
+            .exchange(&short, &[("audience", "orders-api")])
+            .await
+            .assert_error(400, "invalid_request", "Invalid token");
+        assert_eq!(server.introspect(&short).await, json!({"active": false}));
+    }
+}
+
+/// Revokes a token of subject-client at the revocation endpoint.
+async fn revoke_as_subject_client(server: &TestServer, token: &str) {
+    let revoke = server
+        .post_form(
+            &server.oidc("demo", "revoke"),
+            &[("token", token)],
+            Some(("subject-client", "subject-secret")),
+        )
+        .await;
+    assert_eq!(revoke.status, 200, "{}", revoke.text);
 }

@@ -1,0 +1,168 @@
+//! Access tokens of one realm whose signature was verified recently, so that a token presented
+//! again (a service exchanging the same user token for each call, or for several audiences;
+//! introspection and userinfo of a token in use) skips the signature check: on this kind of
+//! machine the P-256 verification is about half of an exchange's CPU time.
+//!
+//! What is remembered is exactly what depends only on the token's bytes and the realm's keys:
+//! that the signature, header, issuer, type and claim types passed, and the decoded claims.
+//! The cache belongs to a [`crate::state::RealmRuntime`], which is rebuilt whenever the realm's
+//! keys or issuer change, so a removed key stops vouching at once. Everything that depends on
+//! time or state is checked on every use: expiry, not-before and issued-at (again, at the
+//! current time), and then, by the caller, revocation of the token, its ancestors and its
+//! session, and the user's current state.
+//!
+//! The key is the whole token (a keyed hash map compares the full bytes), so only the very
+//! same token can hit; only tokens that passed verification are ever inserted. The map is
+//! bounded: when full, expired entries are dropped, and if none were, it is emptied and refills
+//! on demand (the worst case is the cost without a cache).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use cambio_core::exchange::ActiveToken;
+use cambio_jose::{Validation, VerifiedJwt};
+
+/// The default number of remembered tokens (a few KiB each at most).
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// A remembered verification: what the verifier established, and the token it produced.
+struct Entry {
+    verified: VerifiedJwt<()>,
+    token: ActiveToken,
+}
+
+/// A bounded map from token to its verification; capacity 0 turns it off.
+pub struct VerifiedTokens {
+    capacity: usize,
+    entries: RwLock<HashMap<Box<str>, Arc<Entry>>>,
+}
+
+impl VerifiedTokens {
+    pub fn new(capacity: usize) -> Self {
+        VerifiedTokens {
+            capacity,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The remembered token, if `token` was verified before and its times still pass `v`.
+    pub fn get(&self, token: &str, v: &Validation<'_>) -> Option<ActiveToken> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entry = self.entries.read().ok()?.get(token).cloned()?;
+        entry.verified.check_times(v).ok()?;
+        Some(entry.token.clone())
+    }
+
+    /// Remembers a token that just passed verification.
+    pub fn insert(&self, token: &str, verified: VerifiedJwt<()>, active: &ActiveToken, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if entries.len() >= self.capacity {
+            entries.retain(|_, e| e.verified.expires_at().is_some_and(|exp| exp > now));
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            token.into(),
+            Arc::new(Entry {
+                verified,
+                token: active.clone(),
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use cambio_jose::{Algorithm, SigningKey, TypRule};
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    /// A signed, verified access token that expires at `exp`, and its decoded form.
+    fn verified(key: &SigningKey, jti: &str, exp: u64) -> (String, VerifiedJwt<()>, ActiveToken) {
+        let claims = json!({
+            "exp": exp, "iat": NOW, "jti": jti, "iss": "https://sts/realms/demo", "sub": "alice",
+            "typ": "Bearer", "azp": "app", "client_id": "app", "scope": "",
+        });
+        let token = key.sign("at+jwt", &claims).unwrap();
+        let (claims, verified) = cambio_jose::verify_as::<cambio_core::tokens::AccessTokenClaims>(
+            &token,
+            &key.verifying_key(),
+            &validation(NOW),
+        )
+        .unwrap()
+        .split_claims();
+        (token, verified, ActiveToken::from(claims))
+    }
+
+    fn validation(now: u64) -> Validation<'static> {
+        Validation {
+            typ: TypRule::Exactly("at+jwt"),
+            leeway: 0,
+            ..Validation::new(now)
+        }
+    }
+
+    #[test]
+    fn remembers_only_while_the_times_still_pass() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let cache = VerifiedTokens::new(8);
+        let (token, verified, active) = verified(&key, "a", NOW + 60);
+        assert!(cache.get(&token, &validation(NOW)).is_none());
+        cache.insert(&token, verified, &active, NOW);
+        let hit = cache.get(&token, &validation(NOW + 30)).unwrap();
+        assert_eq!(hit.claims.jti, "a");
+        // The same claims, shared rather than copied.
+        assert!(Arc::ptr_eq(&hit.claims, &active.claims));
+        // Expired, or not issued yet (a clock that went back): not handed out.
+        assert!(cache.get(&token, &validation(NOW + 60)).is_none());
+        assert!(cache.get(&token, &validation(NOW - 10)).is_none());
+        // Only the very same token hits.
+        let mut other = token.clone();
+        other.push('A');
+        assert!(cache.get(&other, &validation(NOW)).is_none());
+    }
+
+    #[test]
+    fn capacity_zero_remembers_nothing() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let cache = VerifiedTokens::new(0);
+        let (token, verified, active) = verified(&key, "a", NOW + 60);
+        cache.insert(&token, verified, &active, NOW);
+        assert!(cache.get(&token, &validation(NOW)).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_entries_first_then_everything() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let cache = VerifiedTokens::new(2);
+        let (short, v1, a1) = verified(&key, "short", NOW + 10);
+        let (long, v2, a2) = verified(&key, "long", NOW + 100);
+        let (third, v3, a3) = verified(&key, "third", NOW + 100);
+        cache.insert(&short, v1, &a1, NOW);
+        cache.insert(&long, v2, &a2, NOW);
+        // Full at NOW + 20: the expired one makes room, the live one stays.
+        cache.insert(&third, v3, &a3, NOW + 20);
+        let at = validation(NOW + 20);
+        assert!(cache.get(&long, &at).is_some());
+        assert!(cache.get(&third, &at).is_some());
+        // Full with nothing expired: emptied, then the new one is remembered.
+        let (fourth, v4, a4) = verified(&key, "fourth", NOW + 100);
+        cache.insert(&fourth, v4, &a4, NOW + 20);
+        assert!(cache.get(&long, &at).is_none());
+        assert!(cache.get(&third, &at).is_none());
+        assert!(cache.get(&fourth, &at).is_some());
+    }
+}
