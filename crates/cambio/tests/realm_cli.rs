@@ -362,7 +362,7 @@ fn serve_from_a_config_file() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata-dir = \"{}\"\nhttp-relative-path = \"/auth\"\ndemo = true\n",
+            "listen = \"127.0.0.1:0\"\ndata-dir = \"{}\"\nhttp-relative-path = \"/auth\"\ndemo = true\nverified-token-cache = 16\n",
             dir.path().join("data").display()
         ),
     )
