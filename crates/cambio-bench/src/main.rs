@@ -96,7 +96,7 @@ struct Args {
     #[arg(long)]
     json: bool,
     /// Passed to every server as `--verified-token-cache`: how many verified access tokens
-    /// each realm remembers. 0 makes every exchange verify its subject token's signature, as
+    /// the server remembers. 0 makes every exchange verify its subject token's signature, as
     /// when each request carries a token the server has not seen; unset, the server's default.
     #[arg(long)]
     verified_token_cache: Option<usize>,
@@ -1515,7 +1515,7 @@ impl Report {
             Some(0) => {
                 println!("  verified-token cache  off (every subject token's signature checked)")
             }
-            Some(n) => println!("  verified-token cache  {n} per realm"),
+            Some(n) => println!("  verified-token cache  {n} tokens"),
             None => println!("  verified-token cache  server default"),
         }
         println!(

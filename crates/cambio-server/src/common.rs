@@ -127,7 +127,7 @@ pub fn active_access_token(
         require_exp: true,
         max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
     };
-    let active = match rt.verified_tokens.get(token, &validation) {
+    let active = match app.verified_tokens.get(token, rt.generation, &validation) {
         Some(remembered) => remembered,
         None => {
             // Our own keys signed it, so its payload is decoded straight into our claims type.
@@ -139,7 +139,10 @@ pub fn active_access_token(
             .ok()?;
             let (claims, verified) = verified.split_claims();
             let active = ActiveToken::from(claims);
-            rt.verified_tokens.insert(token, verified, &active, now);
+            app.verified_tokens
+                .insert(token, rt.generation, verified, &active, now, || {
+                    app.runtime_generations()
+                });
             active
         }
     };

@@ -71,9 +71,16 @@ pub struct Config {
     /// How long a newly rotated key is only published before it signs, so that every node
     /// has it first. None: 5 s on PostgreSQL (several nodes), none on SQLite.
     pub key_activation_delay: Option<Duration>,
-    /// Recently verified access tokens remembered per realm (0: off).
+    /// Recently verified access tokens remembered, for the whole server (0: off).
     pub verified_token_cache: usize,
+    /// How long audit events are kept; None keeps them forever.
+    pub events_retention: Option<Duration>,
+    /// How often expired sessions, tokens and old events are purged (tests shorten it).
+    pub maintenance_interval: Duration,
 }
+
+/// Audit events are kept this long unless configured otherwise.
+pub const DEFAULT_EVENTS_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The default key activation delay when several nodes may share the database.
 pub const DEFAULT_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(5);
@@ -96,6 +103,8 @@ impl Default for Config {
             lockout: Lockout::default(),
             key_activation_delay: None,
             verified_token_cache: DEFAULT_VERIFIED_TOKEN_CACHE,
+            events_retention: Some(DEFAULT_EVENTS_RETENTION),
+            maintenance_interval: Duration::from_secs(60),
         }
     }
 }
@@ -118,6 +127,8 @@ pub struct Server {
     bootstrapped: Bootstrapped,
     audit_writer: tokio::task::JoinHandle<()>,
     changes: Option<tokio::sync::mpsc::Receiver<cambio_store::ChangeNotice>>,
+    maintenance_interval: Duration,
+    events_retention: Option<Duration>,
 }
 
 impl Server {
@@ -155,7 +166,7 @@ impl Server {
             config.allow_http_loopback_jwks,
             config.jwks_refetch_interval,
         );
-        state.verified_token_cache = config.verified_token_cache;
+        state.verified_tokens = verified_tokens::VerifiedTokens::new(config.verified_token_cache);
         let several_nodes = url.starts_with("postgres");
         state.key_activation_delay = config
             .key_activation_delay
@@ -197,6 +208,8 @@ impl Server {
             bootstrapped,
             audit_writer,
             changes,
+            maintenance_interval: config.maintenance_interval.max(Duration::from_millis(10)),
+            events_retention: config.events_retention,
         })
     }
 
@@ -224,7 +237,11 @@ impl Server {
             .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
             .unwrap_or_default();
         let app = router(self.state.clone(), &relative);
-        let maintenance = tokio::spawn(maintenance(self.state.clone()));
+        let maintenance = tokio::spawn(maintenance(
+            self.state.clone(),
+            self.maintenance_interval,
+            self.events_retention,
+        ));
         let key_timer = tokio::spawn(key_timer(self.state.clone()));
         let listener_task = self
             .changes
@@ -322,8 +339,8 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Periodic upkeep: expired rows out of the store, expired revocations out of memory.
-async fn maintenance(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+async fn maintenance(state: Arc<AppState>, every: Duration, events_retention: Option<Duration>) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let now = random::now();
@@ -334,9 +351,31 @@ async fn maintenance(state: Arc<AppState>) {
                 if let Err(error) = state.store.purge_expired(now).await {
                     tracing::warn!(%error, "purge of expired records failed");
                 }
+                if let Some(retention) = events_retention {
+                    let cutoff = random::now_ms().saturating_sub(retention.as_millis() as u64);
+                    purge_events(&*state.store, cutoff).await;
+                }
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "purge lock unavailable"),
+        }
+    }
+}
+
+/// Deletes audit events older than `cutoff` (ms) in bounded statements, so that a large
+/// backlog (a first run after raising the load, or after shortening the retention) neither
+/// holds the database for long nor takes more than a bounded share of one round.
+async fn purge_events(store: &dyn cambio_store::Store, cutoff: u64) {
+    const BATCH: u64 = 10_000;
+    const MAX_BATCHES_PER_ROUND: usize = 100;
+    for _ in 0..MAX_BATCHES_PER_ROUND {
+        match store.purge_events(cutoff, BATCH).await {
+            Ok(deleted) if deleted < BATCH => return,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(error) => {
+                tracing::warn!(%error, "purge of old audit events failed");
+                return;
+            }
         }
     }
 }

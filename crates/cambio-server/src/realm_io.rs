@@ -644,7 +644,7 @@ pub(crate) async fn import(
         jwks_json: String::new(),
         token_endpoint: String::new(),
         next_key_change: None,
-        verified_tokens: crate::verified_tokens::VerifiedTokens::new(0),
+        generation: crate::state::next_runtime_generation(),
     };
     check_defaults(
         &realm,

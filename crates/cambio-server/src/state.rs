@@ -48,9 +48,15 @@ pub struct RealmRuntime {
     pub token_endpoint: String,
     /// When the signing key or the published keys next change (a rotation taking effect).
     pub next_key_change: Option<u64>,
-    /// Access tokens of this realm verified recently (dropped with the runtime, so with any
-    /// change of keys or issuer).
-    pub verified_tokens: crate::verified_tokens::VerifiedTokens,
+    /// A number no other runtime gets: the verified-token cache ties its entries to the
+    /// runtime that verified them, so a rebuilt realm (new keys, new issuer) trusts none of them.
+    pub generation: u64,
+}
+
+/// A fresh [`RealmRuntime::generation`].
+pub fn next_runtime_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl RealmRuntime {
@@ -132,8 +138,8 @@ pub struct AppState {
     service_accounts: RwLock<HashMap<String, String>>,
     /// Identity providers' fetched keys.
     pub external_keys: Arc<crate::external_keys::ExternalKeys>,
-    /// The capacity of each realm's verified-token cache.
-    pub verified_token_cache: usize,
+    /// Access tokens verified recently, by any realm's runtime.
+    pub verified_tokens: VerifiedTokens,
 }
 
 /// The most users kept in the cache before it is emptied and refilled on demand.
@@ -161,7 +167,7 @@ impl AppState {
             client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
             service_accounts: RwLock::new(HashMap::new()),
-            verified_token_cache: crate::verified_tokens::DEFAULT_CAPACITY,
+            verified_tokens: VerifiedTokens::new(crate::verified_tokens::DEFAULT_CAPACITY),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
                 false,
                 crate::external_keys::DEFAULT_REFETCH_INTERVAL,
@@ -292,8 +298,13 @@ impl AppState {
             signer,
             verifiers,
             jwks_json,
-            verified_tokens: VerifiedTokens::new(self.verified_token_cache),
+            generation: next_runtime_generation(),
         })
+    }
+
+    /// The generations of the realm runtimes in use.
+    pub fn runtime_generations(&self) -> std::collections::HashSet<u64> {
+        self.realms.load().values().map(|r| r.generation).collect()
     }
 
     /// A user by id, from the cache or the store.

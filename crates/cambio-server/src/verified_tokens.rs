@@ -1,32 +1,37 @@
-//! Access tokens of one realm whose signature was verified recently, so that a token presented
+//! Access tokens whose signature was verified recently, so that a token presented
 //! again (a service exchanging the same user token for each call, or for several audiences;
 //! introspection and userinfo of a token in use) skips the signature check: on this kind of
 //! machine the P-256 verification is about half of an exchange's CPU time.
 //!
 //! What is remembered is exactly what depends only on the token's bytes and the realm's keys:
 //! that the signature, header, issuer, type and claim types passed, and the decoded claims.
-//! The cache belongs to a [`crate::state::RealmRuntime`], which is rebuilt whenever the realm's
-//! keys or issuer change, so a removed key stops vouching at once. Everything that depends on
+//! Each entry is tied to the [`crate::state::RealmRuntime`] that verified it (by its
+//! generation, a number no other runtime ever gets): a realm's runtime is rebuilt whenever its
+//! keys or issuer change, and entries of an older runtime never match the new one, so a removed
+//! key stops vouching at once. Everything that depends on
 //! time or state is checked on every use: expiry, not-before and issued-at (again, at the
 //! current time), and then, by the caller, revocation of the token, its ancestors and its
 //! session, and the user's current state.
 //!
 //! The key is the whole token (a keyed hash map compares the full bytes), so only the very
 //! same token can hit; only tokens that passed verification are ever inserted. The map is
-//! bounded: when full, expired entries are dropped, and if none were, it is emptied and refills
-//! on demand (the worst case is the cost without a cache).
+//! bounded for the whole server (not per realm, so many realms cannot multiply it): when full,
+//! expired entries and those of replaced runtimes are dropped, and if that freed nothing, it is
+//! emptied and refills on demand (the worst case is the cost without a cache).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use cambio_core::exchange::ActiveToken;
 use cambio_jose::{Validation, VerifiedJwt};
 
-/// The default number of remembered tokens (a few KiB each at most).
+/// The default number of remembered tokens, for the whole server (a few KiB each at most).
 pub const DEFAULT_CAPACITY: usize = 4096;
 
 /// A remembered verification: what the verifier established, and the token it produced.
 struct Entry {
+    /// The realm runtime whose keys verified it.
+    generation: u64,
     verified: VerifiedJwt<()>,
     token: ActiveToken,
 }
@@ -45,18 +50,32 @@ impl VerifiedTokens {
         }
     }
 
-    /// The remembered token, if `token` was verified before and its times still pass `v`.
-    pub fn get(&self, token: &str, v: &Validation<'_>) -> Option<ActiveToken> {
+    /// The remembered token, if `token` was verified by the realm runtime of this
+    /// `generation` and its times still pass `v`.
+    pub fn get(&self, token: &str, generation: u64, v: &Validation<'_>) -> Option<ActiveToken> {
         if self.capacity == 0 {
             return None;
         }
         let entry = self.entries.read().ok()?.get(token).cloned()?;
+        if entry.generation != generation {
+            return None;
+        }
         entry.verified.check_times(v).ok()?;
         Some(entry.token.clone())
     }
 
-    /// Remembers a token that just passed verification.
-    pub fn insert(&self, token: &str, verified: VerifiedJwt<()>, active: &ActiveToken, now: u64) {
+    /// Remembers a token that the realm runtime of this `generation` just verified.
+    /// `live_generations` (asked only when the cache is full) names the runtimes still in use,
+    /// so that the entries of replaced ones are dropped first.
+    pub fn insert(
+        &self,
+        token: &str,
+        generation: u64,
+        verified: VerifiedJwt<()>,
+        active: &ActiveToken,
+        now: u64,
+        live_generations: impl FnOnce() -> HashSet<u64>,
+    ) {
         if self.capacity == 0 {
             return;
         }
@@ -64,7 +83,10 @@ impl VerifiedTokens {
             return;
         };
         if entries.len() >= self.capacity {
-            entries.retain(|_, e| e.verified.expires_at().is_some_and(|exp| exp > now));
+            let live = live_generations();
+            entries.retain(|_, e| {
+                e.verified.expires_at().is_some_and(|exp| exp > now) && live.contains(&e.generation)
+            });
             if entries.len() >= self.capacity {
                 entries.clear();
             }
@@ -72,6 +94,7 @@ impl VerifiedTokens {
         entries.insert(
             token.into(),
             Arc::new(Entry {
+                generation,
                 verified,
                 token: active.clone(),
             }),
@@ -91,7 +114,11 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     /// A signed, verified access token that expires at `exp`, and its decoded form.
-    fn verified(key: &SigningKey, jti: &str, exp: u64) -> (String, VerifiedJwt<()>, ActiveToken) {
+    fn signed_and_verified(
+        key: &SigningKey,
+        jti: &str,
+        exp: u64,
+    ) -> (String, VerifiedJwt<()>, ActiveToken) {
         let claims = json!({
             "exp": exp, "iat": NOW, "jti": jti, "iss": "https://sts/realms/demo", "sub": "alice",
             "typ": "Bearer", "azp": "app", "client_id": "app", "scope": "",
@@ -119,50 +146,69 @@ mod tests {
     fn remembers_only_while_the_times_still_pass() {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let cache = VerifiedTokens::new(8);
-        let (token, verified, active) = verified(&key, "a", NOW + 60);
-        assert!(cache.get(&token, &validation(NOW)).is_none());
-        cache.insert(&token, verified, &active, NOW);
-        let hit = cache.get(&token, &validation(NOW + 30)).unwrap();
+        let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
+        assert!(cache.get(&token, 1, &validation(NOW)).is_none());
+        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        let hit = cache.get(&token, 1, &validation(NOW + 30)).unwrap();
         assert_eq!(hit.claims.jti, "a");
         // The same claims, shared rather than copied.
         assert!(Arc::ptr_eq(&hit.claims, &active.claims));
         // Expired, or not issued yet (a clock that went back): not handed out.
-        assert!(cache.get(&token, &validation(NOW + 60)).is_none());
-        assert!(cache.get(&token, &validation(NOW - 10)).is_none());
+        assert!(cache.get(&token, 1, &validation(NOW + 60)).is_none());
+        assert!(cache.get(&token, 1, &validation(NOW - 10)).is_none());
         // Only the very same token hits.
         let mut other = token.clone();
         other.push('A');
-        assert!(cache.get(&other, &validation(NOW)).is_none());
+        assert!(cache.get(&other, 1, &validation(NOW)).is_none());
     }
 
     #[test]
     fn capacity_zero_remembers_nothing() {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let cache = VerifiedTokens::new(0);
-        let (token, verified, active) = verified(&key, "a", NOW + 60);
-        cache.insert(&token, verified, &active, NOW);
-        assert!(cache.get(&token, &validation(NOW)).is_none());
+        let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
+        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        assert!(cache.get(&token, 1, &validation(NOW)).is_none());
     }
 
     #[test]
     fn a_full_cache_drops_expired_entries_first_then_everything() {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let cache = VerifiedTokens::new(2);
-        let (short, v1, a1) = verified(&key, "short", NOW + 10);
-        let (long, v2, a2) = verified(&key, "long", NOW + 100);
-        let (third, v3, a3) = verified(&key, "third", NOW + 100);
-        cache.insert(&short, v1, &a1, NOW);
-        cache.insert(&long, v2, &a2, NOW);
+        let (short, v1, a1) = signed_and_verified(&key, "short", NOW + 10);
+        let (long, v2, a2) = signed_and_verified(&key, "long", NOW + 100);
+        let (third, v3, a3) = signed_and_verified(&key, "third", NOW + 100);
+        cache.insert(&short, 1, v1, &a1, NOW, || HashSet::from([1]));
+        cache.insert(&long, 1, v2, &a2, NOW, || HashSet::from([1]));
         // Full at NOW + 20: the expired one makes room, the live one stays.
-        cache.insert(&third, v3, &a3, NOW + 20);
+        cache.insert(&third, 1, v3, &a3, NOW + 20, || HashSet::from([1]));
         let at = validation(NOW + 20);
-        assert!(cache.get(&long, &at).is_some());
-        assert!(cache.get(&third, &at).is_some());
+        assert!(cache.get(&long, 1, &at).is_some());
+        assert!(cache.get(&third, 1, &at).is_some());
         // Full with nothing expired: emptied, then the new one is remembered.
-        let (fourth, v4, a4) = verified(&key, "fourth", NOW + 100);
-        cache.insert(&fourth, v4, &a4, NOW + 20);
-        assert!(cache.get(&long, &at).is_none());
-        assert!(cache.get(&third, &at).is_none());
-        assert!(cache.get(&fourth, &at).is_some());
+        let (fourth, v4, a4) = signed_and_verified(&key, "fourth", NOW + 100);
+        cache.insert(&fourth, 1, v4, &a4, NOW + 20, || HashSet::from([1]));
+        assert!(cache.get(&long, 1, &at).is_none());
+        assert!(cache.get(&third, 1, &at).is_none());
+        assert!(cache.get(&fourth, 1, &at).is_some());
+    }
+
+    #[test]
+    fn entries_belong_to_the_runtime_that_verified_them() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let cache = VerifiedTokens::new(2);
+        let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
+        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        // The realm was rebuilt (new keys, new issuer...): its new runtime does not trust it.
+        assert!(cache.get(&token, 2, &validation(NOW)).is_none());
+        assert!(cache.get(&token, 1, &validation(NOW)).is_some());
+        // When full, entries of runtimes no longer in use go first.
+        let (b, vb, ab) = signed_and_verified(&key, "b", NOW + 60);
+        let (c, vc, ac) = signed_and_verified(&key, "c", NOW + 60);
+        cache.insert(&b, 2, vb, &ab, NOW, || HashSet::from([2]));
+        cache.insert(&c, 2, vc, &ac, NOW, || HashSet::from([2]));
+        assert!(cache.get(&token, 1, &validation(NOW)).is_none());
+        assert!(cache.get(&b, 2, &validation(NOW)).is_some());
+        assert!(cache.get(&c, 2, &validation(NOW)).is_some());
     }
 }

@@ -46,6 +46,25 @@ const DEFAULT_EVENTS_PAGE: u64 = 100;
 
 /// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
 /// stored faithfully; refusing them is better than wrapping into negative times.
+/// A migrator over migration files embedded in the binary: (version, description, SQL).
+fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType};
+    sqlx::migrate::Migrator::with_migrations(
+        files
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    std::borrow::Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 fn to_db(value: u64) -> StoreResult<i64> {
     i64::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("{value} does not fit in a BIGINT column")))
@@ -293,4 +312,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes sessions, refresh tokens, revoked token ids, codes and one-time values whose
     /// `expires_at <= now`. Returns rows deleted. Events are kept; they have their own retention.
     async fn purge_expired(&self, now: u64) -> StoreResult<u64>;
+
+    /// Deletes at most `limit` audit events, of any realm, whose time (milliseconds) is before
+    /// `before_ms`, oldest first. Returns rows deleted; the caller repeats while it gets
+    /// `limit`, so that no single statement holds the database for long.
+    async fn purge_events(&self, before_ms: u64, limit: u64) -> StoreResult<u64>;
 }

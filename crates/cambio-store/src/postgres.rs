@@ -17,13 +17,12 @@
 //! `statement_timeout` of 10 s, and every round trip is additionally bounded on the client
 //! side (20 s) in case the network itself goes silent.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
@@ -84,13 +83,18 @@ fn session_settings() -> String {
 /// and descriptions follow the file names exactly as `migrate!` would derive them. Add a line
 /// here for every new file in `migrations/postgres`.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(include_str!("../migrations/postgres/0001_initial.sql")),
-        false,
-    )])
+    crate::embedded_migrator(&[
+        (
+            1,
+            "initial",
+            include_str!("../migrations/postgres/0001_initial.sql"),
+        ),
+        (
+            2,
+            "events time",
+            include_str!("../migrations/postgres/0002_events_time.sql"),
+        ),
+    ])
 }
 
 /// A [`Store`] backed by a PostgreSQL database, shareable by several server nodes.
@@ -863,6 +867,19 @@ impl Store for PgStore {
         }
         tx.commit().db().await?;
         Ok(deleted)
+    }
+
+    async fn purge_events(&self, before_ms: u64, limit: u64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE seq IN \
+             (SELECT seq FROM events WHERE time < $1 ORDER BY time LIMIT $2)",
+        )
+        .bind(to_db(before_ms)?)
+        .bind(to_db(limit)?)
+        .execute(&self.pool)
+        .db()
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

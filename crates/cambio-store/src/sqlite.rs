@@ -5,12 +5,11 @@
 //! build never needs a live database, and they stay close to portable SQL so that the
 //! PostgreSQL backend can reuse their shape.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -36,13 +35,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// finds the same applied versions and checksums. Add a line here for every new file in
 /// `migrations/sqlite`.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(include_str!("../migrations/sqlite/0001_initial.sql")),
-        false,
-    )])
+    crate::embedded_migrator(&[
+        (
+            1,
+            "initial",
+            include_str!("../migrations/sqlite/0001_initial.sql"),
+        ),
+        (
+            2,
+            "events time",
+            include_str!("../migrations/sqlite/0002_events_time.sql"),
+        ),
+    ])
 }
 
 /// A [`Store`] backed by an SQLite database file (or an in-memory database for tests).
@@ -703,6 +707,19 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(deleted)
+    }
+
+    async fn purge_events(&self, before_ms: u64, limit: u64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE seq IN \
+             (SELECT seq FROM events WHERE time < ? ORDER BY time LIMIT ?)",
+        )
+        .bind(to_db(before_ms)?)
+        .bind(to_db(limit)?)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
     }
 }
 

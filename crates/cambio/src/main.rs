@@ -142,10 +142,14 @@ struct ServeArgs {
     /// Allow identity providers' JWKS over plain HTTP from loopback addresses (development).
     #[arg(long, env = "CAMBIO_ALLOW_HTTP_LOOPBACK_JWKS")]
     allow_http_loopback_jwks: bool,
-    /// How many recently verified access tokens each realm remembers, so that a token
+    /// How many recently verified access tokens the server remembers, so that a token
     /// presented again skips the signature check (0 turns it off; default 4096).
     #[arg(long, env = "CAMBIO_VERIFIED_TOKEN_CACHE")]
     verified_token_cache: Option<usize>,
+    /// Days audit events are kept before the cleanup job deletes them (0 keeps them forever;
+    /// default 30).
+    #[arg(long, env = "CAMBIO_EVENTS_RETENTION_DAYS")]
+    events_retention_days: Option<u64>,
 }
 
 /// Parses `RATE` or `RATE:BURST` (the burst defaults to twice the rate, at least 1).
@@ -179,6 +183,7 @@ struct FileConfig {
     public_url: Option<String>,
     demo: Option<bool>,
     verified_token_cache: Option<usize>,
+    events_retention_days: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -284,6 +289,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .verified_token_cache
             .or(file.verified_token_cache)
             .unwrap_or(cambio_server::DEFAULT_VERIFIED_TOKEN_CACHE),
+        events_retention: match args.events_retention_days.or(file.events_retention_days) {
+            Some(0) => None,
+            Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+            None => Some(cambio_server::DEFAULT_EVENTS_RETENTION),
+        },
         ..Default::default()
     };
     let listener = TcpListener::bind(&listen)

@@ -735,6 +735,45 @@ async fn events_until(
     panic!("events never matched: {last:?}");
 }
 
+/// Events older than the retention are deleted by the cleanup job; newer ones stay.
+#[tokio::test]
+async fn old_events_are_purged_after_the_retention() {
+    let s = TestServer::start_with(cambio_server::Config {
+        events_retention: Some(Duration::from_secs(2)),
+        maintenance_interval: Duration::from_millis(200),
+        ..demo_config()
+    })
+    .await;
+    let admin = s.admin_token().await;
+    let bad = s
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("requester-client", "wrong")),
+        )
+        .await;
+    assert_eq!(bad.status, 401, "{}", bad.text);
+    let first = events_until(&s, "?type=CLIENT_LOGIN_ERROR", &admin, |e| e.len() == 1).await;
+    // A second event a little later: when the first is purged, this one is still young.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ok = s.service_token().await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    events_until(&s, "?type=CLIENT_LOGIN", &admin, |e| e.len() == 1).await;
+    // Past 2 s (and a round of the job) after the first, only the second is left.
+    let mut left = Vec::new();
+    for _ in 0..120 {
+        let r = events(&s, "?type=CLIENT_LOGIN,CLIENT_LOGIN_ERROR", &admin).await;
+        left = r.body.as_array().expect("a list").clone();
+        if left.len() < 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["type"], "CLIENT_LOGIN");
+    assert_ne!(left[0]["time"], first[0]["time"]);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn admin_events_require_an_administrator() {
     let s = TestServer::start().await;

@@ -217,7 +217,10 @@ async fn schemathesis_finds_no_5xx() {
         .arg(format!("{}/openapi.json", server.base))
         .args(["--url", &server.base])
         .args(["--checks", "not_a_server_error"])
-        .args(["--phases", "examples,coverage,fuzzing"])
+        // No `examples` phase: it replays each generated example and, because the server's
+        // state moved on in between (a scope created by the first try makes the second a 409),
+        // hypothesis reports "inconsistent results" as a runtime error of its own.
+        .args(["--phases", "coverage,fuzzing"])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "20250101"])
         .args(["--workers", "2"])

@@ -19,7 +19,7 @@ mod objects;
 mod postgres;
 mod sessions;
 
-pub use objects::{check_events, check_objects, check_realm_delete};
+pub use objects::{check_event_purge, check_events, check_objects, check_realm_delete};
 pub use postgres::{POSTGRES_URL_ENV, PgTestDatabase};
 pub use sessions::{
     check_auth_codes, check_one_time_values, check_purge, check_refresh_tokens, check_revocations,
@@ -39,6 +39,7 @@ pub async fn run_all(store: &dyn Store) {
     check_one_time_values(store).await;
     check_auth_codes(store).await;
     check_events(store).await;
+    check_event_purge(store).await;
     check_revocations(store).await;
     check_purge(store).await;
     check_realm_delete(store).await;

@@ -358,3 +358,43 @@ pub async fn check_events(store: &dyn Store) {
     assert_eq!(page.len(), 5);
     assert_eq!(page[4].time, 10_000);
 }
+
+/// Events retention: the oldest events go first, at most `limit` per call, across realms;
+/// nothing at or after the cutoff is touched. Uses times below 1,000 ms, which no other check
+/// writes, so that it can share a store with them.
+pub async fn check_event_purge(store: &dyn Store) {
+    let old: Vec<_> = (0..5)
+        .map(|i| event("conf-purge-a", 100 + i, "LOGIN", "app-a", None))
+        .chain((0..2).map(|i| event("conf-purge-b", 200 + i, "LOGIN", "app-b", None)))
+        .collect();
+    let kept = event("conf-purge-a", 900, "LOGIN", "app-a", None);
+    store.insert_events(&old).await.unwrap();
+    store
+        .insert_events(std::slice::from_ref(&kept))
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_events(900, 4).await.unwrap(), 4);
+    // The four oldest went: one of realm a's (at 104) and both of realm b's are left.
+    let left_a = store
+        .list_events("conf-purge-a", &EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(left_a, vec![kept.clone(), old[4].clone()]);
+    assert_eq!(store.purge_events(900, 4).await.unwrap(), 3);
+    assert_eq!(store.purge_events(900, 4).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .list_events("conf-purge-a", &EventFilter::default())
+            .await
+            .unwrap(),
+        vec![kept]
+    );
+    assert_eq!(
+        store
+            .list_events("conf-purge-b", &EventFilter::default())
+            .await
+            .unwrap(),
+        vec![]
+    );
+}

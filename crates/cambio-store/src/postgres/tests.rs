@@ -49,6 +49,7 @@ conformance_tests!(
     check_one_time_values,
     check_auth_codes,
     check_events,
+    check_event_purge,
     check_revocations,
     check_purge,
     check_realm_delete,
@@ -100,7 +101,7 @@ async fn data_survives_reconnecting_and_migrations_run_once() {
             .fetch_all(&store.pool)
             .await
             .expect("migrations table");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2], "each migration applied exactly once");
     store.close().await;
 }
 

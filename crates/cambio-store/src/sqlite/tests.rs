@@ -89,6 +89,7 @@ conformance_tests!(
     check_one_time_values,
     check_auth_codes,
     check_events,
+    check_event_purge,
     check_revocations,
     check_purge,
     check_realm_delete,

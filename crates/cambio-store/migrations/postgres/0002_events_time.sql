@@ -1,0 +1,3 @@
+-- Audit events are purged by age across all realms (the events retention setting); without
+-- an index on time alone every purge would scan the whole table.
+CREATE INDEX events_time ON events (time);
