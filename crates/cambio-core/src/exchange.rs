@@ -334,8 +334,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     let audience_filter = resolve_audiences(realm, &params.audiences)?;
     // Never more than the user holds now through the requester, nor more than the subject
     // token carried.
-    let ceiling = subject.roles();
-    let roles = realm.roles_in_scope_within(subject_user, requester, Some(&ceiling));
+    let roles = realm.roles_in_scope_within(subject_user, requester, Some(&*subject.claims));
     let mut lifetime = requester.access_token_lifespan(&realm.realm);
     if realm.realm.exchange_lifetime_capped_by_subject {
         lifetime = lifetime.min(subject.claims.exp.saturating_sub(now));
@@ -366,7 +365,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                 exchanged_from,
                 auth_time: subject.claims.auth_time,
                 // Only a refresh token remembers it.
-                role_ceiling: refresh_lifetime.map(|_| RoleCeiling::from(&ceiling)),
+                role_ceiling: refresh_lifetime.map(|_| RoleCeiling::from(&subject.roles())),
             },
             now,
             access_jti,

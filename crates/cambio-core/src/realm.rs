@@ -21,6 +21,21 @@ pub struct RoleSet {
     pub clients: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// An upper bound on the roles a token may carry: realm roles (`client` None) and client roles
+/// by `client_id`.
+pub trait RoleCap {
+    fn allows(&self, client: Option<&str>, role: &str) -> bool;
+}
+
+impl RoleCap for RoleSet {
+    fn allows(&self, client: Option<&str>, role: &str) -> bool {
+        match client {
+            None => self.realm.contains(role),
+            Some(client) => self.clients.get(client).is_some_and(|r| r.contains(role)),
+        }
+    }
+}
+
 impl RoleSet {
     /// Keeps only the roles also present in `other`.
     pub fn intersect(&self, other: &RoleSet) -> RoleSet {
@@ -253,7 +268,7 @@ impl RealmSnapshot {
         &self,
         user: &User,
         client: &Client,
-        ceiling: Option<&RoleSet>,
+        ceiling: Option<&dyn RoleCap>,
     ) -> RoleSet {
         let mut set = RoleSet::default();
         for (id, role) in self.effective_roles(user) {
@@ -265,7 +280,7 @@ impl RealmSnapshot {
             }
             match &role.client_id {
                 None => {
-                    if ceiling.is_none_or(|c| c.realm.contains(&role.name)) {
+                    if ceiling.is_none_or(|c| c.allows(None, &role.name)) {
                         set.realm.insert(role.name.clone());
                     }
                 }
@@ -273,11 +288,8 @@ impl RealmSnapshot {
                     let Some(owner) = self.clients.get(owner) else {
                         continue;
                     };
-                    let allowed = ceiling.is_none_or(|c| {
-                        c.clients
-                            .get(&owner.client_id)
-                            .is_some_and(|roles| roles.contains(&role.name))
-                    });
+                    let allowed =
+                        ceiling.is_none_or(|c| c.allows(Some(&owner.client_id), &role.name));
                     if allowed {
                         set.clients
                             .entry(owner.client_id.clone())

@@ -76,6 +76,23 @@ pub struct AccessTokenClaims {
     pub cnf: Option<Value>,
 }
 
+/// A token's role claims bound what may be issued from it.
+impl crate::realm::RoleCap for AccessTokenClaims {
+    fn allows(&self, client: Option<&str>, role: &str) -> bool {
+        match client {
+            None => self
+                .realm_access
+                .as_ref()
+                .is_some_and(|r| r.roles.contains(role)),
+            Some(client) => self
+                .resource_access
+                .as_ref()
+                .and_then(|clients| clients.get(client))
+                .is_some_and(|r| r.roles.contains(role)),
+        }
+    }
+}
+
 /// A member that is present, even as `null`.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)

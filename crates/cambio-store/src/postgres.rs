@@ -730,14 +730,14 @@ impl Store for PgStore {
             );
             query.push_values(chunk.iter().zip(times), |mut row, (event, time)| {
                 row.push_bind(*time)
-                    .push_bind(event.realm_id.clone())
-                    .push_bind(event.event_type.clone())
-                    .push_bind(event.client_id.clone())
-                    .push_bind(event.user_id.clone())
-                    .push_bind(event.session_id.clone())
-                    .push_bind(event.ip_address.clone())
-                    .push_bind(event.error.clone())
-                    .push_bind(event.details.clone());
+                    .push_bind(event.realm_id.as_str())
+                    .push_bind(event.event_type.as_str())
+                    .push_bind(event.client_id.as_deref())
+                    .push_bind(event.user_id.as_deref())
+                    .push_bind(event.session_id.as_deref())
+                    .push_bind(event.ip_address.as_deref())
+                    .push_bind(event.error.as_deref())
+                    .push_bind(event.details.as_str());
             });
             query.build().execute(&mut *tx).db().await?;
         }
