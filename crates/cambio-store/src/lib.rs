@@ -46,6 +46,32 @@ const DEFAULT_EVENTS_PAGE: u64 = 100;
 
 /// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
 /// stored faithfully; refusing them is better than wrapping into negative times.
+/// The head of a multi-row audit event insert; [`bind_event`] binds each row.
+const INSERT_EVENTS: &str = "INSERT INTO events (time, realm_id, event_type, client_id, \
+     user_id, session_id, ip_address, error, details) ";
+
+/// Binds one audit event row of [`INSERT_EVENTS`], in its column order, on either backend.
+fn bind_event<'e, DB>(
+    mut row: sqlx::query_builder::Separated<'_, DB, &'static str>,
+    time: i64,
+    event: &'e EventRecord,
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    &'e str: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    Option<&'e str>: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+{
+    row.push_bind(time)
+        .push_bind(event.realm_id.as_str())
+        .push_bind(event.event_type.as_str())
+        .push_bind(event.client_id.as_deref())
+        .push_bind(event.user_id.as_deref())
+        .push_bind(event.session_id.as_deref())
+        .push_bind(event.ip_address.as_deref())
+        .push_bind(event.error.as_deref())
+        .push_bind(event.details.as_str());
+}
+
 /// A migrator over migration files embedded in the binary: (version, description, SQL).
 fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType};

@@ -620,20 +620,9 @@ impl Store for SqliteStore {
             for event in chunk {
                 times.push(to_db(event.time)?);
             }
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (time, realm_id, event_type, client_id, user_id, \
-                 session_id, ip_address, error, details) ",
-            );
-            query.push_values(chunk.iter().zip(times), |mut row, (event, time)| {
-                row.push_bind(time)
-                    .push_bind(event.realm_id.as_str())
-                    .push_bind(event.event_type.as_str())
-                    .push_bind(event.client_id.as_deref())
-                    .push_bind(event.user_id.as_deref())
-                    .push_bind(event.session_id.as_deref())
-                    .push_bind(event.ip_address.as_deref())
-                    .push_bind(event.error.as_deref())
-                    .push_bind(event.details.as_str());
+            let mut query = QueryBuilder::<Sqlite>::new(crate::INSERT_EVENTS);
+            query.push_values(chunk.iter().zip(times), |row, (event, time)| {
+                crate::bind_event(row, time, event);
             });
             query.build().execute(&mut *tx).await.map_err(db_error)?;
         }
