@@ -27,7 +27,9 @@ pub struct EventQuery {
     max: Option<u64>,
 }
 
-/// Accepts `yyyy-MM-dd` (as Keycloak does) or milliseconds since the epoch.
+/// Accepts `yyyy-MM-dd` (as Keycloak does; a UTC day, from its first millisecond or to its
+/// last with `end_of_day`) or milliseconds since the epoch. Dates that do not exist
+/// (`2026-02-30`) are refused.
 fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     let bad = || ApiError::Admin {
         status: StatusCode::BAD_REQUEST,
@@ -36,27 +38,11 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     if let Ok(ms) = value.parse::<u64>() {
         return Ok(ms);
     }
-    let parts: Vec<&str> = value.split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
-        return Err(bad());
-    }
-    // Days from the civil date (Howard Hinnant's algorithm), UTC.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let start = u64::try_from(days).map_err(|_| bad())? * 86_400_000;
+    let format =
+        time::format_description::parse_borrowed::<2>("[year]-[month]-[day]").map_err(|_| bad())?;
+    let date = time::Date::parse(value, &format).map_err(|_| bad())?;
+    let start = date.midnight().assume_utc().unix_timestamp();
+    let start = u64::try_from(start).map_err(|_| bad())? * 1000;
     Ok(if end_of_day {
         start + 86_399_999
     } else {
@@ -153,4 +139,35 @@ pub async fn rotate_keys(
     .await?;
     app.reload_realm(rt.id(), now).await?;
     Ok(Json(json!({"kid": kid})))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::parse_date;
+
+    #[test]
+    fn dates_are_utc_days_or_milliseconds() {
+        assert_eq!(parse_date("1970-01-01", false).unwrap(), 0);
+        assert_eq!(parse_date("1970-01-01", true).unwrap(), 86_399_999);
+        assert_eq!(parse_date("2026-11-22", false).unwrap(), 1_795_305_600_000);
+        assert_eq!(parse_date("2024-02-29", false).unwrap(), 1_709_164_800_000);
+        assert_eq!(
+            parse_date("1795305600000", true).unwrap(),
+            1_795_305_600_000
+        );
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2023-02-29",
+            "1969-12-31",
+            "26-11-22",
+            "2026/11/22",
+            "",
+            "x",
+        ] {
+            assert!(parse_date(bad, false).is_err(), "{bad}");
+        }
+    }
 }
