@@ -9,6 +9,8 @@
 //! updates (sessions, refresh tokens, one-time values, events) has tables of its own.
 
 pub mod conformance;
+#[macro_use]
+mod decode;
 mod postgres;
 mod sqlite;
 

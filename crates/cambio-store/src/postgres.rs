@@ -26,6 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use crate::decode::{self, Columns as _};
 use crate::{
     ChangeNotice, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock, MAX_EVENTS_PAGE, Object,
     RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError,
@@ -229,101 +230,29 @@ where
     }
 }
 
-fn get_u64(row: &PgRow, column: &str) -> StoreResult<u64> {
-    from_db(row.try_get::<i64, _>(column).map_err(db_error)?)
-}
+impl decode::Columns for PgRow {
+    fn string(&self, column: &str) -> StoreResult<String> {
+        self.try_get::<String, _>(column).map_err(db_error)
+    }
 
-fn get_opt_u64(row: &PgRow, column: &str) -> StoreResult<Option<u64>> {
-    row.try_get::<Option<i64>, _>(column)
-        .map_err(db_error)?
-        .map(from_db)
-        .transpose()
-}
+    fn opt_string(&self, column: &str) -> StoreResult<Option<String>> {
+        self.try_get::<Option<String>, _>(column).map_err(db_error)
+    }
 
-fn get_string(row: &PgRow, column: &str) -> StoreResult<String> {
-    row.try_get::<String, _>(column).map_err(db_error)
-}
+    fn u64(&self, column: &str) -> StoreResult<u64> {
+        from_db(self.try_get::<i64, _>(column).map_err(db_error)?)
+    }
 
-fn get_opt_string(row: &PgRow, column: &str) -> StoreResult<Option<String>> {
-    row.try_get::<Option<String>, _>(column).map_err(db_error)
-}
+    fn opt_u64(&self, column: &str) -> StoreResult<Option<u64>> {
+        self.try_get::<Option<i64>, _>(column)
+            .map_err(db_error)?
+            .map(from_db)
+            .transpose()
+    }
 
-fn get_bool(row: &PgRow, column: &str) -> StoreResult<bool> {
-    row.try_get::<bool, _>(column).map_err(db_error)
-}
-
-fn object_from_row(row: &PgRow) -> StoreResult<Object> {
-    Ok(Object {
-        realm_id: get_string(row, "realm_id")?,
-        kind: get_string(row, "kind")?,
-        id: get_string(row, "id")?,
-        name: get_string(row, "name")?,
-        doc: get_string(row, "doc")?,
-    })
-}
-
-fn session_from_row(row: &PgRow) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord {
-        id: get_string(row, "id")?,
-        realm_id: get_string(row, "realm_id")?,
-        user_id: get_string(row, "user_id")?,
-        client_id: get_string(row, "client_id")?,
-        offline: get_bool(row, "offline")?,
-        created_at: get_u64(row, "created_at")?,
-        last_refresh: get_u64(row, "last_refresh")?,
-        expires_at: get_u64(row, "expires_at")?,
-        revoked_at: get_opt_u64(row, "revoked_at")?,
-    })
-}
-
-fn refresh_token_from_row(row: &PgRow) -> StoreResult<RefreshTokenRecord> {
-    Ok(RefreshTokenRecord {
-        hash: get_string(row, "hash")?,
-        realm_id: get_string(row, "realm_id")?,
-        session_id: get_string(row, "session_id")?,
-        client_id: get_string(row, "client_id")?,
-        user_id: get_string(row, "user_id")?,
-        scope: get_string(row, "scope")?,
-        data: get_string(row, "data")?,
-        offline: get_bool(row, "offline")?,
-        issued_at: get_u64(row, "issued_at")?,
-        expires_at: get_u64(row, "expires_at")?,
-        used_at: get_opt_u64(row, "used_at")?,
-    })
-}
-
-fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
-    Ok(EventRecord {
-        time: get_u64(row, "time")?,
-        realm_id: get_string(row, "realm_id")?,
-        event_type: get_string(row, "event_type")?,
-        client_id: get_opt_string(row, "client_id")?,
-        user_id: get_opt_string(row, "user_id")?,
-        session_id: get_opt_string(row, "session_id")?,
-        ip_address: get_opt_string(row, "ip_address")?,
-        error: get_opt_string(row, "error")?,
-        details: get_string(row, "details")?,
-    })
-}
-
-// Column lists as macros so that `concat!` can splice them into `&'static str` queries, which
-// sqlx accepts as safe SQL without any run-time formatting.
-macro_rules! object_select {
-    () => {
-        "SELECT realm_id, kind, id, name, doc FROM objects"
-    };
-}
-macro_rules! session_select {
-    () => {
-        "SELECT id, realm_id, user_id, client_id, offline, created_at, last_refresh, \
-         expires_at, revoked_at FROM sessions"
-    };
-}
-macro_rules! refresh_token_columns {
-    () => {
-        "hash, realm_id, session_id, client_id, user_id, scope, data, offline, issued_at, \
-         expires_at, used_at"
-    };
+    fn bool(&self, column: &str) -> StoreResult<bool> {
+        self.try_get::<bool, _>(column).map_err(db_error)
+    }
 }
 
 #[async_trait]
@@ -414,7 +343,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .db()
             .await?;
-        row.as_ref().map(object_from_row).transpose()
+        row.as_ref().map(decode::object).transpose()
     }
 
     async fn find_object(
@@ -434,7 +363,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .db()
             .await?;
-        row.as_ref().map(object_from_row).transpose()
+        row.as_ref().map(decode::object).transpose()
     }
 
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>> {
@@ -449,7 +378,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .db()
             .await?;
-        rows.iter().map(object_from_row).collect()
+        rows.iter().map(decode::object).collect()
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
@@ -479,7 +408,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .db()
             .await?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(decode::session).transpose()
     }
 
     async fn touch_session(&self, id: &str, last_refresh: u64) -> StoreResult<()> {
@@ -533,7 +462,7 @@ impl Store for PgStore {
             .await?;
         let mut ids = rows
             .iter()
-            .map(|row| get_string(row, "id"))
+            .map(|row| row.string("id"))
             .collect::<StoreResult<Vec<_>>>()?;
         ids.sort();
         Ok(ids)
@@ -554,7 +483,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .db()
             .await?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(decode::session).collect()
     }
 
     async fn list_revoked_sessions(&self, now: u64) -> StoreResult<Vec<SessionRecord>> {
@@ -567,7 +496,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .db()
             .await?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(decode::session).collect()
     }
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
@@ -611,7 +540,7 @@ impl Store for PgStore {
             .db()
             .await?;
         if let Some(row) = fresh {
-            return Ok(RefreshTokenUse::Fresh(refresh_token_from_row(&row)?));
+            return Ok(RefreshTokenUse::Fresh(decode::refresh_token(&row)?));
         }
         Ok(match self.get_refresh_token(hash).await? {
             Some(record) => RefreshTokenUse::Reused(record),
@@ -630,7 +559,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .db()
             .await?;
-        row.as_ref().map(refresh_token_from_row).transpose()
+        row.as_ref().map(decode::refresh_token).transpose()
     }
 
     async fn revoke_token_id(&self, realm_id: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
@@ -659,7 +588,7 @@ impl Store for PgStore {
         .db()
         .await?;
         rows.iter()
-            .map(|row| Ok((get_string(row, "jti")?, get_u64(row, "expires_at")?)))
+            .map(|row| Ok((row.string("jti")?, row.u64("expires_at")?)))
             .collect()
     }
 
@@ -703,10 +632,10 @@ impl Store for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        if get_u64(&row, "expires_at")? <= now {
+        if row.u64("expires_at")? <= now {
             return Ok(None);
         }
-        get_string(&row, "data").map(Some)
+        row.string("data").map(Some)
     }
 
     async fn insert_events(&self, events: &[EventRecord]) -> StoreResult<()> {
@@ -773,7 +702,7 @@ impl Store for PgStore {
             .push(" OFFSET ")
             .push_bind(to_db(filter.first)?);
         let rows = query.build().fetch_all(&self.pool).db().await?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(decode::event).collect()
     }
 
     async fn publish(&self, message: &str) -> StoreResult<()> {

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use crate::decode::{self, Columns as _};
 use crate::{
     DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
     RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
@@ -129,102 +130,29 @@ fn db_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-fn get_u64(row: &SqliteRow, column: &str) -> StoreResult<u64> {
-    from_db(row.try_get::<i64, _>(column).map_err(db_error)?)
-}
+impl decode::Columns for SqliteRow {
+    fn string(&self, column: &str) -> StoreResult<String> {
+        self.try_get::<String, _>(column).map_err(db_error)
+    }
 
-fn get_opt_u64(row: &SqliteRow, column: &str) -> StoreResult<Option<u64>> {
-    row.try_get::<Option<i64>, _>(column)
-        .map_err(db_error)?
-        .map(from_db)
-        .transpose()
-}
+    fn opt_string(&self, column: &str) -> StoreResult<Option<String>> {
+        self.try_get::<Option<String>, _>(column).map_err(db_error)
+    }
 
-fn get_string(row: &SqliteRow, column: &str) -> StoreResult<String> {
-    row.try_get::<String, _>(column).map_err(db_error)
-}
+    fn u64(&self, column: &str) -> StoreResult<u64> {
+        from_db(self.try_get::<i64, _>(column).map_err(db_error)?)
+    }
 
-fn get_opt_string(row: &SqliteRow, column: &str) -> StoreResult<Option<String>> {
-    row.try_get::<Option<String>, _>(column).map_err(db_error)
-}
+    fn opt_u64(&self, column: &str) -> StoreResult<Option<u64>> {
+        self.try_get::<Option<i64>, _>(column)
+            .map_err(db_error)?
+            .map(from_db)
+            .transpose()
+    }
 
-/// Booleans are stored as INTEGER 0/1, which both SQLite and PostgreSQL read the same way.
-fn get_bool(row: &SqliteRow, column: &str) -> StoreResult<bool> {
-    Ok(row.try_get::<i64, _>(column).map_err(db_error)? != 0)
-}
-
-fn object_from_row(row: &SqliteRow) -> StoreResult<Object> {
-    Ok(Object {
-        realm_id: get_string(row, "realm_id")?,
-        kind: get_string(row, "kind")?,
-        id: get_string(row, "id")?,
-        name: get_string(row, "name")?,
-        doc: get_string(row, "doc")?,
-    })
-}
-
-fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord {
-        id: get_string(row, "id")?,
-        realm_id: get_string(row, "realm_id")?,
-        user_id: get_string(row, "user_id")?,
-        client_id: get_string(row, "client_id")?,
-        offline: get_bool(row, "offline")?,
-        created_at: get_u64(row, "created_at")?,
-        last_refresh: get_u64(row, "last_refresh")?,
-        expires_at: get_u64(row, "expires_at")?,
-        revoked_at: get_opt_u64(row, "revoked_at")?,
-    })
-}
-
-fn refresh_token_from_row(row: &SqliteRow) -> StoreResult<RefreshTokenRecord> {
-    Ok(RefreshTokenRecord {
-        hash: get_string(row, "hash")?,
-        realm_id: get_string(row, "realm_id")?,
-        session_id: get_string(row, "session_id")?,
-        client_id: get_string(row, "client_id")?,
-        user_id: get_string(row, "user_id")?,
-        scope: get_string(row, "scope")?,
-        data: get_string(row, "data")?,
-        offline: get_bool(row, "offline")?,
-        issued_at: get_u64(row, "issued_at")?,
-        expires_at: get_u64(row, "expires_at")?,
-        used_at: get_opt_u64(row, "used_at")?,
-    })
-}
-
-fn event_from_row(row: &SqliteRow) -> StoreResult<EventRecord> {
-    Ok(EventRecord {
-        time: get_u64(row, "time")?,
-        realm_id: get_string(row, "realm_id")?,
-        event_type: get_string(row, "event_type")?,
-        client_id: get_opt_string(row, "client_id")?,
-        user_id: get_opt_string(row, "user_id")?,
-        session_id: get_opt_string(row, "session_id")?,
-        ip_address: get_opt_string(row, "ip_address")?,
-        error: get_opt_string(row, "error")?,
-        details: get_string(row, "details")?,
-    })
-}
-
-// Column lists as macros rather than constants so that `concat!` can splice them into
-// `&'static str` queries, which sqlx accepts as safe SQL without any run-time formatting.
-macro_rules! object_select {
-    () => {
-        "SELECT realm_id, kind, id, name, doc FROM objects"
-    };
-}
-macro_rules! session_select {
-    () => {
-        "SELECT id, realm_id, user_id, client_id, offline, created_at, last_refresh, \
-         expires_at, revoked_at FROM sessions"
-    };
-}
-macro_rules! refresh_token_columns {
-    () => {
-        "hash, realm_id, session_id, client_id, user_id, scope, data, offline, issued_at, \
-         expires_at, used_at"
-    };
+    fn bool(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get::<i64, _>(column).map_err(db_error)? != 0)
+    }
 }
 
 #[async_trait]
@@ -316,7 +244,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        row.as_ref().map(object_from_row).transpose()
+        row.as_ref().map(decode::object).transpose()
     }
 
     async fn find_object(
@@ -336,7 +264,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        row.as_ref().map(object_from_row).transpose()
+        row.as_ref().map(decode::object).transpose()
     }
 
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>> {
@@ -350,7 +278,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(object_from_row).collect()
+        rows.iter().map(decode::object).collect()
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
@@ -380,7 +308,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(decode::session).transpose()
     }
 
     async fn touch_session(&self, id: &str, last_refresh: u64) -> StoreResult<()> {
@@ -434,7 +362,7 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         let mut ids = rows
             .iter()
-            .map(|row| get_string(row, "id"))
+            .map(|row| row.string("id"))
             .collect::<StoreResult<Vec<_>>>()?;
         ids.sort();
         Ok(ids)
@@ -455,7 +383,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(decode::session).collect()
     }
 
     async fn list_revoked_sessions(&self, now: u64) -> StoreResult<Vec<SessionRecord>> {
@@ -468,7 +396,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(decode::session).collect()
     }
 
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
@@ -510,7 +438,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
         if let Some(row) = fresh {
-            return Ok(RefreshTokenUse::Fresh(refresh_token_from_row(&row)?));
+            return Ok(RefreshTokenUse::Fresh(decode::refresh_token(&row)?));
         }
         Ok(match self.get_refresh_token(hash).await? {
             Some(record) => RefreshTokenUse::Reused(record),
@@ -529,7 +457,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        row.as_ref().map(refresh_token_from_row).transpose()
+        row.as_ref().map(decode::refresh_token).transpose()
     }
 
     async fn revoke_token_id(&self, realm_id: &str, jti: &str, expires_at: u64) -> StoreResult<()> {
@@ -559,7 +487,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         rows.iter()
-            .map(|row| Ok((get_string(row, "jti")?, get_u64(row, "expires_at")?)))
+            .map(|row| Ok((row.string("jti")?, row.u64("expires_at")?)))
             .collect()
     }
 
@@ -602,10 +530,10 @@ impl Store for SqliteStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        if get_u64(&row, "expires_at")? <= now {
+        if row.u64("expires_at")? <= now {
             return Ok(None);
         }
-        get_string(&row, "data").map(Some)
+        row.string("data").map(Some)
     }
 
     async fn insert_events(&self, events: &[EventRecord]) -> StoreResult<()> {
@@ -673,7 +601,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(event_from_row).collect()
+        rows.iter().map(decode::event).collect()
     }
 
     async fn purge_expired(&self, now: u64) -> StoreResult<u64> {
