@@ -1,8 +1,8 @@
 //! The reference point for the exchange benchmark: a bare HTTP handler that does only the
 //! unavoidable work of a token exchange, verifying one ES256 JWT and signing another, with the
 //! same HTTP stack (axum, hyper, tokio) and allocator as `cambio`. No client authentication,
-//! no realm, no revocation, no audit, no metrics: what it reaches on a machine is the ceiling
-//! `cambio serve` is measured against.
+//! no realm, no revocation, no audit, no metrics: what it reaches on a machine is the reference
+//! `cambio serve` is compared with (for an exchange that verifies its subject token).
 //!
 //! ```sh
 //! cargo build --release -p cambio-bench --example bare_exchange

@@ -175,30 +175,34 @@ impl<'a> ExchangeParams<'a> {
 pub struct ActiveToken {
     /// Shared, so that a remembered verified token is handed out again without a copy.
     pub claims: Arc<AccessTokenClaims>,
-    /// Claims Cambio never issues but must notice (`cnf`, `may_act`).
-    pub cnf: bool,
-    pub may_act: Option<Value>,
 }
 
 impl From<AccessTokenClaims> for ActiveToken {
     /// Takes our access token claims as decoded from a verified JWT payload.
-    fn from(mut claims: AccessTokenClaims) -> Self {
-        let cnf = claims.cnf.take().is_some();
-        let may_act = claims.may_act.take();
+    fn from(claims: AccessTokenClaims) -> Self {
         ActiveToken {
             claims: Arc::new(claims),
-            cnf,
-            may_act,
         }
     }
 }
 
 impl ActiveToken {
-    /// Reads our access token claims out of a verified JWT payload.
+    /// Reads access token claims out of a JSON object (tests build subject tokens this way).
+    #[cfg(test)]
     pub fn from_claims(claims: Map<String, Value>) -> OAuthResult<ActiveToken> {
         serde_json::from_value::<AccessTokenClaims>(Value::Object(claims))
             .map(ActiveToken::from)
             .map_err(|_| OAuthError::invalid_request("Invalid token"))
+    }
+
+    /// Whether the token is sender-constrained (it carries `cnf`, even as `null`).
+    fn sender_constrained(&self) -> bool {
+        self.claims.cnf.is_some()
+    }
+
+    /// The `may_act` claim (RFC 8693 §4.4), even if `null` (which names nobody).
+    fn may_act(&self) -> Option<&Value> {
+        self.claims.may_act.as_ref()
     }
 
     /// The roles the token carries, for capping what an exchange may issue.
@@ -266,7 +270,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     if !subject_user.enabled || subject.claims.exp <= now {
         return Err(invalid_token());
     }
-    if subject.cnf {
+    if subject.sender_constrained() {
         return Err(OAuthError::invalid_request(
             "Sender-constrained tokens are not supported as subject_token",
         ));
@@ -426,7 +430,7 @@ fn delegation(
     let Some(actor) = actor else {
         // A subject that names who may act for it cannot be exchanged without that actor:
         // dropping the marker would hide the delegation.
-        if subject.may_act.is_some() {
+        if subject.may_act().is_some() {
             return Err(OAuthError::invalid_request(
                 "actor_token is required: the subject token names who may act for it",
             ));
@@ -438,7 +442,7 @@ fn delegation(
             "actor_token was not issued to the requesting client",
         ));
     }
-    if let Some(may_act) = &subject.may_act {
+    if let Some(may_act) = subject.may_act() {
         let sub_ok = may_act.get("sub").and_then(Value::as_str) == Some(actor.claims.sub.as_str());
         let client_ok = may_act
             .get("client_id")
@@ -733,6 +737,31 @@ mod tests {
             may_act,
             InvalidRequest,
             "actor_token is required: the subject token names who may act for it",
+        );
+        // A present `null` is not an absent claim: `may_act: null` names no actor, so none
+        // may act; `cnf: null` still marks a sender-constrained token.
+        let with_null = |name: &str| {
+            let mut claims =
+                serde_json::to_value(&*subject("app", &["requester"], json!({})).claims).unwrap();
+            claims[name] = serde_json::Value::Null;
+            match claims {
+                serde_json::Value::Object(map) => ActiveToken::from_claims(map).unwrap(),
+                _ => unreachable!(),
+            }
+        };
+        check_err(
+            "requester",
+            "",
+            with_null("may_act"),
+            InvalidRequest,
+            "actor_token is required: the subject token names who may act for it",
+        );
+        check_err(
+            "requester",
+            "",
+            with_null("cnf"),
+            InvalidRequest,
+            "Sender-constrained tokens are not supported as subject_token",
         );
         let offline = subject(
             "app",

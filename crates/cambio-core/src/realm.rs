@@ -223,13 +223,14 @@ impl RealmSnapshot {
     /// everything reachable through composites (cycles are harmless).
     pub fn effective_role_ids(&self, user: &User) -> BTreeSet<String> {
         self.effective_roles(user)
+            .into_iter()
             .map(|(id, _)| id.to_owned())
             .collect()
     }
 
     /// The roles `user` holds, through composites and the realm's default roles, each once
     /// (in no particular order), with their ids. Mappings to deleted roles are ignored.
-    fn effective_roles<'s>(&'s self, user: &'s User) -> impl Iterator<Item = (&'s str, &'s Role)> {
+    fn effective_roles<'s>(&'s self, user: &'s User) -> Vec<(&'s str, &'s Role)> {
         let mut pending: Vec<&str> = user.role_ids.iter().map(String::as_str).collect();
         // Service accounts do not get the realm's default roles in Cambio: a machine identity
         // holds only what was given to it.
@@ -252,7 +253,7 @@ impl RealmSnapshot {
                 found.push((id.as_str(), role));
             }
         }
-        found.into_iter()
+        found
     }
 
     /// The roles `user` holds that `client` may put in a token: all of them with full scope,

@@ -67,8 +67,8 @@ pub struct AccessTokenClaims {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exchanged_from: Vec<String>,
     /// RFC 8693 §4.4: who may act for the subject. Never issued; read so that an exchange
-    /// can honour it.
-    #[serde(default, skip_serializing)]
+    /// can honour it. A present `null` counts as present (and names no actor).
+    #[serde(default, skip_serializing, deserialize_with = "present")]
     pub may_act: Option<Value>,
     /// RFC 7800 confirmation (sender-constrained token). Never issued; read so that an
     /// exchange can refuse it. A present `null` counts as present.

@@ -37,46 +37,6 @@ impl<'c> Registered<'c> {
     }
 }
 
-/// The registered claims read on their own from a payload, for [`crate::verify_as`]: every
-/// other member is skipped without being built, and a registered name given twice is refused
-/// (serde's derive reports duplicate fields), as the strict object parser does.
-#[derive(serde::Deserialize)]
-pub(crate) struct OwnedRegistered {
-    #[serde(default, deserialize_with = "present")]
-    exp: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    nbf: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    iat: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    iss: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    sub: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    jti: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    aud: Option<Value>,
-}
-
-/// A member that is present, even as `null` (which `Option`'s own impl would read as absent).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    <Value as serde::Deserialize>::deserialize(d).map(Some)
-}
-
-impl OwnedRegistered {
-    pub fn borrow(&self) -> Registered<'_> {
-        Registered {
-            exp: self.exp.as_ref(),
-            nbf: self.nbf.as_ref(),
-            iat: self.iat.as_ref(),
-            iss: self.iss.as_ref(),
-            sub: self.sub.as_ref(),
-            jti: self.jti.as_ref(),
-            aud: self.aud.as_ref(),
-        }
-    }
-}
-
 /// What validation learnt: the audience as a list (empty when absent) and `exp`, `nbf`, `iat`.
 pub(crate) struct Validated {
     pub audience: Vec<String>,

@@ -52,6 +52,6 @@ pub use jwk::{Jwk, JwkSet};
 pub use key::{MAX_JWKS_BYTES, VerifyingKey, parse_jwks};
 pub use signing::SigningKey;
 pub use verify::{
-    AudienceRule, DEFAULT_MAX_TOKEN_BYTES, KeyResolver, MAX_LEEWAY, TypRule, Validation,
-    VerifiedJwt, peek_unverified, verify, verify_as,
+    AudienceRule, DEFAULT_MAX_TOKEN_BYTES, KeyResolver, MAX_LEEWAY, TokenTimes, TypRule,
+    Validation, VerifiedJwt, peek_unverified, verify, verify_as,
 };

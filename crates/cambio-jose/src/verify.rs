@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::Algorithm;
 use crate::b64;
-use crate::claims::{self, OwnedRegistered, Registered};
+use crate::claims::{self, Registered};
 use crate::error::JwtError;
 use crate::header::{self, Header, StrictObject};
 use crate::key::VerifyingKey;
@@ -205,37 +205,56 @@ impl<C> VerifiedJwt<C> {
         self.claims
     }
 
-    /// Takes the claims, keeping the rest (header, audience, times) as proof of what was
-    /// verified, for a caller that remembers verified tokens.
-    #[must_use]
-    pub fn split_claims(self) -> (C, VerifiedJwt<()>) {
-        let VerifiedJwt {
-            header,
-            claims,
-            audience,
-            exp,
-            nbf,
-            iat,
-        } = self;
-        let rest = VerifiedJwt {
-            header,
-            claims: (),
-            audience,
-            exp,
-            nbf,
-            iat,
-        };
-        (claims, rest)
+    /// The same verified token with its claims converted by `convert`.
+    fn try_map_claims<D>(
+        self,
+        convert: impl FnOnce(C) -> Result<D, JwtError>,
+    ) -> Result<VerifiedJwt<D>, JwtError> {
+        Ok(VerifiedJwt {
+            claims: convert(self.claims)?,
+            header: self.header,
+            audience: self.audience,
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+        })
     }
 
-    /// Applies the time rules of `v` again, at `v.now` with its leeway: a token verified
-    /// earlier and remembered must still pass them each time it is used. (Signature, issuer,
-    /// audience and type do not change with time; the caller keeps the rules for those fixed.)
+    /// The time claims, to apply the time rules again later (a caller that remembers
+    /// verified tokens must, each time it uses one).
+    #[must_use]
+    pub fn times(&self) -> TokenTimes {
+        TokenTimes {
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+        }
+    }
+}
+
+/// `exp`, `nbf` and `iat` of a verified token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenTimes {
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iat: Option<u64>,
+}
+
+impl TokenTimes {
+    /// `exp`, if the token has one.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<u64> {
+        self.exp
+    }
+
+    /// Applies the time rules of `v` (expiry, not-before, issued-at) at `v.now`, with its
+    /// leeway, exactly as [`verify`] did. Signature, issuer, audience and type do not change
+    /// with time; a caller that remembers a verification keeps the rules for those fixed.
     ///
     /// # Errors
     /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::IssuedInFuture`] or
     /// [`JwtError::MissingClaim`] for `exp`.
-    pub fn check_times(&self, v: &Validation<'_>) -> Result<(), JwtError> {
+    pub fn check(&self, v: &Validation<'_>) -> Result<(), JwtError> {
         claims::check_times([self.exp, self.nbf, self.iat], v)
     }
 }
@@ -359,34 +378,21 @@ pub fn verify(
     Ok(verified(parts.header, claims, validated))
 }
 
-/// Verifies a compact JWS like [`verify`] and decodes its claims straight into `C`, without
-/// building a JSON object first: the registered claims are read and validated in one pass
-/// that skips everything else, then the payload is decoded into `C`.
-///
-/// Meant for tokens whose payload the caller's own keys signed (an access token it issued):
-/// duplicate names among the registered claims and among `C`'s fields are refused, but
-/// duplicates of members `C` ignores are not looked for, which [`verify`] does for tokens of
-/// other issuers.
+/// Verifies a compact JWS exactly as [`verify`] does (the same strict object parsing and
+/// claim validation, so the same verdict for every token), then converts the claims into `C`.
 ///
 /// # Errors
-/// The [`JwtError`] for the first failed check; [`JwtError::Malformed`] when the payload does
-/// not decode into `C`.
+/// The [`JwtError`] of [`verify`]; [`JwtError::Malformed`] when the verified claims do not
+/// fit `C`.
 pub fn verify_as<C: DeserializeOwned>(
     token: &str,
     keys: &(impl KeyResolver + ?Sized),
     v: &Validation<'_>,
 ) -> Result<VerifiedJwt<C>, JwtError> {
-    let parts = signed_parts(token, keys, v)?;
-    let json = b64::decode(parts.payload).ok_or(JwtError::Malformed("payload is not base64url"))?;
-    if json.first() != Some(&b'{') {
-        return Err(JwtError::Malformed("payload is not a JSON object"));
-    }
-    let registered: OwnedRegistered = serde_json::from_slice(&json)
-        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
-    let validated = claims::validate(&registered.borrow(), v)?;
-    let claims: C = serde_json::from_slice(&json)
-        .map_err(|_| JwtError::Malformed("payload does not match the expected claims"))?;
-    Ok(verified(parts.header, claims, validated))
+    verify(token, keys, v)?.try_map_claims(|claims| {
+        serde_json::from_value(Value::Object(claims))
+            .map_err(|_| JwtError::Malformed("payload does not match the expected claims"))
+    })
 }
 
 /// The checks before the payload is looked at: size and shape, the `typ` rule, the key

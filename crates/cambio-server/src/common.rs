@@ -127,20 +127,24 @@ pub fn active_access_token(
         require_exp: true,
         max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
     };
+    // The size bound comes first, before the token is even hashed for the cache.
+    if token.len() > validation.max_token_bytes {
+        return None;
+    }
     let active = match app.verified_tokens.get(token, rt.generation, &validation) {
         Some(remembered) => remembered,
         None => {
-            // Our own keys signed it, so its payload is decoded straight into our claims type.
+            // Our own keys signed it, so its claims are our claims type.
             let verified = cambio_jose::verify_as::<AccessTokenClaims>(
                 token,
                 rt.verifiers.as_slice(),
                 &validation,
             )
             .ok()?;
-            let (claims, verified) = verified.split_claims();
-            let active = ActiveToken::from(claims);
+            let times = verified.times();
+            let active = ActiveToken::from(verified.into_claims());
             app.verified_tokens
-                .insert(token, rt.generation, verified, &active, now, || {
+                .insert(token, rt.generation, times, &active, now, || {
                     app.runtime_generations()
                 });
             active

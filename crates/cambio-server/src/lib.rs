@@ -73,14 +73,11 @@ pub struct Config {
     pub key_activation_delay: Option<Duration>,
     /// Recently verified access tokens remembered, for the whole server (0: off).
     pub verified_token_cache: usize,
-    /// How long audit events are kept; None keeps them forever.
+    /// How long audit events are kept; None (the default, as in Keycloak) keeps them forever.
     pub events_retention: Option<Duration>,
     /// How often expired sessions, tokens and old events are purged (tests shorten it).
     pub maintenance_interval: Duration,
 }
-
-/// Audit events are kept this long unless configured otherwise.
-pub const DEFAULT_EVENTS_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The default key activation delay when several nodes may share the database.
 pub const DEFAULT_KEY_ACTIVATION_DELAY: Duration = Duration::from_secs(5);
@@ -103,7 +100,7 @@ impl Default for Config {
             lockout: Lockout::default(),
             key_activation_delay: None,
             verified_token_cache: DEFAULT_VERIFIED_TOKEN_CACHE,
-            events_retention: Some(DEFAULT_EVENTS_RETENTION),
+            events_retention: None,
             maintenance_interval: Duration::from_secs(60),
         }
     }
@@ -237,6 +234,13 @@ impl Server {
             .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
             .unwrap_or_default();
         let app = router(self.state.clone(), &relative);
+        match self.events_retention {
+            Some(retention) => tracing::info!(
+                retention_seconds = retention.as_secs(),
+                "audit events older than the retention are deleted once a minute"
+            ),
+            None => tracing::info!("audit events are kept forever (no events retention set)"),
+        }
         let maintenance = tokio::spawn(maintenance(
             self.state.clone(),
             self.maintenance_interval,
@@ -352,7 +356,8 @@ async fn maintenance(state: Arc<AppState>, every: Duration, events_retention: Op
                     tracing::warn!(%error, "purge of expired records failed");
                 }
                 if let Some(retention) = events_retention {
-                    let cutoff = random::now_ms().saturating_sub(retention.as_millis() as u64);
+                    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+                    let cutoff = random::now_ms().saturating_sub(retention_ms);
                     purge_events(&*state.store, cutoff).await;
                 }
             }

@@ -32,13 +32,12 @@ pub fn uuid() -> String {
 pub fn uuid_pair() -> (String, String) {
     let mut bytes = [0u8; 32];
     fill(&mut bytes);
+    // Both halves are exactly 16 bytes; the conversions cannot fail.
     let (a, b) = bytes.split_at(16);
-    let half = |s: &[u8]| {
-        let mut out = [0u8; 16];
-        out.copy_from_slice(s);
-        uuid_of(out)
-    };
-    (half(a), half(b))
+    (
+        uuid_of(a.try_into().unwrap_or_default()),
+        uuid_of(b.try_into().unwrap_or_default()),
+    )
 }
 
 fn uuid_of(bytes: [u8; 16]) -> String {

@@ -14,25 +14,33 @@
 //! session, and the user's current state.
 //!
 //! The key is the whole token (a keyed hash map compares the full bytes), so only the very
-//! same token can hit; only tokens that passed verification are ever inserted. The map is
+//! same token can hit; only tokens that passed verification are ever inserted, and only up to
+//! [`MAX_REMEMBERED_TOKEN_BYTES`] (real access tokens are 1–2 KiB; a larger one is verified
+//! every time rather than let a few huge tokens fill memory). An entry is the token, its
+//! decoded claims and three times: at most ~12 KiB, ~3 KiB for a typical token. The map is
 //! bounded for the whole server (not per realm, so many realms cannot multiply it): when full,
-//! expired entries and those of replaced runtimes are dropped, and if that freed nothing, it is
-//! emptied and refills on demand (the worst case is the cost without a cache).
+//! expired entries and those of replaced runtimes are dropped, and if that frees less than a
+//! quarter of it, it is emptied and refills on demand (the worst case is the cost without a
+//! cache, and a full cache does not pay for a sweep on every insert).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use cambio_core::exchange::ActiveToken;
-use cambio_jose::{Validation, VerifiedJwt};
+use cambio_jose::{TokenTimes, Validation};
 
-/// The default number of remembered tokens, for the whole server (a few KiB each at most).
-pub const DEFAULT_CAPACITY: usize = 4096;
+/// The default number of remembered tokens, for the whole server: ~6 MiB of typical tokens,
+/// ~24 MiB at most.
+pub const DEFAULT_CAPACITY: usize = 2048;
+
+/// Tokens longer than this are not remembered.
+pub const MAX_REMEMBERED_TOKEN_BYTES: usize = 4096;
 
 /// A remembered verification: what the verifier established, and the token it produced.
 struct Entry {
     /// The realm runtime whose keys verified it.
     generation: u64,
-    verified: VerifiedJwt<()>,
+    times: TokenTimes,
     token: ActiveToken,
 }
 
@@ -53,14 +61,14 @@ impl VerifiedTokens {
     /// The remembered token, if `token` was verified by the realm runtime of this
     /// `generation` and its times still pass `v`.
     pub fn get(&self, token: &str, generation: u64, v: &Validation<'_>) -> Option<ActiveToken> {
-        if self.capacity == 0 {
+        if self.capacity == 0 || token.len() > MAX_REMEMBERED_TOKEN_BYTES {
             return None;
         }
         let entry = self.entries.read().ok()?.get(token).cloned()?;
         if entry.generation != generation {
             return None;
         }
-        entry.verified.check_times(v).ok()?;
+        entry.times.check(v).ok()?;
         Some(entry.token.clone())
     }
 
@@ -71,12 +79,12 @@ impl VerifiedTokens {
         &self,
         token: &str,
         generation: u64,
-        verified: VerifiedJwt<()>,
+        times: TokenTimes,
         active: &ActiveToken,
         now: u64,
         live_generations: impl FnOnce() -> HashSet<u64>,
     ) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || token.len() > MAX_REMEMBERED_TOKEN_BYTES {
             return;
         }
         let Ok(mut entries) = self.entries.write() else {
@@ -85,9 +93,11 @@ impl VerifiedTokens {
         if entries.len() >= self.capacity {
             let live = live_generations();
             entries.retain(|_, e| {
-                e.verified.expires_at().is_some_and(|exp| exp > now) && live.contains(&e.generation)
+                e.times.expires_at().is_some_and(|exp| exp > now) && live.contains(&e.generation)
             });
-            if entries.len() >= self.capacity {
+            // Unless a quarter (at least one entry) was freed, start over.
+            let keep_at_most = self.capacity - (self.capacity / 4).max(1);
+            if entries.len() > keep_at_most {
                 entries.clear();
             }
         }
@@ -95,7 +105,7 @@ impl VerifiedTokens {
             token.into(),
             Arc::new(Entry {
                 generation,
-                verified,
+                times,
                 token: active.clone(),
             }),
         );
@@ -113,25 +123,25 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
-    /// A signed, verified access token that expires at `exp`, and its decoded form.
+    /// A signed, verified access token that expires at `exp`, its times and decoded form.
     fn signed_and_verified(
         key: &SigningKey,
         jti: &str,
         exp: u64,
-    ) -> (String, VerifiedJwt<()>, ActiveToken) {
+    ) -> (String, TokenTimes, ActiveToken) {
         let claims = json!({
             "exp": exp, "iat": NOW, "jti": jti, "iss": "https://sts/realms/demo", "sub": "alice",
             "typ": "Bearer", "azp": "app", "client_id": "app", "scope": "",
         });
         let token = key.sign("at+jwt", &claims).unwrap();
-        let (claims, verified) = cambio_jose::verify_as::<cambio_core::tokens::AccessTokenClaims>(
+        let verified = cambio_jose::verify_as::<cambio_core::tokens::AccessTokenClaims>(
             &token,
             &key.verifying_key(),
             &validation(NOW),
         )
-        .unwrap()
-        .split_claims();
-        (token, verified, ActiveToken::from(claims))
+        .unwrap();
+        let times = verified.times();
+        (token, times, ActiveToken::from(verified.into_claims()))
     }
 
     fn validation(now: u64) -> Validation<'static> {

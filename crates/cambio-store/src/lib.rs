@@ -46,8 +46,6 @@ const MAX_EVENTS_PAGE: u64 = 1000;
 /// The page size used when the caller asks for `max == 0`, matching the admin API default.
 const DEFAULT_EVENTS_PAGE: u64 = 100;
 
-/// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
-/// stored faithfully; refusing them is better than wrapping into negative times.
 /// The head of a multi-row audit event insert; [`bind_event`] binds each row.
 const INSERT_EVENTS: &str = "INSERT INTO events (time, realm_id, event_type, client_id, \
      user_id, session_id, ip_address, error, details) ";
@@ -74,18 +72,25 @@ fn bind_event<'e, DB>(
         .push_bind(event.details.as_str());
 }
 
-/// A migrator over migration files embedded in the binary: (version, description, SQL).
-fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+/// One migration file embedded in the binary.
+struct EmbeddedMigration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// A migrator over migration files embedded in the binary.
+fn embedded_migrator(files: &[EmbeddedMigration]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType};
     sqlx::migrate::Migrator::with_migrations(
         files
             .iter()
-            .map(|&(version, description, sql)| {
+            .map(|m| {
                 Migration::new(
-                    version,
-                    std::borrow::Cow::Borrowed(description),
+                    m.version,
+                    std::borrow::Cow::Borrowed(m.description),
                     MigrationType::Simple,
-                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    sqlx::SqlSafeStr::into_sql_str(m.sql),
                     false,
                 )
             })
@@ -93,6 +98,8 @@ fn embedded_migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migra
     )
 }
 
+/// Converts a time or counter for a signed 64-bit column. Values above `i64::MAX` cannot be
+/// stored faithfully; refusing them is better than wrapping into negative times.
 fn to_db(value: u64) -> StoreResult<i64> {
     i64::try_from(value)
         .map_err(|_| StoreError::Corrupt(format!("{value} does not fit in a BIGINT column")))

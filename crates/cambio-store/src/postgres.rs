@@ -26,6 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
+use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
     ChangeNotice, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock, MAX_EVENTS_PAGE, Object,
@@ -85,16 +86,16 @@ fn session_settings() -> String {
 /// here for every new file in `migrations/postgres`.
 fn migrator() -> Migrator {
     crate::embedded_migrator(&[
-        (
-            1,
-            "initial",
-            include_str!("../migrations/postgres/0001_initial.sql"),
-        ),
-        (
-            2,
-            "events time",
-            include_str!("../migrations/postgres/0002_events_time.sql"),
-        ),
+        EmbeddedMigration {
+            version: 1,
+            description: "initial",
+            sql: include_str!("../migrations/postgres/0001_initial.sql"),
+        },
+        EmbeddedMigration {
+            version: 2,
+            description: "events time",
+            sql: include_str!("../migrations/postgres/0002_events_time.sql"),
+        },
     ])
 }
 

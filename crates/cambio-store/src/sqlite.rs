@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
     DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
@@ -37,16 +38,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `migrations/sqlite`.
 fn migrator() -> Migrator {
     crate::embedded_migrator(&[
-        (
-            1,
-            "initial",
-            include_str!("../migrations/sqlite/0001_initial.sql"),
-        ),
-        (
-            2,
-            "events time",
-            include_str!("../migrations/sqlite/0002_events_time.sql"),
-        ),
+        EmbeddedMigration {
+            version: 1,
+            description: "initial",
+            sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+        },
+        EmbeddedMigration {
+            version: 2,
+            description: "events time",
+            sql: include_str!("../migrations/sqlite/0002_events_time.sql"),
+        },
     ])
 }
 

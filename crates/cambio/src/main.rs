@@ -143,11 +143,11 @@ struct ServeArgs {
     #[arg(long, env = "CAMBIO_ALLOW_HTTP_LOOPBACK_JWKS")]
     allow_http_loopback_jwks: bool,
     /// How many recently verified access tokens the server remembers, so that a token
-    /// presented again skips the signature check (0 turns it off; default 4096).
+    /// presented again skips the signature check (0 turns it off; default 2048).
     #[arg(long, env = "CAMBIO_VERIFIED_TOKEN_CACHE")]
     verified_token_cache: Option<usize>,
-    /// Days audit events are kept before the cleanup job deletes them (0 keeps them forever;
-    /// default 30).
+    /// Days audit events are kept before the cleanup job deletes them (unset or 0: kept
+    /// forever).
     #[arg(long, env = "CAMBIO_EVENTS_RETENTION_DAYS")]
     events_retention_days: Option<u64>,
 }
@@ -290,9 +290,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .or(file.verified_token_cache)
             .unwrap_or(cambio_server::DEFAULT_VERIFIED_TOKEN_CACHE),
         events_retention: match args.events_retention_days.or(file.events_retention_days) {
-            Some(0) => None,
-            Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
-            None => Some(cambio_server::DEFAULT_EVENTS_RETENTION),
+            None | Some(0) => None,
+            // Beyond a thousand years the retention is "forever" in all but name.
+            Some(days) => Some(std::time::Duration::from_secs(days.min(365_000) * 86_400)),
         },
         ..Default::default()
     };

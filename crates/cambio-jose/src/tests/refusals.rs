@@ -520,21 +520,30 @@ fn typed_claims_are_decoded_strictly() {
     );
     assert_eq!(good.expires_at(), Some(exp));
 
-    // A field of the target type given twice, or mistyped, or missing.
-    for payload in [
-        format!(r#"{{"sub":"a","scope":"s","scope":"t","exp":{exp}}}"#),
-        format!(r#"{{"sub":"a","scope":1,"exp":{exp}}}"#),
-        format!(r#"{{"sub":"a","exp":{exp}}}"#),
-    ] {
-        assert_eq!(
-            verify(&payload).unwrap_err(),
-            JwtError::Malformed("payload does not match the expected claims"),
-            "{payload}"
-        );
-    }
-    // Registered claims are validated before the target type is looked at, with the same
-    // rules as `verify`: duplicates, `null`, wrong types and expiry.
+    // Everything `verify` refuses, `verify_as` refuses the same way: duplicates (of a field of
+    // the target type or of a member it ignores), broken strings in ignored members, deep
+    // nesting, and the registered claims' rules.
     for (payload, error) in [
+        (
+            format!(r#"{{"sub":"a","scope":"s","scope":"t","exp":{exp}}}"#),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
+        (
+            format!(r#"{{"sub":"a","scope":"s","x":1,"x":2,"exp":{exp}}}"#),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
+        (
+            format!(r#"{{"sub":"a","scope":"s","x":"\ud800","exp":{exp}}}"#),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
+        (
+            format!(
+                r#"{{"sub":"a","scope":"s","x":{}{},"exp":{exp}}}"#,
+                "[".repeat(5000),
+                "]".repeat(5000)
+            ),
+            JwtError::Malformed("payload is not a JSON object"),
+        ),
         (
             format!(r#"{{"sub":"a","scope":"s","exp":{exp},"exp":{exp}}}"#),
             JwtError::Malformed("payload is not a JSON object"),
@@ -559,7 +568,25 @@ fn typed_claims_are_decoded_strictly() {
             format!(r#"["a","s",{exp}]"#),
             JwtError::Malformed("payload is not a JSON object"),
         ),
+        // Verified, but not the shape of the target type: mistyped or missing fields.
+        (
+            format!(r#"{{"sub":"a","scope":1,"exp":{exp}}}"#),
+            JwtError::Malformed("payload does not match the expected claims"),
+        ),
+        (
+            format!(r#"{{"sub":"a","exp":{exp}}}"#),
+            JwtError::Malformed("payload does not match the expected claims"),
+        ),
     ] {
+        let token = craft(&header, &payload, key);
         assert_eq!(verify(&payload).unwrap_err(), error, "{payload}");
+        // The same verdict as `verify`, except for the last two, which it accepts.
+        if !matches!(error, JwtError::Malformed(m) if m.starts_with("payload does not")) {
+            assert_eq!(
+                crate::verify(&token, &keys, &validation()).unwrap_err(),
+                error,
+                "{payload}"
+            );
+        }
     }
 }

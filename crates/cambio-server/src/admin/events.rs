@@ -38,9 +38,25 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     if let Ok(ms) = value.parse::<u64>() {
         return Ok(ms);
     }
-    let format =
-        time::format_description::parse_borrowed::<2>("[year]-[month]-[day]").map_err(|_| bad())?;
-    let date = time::Date::parse(value, &format).map_err(|_| bad())?;
+    // Four-digit year, then month and day of one or two digits (Keycloak's `yyyy-MM-dd`
+    // parsing takes `2026-1-5` too); the calendar says whether the day exists.
+    let mut parts = value.split('-');
+    let (Some(year), Some(month), Some(day), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let number = |s: &str, digits: std::ops::RangeInclusive<usize>| {
+        (digits.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u16>().ok())
+            .flatten()
+            .ok_or_else(bad)
+    };
+    let month = u8::try_from(number(month, 1..=2)?).map_err(|_| bad())?;
+    let month = time::Month::try_from(month).map_err(|_| bad())?;
+    let day = u8::try_from(number(day, 1..=2)?).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(i32::from(number(year, 4..=4)?), month, day)
+        .map_err(|_| bad())?;
     let start = date.midnight().assume_utc().unix_timestamp();
     let start = u64::try_from(start).map_err(|_| bad())? * 1000;
     Ok(if end_of_day {
@@ -154,6 +170,10 @@ mod tests {
         assert_eq!(parse_date("2026-11-22", false).unwrap(), 1_795_305_600_000);
         assert_eq!(parse_date("2024-02-29", false).unwrap(), 1_709_164_800_000);
         assert_eq!(
+            parse_date("2026-1-5", false).unwrap(),
+            parse_date("2026-01-05", false).unwrap()
+        );
+        assert_eq!(
             parse_date("1795305600000", true).unwrap(),
             1_795_305_600_000
         );
@@ -164,6 +184,9 @@ mod tests {
             "1969-12-31",
             "26-11-22",
             "2026/11/22",
+            "+2026-11-22",
+            "2026-011-22",
+            "2026-11-22-1",
             "",
             "x",
         ] {

@@ -1,3 +1,3 @@
 -- Audit events are purged by age across all realms (the events retention setting); without
 -- an index on time alone every purge would scan the whole table.
-CREATE INDEX events_time ON events (time);
+CREATE INDEX IF NOT EXISTS events_time ON events (time);
