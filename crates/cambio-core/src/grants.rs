@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::issue::{self, IssueSpec, Issued, RefreshData};
 use crate::model::{Client, User};
-use crate::realm::{RealmSnapshot, RoleSet};
+use crate::realm::{RealmSnapshot, RoleCap};
 use crate::scope::GrantedScope;
 
 /// The grant types the token endpoint knows.
@@ -262,10 +262,12 @@ pub fn refresh(
             }
         }
     }
-    let mut roles = realm.roles_in_scope(user, client);
-    if let Some(ceiling) = &presented.data.role_ceiling {
-        roles = roles.intersect(&RoleSet::from(ceiling));
-    }
+    let ceiling = presented
+        .data
+        .role_ceiling
+        .as_ref()
+        .map(|c| c as &dyn RoleCap);
+    let roles = realm.roles_in_scope_within(user, client, ceiling);
     let refresh_lifetime = if presented.offline {
         realm.realm.offline_session_idle_timeout
     } else {
@@ -397,10 +399,50 @@ mod tests {
         );
     }
 
+    /// A refresh token of requester `c-req` for `user`, in a live session, valid until 100.
+    fn live_refresh<'a>(data: &'a RefreshData, user: &'a User) -> PresentedRefresh<'a> {
+        PresentedRefresh {
+            issued_to: "c-req",
+            expires_at: 100,
+            offline: false,
+            stored_scope: "roles",
+            data,
+            session_id: "s",
+            session_active: true,
+            user: Some(user),
+        }
+    }
+
+    /// A role of the client `c-orders` (orders-api).
+    fn orders_role(id: &str, name: &str) -> crate::model::Role {
+        crate::model::Role {
+            id: id.into(),
+            name: name.into(),
+            client_id: Some("c-orders".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The `roles` client scope, which puts roles in tokens without naming itself in `scope`.
+    fn roles_scope() -> crate::model::ClientScope {
+        crate::model::ClientScope {
+            name: "roles".into(),
+            include_in_token_scope: false,
+            ..Default::default()
+        }
+    }
+
+    fn test_ids() -> Ids {
+        Ids {
+            access_jti: "a".into(),
+            id_jti: "i".into(),
+        }
+    }
+
     #[test]
     fn refresh_refuses_a_disabled_audience() {
         // Keycloak CVE-2026-93999: refreshing an exchanged token kept serving a disabled target.
-        use crate::model::{Realm, Role};
+        use crate::model::Realm;
         let requester = Client {
             id: "c-req".into(),
             client_id: "requester".into(),
@@ -413,17 +455,8 @@ mod tests {
             enabled,
             ..Default::default()
         };
-        let role = Role {
-            id: "r1".into(),
-            name: "view".into(),
-            client_id: Some("c-orders".into()),
-            ..Default::default()
-        };
-        let scope = crate::model::ClientScope {
-            name: "roles".into(),
-            include_in_token_scope: false,
-            ..Default::default()
-        };
+        let role = orders_role("r1", "view");
+        let scope = roles_scope();
         let user = User {
             id: "u".into(),
             role_ids: vec!["r1".into()],
@@ -433,20 +466,7 @@ mod tests {
             audience_filter: Some(vec!["orders-api".into()]),
             ..Default::default()
         };
-        let presented = PresentedRefresh {
-            issued_to: "c-req",
-            expires_at: 100,
-            offline: false,
-            stored_scope: "roles",
-            data: &data,
-            session_id: "s",
-            session_active: true,
-            user: Some(&user),
-        };
-        let ids = || Ids {
-            access_jti: "a".into(),
-            id_jti: "i".into(),
-        };
+        let presented = live_refresh(&data, &user);
         for (enabled, expected) in [
             (true, None),
             (false, Some("Audience client is disabled or removed")),
@@ -458,12 +478,68 @@ mod tests {
                 vec![role.clone()],
                 vec![scope.clone()],
             );
-            let got = refresh(&realm, &requester, presented.clone(), None, 10, ids());
+            let got = refresh(&realm, &requester, presented.clone(), None, 10, test_ids());
             match expected {
                 None => assert_eq!(got.unwrap().access.aud, ["orders-api"]),
                 Some(description) => assert_eq!(got.unwrap_err().description, description),
             }
         }
+    }
+
+    #[test]
+    fn refresh_of_an_exchanged_token_keeps_its_role_ceiling() {
+        // The user holds two roles of orders-api; the exchanged token carried only one, so
+        // refreshing it issues that one, even though the user could have more.
+        use crate::issue::RoleCeiling;
+        use crate::model::Realm;
+        let client = Client {
+            id: "c-req".into(),
+            client_id: "requester".into(),
+            full_scope_allowed: true,
+            default_client_scopes: vec!["roles".into()],
+            ..Default::default()
+        };
+        let orders = Client {
+            id: "c-orders".into(),
+            client_id: "orders-api".into(),
+            enabled: true,
+            ..Default::default()
+        };
+        let scope = roles_scope();
+        let user = User {
+            id: "u".into(),
+            role_ids: vec!["r-view".into(), "r-admin".into()],
+            ..Default::default()
+        };
+        let realm = RealmSnapshot::new(
+            Realm::default(),
+            String::new(),
+            vec![client.clone(), orders],
+            vec![
+                orders_role("r-view", "view"),
+                orders_role("r-admin", "admin"),
+            ],
+            vec![scope],
+        );
+        let roles_after_refresh = |role_ceiling: Option<RoleCeiling>| {
+            let data = RefreshData {
+                role_ceiling,
+                ..Default::default()
+            };
+            let presented = live_refresh(&data, &user);
+            let issued = refresh(&realm, &client, presented, None, 10, test_ids()).unwrap();
+            issued.access.resource_access.unwrap()["orders-api"]
+                .roles
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(roles_after_refresh(None), ["admin", "view"]);
+        let ceiling = RoleCeiling {
+            realm: Vec::new(),
+            clients: [("orders-api".to_owned(), vec!["view".to_owned()])].into(),
+        };
+        assert_eq!(roles_after_refresh(Some(ceiling)), ["view"]);
     }
 
     #[test]

@@ -30,6 +30,19 @@ pub struct RoleCeiling {
     pub clients: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+/// A refresh token of an exchanged token never issues more than the token it came from.
+impl crate::realm::RoleCap for RoleCeiling {
+    fn allows(&self, client: Option<&str>, role: &str) -> bool {
+        match client {
+            None => self.realm.iter().any(|r| r == role),
+            Some(client) => self
+                .clients
+                .get(client)
+                .is_some_and(|roles| roles.iter().any(|r| r == role)),
+        }
+    }
+}
+
 impl From<&RoleSet> for RoleCeiling {
     fn from(set: &RoleSet) -> Self {
         RoleCeiling {
@@ -38,19 +51,6 @@ impl From<&RoleSet> for RoleCeiling {
                 .clients
                 .iter()
                 .map(|(c, r)| (c.clone(), r.iter().cloned().collect()))
-                .collect(),
-        }
-    }
-}
-
-impl From<&RoleCeiling> for RoleSet {
-    fn from(c: &RoleCeiling) -> Self {
-        RoleSet {
-            realm: c.realm.iter().cloned().collect(),
-            clients: c
-                .clients
-                .iter()
-                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
                 .collect(),
         }
     }

@@ -27,31 +27,7 @@ pub trait RoleCap {
     fn allows(&self, client: Option<&str>, role: &str) -> bool;
 }
 
-impl RoleCap for RoleSet {
-    fn allows(&self, client: Option<&str>, role: &str) -> bool {
-        match client {
-            None => self.realm.contains(role),
-            Some(client) => self.clients.get(client).is_some_and(|r| r.contains(role)),
-        }
-    }
-}
-
 impl RoleSet {
-    /// Keeps only the roles also present in `other`.
-    pub fn intersect(&self, other: &RoleSet) -> RoleSet {
-        let realm = self.realm.intersection(&other.realm).cloned().collect();
-        let clients = self
-            .clients
-            .iter()
-            .filter_map(|(client, roles)| {
-                let theirs = other.clients.get(client)?;
-                let both: BTreeSet<String> = roles.intersection(theirs).cloned().collect();
-                (!both.is_empty()).then(|| (client.clone(), both))
-            })
-            .collect();
-        RoleSet { realm, clients }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.realm.is_empty() && self.clients.is_empty()
     }

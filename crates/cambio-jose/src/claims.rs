@@ -8,53 +8,25 @@
 use serde_json::{Map, Number, Value};
 
 use crate::error::JwtError;
-use crate::verify::{AudienceRule, MAX_LEEWAY, Validation};
+use crate::header::Header;
+use crate::verify::{AudienceRule, MAX_LEEWAY, Validation, VerifiedJwt, verified};
 
-/// The registered claims of a payload, borrowed from wherever the payload was parsed to.
-/// `None` means absent; a present `null` is `Some(Value::Null)` and is refused as mistyped.
-#[derive(Default)]
-pub(crate) struct Registered<'c> {
-    pub exp: Option<&'c Value>,
-    pub nbf: Option<&'c Value>,
-    pub iat: Option<&'c Value>,
-    pub iss: Option<&'c Value>,
-    pub sub: Option<&'c Value>,
-    pub jti: Option<&'c Value>,
-    pub aud: Option<&'c Value>,
-}
-
-impl<'c> Registered<'c> {
-    pub fn of_map(claims: &'c Map<String, Value>) -> Self {
-        Registered {
-            exp: claims.get("exp"),
-            nbf: claims.get("nbf"),
-            iat: claims.get("iat"),
-            iss: claims.get("iss"),
-            sub: claims.get("sub"),
-            jti: claims.get("jti"),
-            aud: claims.get("aud"),
-        }
-    }
-}
-
-/// What validation learnt: the audience as a list (empty when absent) and `exp`, `nbf`, `iat`.
-pub(crate) struct Validated {
-    pub audience: Vec<String>,
-    pub times: [Option<u64>; 3],
-}
-
-/// Validates the registered claims of a signature-checked payload.
-pub(crate) fn validate(claims: &Registered<'_>, v: &Validation<'_>) -> Result<Validated, JwtError> {
+/// Validates signature-checked claims and builds the verified token.
+pub(crate) fn validate(
+    header: Header,
+    claims: Map<String, Value>,
+    v: &Validation<'_>,
+) -> Result<VerifiedJwt, JwtError> {
     // Rounding towards the stricter side: an expiry with a fraction ends at
     // the whole second before it, a start time begins at the one after.
-    let exp = numeric_date(claims.exp, "exp", Rounding::Down)?;
-    let nbf = numeric_date(claims.nbf, "nbf", Rounding::Up)?;
-    let iat = numeric_date(claims.iat, "iat", Rounding::Up)?;
+    let exp = numeric_date(&claims, "exp", Rounding::Down)?;
+    let nbf = numeric_date(&claims, "nbf", Rounding::Up)?;
+    let iat = numeric_date(&claims, "iat", Rounding::Up)?;
     check_times([exp, nbf, iat], v)?;
 
-    let iss = optional_str(claims.iss, "iss")?;
-    optional_str(claims.sub, "sub")?;
-    optional_str(claims.jti, "jti")?;
+    let iss = optional_str(&claims, "iss")?;
+    optional_str(&claims, "sub")?;
+    optional_str(&claims, "jti")?;
     if let Some(expected) = v.issuer {
         // RFC 7519 section 4.1.1: a case-sensitive string comparison.
         match iss {
@@ -64,13 +36,15 @@ pub(crate) fn validate(claims: &Registered<'_>, v: &Validation<'_>) -> Result<Va
         }
     }
 
-    let audience = audience(claims.aud)?;
+    let audience = audience(&claims)?;
     check_audience(audience.as_deref(), v.audience)?;
 
-    Ok(Validated {
-        audience: audience.unwrap_or_default(),
-        times: [exp, nbf, iat],
-    })
+    Ok(verified(
+        header,
+        claims,
+        audience.unwrap_or_default(),
+        [exp, nbf, iat],
+    ))
 }
 
 /// The time rules: `exp` (required when the validation says so), `nbf` and `iat`, each with
@@ -109,11 +83,11 @@ enum Rounding {
 /// possibly fractional. Strings, `null`, negative values and values beyond
 /// `u64` are refused.
 fn numeric_date(
-    value: Option<&Value>,
+    claims: &Map<String, Value>,
     name: &'static str,
     rounding: Rounding,
 ) -> Result<Option<u64>, JwtError> {
-    match value {
+    match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => number_to_secs(n, rounding)
             .map(Some)
@@ -147,10 +121,10 @@ fn number_to_secs(n: &Number, rounding: Rounding) -> Option<u64> {
 
 /// A claim that must be a string when present.
 fn optional_str<'c>(
-    value: Option<&'c Value>,
+    claims: &'c Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<&'c str>, JwtError> {
-    match value {
+    match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(JwtError::InvalidClaim(name)),
@@ -159,8 +133,8 @@ fn optional_str<'c>(
 
 /// `aud` is a string or an array of strings (RFC 7519 section 4.1.3);
 /// `None` when absent.
-fn audience(value: Option<&Value>) -> Result<Option<Vec<String>>, JwtError> {
-    match value {
+fn audience(claims: &Map<String, Value>) -> Result<Option<Vec<String>>, JwtError> {
+    match claims.get("aud") {
         None => Ok(None),
         Some(Value::String(aud)) => Ok(Some(vec![aud.clone()])),
         Some(Value::Array(items)) => items

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::alg::Algorithm;
 use crate::b64;
-use crate::claims::{self, Registered};
+use crate::claims;
 use crate::error::JwtError;
 use crate::header::{self, Header, StrictObject};
 use crate::key::VerifyingKey;
@@ -371,11 +371,27 @@ pub fn verify(
     keys: &(impl KeyResolver + ?Sized),
     v: &Validation<'_>,
 ) -> Result<VerifiedJwt, JwtError> {
-    let parts = signed_parts(token, keys, v)?;
+    let parts = split(token, v.max_token_bytes)?;
+    check_typ(parts.header.typ.as_deref(), v.typ)?;
+
+    let key = keys
+        .resolve(parts.header.kid.as_deref(), parts.alg)
+        .ok_or(JwtError::KeyNotFound)?;
+    // The key's algorithm was fixed when it was loaded; the header may not
+    // choose another one (RFC 8725 section 3.1).
+    if key.algorithm() != parts.alg {
+        return Err(JwtError::AlgorithmMismatch);
+    }
+    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+    let len = b64::decode_into(parts.signature, &mut signature)
+        .ok_or(JwtError::Malformed("signature is not base64url"))?;
+    if !key.verify_signature(parts.signing_input, &signature[..len]) {
+        return Err(JwtError::BadSignature);
+    }
+
     // Only now, with the signature checked, is the payload parsed.
     let claims = parse_payload(parts.payload)?;
-    let validated = claims::validate(&Registered::of_map(&claims), v)?;
-    Ok(verified(parts.header, claims, validated))
+    claims::validate(parts.header, claims, v)
 }
 
 /// Verifies a compact JWS exactly as [`verify`] does (the same strict object parsing and
@@ -395,39 +411,19 @@ pub fn verify_as<C: DeserializeOwned>(
     })
 }
 
-/// The checks before the payload is looked at: size and shape, the `typ` rule, the key
-/// (whose algorithm must be the header's) and the signature.
-fn signed_parts<'t>(
-    token: &'t str,
-    keys: &(impl KeyResolver + ?Sized),
-    v: &Validation<'_>,
-) -> Result<Parts<'t>, JwtError> {
-    let parts = split(token, v.max_token_bytes)?;
-    check_typ(parts.header.typ.as_deref(), v.typ)?;
-
-    let key = keys
-        .resolve(parts.header.kid.as_deref(), parts.alg)
-        .ok_or(JwtError::KeyNotFound)?;
-    // The key's algorithm was fixed when it was loaded; the header may not
-    // choose another one (RFC 8725 section 3.1).
-    if key.algorithm() != parts.alg {
-        return Err(JwtError::AlgorithmMismatch);
-    }
-    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
-    let len = b64::decode_into(parts.signature, &mut signature)
-        .ok_or(JwtError::Malformed("signature is not base64url"))?;
-    if !key.verify_signature(parts.signing_input, &signature[..len]) {
-        return Err(JwtError::BadSignature);
-    }
-    Ok(parts)
-}
-
-fn verified<C>(header: Header, claims: C, validated: claims::Validated) -> VerifiedJwt<C> {
-    let [exp, nbf, iat] = validated.times;
+/// Builds a [`VerifiedJwt`]; only the claims module calls this, after the
+/// claims passed validation.
+pub(crate) fn verified(
+    header: Header,
+    claims: Map<String, Value>,
+    audience: Vec<String>,
+    times: [Option<u64>; 3],
+) -> VerifiedJwt {
+    let [exp, nbf, iat] = times;
     VerifiedJwt {
         header,
         claims,
-        audience: validated.audience,
+        audience,
         exp,
         nbf,
         iat,

@@ -144,9 +144,7 @@ pub fn active_access_token(
             let times = verified.times();
             let active = ActiveToken::from(verified.into_claims());
             app.verified_tokens
-                .insert(token, rt.generation, times, &active, now, || {
-                    app.runtime_generations()
-                });
+                .insert(token, rt.generation, times, &active, now);
             active
         }
     };

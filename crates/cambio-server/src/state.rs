@@ -1,7 +1,6 @@
 //! The server's shared state: the store, the in-memory realm snapshots with their keys, the
 //! revocation sets, the user cache and the audit queue.
 
-use crate::verified_tokens::VerifiedTokens;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -15,6 +14,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::audit::AuditQueue;
 use crate::keys::{self, StoredKey};
 use crate::secrets::SecretBox;
+use crate::verified_tokens::VerifiedTokens;
 
 pub const KIND_REALM: &str = "realm";
 pub const KIND_CLIENT: &str = "client";
@@ -300,11 +300,6 @@ impl AppState {
             jwks_json,
             generation: next_runtime_generation(),
         })
-    }
-
-    /// The generations of the realm runtimes in use.
-    pub fn runtime_generations(&self) -> std::collections::HashSet<u64> {
-        self.realms.load().values().map(|r| r.generation).collect()
     }
 
     /// A user by id, from the cache or the store.

@@ -8,8 +8,8 @@
 //! Each entry is tied to the [`crate::state::RealmRuntime`] that verified it (by its
 //! generation, a number no other runtime ever gets): a realm's runtime is rebuilt whenever its
 //! keys or issuer change, and entries of an older runtime never match the new one, so a removed
-//! key stops vouching at once. Everything that depends on
-//! time or state is checked on every use: expiry, not-before and issued-at (again, at the
+//! key stops vouching at once (its entries simply miss until evicted). Everything that depends
+//! on time or state is checked on every use: expiry, not-before and issued-at (again, at the
 //! current time), and then, by the caller, revocation of the token, its ancestors and its
 //! session, and the user's current state.
 //!
@@ -19,12 +19,11 @@
 //! every time rather than let a few huge tokens fill memory). An entry is the token, its
 //! decoded claims and three times: at most ~12 KiB, ~3 KiB for a typical token. The map is
 //! bounded for the whole server (not per realm, so many realms cannot multiply it): when full,
-//! expired entries and those of replaced runtimes are dropped, and if that frees less than a
-//! quarter of it, it is emptied and refills on demand (the worst case is the cost without a
+//! expired entries are dropped, and if that frees less than a quarter of it, it is emptied and refills on demand (the worst case is the cost without a
 //! cache, and a full cache does not pay for a sweep on every insert).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 use cambio_core::exchange::ActiveToken;
 use cambio_jose::{TokenTimes, Validation};
@@ -47,7 +46,7 @@ struct Entry {
 /// A bounded map from token to its verification; capacity 0 turns it off.
 pub struct VerifiedTokens {
     capacity: usize,
-    entries: RwLock<HashMap<Box<str>, Arc<Entry>>>,
+    entries: RwLock<HashMap<Box<str>, Entry>>,
 }
 
 impl VerifiedTokens {
@@ -64,7 +63,8 @@ impl VerifiedTokens {
         if self.capacity == 0 || token.len() > MAX_REMEMBERED_TOKEN_BYTES {
             return None;
         }
-        let entry = self.entries.read().ok()?.get(token).cloned()?;
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(token)?;
         if entry.generation != generation {
             return None;
         }
@@ -73,8 +73,6 @@ impl VerifiedTokens {
     }
 
     /// Remembers a token that the realm runtime of this `generation` just verified.
-    /// `live_generations` (asked only when the cache is full) names the runtimes still in use,
-    /// so that the entries of replaced ones are dropped first.
     pub fn insert(
         &self,
         token: &str,
@@ -82,7 +80,6 @@ impl VerifiedTokens {
         times: TokenTimes,
         active: &ActiveToken,
         now: u64,
-        live_generations: impl FnOnce() -> HashSet<u64>,
     ) {
         if self.capacity == 0 || token.len() > MAX_REMEMBERED_TOKEN_BYTES {
             return;
@@ -91,10 +88,7 @@ impl VerifiedTokens {
             return;
         };
         if entries.len() >= self.capacity {
-            let live = live_generations();
-            entries.retain(|_, e| {
-                e.times.expires_at().is_some_and(|exp| exp > now) && live.contains(&e.generation)
-            });
+            entries.retain(|_, e| e.times.expires_at().is_some_and(|exp| exp > now));
             // Unless a quarter (at least one entry) was freed, start over.
             let keep_at_most = self.capacity - (self.capacity / 4).max(1);
             if entries.len() > keep_at_most {
@@ -103,11 +97,11 @@ impl VerifiedTokens {
         }
         entries.insert(
             token.into(),
-            Arc::new(Entry {
+            Entry {
                 generation,
                 times,
                 token: active.clone(),
-            }),
+            },
         );
     }
 }
@@ -115,6 +109,8 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
 
     use cambio_jose::{Algorithm, SigningKey, TypRule};
     use serde_json::json;
@@ -144,6 +140,13 @@ mod tests {
         (token, times, ActiveToken::from(verified.into_claims()))
     }
 
+    /// The times of `token`, verified with `key`.
+    fn cache_times(token: &str, key: &SigningKey) -> TokenTimes {
+        cambio_jose::verify(token, &key.verifying_key(), &validation(NOW))
+            .unwrap()
+            .times()
+    }
+
     fn validation(now: u64) -> Validation<'static> {
         Validation {
             typ: TypRule::Exactly("at+jwt"),
@@ -158,7 +161,7 @@ mod tests {
         let cache = VerifiedTokens::new(8);
         let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
         assert!(cache.get(&token, 1, &validation(NOW)).is_none());
-        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        cache.insert(&token, 1, verified, &active, NOW);
         let hit = cache.get(&token, 1, &validation(NOW + 30)).unwrap();
         assert_eq!(hit.claims.jti, "a");
         // The same claims, shared rather than copied.
@@ -177,7 +180,7 @@ mod tests {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let cache = VerifiedTokens::new(0);
         let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
-        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        cache.insert(&token, 1, verified, &active, NOW);
         assert!(cache.get(&token, 1, &validation(NOW)).is_none());
     }
 
@@ -188,16 +191,16 @@ mod tests {
         let (short, v1, a1) = signed_and_verified(&key, "short", NOW + 10);
         let (long, v2, a2) = signed_and_verified(&key, "long", NOW + 100);
         let (third, v3, a3) = signed_and_verified(&key, "third", NOW + 100);
-        cache.insert(&short, 1, v1, &a1, NOW, || HashSet::from([1]));
-        cache.insert(&long, 1, v2, &a2, NOW, || HashSet::from([1]));
+        cache.insert(&short, 1, v1, &a1, NOW);
+        cache.insert(&long, 1, v2, &a2, NOW);
         // Full at NOW + 20: the expired one makes room, the live one stays.
-        cache.insert(&third, 1, v3, &a3, NOW + 20, || HashSet::from([1]));
+        cache.insert(&third, 1, v3, &a3, NOW + 20);
         let at = validation(NOW + 20);
         assert!(cache.get(&long, 1, &at).is_some());
         assert!(cache.get(&third, 1, &at).is_some());
         // Full with nothing expired: emptied, then the new one is remembered.
         let (fourth, v4, a4) = signed_and_verified(&key, "fourth", NOW + 100);
-        cache.insert(&fourth, 1, v4, &a4, NOW + 20, || HashSet::from([1]));
+        cache.insert(&fourth, 1, v4, &a4, NOW + 20);
         assert!(cache.get(&long, 1, &at).is_none());
         assert!(cache.get(&third, 1, &at).is_none());
         assert!(cache.get(&fourth, 1, &at).is_some());
@@ -208,17 +211,14 @@ mod tests {
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let cache = VerifiedTokens::new(2);
         let (token, verified, active) = signed_and_verified(&key, "a", NOW + 60);
-        cache.insert(&token, 1, verified, &active, NOW, || HashSet::from([1]));
+        cache.insert(&token, 1, verified, &active, NOW);
         // The realm was rebuilt (new keys, new issuer...): its new runtime does not trust it.
         assert!(cache.get(&token, 2, &validation(NOW)).is_none());
         assert!(cache.get(&token, 1, &validation(NOW)).is_some());
-        // When full, entries of runtimes no longer in use go first.
-        let (b, vb, ab) = signed_and_verified(&key, "b", NOW + 60);
-        let (c, vc, ac) = signed_and_verified(&key, "c", NOW + 60);
-        cache.insert(&b, 2, vb, &ab, NOW, || HashSet::from([2]));
-        cache.insert(&c, 2, vc, &ac, NOW, || HashSet::from([2]));
+        // Verified again by the new runtime, it belongs to that one from then on.
+        let times = cache_times(&token, &key);
+        cache.insert(&token, 2, times, &active, NOW);
+        assert!(cache.get(&token, 2, &validation(NOW)).is_some());
         assert!(cache.get(&token, 1, &validation(NOW)).is_none());
-        assert!(cache.get(&b, 2, &validation(NOW)).is_some());
-        assert!(cache.get(&c, 2, &validation(NOW)).is_some());
     }
 }

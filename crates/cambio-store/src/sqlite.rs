@@ -151,6 +151,7 @@ impl decode::Columns for SqliteRow {
             .transpose()
     }
 
+    /// SQLite has no boolean type: the schema keeps them as INTEGER 0/1.
     fn bool(&self, column: &str) -> StoreResult<bool> {
         Ok(self.try_get::<i64, _>(column).map_err(db_error)? != 0)
     }

@@ -46,17 +46,11 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     else {
         return Err(bad());
     };
-    let number = |s: &str, digits: std::ops::RangeInclusive<usize>| {
-        (digits.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u16>().ok())
-            .flatten()
-            .ok_or_else(bad)
-    };
-    let month = u8::try_from(number(month, 1..=2)?).map_err(|_| bad())?;
-    let month = time::Month::try_from(month).map_err(|_| bad())?;
-    let day = u8::try_from(number(day, 1..=2)?).map_err(|_| bad())?;
-    let date = time::Date::from_calendar_date(i32::from(number(year, 4..=4)?), month, day)
-        .map_err(|_| bad())?;
+    let date = (|| {
+        let month = time::Month::try_from(digits::<u8>(month, 1..=2)?).ok()?;
+        time::Date::from_calendar_date(digits(year, 4..=4)?, month, digits(day, 1..=2)?).ok()
+    })()
+    .ok_or_else(bad)?;
     let start = date.midnight().assume_utc().unix_timestamp();
     let start = u64::try_from(start).map_err(|_| bad())? * 1000;
     Ok(if end_of_day {
@@ -64,6 +58,13 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     } else {
         start
     })
+}
+
+/// `s` as a number, if it is made of ASCII digits only and its length is in `len`.
+fn digits<T: std::str::FromStr>(s: &str, len: std::ops::RangeInclusive<usize>) -> Option<T> {
+    (len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 pub async fn events(
