@@ -9,6 +9,7 @@ use cambio_core::model::{
 };
 use cambio_store::{GLOBAL, StoreResult};
 
+use crate::admin::Approved;
 use crate::random;
 use crate::state::{AppState, KIND_REALM};
 
@@ -59,7 +60,9 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
             name,
             ..Default::default()
         };
-        state.insert_role(&realm.id, &role).await?;
+        state
+            .insert_role(&realm.id, &Approved::by_system(role.clone()))
+            .await?;
     }
     for (name, listed) in BUILTIN_CLIENT_SCOPES {
         let scope = ClientScope {
@@ -74,7 +77,9 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
     management.name = Some("${client_realm-management}".into());
     management.bearer_only = true;
     management.standard_flow_enabled = false;
-    state.insert_client(&realm.id, &management).await?;
+    state
+        .insert_client(&realm.id, &Approved::by_system(management.clone()))
+        .await?;
     let mut composites = Vec::new();
     for name in REALM_MANAGEMENT_ROLES {
         let role = Role {
@@ -83,7 +88,9 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
             client_id: Some(management.id.clone()),
             ..Default::default()
         };
-        state.insert_role(&realm.id, &role).await?;
+        state
+            .insert_role(&realm.id, &Approved::by_system(role.clone()))
+            .await?;
         composites.push(role.id);
     }
     let realm_admin = Role {
@@ -93,10 +100,14 @@ pub async fn create_realm(state: &AppState, mut realm: Realm, now: u64) -> Store
         composites,
         ..Default::default()
     };
-    state.insert_role(&realm.id, &realm_admin).await?;
+    state
+        .insert_role(&realm.id, &Approved::by_system(realm_admin.clone()))
+        .await?;
     crate::keys::ensure_active_key(state, &realm.id, realm.default_signature_algorithm, now)
         .await?;
-    state.insert_realm(&realm).await?;
+    state
+        .insert_realm(&Approved::by_system(realm.clone()))
+        .await?;
     Ok(realm)
 }
 
@@ -149,12 +160,16 @@ pub async fn ensure_master(
         description: Some("Administers every realm".into()),
         ..Default::default()
     };
-    state.insert_role(&realm.id, &admin_role).await?;
+    state
+        .insert_role(&realm.id, &Approved::by_system(admin_role.clone()))
+        .await?;
     let mut admin_cli = new_client(&realm, "admin-cli");
     admin_cli.public_client = true;
     admin_cli.standard_flow_enabled = false;
     admin_cli.direct_access_grants_enabled = true;
-    state.insert_client(&realm.id, &admin_cli).await?;
+    state
+        .insert_client(&realm.id, &Approved::by_system(admin_cli.clone()))
+        .await?;
     let password = match admin_password {
         Some(p) => p.to_owned(),
         None => {
@@ -171,7 +186,9 @@ pub async fn ensure_master(
         created_timestamp: now * 1000,
         ..Default::default()
     };
-    state.insert_user(&realm.id, &admin).await?;
+    state
+        .insert_user(&realm.id, &Approved::by_system(admin.clone()))
+        .await?;
     Ok(out)
 }
 
@@ -208,14 +225,18 @@ pub async fn ensure_demo(
         let mut api = new_client(&realm, client_id);
         api.secret = Some(secret.into());
         api.standard_flow_enabled = false;
-        state.insert_client(&realm.id, &api).await?;
+        state
+            .insert_client(&realm.id, &Approved::by_system(api.clone()))
+            .await?;
         let role = Role {
             id: random::uuid(),
             name: role.into(),
             client_id: Some(api.id.clone()),
             ..Default::default()
         };
-        state.insert_role(&realm.id, &role).await?;
+        state
+            .insert_role(&realm.id, &Approved::by_system(role.clone()))
+            .await?;
         role_ids.push(role.id);
     }
     let mut requester = new_client(&realm, "requester-client");
@@ -226,9 +247,14 @@ pub async fn ensure_demo(
         (ATTR_STANDARD_EXCHANGE.to_owned(), "true".to_owned()),
         (ATTR_EXCHANGE_REFRESH.to_owned(), "SAME_SESSION".to_owned()),
     ]);
-    state.insert_client(&realm.id, &requester).await?;
     state
-        .insert_user(&realm.id, &service_account(&requester, now))
+        .insert_client(&realm.id, &Approved::by_system(requester.clone()))
+        .await?;
+    state
+        .insert_user(
+            &realm.id,
+            &Approved::by_system(service_account(&requester, now)),
+        )
         .await?;
 
     // The app of the SDK walkthrough: it logs users in and exchanges their tokens itself.
@@ -237,7 +263,9 @@ pub async fn ensure_demo(
     app.direct_access_grants_enabled = true;
     app.redirect_uris = vec!["http://127.0.0.1/*".into(), "http://localhost/*".into()];
     app.attributes = BTreeMap::from([(ATTR_STANDARD_EXCHANGE.to_owned(), "true".to_owned())]);
-    state.insert_client(&realm.id, &app).await?;
+    state
+        .insert_client(&realm.id, &Approved::by_system(app.clone()))
+        .await?;
 
     let mut subject = new_client(&realm, "subject-client");
     subject.secret = Some("subject-secret".into());
@@ -256,7 +284,9 @@ pub async fn ensure_demo(
             ("access.token.claim".to_owned(), "true".to_owned()),
         ]),
     }];
-    state.insert_client(&realm.id, &subject).await?;
+    state
+        .insert_client(&realm.id, &Approved::by_system(subject.clone()))
+        .await?;
 
     let alice = User {
         id: random::uuid(),
@@ -270,6 +300,8 @@ pub async fn ensure_demo(
         created_timestamp: now * 1000,
         ..Default::default()
     };
-    state.insert_user(&realm.id, &alice).await?;
+    state
+        .insert_user(&realm.id, &Approved::by_system(alice.clone()))
+        .await?;
     Ok(true)
 }

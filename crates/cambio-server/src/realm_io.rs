@@ -27,7 +27,7 @@ use cambio_proto::admin::{
 use cambio_store::{GLOBAL, SqliteStore, Store, StoreError};
 use serde_json::Value;
 
-use crate::admin::{clients, users};
+use crate::admin::{Approved, clients, users};
 use crate::bootstrap::{self, REALM_MANAGEMENT, REALM_MANAGEMENT_ROLES};
 use crate::error::ApiError;
 use crate::keys::StoredKey;
@@ -852,13 +852,16 @@ pub(crate) async fn import(
             app.insert_client_scope(&realm.id, scope).await?;
         }
         for client in &clients {
-            app.insert_client(&realm.id, client).await?;
+            app.insert_client(&realm.id, &Approved::by_system(client.clone()))
+                .await?;
         }
         for role in &table.roles {
-            app.insert_role(&realm.id, role).await?;
+            app.insert_role(&realm.id, &Approved::by_system(role.clone()))
+                .await?;
         }
         for user in &users {
-            app.insert_user(&realm.id, user).await?;
+            app.insert_user(&realm.id, &Approved::by_system(user.clone()))
+                .await?;
             for identity in &user.federated_identities {
                 let link = FederatedLink {
                     user_id: user.id.clone(),
@@ -869,11 +872,11 @@ pub(crate) async fn import(
             }
         }
         app.insert_key(&realm.id, &stored_key).await?;
-        app.insert_realm(&realm).await
+        app.insert_realm(&Approved::by_system(realm.clone())).await
     }
     .await;
     for user in &users {
-        app.forget_user(&user.id);
+        app.forget_user(&realm.id, &user.id);
     }
     if let Err(error) = written {
         if let Err(cleanup) = app.store.delete_realm_data(&realm.id).await {

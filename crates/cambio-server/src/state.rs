@@ -11,6 +11,7 @@ use cambio_jose::{SigningKey, VerifyingKey};
 use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::admin::Approved;
 use crate::audit::AuditQueue;
 use crate::keys::{self, StoredKey};
 use crate::secrets::SecretBox;
@@ -122,8 +123,9 @@ pub struct AppState {
     pub base_url: String,
     realms: ArcSwap<HashMap<String, Arc<RealmRuntime>>>,
     pub revocations: Revocations,
-    /// Cached users by id, with the realm each belongs to.
-    users: RwLock<HashMap<String, (String, Arc<User>)>>,
+    /// Cached users by realm id and user id: ids are unique only within a realm (a realm
+    /// import keeps the ids it is given), so nothing here is looked up by id alone.
+    users: RwLock<RealmKeyed<Arc<User>>>,
     pub audit: AuditQueue,
     pub metrics: crate::metrics::Metrics,
     /// This node's random id, carried in change notices so it ignores its own.
@@ -134,8 +136,9 @@ pub struct AppState {
     pub ip_limits: crate::limits::RateLimiter,
     pub client_limits: crate::limits::RateLimiter,
     pub logins: crate::limits::LoginGuard,
-    /// Service account user ids by client uuid, so client credentials read no database.
-    service_accounts: RwLock<HashMap<String, String>>,
+    /// Service account user ids by realm id and client uuid, so client credentials read no
+    /// database.
+    service_accounts: RwLock<RealmKeyed<String>>,
     /// Identity providers' fetched keys.
     pub external_keys: Arc<crate::external_keys::ExternalKeys>,
     /// Access tokens verified recently, by any realm's runtime.
@@ -144,6 +147,53 @@ pub struct AppState {
 
 /// The most users kept in the cache before it is emptied and refilled on demand.
 const USER_CACHE_LIMIT: usize = 200_000;
+
+/// A bounded cache keyed by realm id and then by an id unique within that realm. Looking up
+/// by `&str` pairs needs no allocation, which matters on the exchange path.
+#[derive(Default)]
+pub struct RealmKeyed<T> {
+    by_realm: HashMap<String, HashMap<String, T>>,
+    len: usize,
+}
+
+impl<T> RealmKeyed<T> {
+    pub fn get(&self, realm_id: &str, id: &str) -> Option<&T> {
+        self.by_realm.get(realm_id)?.get(id)
+    }
+
+    /// Inserts, emptying the whole cache first when it is full.
+    pub fn insert(&mut self, realm_id: &str, id: &str, value: T) {
+        if self.len >= USER_CACHE_LIMIT {
+            self.by_realm.clear();
+            self.len = 0;
+        }
+        let realm = self.by_realm.entry(realm_id.to_owned()).or_default();
+        if realm.insert(id.to_owned(), value).is_none() {
+            self.len += 1;
+        }
+    }
+
+    pub fn remove(&mut self, realm_id: &str, id: &str) {
+        if let Some(realm) = self.by_realm.get_mut(realm_id)
+            && realm.remove(id).is_some()
+        {
+            self.len -= 1;
+        }
+    }
+
+    pub fn remove_everywhere(&mut self, id: &str) {
+        for realm in self.by_realm.values_mut() {
+            if realm.remove(id).is_some() {
+                self.len -= 1;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.by_realm.clear();
+        self.len = 0;
+    }
+}
 
 impl AppState {
     pub fn new(
@@ -158,7 +208,7 @@ impl AppState {
             base_url,
             realms: ArcSwap::from_pointee(HashMap::new()),
             revocations: Revocations::default(),
-            users: RwLock::new(HashMap::new()),
+            users: RwLock::new(RealmKeyed::default()),
             audit,
             metrics: crate::metrics::Metrics::default(),
             node_id: crate::random::uuid(),
@@ -166,7 +216,7 @@ impl AppState {
             ip_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
-            service_accounts: RwLock::new(HashMap::new()),
+            service_accounts: RwLock::new(RealmKeyed::default()),
             verified_tokens: VerifiedTokens::new(crate::verified_tokens::DEFAULT_CAPACITY),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
                 false,
@@ -304,20 +354,20 @@ impl AppState {
 
     /// A user by id, from the cache or the store.
     pub async fn user(&self, realm_id: &str, user_id: &str) -> StoreResult<Option<Arc<User>>> {
-        let cached = self.users.read().ok().and_then(|m| m.get(user_id).cloned());
-        if let Some((realm, user)) = cached {
-            // Ids are unique across realms, but a lookup must never cross into another realm.
-            return Ok((realm == realm_id).then_some(user));
+        let cached = self
+            .users
+            .read()
+            .ok()
+            .and_then(|m| m.get(realm_id, user_id).cloned());
+        if let Some(user) = cached {
+            return Ok(Some(user));
         }
         let Some(object) = self.store.get_object(realm_id, KIND_USER, user_id).await? else {
             return Ok(None);
         };
         let user: Arc<User> = Arc::new(decode(&object)?);
         if let Ok(mut map) = self.users.write() {
-            if map.len() >= USER_CACHE_LIMIT {
-                map.clear();
-            }
-            map.insert(user_id.to_owned(), (realm_id.to_owned(), user.clone()));
+            map.insert(realm_id, user_id, user.clone());
         }
         Ok(Some(user))
     }
@@ -332,7 +382,7 @@ impl AppState {
             .service_accounts
             .read()
             .ok()
-            .and_then(|m| m.get(&client.id).cloned());
+            .and_then(|m| m.get(realm_id, &client.id).cloned());
         if let Some(user_id) = known
             && let Some(user) = self.user(realm_id, &user_id).await?
             && user.service_account_client_id.as_deref() == Some(client.id.as_str())
@@ -343,10 +393,7 @@ impl AppState {
             return Ok(None);
         };
         if let Ok(mut map) = self.service_accounts.write() {
-            if map.len() >= USER_CACHE_LIMIT {
-                map.clear();
-            }
-            map.insert(client.id.clone(), user.id.clone());
+            map.insert(realm_id, &client.id, user.id.clone());
         }
         Ok(Some(Arc::new(user)))
     }
@@ -365,7 +412,11 @@ impl AppState {
 
     // Writes of configuration objects. Client secrets are sealed on the way in.
 
-    pub async fn insert_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
+    pub async fn insert_client(
+        &self,
+        realm_id: &str,
+        client: &Approved<Client>,
+    ) -> StoreResult<()> {
         self.store
             .insert_object(&self.client_object(realm_id, client)?)
             .await
@@ -386,13 +437,17 @@ impl AppState {
         )
     }
 
-    pub async fn update_client(&self, realm_id: &str, client: &Client) -> StoreResult<()> {
+    pub async fn update_client(
+        &self,
+        realm_id: &str,
+        client: &Approved<Client>,
+    ) -> StoreResult<()> {
         self.store
             .update_object(&self.client_object(realm_id, client)?)
             .await
     }
 
-    pub async fn update_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
+    pub async fn update_user(&self, realm_id: &str, user: &Approved<User>) -> StoreResult<()> {
         let result = self
             .store
             .update_object(&object(
@@ -400,11 +455,12 @@ impl AppState {
                 KIND_USER,
                 &user.id,
                 &user.username.to_lowercase(),
-                user,
+                &**user,
             )?)
             .await;
-        self.forget_user(&user.id);
+        self.forget_user(realm_id, &user.id);
         self.announce(Change::User {
+            realm: Some(realm_id.to_owned()),
             id: user.id.clone(),
         })
         .await;
@@ -413,8 +469,9 @@ impl AppState {
 
     pub async fn delete_user(&self, realm_id: &str, user_id: &str) -> StoreResult<bool> {
         let deleted = self.store.delete_object(realm_id, KIND_USER, user_id).await;
-        self.forget_user(user_id);
+        self.forget_user(realm_id, user_id);
         self.announce(Change::User {
+            realm: Some(realm_id.to_owned()),
             id: user_id.to_owned(),
         })
         .await;
@@ -422,9 +479,9 @@ impl AppState {
     }
 
     /// Forgets a cached user after it changed.
-    pub fn forget_user(&self, user_id: &str) {
+    pub fn forget_user(&self, realm_id: &str, user_id: &str) {
         if let Ok(mut map) = self.users.write() {
-            map.remove(user_id);
+            map.remove(realm_id, user_id);
         }
     }
 
@@ -440,25 +497,25 @@ impl AppState {
             .filter(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str())))
     }
 
-    pub async fn insert_user(&self, realm_id: &str, user: &User) -> StoreResult<()> {
+    pub async fn insert_user(&self, realm_id: &str, user: &Approved<User>) -> StoreResult<()> {
         self.store
             .insert_object(&object(
                 realm_id,
                 KIND_USER,
                 &user.id,
                 &user.username.to_lowercase(),
-                user,
+                &**user,
             )?)
             .await
     }
 
-    pub async fn insert_role(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+    pub async fn insert_role(&self, realm_id: &str, role: &Approved<Role>) -> StoreResult<()> {
         let name = match &role.client_id {
             Some(client) => format!("{client}/{}", role.name),
             None => role.name.clone(),
         };
         self.store
-            .insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?)
+            .insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, &**role)?)
             .await
     }
 
@@ -478,9 +535,15 @@ impl AppState {
             .await
     }
 
-    pub async fn insert_realm(&self, realm: &Realm) -> StoreResult<()> {
+    pub async fn insert_realm(&self, realm: &Approved<Realm>) -> StoreResult<()> {
         self.store
-            .insert_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
+            .insert_object(&object(
+                GLOBAL,
+                KIND_REALM,
+                &realm.id,
+                &realm.name,
+                &**realm,
+            )?)
             .await
     }
 
@@ -539,13 +602,13 @@ impl AppState {
     }
 
     /// Replaces a stored role (its unique key follows a rename).
-    pub async fn replace_role(&self, realm_id: &str, role: &Role) -> StoreResult<()> {
+    pub async fn replace_role(&self, realm_id: &str, role: &Approved<Role>) -> StoreResult<()> {
         let name = match &role.client_id {
             Some(client) => format!("{client}/{}", role.name),
             None => role.name.clone(),
         };
         self.store
-            .update_object(&object(realm_id, KIND_ROLE, &role.id, &name, role)?)
+            .update_object(&object(realm_id, KIND_ROLE, &role.id, &name, &**role)?)
             .await
     }
 
@@ -575,11 +638,49 @@ impl AppState {
     }
 
     /// Replaces a realm's stored settings (and name: a rename that is taken is a conflict).
-    pub async fn update_realm(&self, realm: &Realm) -> StoreResult<()> {
+    pub async fn update_realm(&self, realm: &Approved<Realm>) -> StoreResult<()> {
         self.store
-            .update_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
+            .update_object(&object(
+                GLOBAL,
+                KIND_REALM,
+                &realm.id,
+                &realm.name,
+                &**realm,
+            )?)
             .await
     }
+}
+
+// Identity providers (admin/idps.rs): their role mappings pass the escalation guard.
+impl AppState {
+    /// Stores a new identity provider; `Conflict` when its alias is taken.
+    pub async fn insert_provider(
+        &self,
+        realm_id: &str,
+        idp: &Approved<cambio_core::federation::IdentityProvider>,
+    ) -> StoreResult<()> {
+        self.store
+            .insert_object(&provider_object(realm_id, idp)?)
+            .await
+    }
+
+    /// Replaces a stored identity provider.
+    pub async fn update_provider(
+        &self,
+        realm_id: &str,
+        idp: &Approved<cambio_core::federation::IdentityProvider>,
+    ) -> StoreResult<()> {
+        self.store
+            .update_object(&provider_object(realm_id, idp)?)
+            .await
+    }
+}
+
+fn provider_object(
+    realm_id: &str,
+    idp: &cambio_core::federation::IdentityProvider,
+) -> StoreResult<Object> {
+    object(realm_id, KIND_IDP, &idp.internal_id, &idp.alias, idp)
 }
 
 /// A federated link's document.
@@ -651,8 +752,13 @@ pub enum Change {
     Session { id: String, until: u64 },
     /// An access token was revoked.
     Jti { id: String, until: u64 },
-    /// A user changed: drop it from the cache.
-    User { id: String },
+    /// A user changed: drop it from the cache. Notices from nodes that predate `realm` name
+    /// no realm; the user is then forgotten in every realm.
+    User {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realm: Option<String>,
+        id: String,
+    },
     /// Something was missed: reload everything.
     Resync,
 }
@@ -700,8 +806,13 @@ impl AppState {
                 self.revocations.revoke_token_id(&id, until);
                 Ok(())
             }
-            Change::User { id } => {
-                self.forget_user(&id);
+            Change::User { realm, id } => {
+                if let Ok(mut map) = self.users.write() {
+                    match realm {
+                        Some(realm) => map.remove(&realm, &id),
+                        None => map.remove_everywhere(&id),
+                    }
+                }
                 Ok(())
             }
             Change::Resync => self.resync(now).await,

@@ -376,7 +376,7 @@ async fn create(
     kind: Option<String>,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authorize(app, headers, realm, Need::ManageAuthorization)?;
+    authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
     resource_server(&rt, id)?;
     let input: PolicyInput = parse_json(body)?;
@@ -408,7 +408,7 @@ async fn update(
     pid: &str,
     body: &[u8],
 ) -> ApiResult<Response> {
-    authorize(app, headers, realm, Need::ManageAuthorization)?;
+    authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
     resource_server(&rt, id)?;
     let mut policy = find_policy(app, rt.id(), pid).await?;
@@ -440,7 +440,7 @@ async fn delete(
     headers: &HeaderMap,
     pid: &str,
 ) -> ApiResult<Response> {
-    authorize(app, headers, realm, Need::ManageAuthorization)?;
+    authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
     resource_server(&rt, id)?;
     find_policy(app, rt.id(), pid).await?;
@@ -497,7 +497,7 @@ async fn list(
     query: ListQuery,
     only_permissions: Option<bool>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(app, headers, realm, Need::ViewAuthorization)?;
+    authorize(app, headers, realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
     resource_server(&rt, id)?;
     let wanted_permission = only_permissions.or(match query.permission.as_deref() {
@@ -565,7 +565,7 @@ pub async fn search_policy(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     let name = query.name.unwrap_or_default();
@@ -586,7 +586,7 @@ pub async fn get_policy_or_list_type(
     Query(mut query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     if let Some(obj) = app
@@ -630,7 +630,7 @@ pub async fn get_typed(
     Path((realm, id, first, second)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     match second.as_str() {
@@ -701,7 +701,7 @@ pub async fn get_resource_server(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     let client = resource_server(&rt, &id)?;
     Ok(Json(json!({
@@ -727,7 +727,7 @@ pub async fn list_scopes(
     Query(query): Query<NameQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     let reps = scopes(&app, rt.id())
@@ -749,7 +749,7 @@ pub async fn get_scope(
     Path((realm, id, scope)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     scopes(&app, rt.id())
@@ -775,7 +775,7 @@ pub async fn list_resources(
     Query(query): Query<NameQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     let all_scopes = scopes(&app, rt.id()).await?;
@@ -798,7 +798,7 @@ pub async fn get_resource(
     Path((realm, id, resource)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     resource_server(&rt, &id)?;
     let obj = app
@@ -853,7 +853,7 @@ pub async fn get_management(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ManagementPermissionRep>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     rt.snapshot
         .client(&id)
@@ -868,7 +868,7 @@ pub async fn set_management(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ManagementPermissionRep>> {
-    authorize(&app, &headers, &realm, Need::ManageAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     rt.snapshot
         .client(&id)

@@ -13,8 +13,10 @@ use cambio_proto::admin::{ClientRep, ProtocolMapperRep, UserRep};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::escalation::{approve_client, approve_user, ensure_may_act_as};
 use super::{
-    Need, authorize, bad_request, conflict, created, no_content, page, parse_json, realm_or_404,
+    Admin, Need, authorize, bad_request, conflict, created, no_content, page, parse_json,
+    realm_or_404,
 };
 use crate::bootstrap::{REALM_MANAGEMENT, service_account};
 use crate::error::{ApiError, ApiResult};
@@ -212,6 +214,20 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
     Ok(())
 }
 
+/// Refuses to let `admin` manage, or read the secret of, a client whose service account holds
+/// roles the caller could not grant: whoever holds the client's credentials acts as it.
+async fn ensure_may_manage_client(
+    app: &AppState,
+    admin: &Admin,
+    rt: &RealmRuntime,
+    client: &Client,
+) -> ApiResult<()> {
+    match app.service_account_of(rt.id(), client).await? {
+        Some(account) => ensure_may_act_as(admin, rt, &account),
+        None => Ok(()),
+    }
+}
+
 fn client_or_404(rt: &RealmRuntime, id: &str) -> ApiResult<Arc<Client>> {
     rt.snapshot
         .client(id)
@@ -225,7 +241,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<ClientRep>>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let mut clients: Vec<&Arc<Client>> = rt.snapshot.clients().collect();
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -246,7 +262,7 @@ pub async fn get_one(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ClientRep>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     Ok(Json(to_rep(&*client_or_404(&rt, &id)?)))
 }
@@ -257,7 +273,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let rep: ClientRep = parse_json(&body)?;
     let client_id = rep
@@ -280,6 +296,7 @@ pub async fn create(
         client.secret = Some(random::token());
     }
     let now = random::now();
+    let client = approve_client(&admin, &rt, None, client)?;
     app.insert_client(rt.id(), &client)
         .await
         .map_err(|e| match e {
@@ -289,8 +306,8 @@ pub async fn create(
             other => other.into(),
         })?;
     if client.service_accounts_enabled {
-        app.insert_user(rt.id(), &service_account(&client, now))
-            .await?;
+        let account = approve_user(&admin, &rt, None, service_account(&client, now))?;
+        app.insert_user(rt.id(), &account).await?;
     }
     app.reload_realm(rt.id(), now).await?;
     Ok(created(format!(
@@ -305,9 +322,10 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let current = client_or_404(&rt, &id)?;
+    ensure_may_manage_client(&app, &admin, &rt, &current).await?;
     let rep: ClientRep = parse_json(&body)?;
     let mut client = (*current).clone();
     apply_rep(&mut client, &rep, &rt)?;
@@ -328,16 +346,19 @@ pub async fn update(
         client.secret = Some(random::token());
     }
     let now = random::now();
+    let client = approve_client(&admin, &rt, Some(&current), client)?;
     app.update_client(rt.id(), &client).await?;
     let account = app.service_account_of(rt.id(), &current).await?;
     match account {
-        Some(mut account) if current.client_id != client.client_id => {
-            account.username = format!("service-account-{}", client.client_id);
-            app.update_user(rt.id(), &account).await?;
+        Some(account) if current.client_id != client.client_id => {
+            let mut renamed = account.clone();
+            renamed.username = format!("service-account-{}", client.client_id);
+            let renamed = approve_user(&admin, &rt, Some(&account), renamed)?;
+            app.update_user(rt.id(), &renamed).await?;
         }
         None if client.service_accounts_enabled => {
-            app.insert_user(rt.id(), &service_account(&client, now))
-                .await?;
+            let account = approve_user(&admin, &rt, None, service_account(&client, now))?;
+            app.insert_user(rt.id(), &account).await?;
         }
         _ => {}
     }
@@ -350,9 +371,10 @@ pub async fn delete(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let client = client_or_404(&rt, &id)?;
+    ensure_may_manage_client(&app, &admin, &rt, &client).await?;
     if client.client_id == REALM_MANAGEMENT {
         return Err(bad_request("The realm-management client cannot be deleted"));
     }
@@ -385,9 +407,11 @@ pub async fn get_secret(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
-    Ok(secret_body(&*client_or_404(&rt, &id)?))
+    let client = client_or_404(&rt, &id)?;
+    ensure_may_manage_client(&app, &admin, &rt, &client).await?;
+    Ok(secret_body(&client))
 }
 
 pub async fn regenerate_secret(
@@ -395,13 +419,16 @@ pub async fn regenerate_secret(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
-    let mut client = (*client_or_404(&rt, &id)?).clone();
+    let current = client_or_404(&rt, &id)?;
+    ensure_may_manage_client(&app, &admin, &rt, &current).await?;
+    let mut client = (*current).clone();
     if !client.is_confidential() {
         return Err(bad_request("Public and bearer-only clients have no secret"));
     }
     client.secret = Some(random::token());
+    let client = approve_client(&admin, &rt, Some(&current), client)?;
     app.update_client(rt.id(), &client).await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(secret_body(&client))
@@ -412,7 +439,7 @@ pub async fn service_account_user(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<UserRep>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let client = client_or_404(&rt, &id)?;
     let account = app

@@ -73,7 +73,7 @@ pub async fn events(
     Query(query): Query<EventQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&app, &headers, &realm, Need::ViewEvents)?;
+    authorize(&app, &headers, &realm, Need::ViewEvents).await?;
     let rt = realm_or_404(&app, &realm)?;
     let filter = EventFilter {
         types: query
@@ -124,7 +124,7 @@ pub async fn rotate_keys(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let now = random::now();
     let snapshot = &rt.snapshot;

@@ -19,8 +19,9 @@ use cambio_proto::admin::ManagementPermissionRep;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::escalation::{approve_provider, approve_user};
 use super::{
-    Need, authorize, bad_request, conflict, created, no_content, parse_json, realm_or_404,
+    Admin, Need, authorize, bad_request, conflict, created, no_content, parse_json, realm_or_404,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::random;
@@ -143,7 +144,7 @@ pub async fn list(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    authorize(&app, &headers, &realm, Need::ViewRealm)?;
+    authorize(&app, &headers, &realm, Need::ViewRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     Ok(Json(all(&app, &rt).await?.iter().map(to_rep).collect()))
 }
@@ -153,7 +154,7 @@ pub async fn get_one(
     Path((realm, alias)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ViewRealm)?;
+    authorize(&app, &headers, &realm, Need::ViewRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let idps = all(&app, &rt).await?;
     Ok(Json(to_rep(find(&idps, &alias)?)))
@@ -165,7 +166,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let mut input: IdpInput = parse_json(&body)?;
     let alias = input
@@ -181,14 +182,8 @@ pub async fn create(
         ..Default::default()
     };
     apply(&app, &mut idp, input)?;
-    app.store
-        .insert_object(&object(
-            rt.id(),
-            KIND_IDP,
-            &idp.internal_id,
-            &idp.alias,
-            &idp,
-        )?)
+    let idp = approve_provider(&admin, &rt, None, idp)?;
+    app.insert_provider(rt.id(), &idp)
         .await
         .map_err(|e| match e {
             cambio_store::StoreError::Conflict(_) => {
@@ -209,10 +204,11 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let idps = all(&app, &rt).await?;
-    let mut idp = find(&idps, &alias)?.clone();
+    let current = find(&idps, &alias)?;
+    let mut idp = current.clone();
     let input: IdpInput = parse_json(&body)?;
     if input.alias.as_ref().is_some_and(|a| *a != alias) {
         return Err(bad_request(
@@ -220,15 +216,8 @@ pub async fn update(
         ));
     }
     apply(&app, &mut idp, input)?;
-    app.store
-        .update_object(&object(
-            rt.id(),
-            KIND_IDP,
-            &idp.internal_id,
-            &idp.alias,
-            &idp,
-        )?)
-        .await?;
+    let idp = approve_provider(&admin, &rt, Some(current), idp)?;
+    app.update_provider(rt.id(), &idp).await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
 }
@@ -238,12 +227,12 @@ pub async fn delete(
     Path((realm, alias)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let idps = all(&app, &rt).await?;
     let idp = find(&idps, &alias)?.clone();
     remove_permissions(&app, rt.id(), &idp.internal_id).await?;
-    remove_links(&app, rt.id(), &idp.alias).await?;
+    remove_links(&app, &admin, &rt, &idp.alias).await?;
     app.store
         .delete_object(rt.id(), KIND_IDP, &idp.internal_id)
         .await?;
@@ -253,7 +242,13 @@ pub async fn delete(
 
 /// Removes every user's link to the provider, as Keycloak does: a provider registered later
 /// under the same alias, possibly for another issuer, must not inherit them.
-async fn remove_links(app: &AppState, realm_id: &str, alias: &str) -> ApiResult<()> {
+async fn remove_links(
+    app: &AppState,
+    admin: &Admin,
+    rt: &RealmRuntime,
+    alias: &str,
+) -> ApiResult<()> {
+    let realm_id = rt.id();
     for object in app
         .store
         .list_objects(realm_id, KIND_FEDERATED_LINK)
@@ -264,10 +259,12 @@ async fn remove_links(app: &AppState, realm_id: &str, alias: &str) -> ApiResult<
             continue;
         }
         if let Some(user) = app.user(realm_id, &link.user_id).await? {
-            let mut user = (*user).clone();
-            user.federated_identities
+            let mut unlinked = (*user).clone();
+            unlinked
+                .federated_identities
                 .retain(|f| f.identity_provider != alias);
-            app.update_user(realm_id, &user).await?;
+            let unlinked = approve_user(admin, rt, Some(&user), unlinked)?;
+            app.update_user(realm_id, &unlinked).await?;
         }
         app.delete_federated_link(realm_id, &link.user_id, alias)
             .await?;
@@ -343,7 +340,7 @@ pub async fn get_management(
     Path((realm, alias)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ManagementPermissionRep>> {
-    authorize(&app, &headers, &realm, Need::ViewRealm)?;
+    authorize(&app, &headers, &realm, Need::ViewRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let idps = all(&app, &rt).await?;
     let idp = find(&idps, &alias)?;
@@ -360,7 +357,7 @@ pub async fn set_management(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<ManagementPermissionRep>> {
-    authorize(&app, &headers, &realm, Need::ManageAuthorization)?;
+    authorize(&app, &headers, &realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
     let idps = all(&app, &rt).await?;
     let idp = find(&idps, &alias)?;

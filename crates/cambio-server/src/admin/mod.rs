@@ -7,6 +7,7 @@
 
 mod authz;
 pub(crate) mod clients;
+mod escalation;
 mod events;
 mod idps;
 mod realms;
@@ -27,6 +28,8 @@ use crate::common::{active_access_token, bearer_token};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, RealmRuntime};
+
+pub use escalation::Approved;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -91,12 +94,12 @@ impl Need {
     }
 }
 
-/// An authenticated administrator.
+/// An administrator as the present state makes it: who is asking, and what it may do now.
 #[derive(Debug, Clone)]
 pub struct Admin {
     /// A `master` administrator may do anything anywhere.
     pub superuser: bool,
-    /// The `realm-management` roles held in the target realm.
+    /// The `realm-management` roles held in the target realm (through composites).
     pub roles: BTreeSet<String>,
 }
 
@@ -104,11 +107,39 @@ impl Admin {
     pub fn has(&self, role: &str) -> bool {
         self.superuser || self.roles.contains("realm-admin") || self.roles.contains(role)
     }
+
+    /// Whether this administrator has `need`.
+    pub fn may(&self, need: Need) -> bool {
+        need.roles().iter().any(|role| self.has(role))
+    }
 }
 
-/// Authenticates the bearer token and checks it grants `need` in `realm`: 401 without a valid
-/// token, 403 without the role.
-pub fn authorize(app: &AppState, headers: &HeaderMap, realm: &str, need: Need) -> ApiResult<Admin> {
+/// Authenticates the bearer token and checks the caller has `need` in `realm` now: 401 without
+/// a token that is good now, 403 without the right.
+pub async fn authorize(
+    app: &AppState,
+    headers: &HeaderMap,
+    realm: &str,
+    need: Need,
+) -> ApiResult<Admin> {
+    let admin = caller(app, headers, realm).await?;
+    if admin.may(need) {
+        Ok(admin)
+    } else {
+        Err(forbidden())
+    }
+}
+
+/// Who the bearer token names, with the rights the present state gives it in `realm`.
+///
+/// The token only says who is asking. Its user must exist and be enabled now, and the client
+/// it was issued to must exist and be enabled now; the rights are the user's current roles
+/// (mappings, composites, default roles) that the client may carry, as Keycloak computes them,
+/// and in addition only those the token itself carries, so a token narrowed for another
+/// audience administers nothing. A token obtained by exchange is never an admin credential:
+/// it was made for a backend, and accepting it would let whoever controls a requester client
+/// administer with the tokens of the users it serves.
+pub async fn caller(app: &AppState, headers: &HeaderMap, realm: &str) -> ApiResult<Admin> {
     let unauthorized = || ApiError::Bearer {
         status: StatusCode::UNAUTHORIZED,
         error: Some("invalid_token"),
@@ -117,31 +148,50 @@ pub fn authorize(app: &AppState, headers: &HeaderMap, realm: &str, need: Need) -
     let token = bearer_token(headers).ok_or_else(unauthorized)?;
     let now = random::now();
     // Try the master realm first, then the target realm: the issuer decides which verifies.
-    let candidates = [MASTER, realm];
-    let (issuer_realm, active) = candidates
-        .iter()
-        .filter_map(|name| app.realm(name).map(|rt| (*name, rt)))
-        .find_map(|(name, rt)| active_access_token(app, &rt, token, now).map(|a| (name, a)))
+    let mut found = None;
+    for name in [MASTER, realm] {
+        let Some(rt) = app.active_realm(name) else {
+            continue;
+        };
+        if let Some(active) = active_access_token(app, &rt, token, now) {
+            found = Some((name, rt, active));
+            break;
+        }
+    }
+    let (issuer_realm, rt, active) = found.ok_or_else(unauthorized)?;
+    let claims = &active.claims;
+    if !claims.exchanged_from.is_empty() || claims.act.is_some() {
+        return Err(unauthorized());
+    }
+    let user = app
+        .user(rt.id(), &claims.sub)
+        .await?
+        .filter(|user| user.enabled)
         .ok_or_else(unauthorized)?;
-    let realm_roles = active.claims.realm_access.as_ref().map(|r| &r.roles);
-    let superuser = issuer_realm == MASTER && realm_roles.is_some_and(|r| r.contains(ADMIN_ROLE));
-    let roles: BTreeSet<String> = if issuer_realm == realm {
-        active
-            .claims
-            .resource_access
-            .as_ref()
-            .and_then(|m| m.get(REALM_MANAGEMENT))
-            .map(|r| r.roles.clone())
+    let client = rt
+        .snapshot
+        .client_by_client_id(&claims.azp)
+        .filter(|client| client.enabled)
+        .ok_or_else(unauthorized)?;
+    // A service account acts only through its own client, and only while it is enabled.
+    if let Some(owner) = &user.service_account_client_id
+        && (owner != &client.id || !client.service_accounts_enabled)
+    {
+        return Err(unauthorized());
+    }
+    let held = rt
+        .snapshot
+        .roles_in_scope_within(&user, client, Some(&**claims));
+    let superuser = issuer_realm == MASTER && held.realm.contains(ADMIN_ROLE);
+    let roles = if issuer_realm == realm {
+        held.clients
+            .get(REALM_MANAGEMENT)
+            .cloned()
             .unwrap_or_default()
     } else {
         BTreeSet::new()
     };
-    let admin = Admin { superuser, roles };
-    if need.roles().iter().any(|role| admin.has(role)) {
-        Ok(admin)
-    } else {
-        Err(forbidden())
-    }
+    Ok(Admin { superuser, roles })
 }
 
 pub fn forbidden() -> ApiError {

@@ -15,8 +15,9 @@ use cambio_proto::admin::RealmRep;
 use cambio_store::{GLOBAL, StoreError};
 use serde::Deserialize;
 
+use super::escalation::approve_realm;
 use super::{
-    Need, authorize, bad_request, conflict, created, forbidden, no_content, parse_json,
+    Need, authorize, bad_request, caller, conflict, created, forbidden, no_content, parse_json,
     realm_or_404,
 };
 use crate::bootstrap::MASTER;
@@ -47,23 +48,24 @@ fn is_unauthorized(error: &ApiError) -> bool {
 
 /// For endpoints that belong to no one realm: whether the caller is a `master`
 /// administrator. 401 only when no realm accepts the token; any valid token is at least a 403.
-fn caller_is_superuser(app: &AppState, headers: &HeaderMap) -> ApiResult<bool> {
-    let error = match authorize(app, headers, MASTER, Need::ViewRealm) {
+async fn caller_is_superuser(app: &AppState, headers: &HeaderMap) -> ApiResult<bool> {
+    let error = match caller(app, headers, MASTER).await {
         Ok(admin) => return Ok(admin.superuser),
-        Err(e) if !is_unauthorized(&e) => return Ok(false),
+        Err(e) if !is_unauthorized(&e) => return Err(e),
         Err(e) => e,
     };
     for name in app.realm_names() {
-        match authorize(app, headers, &name, Need::ViewRealm) {
+        match caller(app, headers, &name).await {
             Err(e) if is_unauthorized(&e) => continue,
-            _ => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(false),
         }
     }
     Err(error)
 }
 
 /// The realms the caller may see: all of them for a `master` administrator, otherwise those
-/// where the token grants `view-realm` (full) or any other admin role (brief). 403 when none.
+/// where it holds `view-realm` (full) or any other admin role (brief). 403 when none.
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Query(query): Query<ListQuery>,
@@ -79,7 +81,7 @@ pub async fn list(
     };
     let mut realms: Vec<_> = app.realm_names();
     realms.sort();
-    let superuser = caller_is_superuser(&app, &headers)?;
+    let superuser = caller_is_superuser(&app, &headers).await?;
     let mut out = Vec::new();
     for name in realms {
         let Some(rt) = app.realm(&name) else {
@@ -90,20 +92,19 @@ pub async fn list(
             out.push(if brief_wanted { brief(rep) } else { rep });
             continue;
         }
-        match authorize(&app, &headers, &name, Need::ViewRealm) {
-            Ok(_) => {
-                out.push(if brief_wanted { brief(rep) } else { rep });
-            }
-            Err(e) if is_unauthorized(&e) => {}
-            Err(_) => {
-                // Any other administrative role in the realm shows its name only.
-                let any_role = [Need::ViewClients, Need::ViewUsers, Need::ViewEvents]
-                    .into_iter()
-                    .any(|need| authorize(&app, &headers, &name, need).is_ok());
-                if any_role {
-                    out.push(brief(rep));
-                }
-            }
+        let admin = match caller(&app, &headers, &name).await {
+            Ok(admin) => admin,
+            Err(e) if is_unauthorized(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        if admin.may(Need::ViewRealm) {
+            out.push(if brief_wanted { brief(rep) } else { rep });
+        } else if [Need::ViewClients, Need::ViewUsers, Need::ViewEvents]
+            .into_iter()
+            .any(|need| admin.may(need))
+        {
+            // Any other administrative role in the realm shows its name only.
+            out.push(brief(rep));
         }
     }
     if out.is_empty() {
@@ -119,7 +120,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if !caller_is_superuser(&app, &headers)? {
+    if !caller_is_superuser(&app, &headers).await? {
         return Err(forbidden());
     }
     let rep: RealmRep = parse_json(&body)?;
@@ -137,7 +138,7 @@ pub async fn get_one(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RealmRep>> {
-    authorize(&app, &headers, &realm, Need::ViewRealm)?;
+    authorize(&app, &headers, &realm, Need::ViewRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     Ok(Json(realm_io::settings_rep(&rt.snapshot.realm)))
 }
@@ -150,7 +151,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     let rep: RealmRep = parse_json(&body)?;
     let current = &rt.snapshot.realm;
@@ -182,6 +183,7 @@ pub async fn update(
         crate::keys::ensure_active_key(&app, rt.id(), updated.default_signature_algorithm, now)
             .await?;
     }
+    let updated = approve_realm(&admin, &rt, updated)?;
     app.update_realm(&updated).await.map_err(|e| match e {
         StoreError::Conflict(_) => conflict("Realm with same name exists"),
         other => other.into(),
@@ -196,7 +198,7 @@ pub async fn delete(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageRealm)?;
+    authorize(&app, &headers, &realm, Need::ManageRealm).await?;
     let rt = realm_or_404(&app, &realm)?;
     if rt.name() == MASTER {
         return Err(bad_request("The master realm cannot be deleted"));
@@ -205,7 +207,7 @@ pub async fn delete(
     app.store.delete_realm_data(rt.id()).await?;
     app.store.delete_object(GLOBAL, KIND_REALM, rt.id()).await?;
     for user in &users {
-        app.forget_user(&user.id);
+        app.forget_user(rt.id(), &user.id);
     }
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
@@ -226,10 +228,10 @@ pub async fn partial_export(
     Query(query): Query<ExportQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RealmRep>> {
-    authorize(&app, &headers, &realm, Need::ViewRealm)?;
+    authorize(&app, &headers, &realm, Need::ViewRealm).await?;
     let clients = query.export_clients.unwrap_or(false);
     if clients {
-        authorize(&app, &headers, &realm, Need::ViewClients)?;
+        authorize(&app, &headers, &realm, Need::ViewClients).await?;
     }
     let rt = realm_or_404(&app, &realm)?;
     let options = ExportOptions {

@@ -23,16 +23,15 @@ use cambio_proto::admin::{ClientScopeRep, ProtocolMapperRep, RoleRep, UserRep};
 use cambio_store::GLOBAL;
 use serde::Deserialize;
 
+use super::escalation::{approve_client, approve_realm, approve_role, is_management_client};
 use super::{
     Admin, Need, authorize, bad_request, conflict, created, forbidden, no_content, page,
     parse_json, realm_or_404,
 };
-use crate::bootstrap::{ADMIN_ROLE, MASTER, REALM_MANAGEMENT};
+use crate::bootstrap::{ADMIN_ROLE, MASTER};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{
-    AppState, KIND_CLIENT_SCOPE, KIND_REALM, KIND_ROLE, RealmRuntime, decode, object,
-};
+use crate::state::{AppState, KIND_CLIENT_SCOPE, KIND_REALM, KIND_ROLE, RealmRuntime, decode};
 
 const ROLE_NOT_FOUND: &str = "Could not find role";
 const COMPOSITE_NOT_FOUND: &str = "Could not find composite role";
@@ -152,55 +151,6 @@ pub fn role_reps<'a>(
     roles.into_iter().map(|r| role_rep(rt, r, brief)).collect()
 }
 
-/// Every role reachable from `ids` through composites, the roles themselves included. Ids of
-/// deleted roles are skipped; cycles are harmless.
-pub fn expand(rt: &RealmRuntime, ids: impl IntoIterator<Item = String>) -> Vec<&Role> {
-    let mut pending: Vec<String> = ids.into_iter().collect();
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    while let Some(id) = pending.pop() {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        if let Some(role) = rt.snapshot.role(&id) {
-            pending.extend(role.composites.iter().cloned());
-            out.push(role);
-        }
-    }
-    out
-}
-
-fn is_management_client(rt: &RealmRuntime, client_uuid: &str) -> bool {
-    rt.snapshot
-        .client(client_uuid)
-        .is_some_and(|c| c.client_id == REALM_MANAGEMENT)
-}
-
-/// Whether `admin` holds `role` as far as administration is concerned: every role that confers
-/// no administration counts as held.
-fn holds(admin: &Admin, rt: &RealmRuntime, role: &Role) -> bool {
-    if admin.superuser {
-        return true;
-    }
-    match &role.client_id {
-        None => !(rt.name() == MASTER && role.name == ADMIN_ROLE),
-        Some(client) if is_management_client(rt, client) => {
-            admin.roles.contains("realm-admin") || admin.roles.contains(&role.name)
-        }
-        Some(_) => true,
-    }
-}
-
-/// Whether `admin` may hand out the roles `ids` (with everything they contain) by a role
-/// mapping or a composite. Keycloak's rule (CVE-2026-3121 class): an administrator cannot
-/// give away administrative roles it does not hold itself.
-pub fn may_grant(admin: &Admin, rt: &RealmRuntime, ids: impl IntoIterator<Item = String>) -> bool {
-    admin.superuser
-        || expand(rt, ids)
-            .into_iter()
-            .all(|role| holds(admin, rt, role))
-}
-
 /// Whether `admin` may create, rename, delete or recompose a role named `name` owned by
 /// `client` (an internal id; None for realm roles).
 fn may_edit(admin: &Admin, rt: &RealmRuntime, client: Option<&str>, name: &str) -> bool {
@@ -294,10 +244,13 @@ async fn stored_realm(app: &AppState, realm_id: &str) -> ApiResult<Realm> {
     Ok(decode(&object)?)
 }
 
-async fn save_realm(app: &AppState, realm: &Realm) -> ApiResult<()> {
-    app.store
-        .update_object(&object(GLOBAL, KIND_REALM, &realm.id, &realm.name, realm)?)
-        .await?;
+async fn save_realm(
+    app: &AppState,
+    admin: &Admin,
+    rt: &RealmRuntime,
+    realm: Realm,
+) -> ApiResult<()> {
+    app.update_realm(&approve_realm(admin, rt, realm)?).await?;
     Ok(())
 }
 
@@ -339,7 +292,7 @@ fn needs(client: Option<&str>) -> (Need, Need) {
 }
 
 /// Authorizes and loads the realm, checking that the owning client exists.
-fn context(
+async fn context(
     app: &AppState,
     headers: &HeaderMap,
     realm: &str,
@@ -347,7 +300,7 @@ fn context(
     manage: bool,
 ) -> ApiResult<(Admin, Arc<RealmRuntime>)> {
     let (view, manage_need) = needs(client);
-    let admin = authorize(app, headers, realm, if manage { manage_need } else { view })?;
+    let admin = authorize(app, headers, realm, if manage { manage_need } else { view }).await?;
     let rt = realm_or_404(app, realm)?;
     if let Some(client) = client
         && rt.snapshot.client(client).is_none()
@@ -389,7 +342,7 @@ async fn create_role(
     client: Option<&str>,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(app, headers, realm, client, true)?;
+    let (admin, rt) = context(app, headers, realm, client, true).await?;
     let rep: RoleRep = parse_json(body)?;
     let name = rep.name.clone().unwrap_or_default();
     validate_role_name(&name)?;
@@ -423,9 +376,6 @@ async fn create_role(
             }
         }
         composites = resolve_roles(&rt, &refs, None, COMPOSITE_NOT_FOUND)?;
-        if !may_grant(&admin, &rt, composites.clone()) {
-            return Err(forbidden());
-        }
     }
     let role = Role {
         id: random::uuid(),
@@ -435,6 +385,7 @@ async fn create_role(
         composites,
         attributes: rep.attributes.clone().unwrap_or_default(),
     };
+    let role = approve_role(&admin, &rt, role)?;
     app.insert_role(rt.id(), &role).await.map_err(|e| match e {
         cambio_store::StoreError::Conflict(_) => duplicate_role(&name),
         other => other.into(),
@@ -473,6 +424,7 @@ async fn update_role(
     if let Some(attributes) = &rep.attributes {
         role.attributes = attributes.clone();
     }
+    let role = approve_role(admin, rt, role)?;
     app.replace_role(rt.id(), &role)
         .await
         .map_err(|e| match e {
@@ -482,7 +434,7 @@ async fn update_role(
     if role.client_id.is_none() && role.name != current.name {
         let mut realm = stored_realm(app, rt.id()).await?;
         if rename_in(&mut realm.default_roles, &current.name, Some(&role.name)) {
-            save_realm(app, &realm).await?;
+            save_realm(app, admin, rt, realm).await?;
         }
     }
     app.reload_realm(rt.id(), random::now()).await?;
@@ -507,21 +459,23 @@ async fn delete_role(
     {
         let mut other = other.clone();
         other.composites.retain(|id| id != &role.id);
-        app.replace_role(rt.id(), &other).await?;
+        app.replace_role(rt.id(), &approve_role(admin, rt, other)?)
+            .await?;
     }
     for client in rt
         .snapshot
         .clients()
         .filter(|c| c.scope_role_ids.contains(&role.id))
     {
-        let mut client = (**client).clone();
-        client.scope_role_ids.retain(|id| id != &role.id);
-        app.update_client(rt.id(), &client).await?;
+        let mut narrowed = (**client).clone();
+        narrowed.scope_role_ids.retain(|id| id != &role.id);
+        let narrowed = approve_client(admin, rt, Some(client), narrowed)?;
+        app.update_client(rt.id(), &narrowed).await?;
     }
     if role.client_id.is_none() {
         let mut realm = stored_realm(app, rt.id()).await?;
         if rename_in(&mut realm.default_roles, &role.name, None) {
-            save_realm(app, &realm).await?;
+            save_realm(app, admin, rt, realm).await?;
         }
     }
     if !app
@@ -559,9 +513,6 @@ async fn change_composites(
         return Err(forbidden());
     }
     if add {
-        if !may_grant(admin, rt, ids.clone()) {
-            return Err(forbidden());
-        }
         for id in ids {
             if id != role.id && !role.composites.contains(&id) {
                 role.composites.push(id);
@@ -570,7 +521,8 @@ async fn change_composites(
     } else {
         role.composites.retain(|id| !ids.contains(id));
     }
-    app.replace_role(rt.id(), &role).await?;
+    app.replace_role(rt.id(), &approve_role(admin, rt, role)?)
+        .await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
 }
@@ -591,7 +543,7 @@ async fn users_in_role(
     role: &Role,
     query: UsersQuery,
 ) -> ApiResult<Json<Vec<UserRep>>> {
-    authorize(app, headers, realm, Need::ViewUsers)?;
+    authorize(app, headers, realm, Need::ViewUsers).await?;
     let users: Vec<UserRep> = app
         .users_of_realm(rt.id())
         .await?
@@ -614,7 +566,7 @@ pub async fn list_realm_roles(
     Query(query): Query<RoleQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     Ok(Json(list_roles(&rt, None, query)))
 }
 
@@ -632,7 +584,7 @@ pub async fn get_realm_role(
     Path((realm, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RoleRep>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     Ok(Json(role_rep(&rt, &named_role(&rt, None, &name)?, false)))
 }
 
@@ -642,7 +594,7 @@ pub async fn update_realm_role(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, None, true)?;
+    let (admin, rt) = context(&app, &headers, &realm, None, true).await?;
     let role = named_role(&rt, None, &name)?;
     update_role(&app, &admin, &rt, role, &body).await
 }
@@ -652,7 +604,7 @@ pub async fn delete_realm_role(
     Path((realm, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, None, true)?;
+    let (admin, rt) = context(&app, &headers, &realm, None, true).await?;
     let role = named_role(&rt, None, &name)?;
     delete_role(&app, &admin, &rt, role).await
 }
@@ -662,7 +614,7 @@ pub async fn realm_role_composites(
     Path((realm, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     Ok(Json(composites_of(
         &rt,
         &named_role(&rt, None, &name)?,
@@ -675,7 +627,7 @@ pub async fn realm_role_composites_realm(
     Path((realm, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     Ok(Json(composites_of(
         &rt,
         &named_role(&rt, None, &name)?,
@@ -688,7 +640,7 @@ pub async fn realm_role_composites_client(
     Path((realm, name, client)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     if rt.snapshot.client(&client).is_none() {
         return Err(ApiError::NotFound(CLIENT_NOT_FOUND));
     }
@@ -702,7 +654,7 @@ pub async fn add_realm_role_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, None, true)?;
+    let (admin, rt) = context(&app, &headers, &realm, None, true).await?;
     let role = named_role(&rt, None, &name)?;
     change_composites(&app, &admin, &rt, role, &body, true).await
 }
@@ -713,7 +665,7 @@ pub async fn remove_realm_role_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, None, true)?;
+    let (admin, rt) = context(&app, &headers, &realm, None, true).await?;
     let role = named_role(&rt, None, &name)?;
     change_composites(&app, &admin, &rt, role, &body, false).await
 }
@@ -724,14 +676,14 @@ pub async fn realm_role_users(
     Query(query): Query<UsersQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<UserRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, None, false)?;
+    let (_, rt) = context(&app, &headers, &realm, None, false).await?;
     let role = named_role(&rt, None, &name)?;
     users_in_role(&app, &headers, &realm, &rt, &role, query).await
 }
 
 // Roles by id: realm or client roles, authorized by where the role lives.
 
-fn role_by_id(
+async fn role_by_id(
     app: &AppState,
     headers: &HeaderMap,
     realm: &str,
@@ -741,7 +693,7 @@ fn role_by_id(
     let rt = app.realm(realm);
     let role = rt.as_ref().and_then(|rt| rt.snapshot.role(id).cloned());
     let client = role.as_ref().and_then(|r| r.client_id.clone());
-    let (admin, rt) = context(app, headers, realm, client.as_deref(), manage)?;
+    let (admin, rt) = context(app, headers, realm, client.as_deref(), manage).await?;
     let role = role.ok_or(ApiError::NotFound("Could not find role with id"))?;
     Ok((admin, rt, role))
 }
@@ -751,7 +703,7 @@ pub async fn get_role_by_id(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RoleRep>> {
-    let (_, rt, role) = role_by_id(&app, &headers, &realm, &id, false)?;
+    let (_, rt, role) = role_by_id(&app, &headers, &realm, &id, false).await?;
     Ok(Json(role_rep(&rt, &role, false)))
 }
 
@@ -761,7 +713,7 @@ pub async fn update_role_by_id(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true)?;
+    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true).await?;
     update_role(&app, &admin, &rt, role, &body).await
 }
 
@@ -770,7 +722,7 @@ pub async fn delete_role_by_id(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true)?;
+    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true).await?;
     delete_role(&app, &admin, &rt, role).await
 }
 
@@ -779,7 +731,7 @@ pub async fn role_by_id_composites(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt, role) = role_by_id(&app, &headers, &realm, &id, false)?;
+    let (_, rt, role) = role_by_id(&app, &headers, &realm, &id, false).await?;
     Ok(Json(composites_of(&rt, &role, None)))
 }
 
@@ -789,7 +741,7 @@ pub async fn add_role_by_id_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true)?;
+    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true).await?;
     change_composites(&app, &admin, &rt, role, &body, true).await
 }
 
@@ -799,7 +751,7 @@ pub async fn remove_role_by_id_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true)?;
+    let (admin, rt, role) = role_by_id(&app, &headers, &realm, &id, true).await?;
     change_composites(&app, &admin, &rt, role, &body, false).await
 }
 
@@ -811,7 +763,7 @@ pub async fn list_client_roles(
     Query(query): Query<RoleQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, Some(&client), false)?;
+    let (_, rt) = context(&app, &headers, &realm, Some(&client), false).await?;
     Ok(Json(list_roles(&rt, Some(&client), query)))
 }
 
@@ -829,7 +781,7 @@ pub async fn get_client_role(
     Path((realm, client, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<RoleRep>> {
-    let (_, rt) = context(&app, &headers, &realm, Some(&client), false)?;
+    let (_, rt) = context(&app, &headers, &realm, Some(&client), false).await?;
     Ok(Json(role_rep(
         &rt,
         &named_role(&rt, Some(&client), &name)?,
@@ -843,7 +795,7 @@ pub async fn update_client_role(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true)?;
+    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true).await?;
     let role = named_role(&rt, Some(&client), &name)?;
     update_role(&app, &admin, &rt, role, &body).await
 }
@@ -853,7 +805,7 @@ pub async fn delete_client_role(
     Path((realm, client, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true)?;
+    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true).await?;
     let role = named_role(&rt, Some(&client), &name)?;
     delete_role(&app, &admin, &rt, role).await
 }
@@ -863,7 +815,7 @@ pub async fn client_role_composites(
     Path((realm, client, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, Some(&client), false)?;
+    let (_, rt) = context(&app, &headers, &realm, Some(&client), false).await?;
     Ok(Json(composites_of(
         &rt,
         &named_role(&rt, Some(&client), &name)?,
@@ -877,7 +829,7 @@ pub async fn add_client_role_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true)?;
+    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true).await?;
     let role = named_role(&rt, Some(&client), &name)?;
     change_composites(&app, &admin, &rt, role, &body, true).await
 }
@@ -888,7 +840,7 @@ pub async fn remove_client_role_composites(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true)?;
+    let (admin, rt) = context(&app, &headers, &realm, Some(&client), true).await?;
     let role = named_role(&rt, Some(&client), &name)?;
     change_composites(&app, &admin, &rt, role, &body, false).await
 }
@@ -899,7 +851,7 @@ pub async fn client_role_users(
     Query(query): Query<UsersQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<UserRep>>> {
-    let (_, rt) = context(&app, &headers, &realm, Some(&client), false)?;
+    let (_, rt) = context(&app, &headers, &realm, Some(&client), false).await?;
     let role = named_role(&rt, Some(&client), &name)?;
     users_in_role(&app, &headers, &realm, &rt, &role, query).await
 }
@@ -1004,15 +956,17 @@ fn duplicate_scope(name: &str) -> ApiError {
 /// Renames (`Some`) or removes (`None`) a scope name wherever clients and the realm list it.
 async fn rename_scope_everywhere(
     app: &AppState,
+    admin: &Admin,
     rt: &RealmRuntime,
     old: &str,
     new: Option<&str>,
 ) -> ApiResult<()> {
-    for client in rt.snapshot.clients() {
-        let mut client = (**client).clone();
+    for current in rt.snapshot.clients() {
+        let mut client = (**current).clone();
         let a = rename_in(&mut client.default_client_scopes, old, new);
         let b = rename_in(&mut client.optional_client_scopes, old, new);
         if a || b {
+            let client = approve_client(admin, rt, Some(current), client)?;
             app.update_client(rt.id(), &client).await?;
         }
     }
@@ -1020,7 +974,7 @@ async fn rename_scope_everywhere(
     let a = rename_in(&mut realm.default_default_client_scopes, old, new);
     let b = rename_in(&mut realm.default_optional_client_scopes, old, new);
     if a || b {
-        save_realm(app, &realm).await?;
+        save_realm(app, admin, rt, realm).await?;
     }
     Ok(())
 }
@@ -1030,7 +984,7 @@ pub async fn list_scopes(
     Path(realm): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<ClientScopeRep>>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let mut scopes: Vec<&ClientScope> = rt.snapshot.client_scopes().collect();
     scopes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1043,7 +997,7 @@ pub async fn create_scope(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let rep: ClientScopeRep = parse_json(&body)?;
     if rep.name.is_none() {
@@ -1081,7 +1035,7 @@ pub async fn get_scope(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ClientScopeRep>> {
-    authorize(&app, &headers, &realm, Need::ViewClients)?;
+    authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     Ok(Json(scope_rep(scope_by_id(&rt, &id)?)))
 }
@@ -1092,7 +1046,7 @@ pub async fn update_scope(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let current = scope_by_id(&rt, &id)?.clone();
     let rep: ClientScopeRep = parse_json(&body)?;
@@ -1108,7 +1062,7 @@ pub async fn update_scope(
             other => other.into(),
         })?;
     if scope.name != current.name {
-        rename_scope_everywhere(&app, &rt, &current.name, Some(&scope.name)).await?;
+        rename_scope_everywhere(&app, &admin, &rt, &current.name, Some(&scope.name)).await?;
     }
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
@@ -1120,10 +1074,10 @@ pub async fn delete_scope(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageClients)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let scope = scope_by_id(&rt, &id)?.clone();
-    rename_scope_everywhere(&app, &rt, &scope.name, None).await?;
+    rename_scope_everywhere(&app, &admin, &rt, &scope.name, None).await?;
     app.store
         .delete_object(rt.id(), KIND_CLIENT_SCOPE, &scope.id)
         .await?;
@@ -1146,14 +1100,14 @@ fn brief_scopes(rt: &RealmRuntime, names: &[String]) -> Vec<ClientScopeRep> {
         .collect()
 }
 
-fn client_scopes_get(
+async fn client_scopes_get(
     app: &AppState,
     headers: &HeaderMap,
     realm: &str,
     client: &str,
     default: bool,
 ) -> ApiResult<Json<Vec<ClientScopeRep>>> {
-    authorize(app, headers, realm, Need::ViewClients)?;
+    authorize(app, headers, realm, Need::ViewClients).await?;
     let rt = realm_or_404(app, realm)?;
     let client = rt
         .snapshot
@@ -1177,13 +1131,13 @@ async fn client_scopes_change(
     default: bool,
     add: bool,
 ) -> ApiResult<Response> {
-    authorize(app, headers, realm, Need::ManageClients)?;
+    let admin = authorize(app, headers, realm, Need::ManageClients).await?;
     let rt = realm_or_404(app, realm)?;
-    let mut client = (**rt
+    let current = rt
         .snapshot
         .client(client)
-        .ok_or(ApiError::NotFound(CLIENT_NOT_FOUND))?)
-    .clone();
+        .ok_or(ApiError::NotFound(CLIENT_NOT_FOUND))?;
+    let mut client = (**current).clone();
     let name = rt
         .snapshot
         .client_scopes()
@@ -1209,6 +1163,7 @@ async fn client_scopes_change(
     } else {
         this.retain(|n| n != &name);
     }
+    let client = approve_client(&admin, &rt, Some(current), client)?;
     app.update_client(rt.id(), &client).await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
@@ -1219,7 +1174,7 @@ pub async fn client_default_scopes(
     Path((realm, client)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<ClientScopeRep>>> {
-    client_scopes_get(&app, &headers, &realm, &client, true)
+    client_scopes_get(&app, &headers, &realm, &client, true).await
 }
 
 pub async fn client_optional_scopes(
@@ -1227,7 +1182,7 @@ pub async fn client_optional_scopes(
     Path((realm, client)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<ClientScopeRep>>> {
-    client_scopes_get(&app, &headers, &realm, &client, false)
+    client_scopes_get(&app, &headers, &realm, &client, false).await
 }
 
 pub async fn add_client_default_scope(

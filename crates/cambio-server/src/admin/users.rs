@@ -24,10 +24,11 @@ use cambio_proto::admin::{
 use cambio_store::SessionRecord;
 use serde::Deserialize;
 
-use super::roles::{may_grant, resolve_roles, role_reps};
+use super::escalation::{approve_user, ensure_may_act_as};
+use super::roles::{resolve_roles, role_reps};
 use super::{
-    Admin, Need, authorize, bad_request, conflict, created, forbidden, no_content, page,
-    parse_json, realm_or_404,
+    Admin, Need, authorize, bad_request, conflict, created, no_content, page, parse_json,
+    realm_or_404,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::random;
@@ -133,11 +134,7 @@ async fn user_or_404(app: &AppState, rt: &RealmRuntime, id: &str) -> ApiResult<U
 
 /// Refuses changes to a user who holds administrative roles the caller does not.
 fn guard(admin: &Admin, rt: &RealmRuntime, user: &User) -> ApiResult<()> {
-    if may_grant(admin, rt, rt.snapshot.effective_role_ids(user)) {
-        Ok(())
-    } else {
-        Err(forbidden())
-    }
+    ensure_may_act_as(admin, rt, user)
 }
 
 /// Keycloak's username rules: lowercased, at most 255 characters, no prohibited characters.
@@ -388,7 +385,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<UserRep>>> {
-    authorize(&app, &headers, &realm, Need::ViewUsers)?;
+    authorize(&app, &headers, &realm, Need::ViewUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let reps: Vec<UserRep> = app
         .users_of_realm(rt.id())
@@ -410,7 +407,7 @@ pub async fn count(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<usize>> {
-    authorize(&app, &headers, &realm, Need::ViewUsers)?;
+    authorize(&app, &headers, &realm, Need::ViewUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let users = app.users_of_realm(rt.id()).await?;
     Ok(Json(users.iter().filter(|u| matches(u, &query)).count()))
@@ -427,7 +424,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageUsers)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let rep: UserRep = parse_json(&body)?;
     let username = valid_username(rep.username.as_deref().unwrap_or(""))?;
@@ -448,6 +445,7 @@ pub async fn create(
     if let Some(password) = password {
         user.password_hash = Some(hash_password(password).await?);
     }
+    let user = approve_user(&admin, &rt, None, user)?;
     app.insert_user(rt.id(), &user).await.map_err(|e| match e {
         cambio_store::StoreError::Conflict(_) => same_username(),
         other => other.into(),
@@ -463,7 +461,7 @@ pub async fn get_one(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<UserRep>> {
-    let admin = authorize(&app, &headers, &realm, Need::ViewUsers)?;
+    let admin = authorize(&app, &headers, &realm, Need::ViewUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let user = user_or_404(&app, &rt, &id).await?;
     let manage = admin.has("manage-users");
@@ -486,7 +484,7 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let admin = authorize(&app, &headers, &realm, Need::ManageUsers)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let current = user_or_404(&app, &rt, &id).await?;
     guard(&admin, &rt, &current)?;
@@ -511,6 +509,7 @@ pub async fn update(
     if let Some(password) = password_in(rep.credentials.as_ref())? {
         user.password_hash = Some(hash_password(password).await?);
     }
+    let user = approve_user(&admin, &rt, Some(&current), user)?;
     app.update_user(rt.id(), &user).await.map_err(|e| match e {
         cambio_store::StoreError::Conflict(_) => same_username(),
         other => other.into(),
@@ -527,7 +526,7 @@ pub async fn delete_user(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let admin = authorize(&app, &headers, &realm, Need::ManageUsers)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let user = user_or_404(&app, &rt, &id).await?;
     guard(&admin, &rt, &user)?;
@@ -548,10 +547,11 @@ pub async fn reset_password(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let admin = authorize(&app, &headers, &realm, Need::ManageUsers)?;
+    let admin = authorize(&app, &headers, &realm, Need::ManageUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
-    let mut user = user_or_404(&app, &rt, &id).await?;
-    guard(&admin, &rt, &user)?;
+    let current = user_or_404(&app, &rt, &id).await?;
+    guard(&admin, &rt, &current)?;
+    let mut user = current.clone();
     let credential: CredentialRep = parse_json(&body)?;
     let Some(value) = credential.value else {
         return Err(bad_request("No password provided"));
@@ -560,6 +560,7 @@ pub async fn reset_password(
         return Err(bad_request("Empty password not allowed"));
     }
     user.password_hash = Some(hash_password(value).await?);
+    let user = approve_user(&admin, &rt, Some(&current), user)?;
     app.update_user(rt.id(), &user).await?;
     Ok(no_content())
 }
@@ -574,7 +575,7 @@ async fn mapping_context(
     client: Option<&str>,
     need: Need,
 ) -> ApiResult<(Admin, Arc<RealmRuntime>, User)> {
-    let admin = authorize(app, headers, realm, need)?;
+    let admin = authorize(app, headers, realm, need).await?;
     let rt = realm_or_404(app, realm)?;
     let user = user_or_404(app, &rt, id).await?;
     if let Some(client) = client
@@ -623,9 +624,7 @@ async fn change_mappings(
     let reps: Vec<RoleRep> = parse_json(body)?;
     let ids = resolve_roles(&rt, &reps, Some(client), ROLE_NOT_FOUND)?;
     guard(&admin, &rt, &user)?;
-    if !may_grant(&admin, &rt, ids.clone()) {
-        return Err(forbidden());
-    }
+    let before = user.clone();
     if add {
         for id in ids {
             if !user.role_ids.contains(&id) {
@@ -635,6 +634,7 @@ async fn change_mappings(
     } else {
         user.role_ids.retain(|id| !ids.contains(id));
     }
+    let user = approve_user(&admin, &rt, Some(&before), user)?;
     app.update_user(rt.id(), &user).await?;
     Ok(no_content())
 }
@@ -896,7 +896,7 @@ pub async fn delete_session(
     Query(query): Query<SessionQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    authorize(&app, &headers, &realm, Need::ManageUsers)?;
+    authorize(&app, &headers, &realm, Need::ManageUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let now = random::now();
     let session = app
@@ -928,9 +928,10 @@ pub async fn link_identity(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (admin, rt, mut user) =
+    let (admin, rt, current) =
         mapping_context(&app, &headers, (&realm, &id), None, Need::ManageUsers).await?;
-    guard(&admin, &rt, &user)?;
+    guard(&admin, &rt, &current)?;
+    let mut user = current.clone();
     let rep: FederatedIdentityRep = parse_json(&body)?;
     let external_id = rep
         .user_id
@@ -963,6 +964,7 @@ pub async fn link_identity(
         user_id: external_id.clone(),
         user_name: rep.user_name.unwrap_or(external_id),
     });
+    let user = approve_user(&admin, &rt, Some(&current), user)?;
     if let Err(e) = app.update_user(rt.id(), &user).await {
         app.delete_federated_link(rt.id(), &user.id, &provider)
             .await?;
@@ -976,15 +978,17 @@ pub async fn unlink_identity(
     Path((realm, id, provider)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (admin, rt, mut user) =
+    let (admin, rt, current) =
         mapping_context(&app, &headers, (&realm, &id), None, Need::ManageUsers).await?;
-    guard(&admin, &rt, &user)?;
+    guard(&admin, &rt, &current)?;
+    let mut user = current.clone();
     let before = user.federated_identities.len();
     user.federated_identities
         .retain(|f| f.identity_provider != provider);
     if user.federated_identities.len() == before {
         return Err(ApiError::NotFound("Link not found"));
     }
+    let user = approve_user(&admin, &rt, Some(&current), user)?;
     app.update_user(rt.id(), &user).await?;
     app.delete_federated_link(rt.id(), &user.id, &provider)
         .await?;

@@ -14,6 +14,7 @@ use cambio_jose::{Algorithm, VerifyingKey};
 use cambio_proto::TokenResponse;
 use std::sync::Arc;
 
+use crate::admin::Approved;
 use crate::audit::Event;
 use crate::error::ApiResult;
 use crate::random;
@@ -257,12 +258,15 @@ async fn provision(
     now: u64,
 ) -> ApiResult<Arc<cambio_core::model::User>> {
     let user = federation::provisioned_user(provider, external, random::uuid(), now);
-    app.insert_user(rt.id(), &user).await.map_err(|e| match e {
-        cambio_store::StoreError::Conflict(_) => {
-            OAuthError::invalid_request("Cannot create a local user: the username is taken").into()
-        }
-        other => crate::error::ApiError::from(other),
-    })?;
+    app.insert_user(rt.id(), &Approved::by_system(user.clone()))
+        .await
+        .map_err(|e| match e {
+            cambio_store::StoreError::Conflict(_) => {
+                OAuthError::invalid_request("Cannot create a local user: the username is taken")
+                    .into()
+            }
+            other => crate::error::ApiError::from(other),
+        })?;
     let link = FederatedLink {
         user_id: user.id.clone(),
         identity_provider: provider.alias.clone(),

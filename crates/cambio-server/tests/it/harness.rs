@@ -220,7 +220,8 @@ impl Drop for TestServer {
     }
 }
 
-async fn reply(response: reqwest::Response) -> Reply {
+/// Reads a whole response into a [`Reply`].
+pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
