@@ -180,3 +180,50 @@ pub fn is_management_client(rt: &RealmRuntime, client_uuid: &str) -> bool {
         .client(client_uuid)
         .is_some_and(|c| c.client_id == REALM_MANAGEMENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The guard holds by construction only while role-affecting objects are written nowhere
+    /// but through `AppState`'s functions that take [`super::Approved`]: no other file may
+    /// hand such an object to the store's raw writes.
+    #[test]
+    fn role_affecting_objects_are_written_only_through_approved_values() {
+        const GUARDED_KINDS: [&str; 5] = [
+            "KIND_USER",
+            "KIND_ROLE",
+            "KIND_REALM",
+            "KIND_CLIENT,",
+            "KIND_IDP",
+        ];
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![src.clone()];
+        let mut offences = Vec::new();
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path == src.join("state.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let lines: Vec<&str> = text.lines().collect();
+                for (n, line) in lines.iter().enumerate() {
+                    if !(line.contains("insert_object(") || line.contains("update_object(")) {
+                        continue;
+                    }
+                    // The object being written is built within the next few lines.
+                    let call = lines[n..lines.len().min(n + 8)].join(" ");
+                    if let Some(kind) = GUARDED_KINDS.iter().find(|k| call.contains(*k)) {
+                        offences.push(format!("{}:{} writes {kind}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(offences.is_empty(), "{offences:#?}");
+    }
+}

@@ -14,12 +14,13 @@ use axum::routing::get;
 use cambio_core::federation::{
     IdentityProvider, ProviderTrust, config_keys, idp_permission_name, idp_resource_name,
 };
+use cambio_core::model::User;
 use cambio_core::permissions::{AuthzPolicy, TOKEN_EXCHANGE_SCOPE};
 use cambio_proto::admin::ManagementPermissionRep;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::escalation::{approve_provider, approve_user};
+use super::escalation::{approve_provider, approve_user, ensure_may_act_as};
 use super::{
     Admin, Need, authorize, bad_request, conflict, created, no_content, parse_json, realm_or_404,
 };
@@ -216,6 +217,11 @@ pub async fn update(
         ));
     }
     apply(&app, &mut idp, input)?;
+    // Whoever decides which tokens the provider vouches for can sign in as every user linked
+    // to it (by exchanging a token of its own making), so it must be allowed to act as each.
+    for user in linked_users(&app, &rt, &alias).await? {
+        ensure_may_act_as(&admin, &rt, &user)?;
+    }
     let idp = approve_provider(&admin, &rt, Some(current), idp)?;
     app.update_provider(rt.id(), &idp).await?;
     app.reload_realm(rt.id(), random::now()).await?;
@@ -238,6 +244,20 @@ pub async fn delete(
         .await?;
     app.reload_realm(rt.id(), random::now()).await?;
     Ok(no_content())
+}
+
+/// The users linked to a provider.
+async fn linked_users(app: &AppState, rt: &RealmRuntime, alias: &str) -> ApiResult<Vec<User>> {
+    let mut users = Vec::new();
+    for object in app.store.list_objects(rt.id(), KIND_FEDERATED_LINK).await? {
+        let link: FederatedLink = decode(&object)?;
+        if link.identity_provider == alias
+            && let Some(user) = app.user_of_realm(rt.id(), &link.user_id).await?
+        {
+            users.push(user);
+        }
+    }
+    Ok(users)
 }
 
 /// Removes every user's link to the provider, as Keycloak does: a provider registered later

@@ -627,3 +627,64 @@ async fn the_same_ids_in_two_realms_never_collide() {
     let userinfo = s.get(&s.oidc("two", "userinfo"), Some(&access)).await;
     assert_eq!(userinfo.status, 200, "{}", userinfo.text);
 }
+
+#[tokio::test]
+async fn a_provider_that_vouches_for_an_administrator_is_out_of_reach() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    root.create("/roles", json!({"name": "partner-staff"}))
+        .await;
+    root.user_with("realmer", &["manage-realm", "view-realm"])
+        .await;
+    let realmer = Admin::new(&s, "demo", &login(&s, "demo", "realmer").await);
+    let instances = "/identity-provider/instances";
+    for alias in ["corp", "partner"] {
+        realmer
+            .expect(
+                201,
+                Method::POST,
+                instances,
+                Some(provider(alias, "staff=partner-staff")),
+            )
+            .await;
+    }
+    // An administrator signs in through corp; an ordinary user through partner.
+    let boss = root.user_with("boss", &["realm-admin"]).await;
+    let alice = root.ok("/users?username=alice&exact=true").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (user, alias) in [(&boss, "corp"), (&alice, "partner")] {
+        root.expect(
+            204,
+            Method::POST,
+            &format!("/users/{user}/federated-identity/{alias}"),
+            Some(json!({"userId": format!("ext-{alias}"), "userName": "x"})),
+        )
+        .await;
+    }
+    // Re-pointing corp at keys of one's own would sign in as the administrator.
+    let mut repointed = provider("corp", "staff=partner-staff");
+    repointed["config"]["jwksUrl"] = json!("https://attacker.example/jwks");
+    realmer
+        .expect(
+            403,
+            Method::PUT,
+            &format!("{instances}/corp"),
+            Some(repointed),
+        )
+        .await;
+    let stored = realmer.ok(&format!("{instances}/corp")).await;
+    assert_eq!(stored["config"]["jwksUrl"], "https://idp.example/jwks");
+    // partner vouches only for alice, whom a realm manager may act as.
+    let mut repointed = provider("partner", "staff=partner-staff");
+    repointed["config"]["jwksUrl"] = json!("https://other.example/jwks");
+    realmer
+        .expect(
+            204,
+            Method::PUT,
+            &format!("{instances}/partner"),
+            Some(repointed),
+        )
+        .await;
+}
