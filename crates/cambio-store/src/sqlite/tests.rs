@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     check_objects,
     check_sessions,
+    check_client_sessions,
     check_refresh_tokens,
     check_one_time_values,
     check_auth_codes,
