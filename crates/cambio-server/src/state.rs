@@ -71,12 +71,16 @@ impl RealmRuntime {
     }
 }
 
-/// Sessions and token ids that were revoked, checked on every token use without a database
-/// read. Entries are kept until the thing they revoke would have expired anyway.
+/// Sessions, clients' parts of sessions and token ids that were revoked, checked on every token
+/// use without a database read. Entries are kept until every token they refuse (the revoked
+/// one and everything derived from it) would have expired anyway.
 #[derive(Default)]
 pub struct Revocations {
     sessions: RwLock<HashMap<String, u64>>,
     token_ids: RwLock<HashMap<String, u64>>,
+    /// `(session id, client uuid)` → (ended at, kept until): tokens the client was issued in
+    /// the session up to the end are refused.
+    client_parts: RwLock<HashMap<(String, String), (u64, u64)>>,
 }
 
 impl Revocations {
@@ -103,8 +107,32 @@ impl Revocations {
             .map(|m| m.contains_key(jti))
             .unwrap_or(true)
     }
+    /// Ends a client's part of a session at `ended_at`; a later end wins.
+    pub fn end_client_part(&self, session_id: &str, client_id: &str, ended_at: u64, until: u64) {
+        if let Ok(mut map) = self.client_parts.write() {
+            let entry = map
+                .entry((session_id.to_owned(), client_id.to_owned()))
+                .or_insert((ended_at, until));
+            *entry = (entry.0.max(ended_at), entry.1.max(until));
+        }
+    }
+    /// Whether a token the client was issued at `issued_at` in the session belongs to a part
+    /// that has ended since. Same-second issues count as ended: a token issued in the second
+    /// of a revocation may have been issued before it.
+    pub fn client_part_ended(&self, session_id: &str, client_id: &str, issued_at: u64) -> bool {
+        self.client_parts
+            .read()
+            .map(|m| {
+                m.get(&(session_id.to_owned(), client_id.to_owned()))
+                    .is_some_and(|(ended_at, _)| issued_at <= *ended_at)
+            })
+            .unwrap_or(true)
+    }
     /// Forgets entries whose tokens have expired.
     pub fn prune(&self, now: u64) {
+        if let Ok(mut map) = self.client_parts.write() {
+            map.retain(|_, (_, until)| *until > now);
+        }
         if let Ok(mut map) = self.sessions.write() {
             map.retain(|_, until| *until > now);
         }
@@ -206,6 +234,11 @@ impl AppState {
         self.logins = crate::limits::LoginGuard::new(lockout);
     }
 
+    /// A realm by id (the store's records name realms by id).
+    pub fn realm_by_id(&self, id: &str) -> Option<Arc<RealmRuntime>> {
+        self.realms.load().values().find(|rt| rt.id() == id).cloned()
+    }
+
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
         self.realms.load().get(name).cloned()
     }
@@ -229,6 +262,16 @@ impl AppState {
         }
         for (jti, until) in self.store.list_revoked_token_ids(now).await? {
             self.revocations.revoke_token_id(&jti, until);
+        }
+        for part in self.store.list_ended_client_sessions(now).await? {
+            if let Some(ended_at) = part.ended_at {
+                self.revocations.end_client_part(
+                    &part.session_id,
+                    &part.client_id,
+                    ended_at,
+                    part.expires_at,
+                );
+            }
         }
         Ok(())
     }
@@ -651,6 +694,13 @@ pub enum Change {
     Session { id: String, until: u64 },
     /// An access token was revoked.
     Jti { id: String, until: u64 },
+    /// A client's part of a session ended at `ended_at`.
+    ClientSession {
+        session: String,
+        client: String,
+        ended_at: u64,
+        until: u64,
+    },
     /// A user changed: drop it from the cache.
     User { id: String },
     /// Something was missed: reload everything.
@@ -700,6 +750,16 @@ impl AppState {
                 self.revocations.revoke_token_id(&id, until);
                 Ok(())
             }
+            Change::ClientSession {
+                session,
+                client,
+                ended_at,
+                until,
+            } => {
+                self.revocations
+                    .end_client_part(&session, &client, ended_at, until);
+                Ok(())
+            }
             Change::User { id } => {
                 self.forget_user(&id);
                 Ok(())
@@ -739,6 +799,26 @@ impl AppState {
         self.revocations.revoke_token_id(jti, until);
         self.announce(Change::Jti {
             id: jti.to_owned(),
+            until,
+        })
+        .await;
+    }
+
+    /// Ends a client's part of a session in memory here and on every node (the caller stored
+    /// it).
+    pub async fn end_client_part_everywhere(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        ended_at: u64,
+        until: u64,
+    ) {
+        self.revocations
+            .end_client_part(session_id, client_id, ended_at, until);
+        self.announce(Change::ClientSession {
+            session: session_id.to_owned(),
+            client: client_id.to_owned(),
+            ended_at,
             until,
         })
         .await;
