@@ -36,24 +36,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// derive them (`0001_initial.sql` is version 1, "initial"), so switching to the macro later
 /// finds the same applied versions and checksums. Add a line here for every new file in
 /// `migrations/sqlite`.
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "events time",
+        sql: include_str!("../migrations/sqlite/0002_events_time.sql"),
+    },
+    EmbeddedMigration {
+        version: 3,
+        description: "client sessions",
+        sql: include_str!("../migrations/sqlite/0003_client_sessions.sql"),
+    },
+];
+
 fn migrator() -> Migrator {
-    crate::embedded_migrator(&[
-        EmbeddedMigration {
-            version: 1,
-            description: "initial",
-            sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-        },
-        EmbeddedMigration {
-            version: 2,
-            description: "events time",
-            sql: include_str!("../migrations/sqlite/0002_events_time.sql"),
-        },
-        EmbeddedMigration {
-            version: 3,
-            description: "client sessions",
-            sql: include_str!("../migrations/sqlite/0003_client_sessions.sql"),
-        },
-    ])
+    crate::embedded_migrator(MIGRATIONS)
 }
 
 /// A [`Store`] backed by an SQLite database file (or an in-memory database for tests).
