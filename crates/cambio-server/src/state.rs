@@ -12,6 +12,7 @@ use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::audit::AuditQueue;
+pub use crate::revocations::Revocations;
 use crate::keys::{self, StoredKey};
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
@@ -68,77 +69,6 @@ impl RealmRuntime {
     }
     pub fn issuer(&self) -> &str {
         &self.snapshot.issuer
-    }
-}
-
-/// Sessions, clients' parts of sessions and token ids that were revoked, checked on every token
-/// use without a database read. Entries are kept until every token they refuse (the revoked
-/// one and everything derived from it) would have expired anyway.
-#[derive(Default)]
-pub struct Revocations {
-    sessions: RwLock<HashMap<String, u64>>,
-    token_ids: RwLock<HashMap<String, u64>>,
-    /// `(session id, client uuid)` → (ended at, kept until): tokens the client was issued in
-    /// the session up to the end are refused.
-    client_parts: RwLock<HashMap<(String, String), (u64, u64)>>,
-}
-
-impl Revocations {
-    pub fn revoke_session(&self, id: &str, until: u64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.insert(id.to_owned(), until);
-        }
-    }
-    pub fn revoke_token_id(&self, jti: &str, until: u64) {
-        if let Ok(mut map) = self.token_ids.write() {
-            let entry = map.entry(jti.to_owned()).or_insert(until);
-            *entry = (*entry).max(until);
-        }
-    }
-    pub fn session_revoked(&self, id: &str) -> bool {
-        self.sessions
-            .read()
-            .map(|m| m.contains_key(id))
-            .unwrap_or(true)
-    }
-    pub fn token_id_revoked(&self, jti: &str) -> bool {
-        self.token_ids
-            .read()
-            .map(|m| m.contains_key(jti))
-            .unwrap_or(true)
-    }
-    /// Ends a client's part of a session at `ended_at`; a later end wins.
-    pub fn end_client_part(&self, session_id: &str, client_id: &str, ended_at: u64, until: u64) {
-        if let Ok(mut map) = self.client_parts.write() {
-            let entry = map
-                .entry((session_id.to_owned(), client_id.to_owned()))
-                .or_insert((ended_at, until));
-            *entry = (entry.0.max(ended_at), entry.1.max(until));
-        }
-    }
-    /// Whether a token the client was issued at `issued_at` in the session belongs to a part
-    /// that has ended since. Same-second issues count as ended: a token issued in the second
-    /// of a revocation may have been issued before it.
-    pub fn client_part_ended(&self, session_id: &str, client_id: &str, issued_at: u64) -> bool {
-        self.client_parts
-            .read()
-            .map(|m| {
-                m.get(&(session_id.to_owned(), client_id.to_owned()))
-                    .is_some_and(|(ended_at, _)| issued_at <= *ended_at)
-            })
-            .unwrap_or(true)
-    }
-    /// Forgets entries whose tokens have expired.
-    pub fn prune(&self, now: u64) {
-        if let Ok(mut map) = self.client_parts.write() {
-            map.retain(|_, (_, until)| *until > now);
-        }
-        if let Ok(mut map) = self.sessions.write() {
-            map.retain(|_, until| *until > now);
-        }
-        if let Ok(mut map) = self.token_ids.write() {
-            map.retain(|_, until| *until > now);
-        }
     }
 }
 
