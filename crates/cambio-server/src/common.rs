@@ -140,11 +140,10 @@ pub async fn live_access_token(
     let Some(client) = live_client(rt, &claims.azp) else {
         return Ok(None);
     };
-    if claims
-        .sid
-        .as_deref()
-        .is_some_and(|sid| app.revocations.client_part_ended(sid, &client.id, claims.iat))
-    {
+    if claims.sid.as_deref().is_some_and(|sid| {
+        app.revocations
+            .client_part_ended(sid, &client.id, claims.iat)
+    }) {
         return Ok(None);
     }
     let Some(user) = live_user(app, rt, &claims.sub).await? else {
@@ -231,7 +230,11 @@ fn live_client(rt: &RealmRuntime, client_id: &str) -> Option<Arc<Client>> {
 }
 
 /// A user of the realm, if it exists and is enabled (through the user cache).
-async fn live_user(app: &AppState, rt: &RealmRuntime, user_id: &str) -> ApiResult<Option<Arc<User>>> {
+async fn live_user(
+    app: &AppState,
+    rt: &RealmRuntime,
+    user_id: &str,
+) -> ApiResult<Option<Arc<User>>> {
     Ok(app.user(rt.id(), user_id).await?.filter(|u| u.enabled))
 }
 

@@ -4,6 +4,10 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// Client uuid → (ended at, kept until): tokens the client was issued in the session up to the
+/// end are refused.
+type EndedParts = HashMap<String, (u64, u64)>;
+
 /// Sessions, clients' parts of sessions and token ids that were revoked, checked on every token
 /// use without a database read. Entries are kept until every token they refuse (the revoked
 /// one and everything derived from it) would have expired anyway.
@@ -11,9 +15,8 @@ use std::sync::RwLock;
 pub struct Revocations {
     sessions: RwLock<HashMap<String, u64>>,
     token_ids: RwLock<HashMap<String, u64>>,
-    /// Session id → client uuid → (ended at, kept until): tokens the client was issued in the
-    /// session up to the end are refused. Nested so that a lookup allocates nothing.
-    client_parts: RwLock<HashMap<String, HashMap<String, (u64, u64)>>>,
+    /// Session id → its clients' ended parts. Nested so that a lookup allocates nothing.
+    client_parts: RwLock<HashMap<String, EndedParts>>,
 }
 
 impl Revocations {

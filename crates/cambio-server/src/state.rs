@@ -12,8 +12,8 @@ use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::audit::AuditQueue;
-pub use crate::revocations::Revocations;
 use crate::keys::{self, StoredKey};
+pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
 
@@ -166,7 +166,11 @@ impl AppState {
 
     /// A realm by id (the store's records name realms by id).
     pub fn realm_by_id(&self, id: &str) -> Option<Arc<RealmRuntime>> {
-        self.realms.load().values().find(|rt| rt.id() == id).cloned()
+        self.realms
+            .load()
+            .values()
+            .find(|rt| rt.id() == id)
+            .cloned()
     }
 
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {

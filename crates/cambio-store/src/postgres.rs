@@ -29,9 +29,9 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
-    ChangeNotice, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock, MAX_EVENTS_PAGE, Object,
-    RESYNC_MESSAGE, ClientSessionRecord, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError,
-    StoreResult, from_db, opt_to_db, to_db,
+    ChangeNotice, ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock,
+    MAX_EVENTS_PAGE, Object, RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord,
+    Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
 };
 
 /// Connections per node. Each request needs at most one at a time, and PostgreSQL's default
@@ -494,8 +494,8 @@ impl Store for PgStore {
         let rows = sqlx::query(sql)
             .bind(to_db(now)?)
             .fetch_all(&self.pool)
-        .db()
-        .await?;
+            .db()
+            .await?;
         rows.iter().map(decode::client_session).collect()
     }
 

@@ -19,8 +19,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
-    ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
-    RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
+    ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object,
+    RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db,
+    opt_to_db, to_db,
 };
 
 /// How long a connection waits for another writer before giving up with "database is locked".
@@ -390,8 +391,8 @@ impl Store for SqliteStore {
         let rows = sqlx::query(sql)
             .bind(to_db(now)?)
             .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+            .await
+            .map_err(db_error)?;
         rows.iter().map(decode::client_session).collect()
     }
 

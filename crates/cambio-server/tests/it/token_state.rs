@@ -59,7 +59,13 @@ async fn update_client(server: &TestServer, client_id: &str, change: Value) {
     )
     .await;
     let uuid = list.body[0]["id"].as_str().unwrap().to_owned();
-    let reply = admin(server, Method::PUT, &format!("/clients/{uuid}"), Some(change)).await;
+    let reply = admin(
+        server,
+        Method::PUT,
+        &format!("/clients/{uuid}"),
+        Some(change),
+    )
+    .await;
     assert_eq!(reply.status, 204, "{}", reply.text);
 }
 
@@ -123,7 +129,11 @@ async fn refresh_as_requester(server: &TestServer, refresh: &str) -> Reply {
 /// Revokes a token at the revocation endpoint as `client`; RFC 7009 answers 200.
 async fn revoke(server: &TestServer, token: &str, client: (&str, &str)) {
     let reply = server
-        .post_form(&server.oidc("demo", "revoke"), &[("token", token)], Some(client))
+        .post_form(
+            &server.oidc("demo", "revoke"),
+            &[("token", token)],
+            Some(client),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
@@ -177,10 +187,11 @@ async fn an_actor_token_whose_user_is_disabled_is_refused() {
     assert_eq!(reply.status, 200, "{}", reply.text);
 
     set_user_enabled(&server, "service-account-requester-client", false).await;
-    server
-        .exchange(&subject, &with_actor)
-        .await
-        .assert_error(400, "invalid_request", "Invalid actor token");
+    server.exchange(&subject, &with_actor).await.assert_error(
+        400,
+        "invalid_request",
+        "Invalid actor token",
+    );
     assert_eq!(server.introspect(&actor).await, inactive());
     assert_eq!(userinfo_status(&server, &actor).await, 401);
 }
@@ -199,14 +210,18 @@ async fn a_disabled_users_tokens_are_refused_everywhere() {
         .await
         .assert_error(400, "invalid_request", "Invalid token");
     assert_eq!(server.introspect(&subject).await, inactive());
-    assert_eq!(server.introspect(&exchanged.access_token()).await, inactive());
+    assert_eq!(
+        server.introspect(&exchanged.access_token()).await,
+        inactive()
+    );
     assert_eq!(server.introspect(&refresh_token(&login)).await, inactive());
     assert_eq!(userinfo_status(&server, &subject).await, 401);
     // Disabling a user also ends its sessions, so refreshing fails on the session first.
-    server
-        .refresh(&refresh_token(&login))
-        .await
-        .assert_error(400, "invalid_grant", "Session not active");
+    server.refresh(&refresh_token(&login)).await.assert_error(
+        400,
+        "invalid_grant",
+        "Session not active",
+    );
     refresh_as_requester(&server, &refresh_token(&exchanged))
         .await
         .assert_error(400, "invalid_grant", "Session not active");
@@ -230,8 +245,14 @@ async fn revoking_a_subject_stops_refreshes_of_exchanged_refresh_tokens() {
     refresh_as_requester(&server, &refresh_token(&refreshed))
         .await
         .assert_error(400, "invalid_grant", "Token is not active");
-    assert_eq!(server.introspect(&refreshed.access_token()).await, inactive());
-    assert_eq!(server.introspect(&refresh_token(&refreshed)).await, inactive());
+    assert_eq!(
+        server.introspect(&refreshed.access_token()).await,
+        inactive()
+    );
+    assert_eq!(
+        server.introspect(&refresh_token(&refreshed)).await,
+        inactive()
+    );
     // The refused refresh token was not used up: presenting it again is refused the same way,
     // not taken for a replay that would end the user's session.
     refresh_as_requester(&server, &refresh_token(&refreshed))
@@ -294,7 +315,10 @@ async fn revoking_an_exchanged_refresh_token_ends_only_the_requesters_part() {
     refresh_as_requester(&server, &refresh_token(&exchanged))
         .await
         .assert_error(400, "invalid_grant", ended);
-    assert_eq!(server.introspect(&exchanged.access_token()).await, inactive());
+    assert_eq!(
+        server.introspect(&exchanged.access_token()).await,
+        inactive()
+    );
     // Presented again, the ended token is still just refused (no replay detection that
     // would end the whole session).
     refresh_as_requester(&server, &refresh_token(&exchanged))
@@ -305,15 +329,24 @@ async fn revoking_an_exchanged_refresh_token_ends_only_the_requesters_part() {
     assert_eq!(server.introspect(&subject).await["active"], true);
     let refreshed = server.refresh(&refresh_token(&login)).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
-    assert_eq!(server.introspect(&refreshed.access_token()).await["active"], true);
+    assert_eq!(
+        server.introspect(&refreshed.access_token()).await["active"],
+        true
+    );
     assert_eq!(userinfo_status(&server, &subject).await, 200);
 
     // The requester may join again later, with new tokens only (a token issued in the second
     // of the end counts as issued before it).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let again = exchanged_refresh(&server, &refreshed.access_token()).await;
-    assert_eq!(server.introspect(&again.access_token()).await["active"], true);
-    assert_eq!(server.introspect(&exchanged.access_token()).await, inactive());
+    assert_eq!(
+        server.introspect(&again.access_token()).await["active"],
+        true
+    );
+    assert_eq!(
+        server.introspect(&exchanged.access_token()).await,
+        inactive()
+    );
     let renewed = refresh_as_requester(&server, &refresh_token(&again)).await;
     assert_eq!(renewed.status, 200, "{}", renewed.text);
 }
@@ -334,9 +367,17 @@ async fn the_user_session_ends_with_its_last_client() {
     // The login client leaves first: the requester still holds its part.
     revoke(&server, &refresh_token(&login), SUBJECT).await;
     assert_eq!(server.introspect(&login.access_token()).await, inactive());
-    assert_eq!(server.introspect(&exchanged.access_token()).await["active"], true);
+    assert_eq!(
+        server.introspect(&exchanged.access_token()).await["active"],
+        true
+    );
     let listed = sessions().await;
-    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{}", listed.text);
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text
+    );
     let renewed = refresh_as_requester(&server, &refresh_token(&exchanged)).await;
     assert_eq!(renewed.status, 200, "{}", renewed.text);
 
@@ -362,10 +403,11 @@ async fn logout_by_a_client_of_the_session_ends_the_user_session() {
         .await;
     assert_eq!(reply.status, 204, "{}", reply.text);
     assert_eq!(server.introspect(&login.access_token()).await, inactive());
-    server
-        .refresh(&refresh_token(&login))
-        .await
-        .assert_error(400, "invalid_grant", "Session not active");
+    server.refresh(&refresh_token(&login)).await.assert_error(
+        400,
+        "invalid_grant",
+        "Session not active",
+    );
 }
 
 // Rule 7: a client assertion's jti stays used for as long as the assertion is accepted, the

@@ -485,8 +485,16 @@ pub async fn check_client_sessions(store: &dyn Store) {
     );
     let mut ended = requester.clone();
     ended.ended_at = Some(NOW + 20);
-    assert_eq!(ended_parts(NOW).await, vec![ended.clone()], "kept to the later expiry");
-    assert_eq!(ended_parts(NOW + 100).await, vec![], "listed until it expires");
+    assert_eq!(
+        ended_parts(NOW).await,
+        vec![ended.clone()],
+        "kept to the later expiry"
+    );
+    assert_eq!(
+        ended_parts(NOW + 100).await,
+        vec![],
+        "listed until it expires"
+    );
 
     // The requester joins again later: its end time stays, so older tokens stay refused.
     let mut rejoined = requester.clone();

@@ -102,7 +102,11 @@ async fn data_survives_reconnecting_and_migrations_run_once() {
             .fetch_all(&store.pool)
             .await
             .expect("migrations table");
-    assert_eq!(versions, vec![1, 2, 3], "each migration applied exactly once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3],
+        "each migration applied exactly once"
+    );
     store.close().await;
 }
 
