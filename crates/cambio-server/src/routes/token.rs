@@ -446,6 +446,7 @@ async fn refresh(
             stored_scope: &record.scope,
             data: &live.data,
             session_id: &record.session_id,
+            // Both checked by live_refresh_token just before the token was used.
             session_active: true,
             user: Some(&live.user),
         },
