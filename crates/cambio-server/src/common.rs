@@ -13,10 +13,9 @@ use cambio_core::issue::RefreshData;
 use cambio_core::model::{Client, User};
 use cambio_core::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use cambio_jose::{AudienceRule, TypRule, Validation};
-
-use crate::error::{ApiError, ApiResult};
 use cambio_store::{RefreshTokenRecord, SessionRecord};
 
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, RealmRuntime};
 
 /// The largest form body accepted (RFC 6749 requests are a few kilobytes at most).
