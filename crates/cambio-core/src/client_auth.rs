@@ -16,6 +16,9 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 /// Client assertions are short-lived by design; refuse ones that claim to live longer.
 const MAX_ASSERTION_LIFETIME: u64 = 600;
+/// Clock skew allowed on an assertion's `exp`, `nbf` and `iat`: an assertion is accepted until
+/// `exp` plus this, so its `jti` must be remembered at least that long.
+pub const ASSERTION_LEEWAY: u64 = 10;
 
 /// What the client presented to prove its identity.
 #[derive(Clone, PartialEq, Eq)]
@@ -136,11 +139,14 @@ impl Presented {
 }
 
 /// A client assertion that passed every check but the single-use one, which needs the store:
-/// the caller must consume `jti` once (context `client-assertion`) before trusting the client.
+/// the caller must consume `jti` once (context `client-assertion`) before trusting the client,
+/// and remember it until `acceptable_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssertionUse {
     pub jti: String,
-    pub expires_at: u64,
+    /// From when on this assertion is refused (`exp` plus the leeway); a `jti` forgotten
+    /// before then could be replayed.
+    pub acceptable_until: u64,
 }
 
 /// Checks presented credentials against the registered client. `audiences` are the values an
@@ -186,7 +192,10 @@ pub fn authenticate(
             let verified = verify_assertion(assertion, keys, &client.client_id, audiences, now)?;
             let jti = verified.jwt_id().ok_or_else(invalid_client)?.to_owned();
             let expires_at = verified.expires_at().ok_or_else(invalid_client)?;
-            Ok(Some(AssertionUse { jti, expires_at }))
+            Ok(Some(AssertionUse {
+                jti,
+                acceptable_until: expires_at.saturating_add(ASSERTION_LEEWAY),
+            }))
         }
     }
 }
@@ -200,7 +209,7 @@ fn verify_assertion(
 ) -> OAuthResult<VerifiedJwt> {
     let validation = Validation {
         now,
-        leeway: 10,
+        leeway: ASSERTION_LEEWAY,
         issuer: Some(client_id),
         // A single audience naming this server: an assertion aimed at several servers, or at
         // another one, could be replayed (OpenID Foundation disclosure of January 2025).

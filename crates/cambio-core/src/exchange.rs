@@ -398,6 +398,22 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     })
 }
 
+/// How long after a token (or its session) ends a token derived from it can still live: how
+/// long a revocation must be remembered beyond `max(exp, session end)`. When the realm caps an
+/// exchanged token's life by its subject's (the default), nothing outlives its ancestor; when
+/// it does not, each exchange down a chain may add the longest access-token lifespan of the
+/// realm.
+pub fn descendant_overhang(realm: &RealmSnapshot) -> u64 {
+    if realm.realm.exchange_lifetime_capped_by_subject {
+        return 0;
+    }
+    let longest = realm
+        .clients()
+        .map(|c| c.access_token_lifespan(&realm.realm))
+        .fold(realm.realm.access_token_lifespan, u64::max);
+    longest.saturating_mul(MAX_EXCHANGE_DEPTH as u64)
+}
+
 /// Looks up each requested audience; they must be existing, enabled clients.
 fn resolve_audiences(
     realm: &RealmSnapshot,
@@ -992,5 +1008,32 @@ mod tests {
         })
         .unwrap();
         assert_eq!(d.issued.access.act.unwrap()["sub"], "svc");
+    }
+
+    /// A revocation outlives its token by nothing when exchanges are capped by their subject,
+    /// and by a full chain of the longest access-token lifespan when they are not.
+    #[test]
+    fn descendant_overhang_follows_the_lifetime_cap() {
+        let capped = realm();
+        assert_eq!(descendant_overhang(&capped), 0);
+        let mut settings = capped.realm.clone();
+        settings.exchange_lifetime_capped_by_subject = false;
+        settings.access_token_lifespan = 300;
+        let mut long_lived = client("long-lived", true);
+        long_lived.attributes.insert(
+            crate::model::ATTR_ACCESS_TOKEN_LIFESPAN.to_owned(),
+            "900".to_owned(),
+        );
+        let uncapped = RealmSnapshot::new(
+            settings,
+            "https://sts/realms/demo".into(),
+            vec![client("requester", true), long_lived],
+            vec![],
+            vec![],
+        );
+        assert_eq!(
+            descendant_overhang(&uncapped),
+            900 * MAX_EXCHANGE_DEPTH as u64
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Pieces every endpoint shares: reading bounded form bodies, authenticating clients,
-//! checking our own access tokens, signing responses.
+//! checking our own tokens against the present state, signing responses.
 
 use std::sync::Arc;
 
@@ -9,9 +9,11 @@ use cambio_core::OAuthError;
 use cambio_core::client_auth::{self, Presented};
 use cambio_core::exchange::ActiveToken;
 use cambio_core::form::FormParams;
-use cambio_core::model::Client;
+use cambio_core::issue::RefreshData;
+use cambio_core::model::{Client, User};
 use cambio_core::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use cambio_jose::{AudienceRule, TypRule, Validation};
+use cambio_store::{RefreshTokenRecord, SessionRecord};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, RealmRuntime};
@@ -96,11 +98,12 @@ pub async fn authenticate_client(
     )
     .map_err(fail)?;
     if let Some(assertion) = assertion {
-        // Single use, in a context of its own (RFC 7523 §3 item 7).
+        // Single use, in a context of its own (RFC 7523 §3 item 7), remembered for as long as
+        // the assertion is accepted, the clock-skew leeway included.
         let key = format!("{}:{}:{}", rt.id(), client.id, assertion.jti);
         if !app
             .store
-            .consume_once("client-assertion", &key, assertion.expires_at)
+            .consume_once("client-assertion", &key, assertion.acceptable_until)
             .await?
         {
             return Err(fail(OAuthError::invalid_client("Token reuse detected")));
@@ -109,9 +112,154 @@ pub async fn authenticate_client(
     Ok(client)
 }
 
+/// An access token of this realm that is good now, with the present state behind it.
+pub struct LiveToken {
+    pub token: ActiveToken,
+    pub user: Arc<User>,
+    pub client: Arc<Client>,
+}
+
+/// The one check of an access token that something is about to rely on (a subject or actor
+/// token, introspection, userinfo, the admin API): signature, issuer, type and times; neither
+/// it, an ancestor, its session nor its client's part of the session revoked; its user (for
+/// client credentials, the service account) present and enabled; the client it was issued to
+/// (`azp`) present and enabled, and for a service account its own client too, with service
+/// accounts on. None when it is not good now; an error only when the store
+/// fails. Reads memory only (realm snapshot, revocations, user cache) unless a user is not
+/// cached yet.
+pub async fn live_access_token(
+    app: &AppState,
+    rt: &RealmRuntime,
+    token: &str,
+    now: u64,
+) -> ApiResult<Option<LiveToken>> {
+    let Some(token) = active_access_token(app, rt, token, now) else {
+        return Ok(None);
+    };
+    let claims = &token.claims;
+    let Some(client) = live_client(rt, &claims.azp) else {
+        return Ok(None);
+    };
+    if claims.sid.as_deref().is_some_and(|sid| {
+        app.revocations
+            .client_part_ended(sid, &client.id, claims.iat)
+    }) {
+        return Ok(None);
+    }
+    let Some(user) = live_user(app, rt, &claims.sub).await? else {
+        return Ok(None);
+    };
+    // A service account exists only while its client is present, enabled and keeps service
+    // accounts on (its tokens may have been exchanged since, so `azp` may name another client).
+    if let Some(owner) = &user.service_account_client_id
+        && !rt
+            .snapshot
+            .client(owner)
+            .is_some_and(|c| c.enabled && c.service_accounts_enabled)
+    {
+        return Ok(None);
+    }
+    Ok(Some(LiveToken {
+        token,
+        user,
+        client,
+    }))
+}
+
+/// A stored refresh token that is good now (apart from having been used, which the refresh
+/// grant turns into reuse detection), with the present state behind it.
+pub struct LiveRefresh {
+    pub data: RefreshData,
+    pub user: Arc<User>,
+    pub client: Arc<Client>,
+}
+
+/// The refresh-token counterpart of [`live_access_token`], with the same rules: the token
+/// unexpired and of this realm; its session present, unexpired and not ended; its client's part
+/// of the session not ended since the token was issued; no token it was exchanged from revoked;
+/// its user and its client present and enabled. `Err` is the refusal the refresh grant answers.
+pub async fn live_refresh_token(
+    app: &AppState,
+    rt: &RealmRuntime,
+    record: &RefreshTokenRecord,
+    session: Option<&SessionRecord>,
+    now: u64,
+) -> ApiResult<Result<LiveRefresh, OAuthError>> {
+    if record.realm_id != rt.id() {
+        return Ok(Err(OAuthError::invalid_grant("Invalid refresh token")));
+    }
+    if record.expires_at <= now {
+        return Ok(Err(OAuthError::invalid_grant("Refresh token expired")));
+    }
+    let session_live = session.is_some_and(|s| {
+        s.id == record.session_id
+            && s.revoked_at.is_none()
+            && s.expires_at > now
+            && !app.revocations.session_revoked(&s.id)
+    });
+    if !session_live {
+        return Ok(Err(OAuthError::invalid_grant("Session not active")));
+    }
+    let revocations = &app.revocations;
+    if revocations.client_part_ended(&record.session_id, &record.client_id, record.issued_at) {
+        return Ok(Err(OAuthError::invalid_grant(
+            "Session doesn't have required client",
+        )));
+    }
+    // A refresh token stored before its data could be read is refused rather than refreshed
+    // without the ancestry that its data would have named.
+    let Ok(data) = serde_json::from_str::<RefreshData>(&record.data) else {
+        return Ok(Err(OAuthError::invalid_grant("Invalid refresh token")));
+    };
+    if data
+        .exchanged_from
+        .iter()
+        .any(|jti| revocations.token_id_revoked(jti))
+    {
+        return Ok(Err(OAuthError::invalid_grant("Token is not active")));
+    }
+    let Some(client) = rt.snapshot.client(&record.client_id).filter(|c| c.enabled) else {
+        return Ok(Err(OAuthError::invalid_grant("Client disabled or removed")));
+    };
+    let Some(user) = live_user(app, rt, &record.user_id).await? else {
+        return Ok(Err(OAuthError::invalid_grant("User disabled")));
+    };
+    Ok(Ok(LiveRefresh {
+        data,
+        user,
+        client: client.clone(),
+    }))
+}
+
+/// A client of the realm by `client_id`, if it exists and is enabled.
+fn live_client(rt: &RealmRuntime, client_id: &str) -> Option<Arc<Client>> {
+    rt.snapshot
+        .client_by_client_id(client_id)
+        .filter(|c| c.enabled)
+        .cloned()
+}
+
+/// A user of the realm, if it exists and is enabled (through the user cache).
+async fn live_user(
+    app: &AppState,
+    rt: &RealmRuntime,
+    user_id: &str,
+) -> ApiResult<Option<Arc<User>>> {
+    Ok(app.user(rt.id(), user_id).await?.filter(|u| u.enabled))
+}
+
+/// Until when a revocation of something that ends at `ends_at` (a token's `exp`, or its
+/// session's end when later) must be remembered: as long as any token derived from it could
+/// live, whatever the revoked token's own expiry.
+pub fn revocation_horizon(rt: &RealmRuntime, ends_at: u64) -> u64 {
+    ends_at.saturating_add(cambio_core::exchange::descendant_overhang(&rt.snapshot))
+}
+
 /// Verifies one of this realm's access tokens and checks it is still active: signature,
 /// issuer, type, expiry, and neither it, its session nor a token it was exchanged from
-/// revoked. Returns None for anything else.
+/// revoked. Returns None for anything else. This is not the state check (see
+/// [`live_access_token`]): only revocation uses it alone, since a token whose user or client
+/// was disabled can still be revoked.
 pub fn active_access_token(
     app: &AppState,
     rt: &RealmRuntime,

@@ -19,6 +19,7 @@ mod metrics;
 mod passwords;
 mod random;
 pub mod realm_io;
+mod revocations;
 mod routes;
 mod secrets;
 mod state;

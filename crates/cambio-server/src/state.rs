@@ -14,6 +14,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::admin::Approved;
 use crate::audit::AuditQueue;
 use crate::keys::{self, StoredKey};
+pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
 
@@ -69,49 +70,6 @@ impl RealmRuntime {
     }
     pub fn issuer(&self) -> &str {
         &self.snapshot.issuer
-    }
-}
-
-/// Sessions and token ids that were revoked, checked on every token use without a database
-/// read. Entries are kept until the thing they revoke would have expired anyway.
-#[derive(Default)]
-pub struct Revocations {
-    sessions: RwLock<HashMap<String, u64>>,
-    token_ids: RwLock<HashMap<String, u64>>,
-}
-
-impl Revocations {
-    pub fn revoke_session(&self, id: &str, until: u64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.insert(id.to_owned(), until);
-        }
-    }
-    pub fn revoke_token_id(&self, jti: &str, until: u64) {
-        if let Ok(mut map) = self.token_ids.write() {
-            let entry = map.entry(jti.to_owned()).or_insert(until);
-            *entry = (*entry).max(until);
-        }
-    }
-    pub fn session_revoked(&self, id: &str) -> bool {
-        self.sessions
-            .read()
-            .map(|m| m.contains_key(id))
-            .unwrap_or(true)
-    }
-    pub fn token_id_revoked(&self, jti: &str) -> bool {
-        self.token_ids
-            .read()
-            .map(|m| m.contains_key(jti))
-            .unwrap_or(true)
-    }
-    /// Forgets entries whose tokens have expired.
-    pub fn prune(&self, now: u64) {
-        if let Ok(mut map) = self.sessions.write() {
-            map.retain(|_, until| *until > now);
-        }
-        if let Ok(mut map) = self.token_ids.write() {
-            map.retain(|_, until| *until > now);
-        }
     }
 }
 
@@ -256,6 +214,15 @@ impl AppState {
         self.logins = crate::limits::LoginGuard::new(lockout);
     }
 
+    /// A realm by id (the store's records name realms by id).
+    pub fn realm_by_id(&self, id: &str) -> Option<Arc<RealmRuntime>> {
+        self.realms
+            .load()
+            .values()
+            .find(|rt| rt.id() == id)
+            .cloned()
+    }
+
     pub fn realm(&self, name: &str) -> Option<Arc<RealmRuntime>> {
         self.realms.load().get(name).cloned()
     }
@@ -279,6 +246,16 @@ impl AppState {
         }
         for (jti, until) in self.store.list_revoked_token_ids(now).await? {
             self.revocations.revoke_token_id(&jti, until);
+        }
+        for part in self.store.list_ended_client_sessions(now).await? {
+            if let Some(ended_at) = part.ended_at {
+                self.revocations.end_client_part(
+                    &part.session_id,
+                    &part.client_id,
+                    ended_at,
+                    part.expires_at,
+                );
+            }
         }
         Ok(())
     }
@@ -752,6 +729,13 @@ pub enum Change {
     Session { id: String, until: u64 },
     /// An access token was revoked.
     Jti { id: String, until: u64 },
+    /// A client's part of a session ended at `ended_at`.
+    ClientSession {
+        session: String,
+        client: String,
+        ended_at: u64,
+        until: u64,
+    },
     /// A user changed: drop it from the cache. Notices from nodes that predate `realm` name
     /// no realm; the user is then forgotten in every realm.
     User {
@@ -806,6 +790,16 @@ impl AppState {
                 self.revocations.revoke_token_id(&id, until);
                 Ok(())
             }
+            Change::ClientSession {
+                session,
+                client,
+                ended_at,
+                until,
+            } => {
+                self.revocations
+                    .end_client_part(&session, &client, ended_at, until);
+                Ok(())
+            }
             Change::User { realm, id } => {
                 if let Ok(mut map) = self.users.write() {
                     match realm {
@@ -850,6 +844,26 @@ impl AppState {
         self.revocations.revoke_token_id(jti, until);
         self.announce(Change::Jti {
             id: jti.to_owned(),
+            until,
+        })
+        .await;
+    }
+
+    /// Ends a client's part of a session in memory here and on every node (the caller stored
+    /// it).
+    pub async fn end_client_part_everywhere(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        ended_at: u64,
+        until: u64,
+    ) {
+        self.revocations
+            .end_client_part(session_id, client_id, ended_at, until);
+        self.announce(Change::ClientSession {
+            session: session_id.to_owned(),
+            client: client_id.to_owned(),
+            ended_at,
             until,
         })
         .await;

@@ -2,7 +2,9 @@
 //! column differs between the two (SQLite keeps booleans as integers), which each backend
 //! provides through [`Columns`]; the column lists are shared too.
 
-use crate::{EventRecord, Object, RefreshTokenRecord, SessionRecord, StoreResult};
+use crate::{
+    ClientSessionRecord, EventRecord, Object, RefreshTokenRecord, SessionRecord, StoreResult,
+};
 
 /// Typed reads of one row's columns, with each backend's error mapping.
 pub(crate) trait Columns {
@@ -35,6 +37,17 @@ pub(crate) fn session(row: &impl Columns) -> StoreResult<SessionRecord> {
         last_refresh: row.u64("last_refresh")?,
         expires_at: row.u64("expires_at")?,
         revoked_at: row.opt_u64("revoked_at")?,
+    })
+}
+
+pub(crate) fn client_session(row: &impl Columns) -> StoreResult<ClientSessionRecord> {
+    Ok(ClientSessionRecord {
+        session_id: row.string("session_id")?,
+        realm_id: row.string("realm_id")?,
+        client_id: row.string("client_id")?,
+        joined_at: row.u64("joined_at")?,
+        ended_at: row.opt_u64("ended_at")?,
+        expires_at: row.u64("expires_at")?,
     })
 }
 
@@ -79,6 +92,12 @@ macro_rules! session_select {
     () => {
         "SELECT id, realm_id, user_id, client_id, offline, created_at, last_refresh, \
          expires_at, revoked_at FROM sessions"
+    };
+}
+macro_rules! client_session_select {
+    () => {
+        "SELECT session_id, realm_id, client_id, joined_at, ended_at, expires_at \
+         FROM client_sessions"
     };
 }
 macro_rules! refresh_token_columns {

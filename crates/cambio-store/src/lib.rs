@@ -150,6 +150,23 @@ pub struct SessionRecord {
     pub revoked_at: Option<u64>,
 }
 
+/// One client's part of a user session (Keycloak's client session). Every token the client
+/// was issued in the session up to `ended_at` is refused; a later join (`joined_at >
+/// ended_at`) makes the part live again for new tokens only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSessionRecord {
+    pub session_id: String,
+    pub realm_id: String,
+    /// The client (uuid).
+    pub client_id: String,
+    /// When the client last joined the session.
+    pub joined_at: u64,
+    /// When the client's part last ended.
+    pub ended_at: Option<u64>,
+    /// How long the record is kept: as long as any token it refuses could live.
+    pub expires_at: u64,
+}
+
 /// A refresh token, stored only as a hash of its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshTokenRecord {
@@ -257,9 +274,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_object(&self, object: &Object) -> StoreResult<()>;
     /// Returns whether an object was deleted.
     async fn delete_object(&self, realm_id: &str, kind: &str, id: &str) -> StoreResult<bool>;
-    /// Deletes every object, session, refresh token, revoked token id and event of a realm, in
-    /// one transaction. The realm object itself (under [`GLOBAL`]) is left to the caller;
-    /// authorization codes and one-time values carry no realm and simply expire.
+    /// Deletes every object, session, client session, refresh token, revoked token id and event
+    /// of a realm, in one transaction. The realm object itself (under [`GLOBAL`]) is left to the
+    /// caller; authorization codes and one-time values carry no realm and simply expire.
     async fn delete_realm_data(&self, realm_id: &str) -> StoreResult<()>;
     async fn get_object(&self, realm_id: &str, kind: &str, id: &str)
     -> StoreResult<Option<Object>>;
@@ -273,6 +290,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>>;
 
     // Sessions.
+    /// Stores a new session together with the part of the client that started it.
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
     async fn get_session(&self, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Records a refresh of the session; [`StoreError::NotFound`] when it does not exist.
@@ -295,6 +313,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<SessionRecord>>;
     /// Sessions ended but not yet expired, so that nodes can refuse their tokens from memory.
     async fn list_revoked_sessions(&self, now: u64) -> StoreResult<Vec<SessionRecord>>;
+
+    // Client sessions: each client's part of a user session.
+    /// Adds a client to a session, or makes its ended part live again from `joined_at` on
+    /// (the end time is kept, so tokens issued before it stay refused). The later expiry wins.
+    async fn join_client_session(&self, part: &ClientSessionRecord) -> StoreResult<()>;
+    /// Ends one client's part of a session at `at`, keeping the record at least until `until`
+    /// (a part unknown so far is recorded as ended). Returns whether another client still
+    /// holds a live part of the session, atomically with the end.
+    async fn end_client_session(
+        &self,
+        realm_id: &str,
+        session_id: &str,
+        client_id: &str,
+        at: u64,
+        until: u64,
+    ) -> StoreResult<bool>;
+    /// Client parts that were ended and are still kept (`expires_at > now`), so that nodes can
+    /// refuse their tokens from memory.
+    async fn list_ended_client_sessions(&self, now: u64) -> StoreResult<Vec<ClientSessionRecord>>;
 
     // Refresh tokens.
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
@@ -344,8 +381,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(Some(JobLock::local()))
     }
 
-    /// Deletes sessions, refresh tokens, revoked token ids, codes and one-time values whose
-    /// `expires_at <= now`. Returns rows deleted. Events are kept; they have their own retention.
+    /// Deletes sessions, client sessions, refresh tokens, revoked token ids, codes and one-time
+    /// values whose `expires_at <= now`. Returns rows deleted. Events are kept; they have their
+    /// own retention.
     async fn purge_expired(&self, now: u64) -> StoreResult<u64>;
 
     /// Deletes at most `limit` audit events, of any realm, whose time (milliseconds) is before

@@ -29,9 +29,9 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
-    ChangeNotice, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock, MAX_EVENTS_PAGE, Object,
-    RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError,
-    StoreResult, from_db, opt_to_db, to_db,
+    ChangeNotice, ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock,
+    MAX_EVENTS_PAGE, Object, RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord,
+    Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
 };
 
 /// Connections per node. Each request needs at most one at a time, and PostgreSQL's default
@@ -95,6 +95,11 @@ fn migrator() -> Migrator {
             version: 2,
             description: "events time",
             sql: include_str!("../migrations/postgres/0002_events_time.sql"),
+        },
+        EmbeddedMigration {
+            version: 3,
+            description: "client sessions",
+            sql: include_str!("../migrations/postgres/0003_client_sessions.sql"),
         },
     ])
 }
@@ -314,6 +319,7 @@ impl Store for PgStore {
         for sql in [
             "DELETE FROM objects WHERE realm_id = $1",
             "DELETE FROM sessions WHERE realm_id = $1",
+            "DELETE FROM client_sessions WHERE realm_id = $1",
             "DELETE FROM refresh_tokens WHERE realm_id = $1",
             "DELETE FROM revoked_tokens WHERE realm_id = $1",
             "DELETE FROM events WHERE realm_id = $1",
@@ -383,6 +389,7 @@ impl Store for PgStore {
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().db().await?;
         sqlx::query(
             "INSERT INTO sessions (id, realm_id, user_id, client_id, offline, created_at, \
              last_refresh, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -396,10 +403,100 @@ impl Store for PgStore {
         .bind(to_db(session.last_refresh)?)
         .bind(to_db(session.expires_at)?)
         .bind(opt_to_db(session.revoked_at)?)
+        .execute(&mut *tx)
+        .db()
+        .await?;
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES ($1, $2, $3, $4, NULL, $5)",
+        )
+        .bind(&session.id)
+        .bind(&session.client_id)
+        .bind(&session.realm_id)
+        .bind(to_db(session.created_at)?)
+        .bind(to_db(session.expires_at)?)
+        .execute(&mut *tx)
+        .db()
+        .await?;
+        tx.commit().db().await?;
+        Ok(())
+    }
+
+    async fn join_client_session(&self, part: &ClientSessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES ($1, $2, $3, $4, NULL, $5) \
+             ON CONFLICT (session_id, client_id) DO UPDATE SET joined_at = excluded.joined_at, \
+             expires_at = GREATEST(client_sessions.expires_at, excluded.expires_at)",
+        )
+        .bind(&part.session_id)
+        .bind(&part.client_id)
+        .bind(&part.realm_id)
+        .bind(to_db(part.joined_at)?)
+        .bind(to_db(part.expires_at)?)
         .execute(&self.pool)
         .db()
         .await?;
         Ok(())
+    }
+
+    async fn end_client_session(
+        &self,
+        realm_id: &str,
+        session_id: &str,
+        client_id: &str,
+        at: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().db().await?;
+        // Ends of two clients of one session are serialised on the session's row, so that
+        // each sees the other's end and the last one reports that no client remains.
+        sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
+            .bind(session_id)
+            .fetch_optional(&mut *tx)
+            .db()
+            .await?;
+        // An unknown part is recorded as ended since the beginning of time (joined_at 0), so
+        // that it never counts as live.
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES ($1, $2, $3, 0, $4, $5) \
+             ON CONFLICT (session_id, client_id) DO UPDATE SET ended_at = excluded.ended_at, \
+             expires_at = GREATEST(client_sessions.expires_at, excluded.expires_at)",
+        )
+        .bind(session_id)
+        .bind(client_id)
+        .bind(realm_id)
+        .bind(to_db(at)?)
+        .bind(to_db(until)?)
+        .execute(&mut *tx)
+        .db()
+        .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS live FROM client_sessions WHERE session_id = $1 \
+             AND client_id <> $2 AND (ended_at IS NULL OR joined_at > ended_at)",
+        )
+        .bind(session_id)
+        .bind(client_id)
+        .fetch_one(&mut *tx)
+        .db()
+        .await?;
+        let live: i64 = row.try_get("live").map_err(db_error)?;
+        tx.commit().db().await?;
+        Ok(live > 0)
+    }
+
+    async fn list_ended_client_sessions(&self, now: u64) -> StoreResult<Vec<ClientSessionRecord>> {
+        let sql = concat!(
+            client_session_select!(),
+            " WHERE ended_at IS NOT NULL AND expires_at > $1 ORDER BY session_id, client_id"
+        );
+        let rows = sqlx::query(sql)
+            .bind(to_db(now)?)
+            .fetch_all(&self.pool)
+            .db()
+            .await?;
+        rows.iter().map(decode::client_session).collect()
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -776,6 +873,7 @@ impl Store for PgStore {
         let mut deleted = 0;
         for sql in [
             "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM client_sessions WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM revoked_tokens WHERE expires_at <= $1",
             "DELETE FROM one_time_values WHERE expires_at <= $1",

@@ -19,8 +19,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
-    DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object, RefreshTokenRecord,
-    RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
+    ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object,
+    RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db,
+    opt_to_db, to_db,
 };
 
 /// How long a connection waits for another writer before giving up with "database is locked".
@@ -36,19 +37,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// derive them (`0001_initial.sql` is version 1, "initial"), so switching to the macro later
 /// finds the same applied versions and checksums. Add a line here for every new file in
 /// `migrations/sqlite`.
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "events time",
+        sql: include_str!("../migrations/sqlite/0002_events_time.sql"),
+    },
+    EmbeddedMigration {
+        version: 3,
+        description: "client sessions",
+        sql: include_str!("../migrations/sqlite/0003_client_sessions.sql"),
+    },
+];
+
 fn migrator() -> Migrator {
-    crate::embedded_migrator(&[
-        EmbeddedMigration {
-            version: 1,
-            description: "initial",
-            sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-        },
-        EmbeddedMigration {
-            version: 2,
-            description: "events time",
-            sql: include_str!("../migrations/sqlite/0002_events_time.sql"),
-        },
-    ])
+    crate::embedded_migrator(MIGRATIONS)
 }
 
 /// A [`Store`] backed by an SQLite database file (or an in-memory database for tests).
@@ -216,6 +224,7 @@ impl Store for SqliteStore {
         for sql in [
             "DELETE FROM objects WHERE realm_id = ?",
             "DELETE FROM sessions WHERE realm_id = ?",
+            "DELETE FROM client_sessions WHERE realm_id = ?",
             "DELETE FROM refresh_tokens WHERE realm_id = ?",
             "DELETE FROM revoked_tokens WHERE realm_id = ?",
             "DELETE FROM events WHERE realm_id = ?",
@@ -284,6 +293,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query(
             "INSERT INTO sessions (id, realm_id, user_id, client_id, offline, created_at, \
              last_refresh, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -297,10 +307,93 @@ impl Store for SqliteStore {
         .bind(to_db(session.last_refresh)?)
         .bind(to_db(session.expires_at)?)
         .bind(opt_to_db(session.revoked_at)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES (?, ?, ?, ?, NULL, ?)",
+        )
+        .bind(&session.id)
+        .bind(&session.client_id)
+        .bind(&session.realm_id)
+        .bind(to_db(session.created_at)?)
+        .bind(to_db(session.expires_at)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn join_client_session(&self, part: &ClientSessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES (?, ?, ?, ?, NULL, ?) \
+             ON CONFLICT (session_id, client_id) DO UPDATE SET joined_at = excluded.joined_at, \
+             expires_at = MAX(client_sessions.expires_at, excluded.expires_at)",
+        )
+        .bind(&part.session_id)
+        .bind(&part.client_id)
+        .bind(&part.realm_id)
+        .bind(to_db(part.joined_at)?)
+        .bind(to_db(part.expires_at)?)
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn end_client_session(
+        &self,
+        realm_id: &str,
+        session_id: &str,
+        client_id: &str,
+        at: u64,
+        until: u64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // An unknown part is recorded as ended since the beginning of time (joined_at 0), so
+        // that it never counts as live.
+        sqlx::query(
+            "INSERT INTO client_sessions (session_id, client_id, realm_id, joined_at, ended_at, \
+             expires_at) VALUES (?, ?, ?, 0, ?, ?) \
+             ON CONFLICT (session_id, client_id) DO UPDATE SET ended_at = excluded.ended_at, \
+             expires_at = MAX(client_sessions.expires_at, excluded.expires_at)",
+        )
+        .bind(session_id)
+        .bind(client_id)
+        .bind(realm_id)
+        .bind(to_db(at)?)
+        .bind(to_db(until)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS live FROM client_sessions WHERE session_id = ? \
+             AND client_id <> ? AND (ended_at IS NULL OR joined_at > ended_at)",
+        )
+        .bind(session_id)
+        .bind(client_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let live: i64 = row.try_get("live").map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(live > 0)
+    }
+
+    async fn list_ended_client_sessions(&self, now: u64) -> StoreResult<Vec<ClientSessionRecord>> {
+        let sql = concat!(
+            client_session_select!(),
+            " WHERE ended_at IS NOT NULL AND expires_at > ? ORDER BY session_id, client_id"
+        );
+        let rows = sqlx::query(sql)
+            .bind(to_db(now)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(decode::client_session).collect()
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -612,6 +705,7 @@ impl Store for SqliteStore {
         let mut deleted = 0;
         for sql in [
             "DELETE FROM sessions WHERE expires_at <= ?",
+            "DELETE FROM client_sessions WHERE expires_at <= ?",
             "DELETE FROM refresh_tokens WHERE expires_at <= ?",
             "DELETE FROM revoked_tokens WHERE expires_at <= ?",
             "DELETE FROM one_time_values WHERE expires_at <= ?",

@@ -581,6 +581,50 @@ async fn revocation_propagates() {
         "{}",
         r.text
     );
+
+    // A client's part of a session ended on B (the requester revokes the refresh token it
+    // obtained by exchange): its tokens are refused on A, the login client's are not.
+    let login = c.alice(a).await;
+    let token = login.access_token();
+    let r = c
+        .post_form(
+            &a.oidc("token"),
+            &[
+                ("grant_type", EXCHANGE),
+                ("client_id", "requester-client"),
+                ("client_secret", "requester-secret"),
+                ("subject_token", &token),
+                ("audience", "orders-api"),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:refresh_token",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let exchanged = r.access_token();
+    assert!(c.active(a, &exchanged).await);
+    let r = c
+        .post_form(
+            &b.oidc("revoke"),
+            &[
+                ("token", &r.string("refresh_token")),
+                ("client_id", "requester-client"),
+                ("client_secret", "requester-secret"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    eventually(PROPAGATION, "a client part ended on B, on A", async || {
+        if c.active(a, &exchanged).await {
+            Err("still active".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert!(c.active(a, &token).await);
 }
 
 // ---------------------------------------------------------------------------------------------

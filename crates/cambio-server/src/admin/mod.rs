@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use crate::bootstrap::{ADMIN_ROLE, MASTER, REALM_MANAGEMENT};
-use crate::common::{active_access_token, bearer_token};
+use crate::common::{LiveToken, bearer_token, live_access_token};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, RealmRuntime};
@@ -153,35 +153,24 @@ pub async fn caller(app: &AppState, headers: &HeaderMap, realm: &str) -> ApiResu
         let Some(rt) = app.active_realm(name) else {
             continue;
         };
-        if let Some(active) = active_access_token(app, &rt, token, now) {
-            found = Some((name, rt, active));
+        if let Some(live) = live_access_token(app, &rt, token, now).await? {
+            found = Some((name, rt, live));
             break;
         }
     }
-    let (issuer_realm, rt, active) = found.ok_or_else(unauthorized)?;
+    let (issuer_realm, rt, live) = found.ok_or_else(unauthorized)?;
+    let LiveToken {
+        token: active,
+        user,
+        client,
+    } = live;
     let claims = &active.claims;
     if !claims.exchanged_from.is_empty() || claims.act.is_some() {
         return Err(unauthorized());
     }
-    let user = app
-        .user(rt.id(), &claims.sub)
-        .await?
-        .filter(|user| user.enabled)
-        .ok_or_else(unauthorized)?;
-    let client = rt
-        .snapshot
-        .client_by_client_id(&claims.azp)
-        .filter(|client| client.enabled)
-        .ok_or_else(unauthorized)?;
-    // A service account acts only through its own client, and only while it is enabled.
-    if let Some(owner) = &user.service_account_client_id
-        && (owner != &client.id || !client.service_accounts_enabled)
-    {
-        return Err(unauthorized());
-    }
     let held = rt
         .snapshot
-        .roles_in_scope_within(&user, client, Some(&**claims));
+        .roles_in_scope_within(&user, &client, Some(&**claims));
     let superuser = issuer_realm == MASTER && held.realm.contains(ADMIN_ROLE);
     let roles = if issuer_realm == realm {
         held.clients

@@ -10,7 +10,7 @@ use cambio_core::model::BUILTIN_CLIENT_SCOPES;
 use cambio_proto::Discovery;
 use serde_json::{Map, Value, json};
 
-use crate::common::{active_access_token, bearer_token};
+use crate::common::{bearer_token, live_access_token};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, RealmRuntime};
@@ -122,13 +122,10 @@ pub async fn userinfo(
         error: Some("invalid_token"),
         description: "Token verification failed",
     };
-    let Some(active) = active_access_token(&app, &rt, token, now) else {
+    let Some(live) = live_access_token(&app, &rt, token, now).await? else {
         return Err(invalid);
     };
-    let user = app.user(rt.id(), &active.claims.sub).await?;
-    let Some(user) = user.filter(|u| u.enabled) else {
-        return Err(invalid);
-    };
+    let (active, user) = (live.token, live.user);
     let scope: Vec<&str> = active.claims.scope.split(' ').collect();
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));

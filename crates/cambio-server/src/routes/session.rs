@@ -13,10 +13,13 @@ use cambio_jose::{AudienceRule, TypRule, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{LEEWAY, active_access_token, authenticate_client, read_form};
+use crate::common::{
+    LEEWAY, active_access_token, authenticate_client, live_access_token, live_refresh_token,
+    read_form, revocation_horizon,
+};
 use crate::error::ApiResult;
 use crate::random;
-use crate::routes::token::end_session;
+use crate::routes::token::{end_client_session, end_session};
 use crate::state::AppState;
 
 /// RFC 7662. Anything unknown, foreign, expired or revoked is `{"active": false}`.
@@ -38,20 +41,16 @@ pub async fn introspect(
     let token = form.require("token")?;
     let inactive = Json(json!({"active": false}));
     if token.contains('.') {
-        let Some(active) = active_access_token(&app, &rt, token, now) else {
+        let Some(live) = live_access_token(&app, &rt, token, now).await? else {
             return Ok(inactive);
         };
-        let user = app.user(rt.id(), &active.claims.sub).await?;
-        let Some(user) = user.filter(|u| u.enabled) else {
-            return Ok(inactive);
-        };
-        let mut out = match serde_json::to_value(&*active.claims) {
+        let mut out = match serde_json::to_value(&*live.token.claims) {
             Ok(Value::Object(map)) => map,
             _ => return Ok(inactive),
         };
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));
-        out.insert("username".into(), json!(user.username));
+        out.insert("username".into(), json!(live.user.username));
         return Ok(Json(Value::Object(out)));
     }
     if token.len() > 512 {
@@ -65,20 +64,14 @@ pub async fn introspect(
         return Ok(inactive);
     };
     let session = app.store.get_session(&record.session_id).await?;
-    let session_live = session.is_some_and(|s| {
-        s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
-    });
-    if record.realm_id != rt.id()
-        || record.used_at.is_some()
-        || record.expires_at <= now
-        || !session_live
-    {
+    let live = live_refresh_token(&app, &rt, &record, session.as_ref(), now).await?;
+    let Ok(live) = live else {
+        return Ok(inactive);
+    };
+    if record.used_at.is_some() {
         return Ok(inactive);
     }
-    let owner = rt
-        .snapshot
-        .client(&record.client_id)
-        .map(|c| c.client_id.clone());
+    let owner = &live.client.client_id;
     Ok(Json(json!({
         "active": true,
         "token_type": if record.offline { "Offline" } else { "Refresh" },
@@ -92,8 +85,10 @@ pub async fn introspect(
     })))
 }
 
-/// RFC 7009. Revoking a refresh token ends its session; revoking an access token refuses it
-/// (and everything exchanged from it) until it would have expired.
+/// RFC 7009. Revoking a refresh token ends its client's part of the session (Keycloak's client
+/// session: that client's refresh tokens and access tokens in the session), and the session
+/// with its last client; revoking an access token refuses it and everything derived from it
+/// (exchanges, refreshes of exchanged refresh tokens) for as long as any of them could live.
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
@@ -118,10 +113,18 @@ pub async fn revoke(
             if active.claims.azp != client.client_id {
                 return Err(unmatching().into());
             }
+            // A descendant lives at most until the session's end (refreshes of an exchanged
+            // refresh token), or the token's own, plus what exchange chains may add.
+            let session_end = match &active.claims.sid {
+                Some(sid) => app.store.get_session(sid).await?.map(|s| s.expires_at),
+                None => None,
+            };
+            let ends_at = active.claims.exp.max(session_end.unwrap_or(0));
+            let until = revocation_horizon(&rt, ends_at);
             app.store
-                .revoke_token_id(rt.id(), &active.claims.jti, active.claims.exp)
+                .revoke_token_id(rt.id(), &active.claims.jti, until)
                 .await?;
-            app.revoke_token_id_everywhere(&active.claims.jti, active.claims.exp)
+            app.revoke_token_id_everywhere(&active.claims.jti, until)
                 .await;
         }
     } else if token.len() <= 512
@@ -133,7 +136,9 @@ pub async fn revoke(
         if record.client_id != client.id {
             return Err(unmatching().into());
         }
-        end_session(&app, &record.session_id, now).await?;
+        if record.realm_id == rt.id() {
+            end_client_session(&app, &rt, &record.session_id, &record.client_id, now).await?;
+        }
     }
     app.audit.record(crate::audit::Event {
         realm_id: rt.id().to_owned(),

@@ -12,17 +12,17 @@ use cambio_core::OAuthError;
 use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
 use cambio_core::form::FormParams;
 use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
-use cambio_core::issue::{Issued, RefreshData};
+use cambio_core::issue::Issued;
 use cambio_core::model::Client;
 use cambio_core::scope::GrantedScope;
 use cambio_core::tokens::{ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
 use cambio_proto::TokenResponse;
-use cambio_store::{RefreshTokenRecord, RefreshTokenUse, SessionRecord};
+use cambio_store::{ClientSessionRecord, RefreshTokenRecord, RefreshTokenUse, SessionRecord};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::audit::Event;
-use crate::common::{self, active_access_token, authenticate_client, read_form};
+use crate::common::{self, authenticate_client, read_form};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::routes::external::{self, ExternalGrant};
@@ -415,13 +415,16 @@ async fn refresh(
     event.session_id = Some(record.session_id.clone());
     // Likewise a request for more scope than granted is refused before the token is used.
     grants::check_refresh_scope(&record.scope, form.get("scope"))?;
-    // The session is read before the token is used: of two requests racing with one token,
-    // the loser ends the session (a replay), and reading afterwards could let that revocation
-    // also fail the winner, leaving no request served.
+    // The state behind the token is checked before it is used too: a token whose session,
+    // client part or ancestor was revoked is refused as it stands, so that presenting it again
+    // is not mistaken for reuse (which would end the whole session). The session is read
+    // before the use for a second reason: of two requests racing with one token, the loser
+    // ends the session (a replay), and reading afterwards could let that revocation also fail
+    // the winner, leaving no request served.
     let session = app.store.get_session(&record.session_id).await?;
-    let session_active = session.as_ref().is_some_and(|s| {
-        s.revoked_at.is_none() && s.expires_at > now && !app.revocations.session_revoked(&s.id)
-    });
+    let live = common::live_refresh_token(app, rt, &record, session.as_ref(), now)
+        .await?
+        .map_err(ApiError::OAuth)?;
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {
@@ -433,8 +436,6 @@ async fn refresh(
         }
         RefreshTokenUse::Unknown => return Err(invalid().into()),
     };
-    let user = app.user(rt.id(), &record.user_id).await?;
-    let data: RefreshData = serde_json::from_str(&record.data).unwrap_or_default();
     let issued = grants::refresh(
         &rt.snapshot,
         client,
@@ -443,10 +444,11 @@ async fn refresh(
             expires_at: record.expires_at,
             offline: record.offline,
             stored_scope: &record.scope,
-            data: &data,
+            data: &live.data,
             session_id: &record.session_id,
-            session_active,
-            user: user.as_deref(),
+            // Both checked by live_refresh_token just before the token was used.
+            session_active: true,
+            user: Some(&live.user),
         },
         form.get("scope"),
         now,
@@ -490,6 +492,8 @@ async fn authorization_code(
     let session = session
         .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
         .ok_or_else(|| OAuthError::invalid_grant("Session not active"))?;
+    // The client joins the session (a browser login may reuse one another client started).
+    join_session(app, rt, &session, client, now).await?;
     let user = app
         .user(rt.id(), &grant.user_id)
         .await?
@@ -524,20 +528,18 @@ async fn token_exchange(
         event.details.insert("audience", params.audiences.join(" "));
     }
     let invalid_token = || OAuthError::invalid_request("Invalid token");
-    let subject =
-        active_access_token(app, rt, params.subject_token, now).ok_or_else(invalid_token)?;
-    event.user_id = Some(subject.claims.sub.clone());
-    event.session_id = subject.claims.sid.clone();
-    event
-        .details
-        .insert("subject_client", subject.claims.azp.clone());
-    let user = app
-        .user(rt.id(), &subject.claims.sub)
+    let subject = common::live_access_token(app, rt, params.subject_token, now)
         .await?
         .ok_or_else(invalid_token)?;
+    event.user_id = Some(subject.token.claims.sub.clone());
+    event.session_id = subject.token.claims.sid.clone();
+    event
+        .details
+        .insert("subject_client", subject.client.client_id.clone());
     let actor = match params.actor_token {
         Some(token) => Some(
-            active_access_token(app, rt, token, now)
+            common::live_access_token(app, rt, token, now)
+                .await?
                 .ok_or_else(|| OAuthError::invalid_request("Invalid actor token"))?,
         ),
         None => None,
@@ -547,22 +549,27 @@ async fn token_exchange(
         realm: &rt.snapshot,
         requester: client,
         params: &params,
-        subject: &subject,
-        subject_user: &user,
-        actor: actor.as_ref(),
+        subject: &subject.token,
+        subject_user: &subject.user,
+        actor: actor.as_ref().map(|a| &a.token),
         now,
         access_jti,
         id_jti,
     })?;
-    let session = match (&decision.issued.refresh, &subject.claims.sid) {
+    let session = match (&decision.issued.refresh, &subject.token.claims.sid) {
         (Some(_), Some(sid)) => app.store.get_session(sid).await?,
         _ => None,
     };
-    if decision.issued.refresh.is_some() && session.is_none() {
-        return Err(OAuthError::invalid_request(
-            "Refresh token not valid as requested_token_type because creating a new session is needed",
-        )
-        .into());
+    if decision.issued.refresh.is_some() {
+        let Some(session) = &session else {
+            return Err(OAuthError::invalid_request(
+                "Refresh token not valid as requested_token_type because creating a new session is needed",
+            )
+            .into());
+        };
+        // A refresh token makes the requester a client of the session (Keycloak's client
+        // session), whose part it can later end by revoking that token.
+        join_session(app, rt, session, client, now).await?;
     }
     respond(
         app,
@@ -587,6 +594,12 @@ pub(crate) async fn respond(
     now: u64,
 ) -> ApiResult<TokenResponse> {
     let sign_error = |_| ApiError::Unavailable;
+    let mut issued = issued;
+    if let Some(session) = session {
+        // No token outlives its session: the session's revocation is remembered only until
+        // the session's end (plus what exchanges may add), and nobody checks it after that.
+        cap_at(&mut issued, session.expires_at, now);
+    }
     let id_token = match &issued.id_token {
         Some(claims) => Some(rt.signer.sign(ID_TOKEN_TYP, claims).map_err(sign_error)?),
         None => None,
@@ -645,16 +658,82 @@ pub(crate) async fn respond(
     Ok(response)
 }
 
-/// Ends a session in the store and in memory.
-pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResult<()> {
-    app.store.revoke_session(session_id, now).await?;
-    let until = app
+/// Makes an issuance end at `ends_at` at the latest.
+fn cap_at(issued: &mut Issued, ends_at: u64, now: u64) {
+    if issued.access.exp > ends_at {
+        issued.access.exp = ends_at;
+        issued.expires_in = ends_at.saturating_sub(now);
+    }
+    if let Some(id_token) = &mut issued.id_token {
+        id_token.exp = id_token.exp.min(ends_at);
+    }
+}
+
+/// Records `client` as a client of `session` from `now` on.
+async fn join_session(
+    app: &AppState,
+    rt: &RealmRuntime,
+    session: &SessionRecord,
+    client: &Client,
+    now: u64,
+) -> ApiResult<()> {
+    app.store
+        .join_client_session(&ClientSessionRecord {
+            session_id: session.id.clone(),
+            realm_id: rt.id().to_owned(),
+            client_id: client.id.clone(),
+            joined_at: now,
+            ended_at: None,
+            expires_at: common::revocation_horizon(rt, session.expires_at),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Ends one client's part of a user session (its refresh tokens, and its access tokens issued
+/// in the session until now), in the store and in memory; the user session ends with its last
+/// client.
+pub async fn end_client_session(
+    app: &AppState,
+    rt: &RealmRuntime,
+    session_id: &str,
+    client_id: &str,
+    now: u64,
+) -> ApiResult<()> {
+    let session_end = app
         .store
         .get_session(session_id)
         .await?
-        .map(|s| s.expires_at)
-        .unwrap_or(now + 86_400);
-    app.revoke_session_everywhere(session_id, until.max(now + 3600))
+        .map_or(now, |s| s.expires_at.max(now));
+    let until = common::revocation_horizon(rt, session_end);
+    let others_remain = app
+        .store
+        .end_client_session(rt.id(), session_id, client_id, now, until)
+        .await?;
+    app.end_client_part_everywhere(session_id, client_id, now, until)
         .await;
+    if !others_remain {
+        end_session(app, session_id, now).await?;
+    }
+    Ok(())
+}
+
+/// Ends a session in the store and in memory, remembering it for as long as a token issued in
+/// it, or derived from one, could live.
+pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResult<()> {
+    app.store.revoke_session(session_id, now).await?;
+    let until = match app.store.get_session(session_id).await? {
+        Some(session) => {
+            let session_end = session.expires_at.max(now);
+            match app.realm_by_id(&session.realm_id) {
+                Some(rt) => common::revocation_horizon(&rt, session_end),
+                None => session_end,
+            }
+        }
+        // A session no longer stored has no tokens left but exchanged ones; an hour covers
+        // those under the default lifespans.
+        None => now.saturating_add(3600),
+    };
+    app.revoke_session_everywhere(session_id, until).await;
     Ok(())
 }

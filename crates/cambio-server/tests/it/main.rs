@@ -14,5 +14,6 @@ mod harness;
 mod hostile;
 mod openapi;
 mod postgres;
+mod token_state;
 
 pub use harness::*;

@@ -22,8 +22,8 @@ mod sessions;
 pub use objects::{check_event_purge, check_events, check_objects, check_realm_delete};
 pub use postgres::{POSTGRES_URL_ENV, PgTestDatabase};
 pub use sessions::{
-    check_auth_codes, check_one_time_values, check_purge, check_refresh_tokens, check_revocations,
-    check_sessions,
+    check_auth_codes, check_client_sessions, check_one_time_values, check_purge,
+    check_refresh_tokens, check_revocations, check_sessions,
 };
 
 use crate::{EventRecord, Object, RefreshTokenRecord, SessionRecord, Store, StoreError};
@@ -35,6 +35,7 @@ pub const NOW: u64 = 1_700_000_000;
 pub async fn run_all(store: &dyn Store) {
     check_objects(store).await;
     check_sessions(store).await;
+    check_client_sessions(store).await;
     check_refresh_tokens(store).await;
     check_one_time_values(store).await;
     check_auth_codes(store).await;

@@ -150,6 +150,10 @@ pub async fn check_realm_delete(store: &dyn Store) {
             .await
             .unwrap();
         store
+            .end_client_session(realm, &format!("{realm}-s1"), "c1", NOW, NOW + 60)
+            .await
+            .unwrap();
+        store
             .insert_events(&[event(realm, 5_000, "LOGIN", "app", Some("u1"))])
             .await
             .unwrap();
@@ -166,6 +170,15 @@ pub async fn check_realm_delete(store: &dyn Store) {
         .filter(|jti| jti.starts_with("conf-realm-"))
         .collect();
     assert_eq!(jtis, vec![format!("{kept}-jti")]);
+    let parts: Vec<_> = store
+        .list_ended_client_sessions(NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.session_id)
+        .filter(|id| id.starts_with("conf-realm-"))
+        .collect();
+    assert_eq!(parts, vec![format!("{kept}-s1")]);
     for (realm, present) in [(gone, false), (kept, true)] {
         assert_eq!(
             store.list_objects(realm, "client").await.unwrap().len(),

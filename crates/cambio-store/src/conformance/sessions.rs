@@ -2,7 +2,7 @@
 //! codes, revocations and purging.
 
 use super::{NOW, assert_conflict, session, token};
-use crate::{RefreshTokenUse, Store, StoreError};
+use crate::{ClientSessionRecord, RefreshTokenUse, Store, StoreError};
 
 /// Sessions: insertion, lookup, refresh time, revocation of one or all of a user's sessions.
 pub async fn check_sessions(store: &dyn Store) {
@@ -388,7 +388,8 @@ pub async fn check_purge(store: &dyn Store) {
         .await
         .unwrap();
 
-    assert_eq!(store.purge_expired(now).await.unwrap(), 5);
+    // Five rows, and the part of the client that started the old session.
+    assert_eq!(store.purge_expired(now).await.unwrap(), 6);
     assert_eq!(store.purge_expired(now).await.unwrap(), 0);
 
     assert_eq!(store.get_session("conf-purge-s-old").await.unwrap(), None);
@@ -443,4 +444,92 @@ pub async fn check_purge(store: &dyn Store) {
             .as_deref(),
         Some("{}")
     );
+}
+
+/// Client sessions: a session starts with its client's part; parts join, end, join again; the
+/// answer to an end says whether another client is still live; ended parts are listed until
+/// they expire.
+pub async fn check_client_sessions(store: &dyn Store) {
+    let realm = "conf-client-sessions";
+    let started = session(realm, "conf-client-sessions-1", "u1", false, NOW);
+    store.insert_session(&started).await.unwrap();
+    let ended_parts = |now| async move {
+        store
+            .list_ended_client_sessions(now)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.realm_id == realm)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ended_parts(NOW).await, vec![]);
+
+    let requester = ClientSessionRecord {
+        session_id: started.id.clone(),
+        realm_id: realm.to_owned(),
+        client_id: "requester-uuid".to_owned(),
+        joined_at: NOW + 10,
+        ended_at: None,
+        expires_at: NOW + 100,
+    };
+    store.join_client_session(&requester).await.unwrap();
+    // Joining again is harmless and keeps the later expiry.
+    store.join_client_session(&requester).await.unwrap();
+
+    // The requester leaves: the client that started the session is still live.
+    assert!(
+        store
+            .end_client_session(realm, &started.id, "requester-uuid", NOW + 20, NOW + 50)
+            .await
+            .unwrap()
+    );
+    let mut ended = requester.clone();
+    ended.ended_at = Some(NOW + 20);
+    assert_eq!(
+        ended_parts(NOW).await,
+        vec![ended.clone()],
+        "kept to the later expiry"
+    );
+    assert_eq!(
+        ended_parts(NOW + 100).await,
+        vec![],
+        "listed until it expires"
+    );
+
+    // The requester joins again later: its end time stays, so older tokens stay refused.
+    let mut rejoined = requester.clone();
+    rejoined.joined_at = NOW + 30;
+    store.join_client_session(&rejoined).await.unwrap();
+    let mut listed = rejoined.clone();
+    listed.ended_at = Some(NOW + 20);
+    assert_eq!(ended_parts(NOW).await, vec![listed]);
+
+    // The starting client leaves: the requester, live again, remains.
+    assert!(
+        store
+            .end_client_session(realm, &started.id, &started.client_id, NOW + 40, NOW + 60)
+            .await
+            .unwrap()
+    );
+    // The requester leaves too: nobody remains.
+    assert!(
+        !store
+            .end_client_session(realm, &started.id, "requester-uuid", NOW + 50, NOW + 50)
+            .await
+            .unwrap()
+    );
+    // A part never seen is recorded as ended and does not count as live.
+    assert!(
+        !store
+            .end_client_session(realm, "conf-client-sessions-none", "c", NOW, NOW + 10)
+            .await
+            .unwrap()
+    );
+    let unknown: Vec<_> = ended_parts(NOW)
+        .await
+        .into_iter()
+        .filter(|p| p.session_id == "conf-client-sessions-none")
+        .map(|p| (p.joined_at, p.ended_at))
+        .collect();
+    assert_eq!(unknown, vec![(0, Some(NOW))]);
 }

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     check_objects,
     check_sessions,
+    check_client_sessions,
     check_refresh_tokens,
     check_one_time_values,
     check_auth_codes,
@@ -101,7 +102,11 @@ async fn data_survives_reconnecting_and_migrations_run_once() {
             .fetch_all(&store.pool)
             .await
             .expect("migrations table");
-    assert_eq!(versions, vec![1, 2], "each migration applied exactly once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3],
+        "each migration applied exactly once"
+    );
     store.close().await;
 }
 

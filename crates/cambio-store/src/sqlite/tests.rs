@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     check_objects,
     check_sessions,
+    check_client_sessions,
     check_refresh_tokens,
     check_one_time_values,
     check_auth_codes,
@@ -174,4 +175,54 @@ async fn bad_urls_are_unavailable_not_panics() {
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
     );
+}
+
+/// The client-sessions migration gives sessions that existed before it their clients: the one
+/// that started each session and every client holding a refresh token in it.
+#[tokio::test]
+async fn client_sessions_migration_backfills_existing_sessions() {
+    let db = TempDb::new();
+    let store = file(&db).await;
+    store.close().await;
+    std::fs::remove_file(&db.path).expect("fresh file");
+    // The schema as it was before the migration, with one session and two clients' tokens.
+    let options = SqliteConnectOptions::from_str(&db.url())
+        .expect("url")
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("open");
+    crate::embedded_migrator(&MIGRATIONS[..2])
+        .run(&pool)
+        .await
+        .expect("old migrations");
+    for sql in [
+        "INSERT INTO sessions VALUES ('s', 'r', 'u', 'login-client', 0, 100, 100, 5000, NULL)",
+        "INSERT INTO refresh_tokens VALUES ('h1', 'r', 's', 'login-client', 'u', '', '{}', 0, \
+         100, 4000, NULL)",
+        "INSERT INTO refresh_tokens VALUES ('h2', 'r', 's', 'requester', 'u', '', '{}', 0, \
+         200, 4000, NULL)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect("old rows");
+    }
+    pool.close().await;
+
+    let store = file(&db).await;
+    assert!(
+        store
+            .end_client_session("r", "s", "login-client", 300, 5000)
+            .await
+            .expect("end"),
+        "the requester, backfilled from its refresh token, remains"
+    );
+    assert!(
+        !store
+            .end_client_session("r", "s", "requester", 300, 5000)
+            .await
+            .expect("end"),
+        "nobody remains"
+    );
+    store.close().await;
 }
