@@ -79,8 +79,10 @@ impl IntoResponse for ApiError {
                 };
                 no_store((status, oauth_body(&error)).into_response())
             }
+            // Keycloak 26 answers a wrong username or password with 400 (observed by the
+            // differential suite), as RFC 6749 §5.2 has it for `invalid_grant`.
             ApiError::UserCredentials(error) => {
-                no_store((StatusCode::UNAUTHORIZED, oauth_body(&error)).into_response())
+                no_store((StatusCode::BAD_REQUEST, oauth_body(&error)).into_response())
             }
             ApiError::ClientAuth { error, basic } => {
                 let mut response = (StatusCode::UNAUTHORIZED, oauth_body(&error)).into_response();

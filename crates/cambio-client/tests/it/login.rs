@@ -17,7 +17,7 @@ async fn wrong_credentials_keep_the_servers_error() {
     let Error::OAuth(oauth) = &error else {
         panic!("{error:?}");
     };
-    assert_eq!(oauth.status, 401, "{error}");
+    assert_eq!(oauth.status, 400, "{error}");
     assert_eq!(oauth.error, "invalid_grant");
     assert_eq!(
         oauth.error_description.as_deref(),

@@ -613,6 +613,8 @@ pub(crate) async fn respond(
             token_type: "N_A".into(),
             scope: issued.scope,
             issued_token_type: Some(RequestedType::IdToken.urn().into()),
+            // Keycloak always answers `refresh_expires_in`, 0 when no refresh token comes.
+            refresh_expires_in: Some(0),
             ..Default::default()
         });
     }
@@ -628,6 +630,8 @@ pub(crate) async fn respond(
         session_state: issued.access.sid.clone(),
         scope: issued.scope.clone(),
         issued_token_type: exchanged.map(|t| t.urn().to_owned()),
+        // Keycloak always answers `refresh_expires_in`, 0 when no refresh token comes.
+        refresh_expires_in: Some(0),
         ..Default::default()
     };
     if let (Some(plan), Some(session)) = (issued.refresh, session) {

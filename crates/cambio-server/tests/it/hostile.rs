@@ -1038,12 +1038,12 @@ async fn password_lockout_after_repeated_failures() {
     for _ in 0..5 {
         login("wrong")
             .await
-            .assert_error(401, "invalid_grant", "Invalid user credentials");
+            .assert_error(400, "invalid_grant", "Invalid user credentials");
     }
     // Locked: even the right password gets the same answer as a wrong one.
     login("alice")
         .await
-        .assert_error(401, "invalid_grant", "Invalid user credentials");
+        .assert_error(400, "invalid_grant", "Invalid user credentials");
     // Other users are not affected.
     let admin = server
         .post_form(

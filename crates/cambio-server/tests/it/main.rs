@@ -12,6 +12,7 @@ mod external;
 mod grants;
 mod harness;
 mod hostile;
+mod keycloak;
 mod openapi;
 mod postgres;
 mod token_state;

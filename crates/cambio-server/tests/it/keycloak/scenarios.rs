@@ -1,0 +1,681 @@
+//! The scenarios: each sends the same requests to Keycloak and to Cambio and records what it
+//! compares in the [`Report`].
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::Report;
+use crate::{EXCHANGE, Reply, TestServer, encode_form, reply};
+
+const REALM: &str = "oracle";
+const ACCESS_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const REFRESH_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
+const ID_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// One server under comparison, with the `oracle` realm imported.
+struct Peer {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Peer {
+    fn new(base: &str) -> Peer {
+        Peer {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn oidc(&self, endpoint: &str) -> String {
+        format!(
+            "{}/realms/{REALM}/protocol/openid-connect/{endpoint}",
+            self.base
+        )
+    }
+
+    async fn form(&self, url: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode_form(form));
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        reply(request.send().await.unwrap()).await
+    }
+
+    async fn token(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+        self.form(&self.oidc("token"), form, basic).await
+    }
+
+    /// The master administrator's token (Keycloak's bootstrap admin, or Cambio's).
+    async fn admin_token(&self, password: &str) -> String {
+        let url = format!("{}/realms/master/protocol/openid-connect/token", self.base);
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin"),
+            ("password", password),
+        ];
+        self.form(&url, &form, None).await.access_token()
+    }
+
+    async fn import(&self, admin: &str, realm: &Value) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}/admin/realms", self.base))
+            .bearer_auth(admin)
+            .json(realm);
+        reply(request.send().await.unwrap()).await
+    }
+
+    /// alice's token from a password grant by `client`.
+    async fn alice(&self, client: (&str, Option<&str>)) -> Reply {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("client_id", client.0),
+            ("username", "alice"),
+            ("password", "alice"),
+        ];
+        if let Some(secret) = client.1 {
+            form.push(("client_secret", secret));
+        }
+        self.token(&form, None).await
+    }
+}
+
+/// Runs every scenario.
+pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) {
+    let kc = Peer::new(keycloak_base);
+    let cb = Peer::new(&cambio.base);
+    let realm: Value =
+        serde_json::from_str(include_str!("oracle-realm.json")).expect("oracle-realm.json");
+    let kc_admin = kc.admin_token("admin").await;
+    let cb_admin = cb.admin_token(crate::ADMIN_PASSWORD).await;
+    let (a, b) = (
+        kc.import(&kc_admin, &realm).await,
+        cb.import(&cb_admin, &realm).await,
+    );
+    report.compare(
+        "realm import",
+        "status",
+        &json!(a.status.as_u16()),
+        &json!(b.status.as_u16()),
+    );
+    assert_eq!(
+        a.status, 201,
+        "Keycloak refused the oracle realm: {}",
+        a.text
+    );
+    assert_eq!(b.status, 201, "Cambio refused the oracle realm: {}", b.text);
+
+    discovery(&kc, &cb, report).await;
+    login(&kc, &cb, report).await;
+    exchanges(&kc, &cb, report).await;
+    introspection_and_revocation(&kc, &cb, report).await;
+}
+
+/// Replaces what differs by nature between two servers: the base URL, ids, times, signatures.
+fn normalise(value: &Value, base: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(normalise_text(s, base)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| normalise(v, base)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalise(v, base)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn normalise_text(text: &str, base: &str) -> String {
+    if text.starts_with("eyJ") && text.matches('.').count() == 2 {
+        return "{jwt}".into();
+    }
+    let is_uuid = text.len() == 36
+        && text.char_indices().all(|(i, c)| {
+            matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit())
+        });
+    if is_uuid {
+        return "{id}".into();
+    }
+    text.replace(base, "{base}")
+}
+
+/// A JWT's payload, unverified (the servers' own tests verify signatures).
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap_or("");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(sorted).collect();
+            items.sort_by_key(|v| v.to_string());
+            Value::Array(items)
+        }
+        Value::String(s) if s.contains(' ') => {
+            let mut words: Vec<&str> = s.split(' ').collect();
+            words.sort_unstable();
+            Value::String(words.join(" "))
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The claims of an access token that the comparison looks at, with `aud` always a list.
+fn claim_view(jwt: &str) -> Map<String, Value> {
+    let claims = payload(jwt);
+    let mut view = Map::new();
+    let names: Vec<Value> = claims
+        .as_object()
+        .map(|m| m.keys().map(|k| json!(k)).collect())
+        .unwrap_or_default();
+    view.insert("claim names".into(), sorted(&Value::Array(names)));
+    for name in [
+        "typ",
+        "azp",
+        "scope",
+        "realm_access",
+        "resource_access",
+        "act",
+    ] {
+        view.insert(name.into(), sorted(&claims[name]));
+    }
+    let aud = match &claims["aud"] {
+        Value::String(one) => json!([one]),
+        other => other.clone(),
+    };
+    view.insert("aud".into(), sorted(&aud));
+    view.insert("sid present".into(), json!(claims["sid"].is_string()));
+    let lifetime = claims["exp"]
+        .as_u64()
+        .zip(claims["iat"].as_u64())
+        .map(|(e, i)| e - i);
+    view.insert("lifetime".into(), json!(lifetime));
+    view
+}
+
+/// Compares two token-endpoint answers: status and error for refusals; for successes the
+/// response members, their fixed values, and the issued access token's claims.
+fn compare_token_answers(report: &mut Report, scenario: &str, kc: &Reply, cb: &Reply) {
+    report.compare(
+        scenario,
+        "status",
+        &json!(kc.status.as_u16()),
+        &json!(cb.status.as_u16()),
+    );
+    if kc.status != 200 || cb.status != 200 {
+        report.compare(scenario, "error", &kc.body["error"], &cb.body["error"]);
+        report.compare(
+            scenario,
+            "error_description",
+            &kc.body["error_description"],
+            &cb.body["error_description"],
+        );
+        return;
+    }
+    let members = |reply: &Reply| {
+        let names: Vec<Value> = reply
+            .body
+            .as_object()
+            .map(|m| m.keys().map(|k| json!(k)).collect())
+            .unwrap_or_default();
+        sorted(&Value::Array(names))
+    };
+    report.compare(scenario, "response members", &members(kc), &members(cb));
+    for member in [
+        "token_type",
+        "issued_token_type",
+        "expires_in",
+        "refresh_expires_in",
+    ] {
+        report.compare(scenario, member, &kc.body[member], &cb.body[member]);
+    }
+    report.compare(
+        scenario,
+        "scope",
+        &sorted(&kc.body["scope"]),
+        &sorted(&cb.body["scope"]),
+    );
+    let (Some(kc_token), Some(cb_token)) = (
+        kc.body["access_token"].as_str(),
+        cb.body["access_token"].as_str(),
+    ) else {
+        return;
+    };
+    if kc.body["token_type"] == "N_A" || !kc_token.starts_with("eyJ") {
+        return;
+    }
+    let (kc_view, cb_view) = (claim_view(kc_token), claim_view(cb_token));
+    for (name, value) in &kc_view {
+        report.compare(scenario, &format!("claim {name}"), value, &cb_view[name]);
+    }
+}
+
+async fn discovery(kc: &Peer, cb: &Peer, report: &mut Report) {
+    let scenario = "discovery";
+    let url = |peer: &Peer| {
+        format!(
+            "{}/realms/{REALM}/.well-known/openid-configuration",
+            peer.base
+        )
+    };
+    let a = reply(kc.http.get(url(kc)).send().await.unwrap()).await;
+    let b = reply(cb.http.get(url(cb)).send().await.unwrap()).await;
+    report.compare(
+        scenario,
+        "status",
+        &json!(a.status.as_u16()),
+        &json!(b.status.as_u16()),
+    );
+    let (a, b) = (normalise(&a.body, &kc.base), normalise(&b.body, &cb.base));
+    for member in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "introspection_endpoint",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+    ] {
+        report.compare(scenario, member, &a[member], &b[member]);
+    }
+    // Lists: whether each value that matters is offered.
+    let offered = |doc: &Value, member: &str, value: &str| {
+        json!(
+            doc[member]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|v| v == value))
+        )
+    };
+    for (member, value) in [
+        (
+            "grant_types_supported",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("grant_types_supported", "client_credentials"),
+        ("grant_types_supported", "password"),
+        ("grant_types_supported", "refresh_token"),
+        ("grant_types_supported", "authorization_code"),
+        ("code_challenge_methods_supported", "S256"),
+        (
+            "token_endpoint_auth_methods_supported",
+            "client_secret_basic",
+        ),
+        (
+            "token_endpoint_auth_methods_supported",
+            "client_secret_post",
+        ),
+        ("token_endpoint_auth_methods_supported", "private_key_jwt"),
+        ("response_types_supported", "code"),
+        ("subject_types_supported", "public"),
+    ] {
+        report.compare(
+            scenario,
+            &format!("{member} has {value}"),
+            &offered(&a, member, value),
+            &offered(&b, member, value),
+        );
+    }
+    // The JWKS: key members of the signing key (RS256, as the realm asks).
+    let jwks = |peer: &Peer| format!("{}/realms/{REALM}/protocol/openid-connect/certs", peer.base);
+    let a = reply(kc.http.get(jwks(kc)).send().await.unwrap()).await;
+    let b = reply(cb.http.get(jwks(cb)).send().await.unwrap()).await;
+    let signing = |doc: &Value| {
+        doc["keys"]
+            .as_array()
+            .and_then(|keys| {
+                keys.iter()
+                    .find(|k| k["alg"] == "RS256" && k["use"] == "sig")
+            })
+            .map(|k| {
+                let names: Vec<Value> = k.as_object().unwrap().keys().map(|n| json!(n)).collect();
+                sorted(&Value::Array(names))
+            })
+            .unwrap_or(Value::Null)
+    };
+    report.compare(
+        "jwks",
+        "RS256 signing key members",
+        &signing(&a.body),
+        &signing(&b.body),
+    );
+}
+
+async fn login(kc: &Peer, cb: &Peer, report: &mut Report) {
+    let subject = ("subject-client", Some("subject-secret"));
+    let (a, b) = (kc.alice(subject).await, cb.alice(subject).await);
+    compare_token_answers(report, "password grant", &a, &b);
+    let wrong = [
+        ("grant_type", "password"),
+        ("client_id", "subject-client"),
+        ("client_secret", "subject-secret"),
+        ("username", "alice"),
+        ("password", "wrong"),
+    ];
+    let (a, b) = (kc.token(&wrong, None).await, cb.token(&wrong, None).await);
+    compare_token_answers(report, "password grant, wrong password", &a, &b);
+    let bad_client = [("grant_type", "client_credentials")];
+    let (a, b) = (
+        kc.token(&bad_client, Some(("requester-client", "nope")))
+            .await,
+        cb.token(&bad_client, Some(("requester-client", "nope")))
+            .await,
+    );
+    compare_token_answers(report, "client credentials, wrong secret", &a, &b);
+    let (a, b) = (
+        kc.token(&bad_client, Some(("requester-client", "requester-secret")))
+            .await,
+        cb.token(&bad_client, Some(("requester-client", "requester-secret")))
+            .await,
+    );
+    compare_token_answers(report, "client credentials", &a, &b);
+    // userinfo with alice's token: which members it answers.
+    let (ta, tb) = (
+        kc.alice(subject).await.access_token(),
+        cb.alice(subject).await.access_token(),
+    );
+    let a = reply(
+        kc.http
+            .get(kc.oidc("userinfo"))
+            .bearer_auth(&ta)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let b = reply(
+        cb.http
+            .get(cb.oidc("userinfo"))
+            .bearer_auth(&tb)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    report.compare(
+        "userinfo",
+        "status",
+        &json!(a.status.as_u16()),
+        &json!(b.status.as_u16()),
+    );
+    let (a, b) = (normalise(&a.body, &kc.base), normalise(&b.body, &cb.base));
+    report.compare("userinfo", "body", &sorted(&a), &sorted(&b));
+}
+
+/// One exchange request: who asks, with what.
+struct Case {
+    name: &'static str,
+    requester: (&'static str, &'static str),
+    /// Where the subject token comes from: alice through subject-client, or through
+    /// public-client (a token whose audience lacks requester-client).
+    subject_from_public: bool,
+    params: &'static [(&'static str, &'static str)],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "exchange: audience orders-api",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "orders-api"),
+        ],
+    },
+    Case {
+        name: "exchange: no audience",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[("subject_token_type", ACCESS_TYPE)],
+    },
+    Case {
+        name: "exchange: no subject_token_type",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[("audience", "orders-api")],
+    },
+    Case {
+        name: "exchange: two audiences",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "orders-api"),
+            ("audience", "billing-api"),
+        ],
+    },
+    Case {
+        name: "exchange: unknown audience",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "no-such-client"),
+        ],
+    },
+    Case {
+        name: "exchange: requester not allowed to exchange",
+        requester: ("plain-client", "plain-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "orders-api"),
+        ],
+    },
+    Case {
+        name: "exchange: requester not in the subject's audience",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: true,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "orders-api"),
+        ],
+    },
+    Case {
+        name: "exchange: refresh token requested",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("requested_token_type", REFRESH_TYPE),
+        ],
+    },
+    Case {
+        name: "exchange: ID token requested",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("requested_token_type", ID_TYPE),
+        ],
+    },
+    Case {
+        name: "exchange: unknown requested token type",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("requested_token_type", "urn:example:unknown"),
+        ],
+    },
+    Case {
+        name: "exchange: wrong subject_token_type",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[("subject_token_type", ID_TYPE), ("audience", "orders-api")],
+    },
+    Case {
+        name: "exchange: scope narrowed to email",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[("subject_token_type", ACCESS_TYPE), ("scope", "email")],
+    },
+    Case {
+        name: "exchange: optional scope phone",
+        requester: ("requester-client", "requester-secret"),
+        subject_from_public: false,
+        params: &[("subject_token_type", ACCESS_TYPE), ("scope", "phone")],
+    },
+    Case {
+        name: "exchange: wrong requester secret",
+        requester: ("requester-client", "wrong"),
+        subject_from_public: false,
+        params: &[
+            ("subject_token_type", ACCESS_TYPE),
+            ("audience", "orders-api"),
+        ],
+    },
+];
+
+async fn exchanges(kc: &Peer, cb: &Peer, report: &mut Report) {
+    for case in CASES {
+        let mut answers = Vec::new();
+        for peer in [kc, cb] {
+            let subject = if case.subject_from_public {
+                peer.alice(("public-client", None)).await
+            } else {
+                peer.alice(("subject-client", Some("subject-secret"))).await
+            }
+            .access_token();
+            let mut form = vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+            ];
+            form.extend_from_slice(case.params);
+            answers.push(peer.token(&form, Some(case.requester)).await);
+        }
+        compare_token_answers(report, case.name, &answers[0], &answers[1]);
+    }
+    // Refusals that need no valid subject token.
+    let garbage = [
+        ("grant_type", EXCHANGE),
+        ("subject_token", "not-a-token"),
+        ("subject_token_type", ACCESS_TYPE),
+    ];
+    let missing = [
+        ("grant_type", EXCHANGE),
+        ("subject_token_type", ACCESS_TYPE),
+    ];
+    for (name, form) in [
+        ("exchange: invalid subject token", &garbage[..]),
+        ("exchange: missing subject token", &missing[..]),
+    ] {
+        let requester = Some(("requester-client", "requester-secret"));
+        let (a, b) = (
+            kc.token(form, requester).await,
+            cb.token(form, requester).await,
+        );
+        compare_token_answers(report, name, &a, &b);
+    }
+}
+
+async fn introspection_and_revocation(kc: &Peer, cb: &Peer, report: &mut Report) {
+    let mut introspected = Vec::new();
+    let mut after_revocation = Vec::new();
+    for peer in [kc, cb] {
+        let subject = peer
+            .alice(("subject-client", Some("subject-secret")))
+            .await
+            .access_token();
+        let exchanged = peer
+            .token(
+                &[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &subject),
+                    ("subject_token_type", ACCESS_TYPE),
+                    ("audience", "orders-api"),
+                ],
+                Some(("requester-client", "requester-secret")),
+            )
+            .await
+            .access_token();
+        let orders = Some(("orders-api", "orders-secret"));
+        let active = peer
+            .form(
+                &peer.oidc("token/introspect"),
+                &[("token", &exchanged)],
+                orders,
+            )
+            .await;
+        introspected.push(active);
+        let revoked = peer
+            .form(
+                &peer.oidc("revoke"),
+                &[("token", &subject)],
+                Some(("subject-client", "subject-secret")),
+            )
+            .await;
+        let subject_after = peer
+            .form(
+                &peer.oidc("token/introspect"),
+                &[("token", &subject)],
+                orders,
+            )
+            .await;
+        let exchanged_after = peer
+            .form(
+                &peer.oidc("token/introspect"),
+                &[("token", &exchanged)],
+                orders,
+            )
+            .await;
+        after_revocation.push((revoked, subject_after, exchanged_after));
+    }
+    let members = |reply: &Reply| {
+        let names: Vec<Value> = reply
+            .body
+            .as_object()
+            .map(|m| m.keys().map(|k| json!(k)).collect())
+            .unwrap_or_default();
+        sorted(&Value::Array(names))
+    };
+    let scenario = "introspection of an exchanged token";
+    report.compare(
+        scenario,
+        "active",
+        &introspected[0].body["active"],
+        &introspected[1].body["active"],
+    );
+    report.compare(
+        scenario,
+        "members",
+        &members(&introspected[0]),
+        &members(&introspected[1]),
+    );
+    let (kc_after, cb_after) = (&after_revocation[0], &after_revocation[1]);
+    let scenario = "revocation of the subject token";
+    report.compare(
+        scenario,
+        "revoke status",
+        &json!(kc_after.0.status.as_u16()),
+        &json!(cb_after.0.status.as_u16()),
+    );
+    report.compare(
+        scenario,
+        "subject active after",
+        &kc_after.1.body["active"],
+        &cb_after.1.body["active"],
+    );
+    report.compare(
+        scenario,
+        "exchanged active after",
+        &kc_after.2.body["active"],
+        &cb_after.2.body["active"],
+    );
+}
