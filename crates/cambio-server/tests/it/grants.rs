@@ -716,10 +716,13 @@ async fn authorize_post(
     params: &[(&'static str, String)],
     password: &str,
 ) -> Reply {
+    // The browser fetches the form first: the POST must carry the page's binding.
+    let page = authorize_get(s, params).await;
+    let binding = BrowserBinding::from_page(&page, None);
     let mut form = pairs(params);
     form.push(("username", "alice"));
     form.push(("password", password));
-    s.post_form(&s.oidc("demo", "auth"), &form, None).await
+    binding.post(s, &s.oidc("demo", "auth"), &form).await
 }
 
 /// The query of a redirect, as pairs.
@@ -815,15 +818,19 @@ async fn authorization_code_with_pkce() {
             .is_some_and(|t| t <= id["iat"].as_u64().unwrap())
     );
 
-    // A code is good once.
-    redeem(&s, &code, PKCE_VERIFIER, REDIRECT)
-        .await
-        .assert_error(400, "invalid_grant", "Code not valid");
     // The session it created works.
     let refreshed = s
         .refresh(tokens.body["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    // A code is good once; a second use ends what the first one issued (see browser.rs).
+    redeem(&s, &code, PKCE_VERIFIER, REDIRECT)
+        .await
+        .assert_error(400, "invalid_grant", "Code not valid");
+    let after_replay = s
+        .refresh(refreshed.body["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(after_replay.status, 400, "{}", after_replay.text);
 }
 
 #[tokio::test]

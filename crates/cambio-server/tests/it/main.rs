@@ -4,6 +4,7 @@
 mod admin_authz;
 mod admin_realms;
 mod admin_users;
+mod browser;
 mod compat;
 mod endpoints;
 mod exchange;
