@@ -181,9 +181,8 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
         }
     }
     if let Some(uris) = client.attribute(redirect::ATTR_POST_LOGOUT_REDIRECT_URIS) {
-        redirect::check_post_logout_attribute(uris).map_err(|e| {
-            bad_request(format!("Invalid post logout redirect URI: it {e}"))
-        })?;
+        redirect::check_post_logout_attribute(uris)
+            .map_err(|e| bad_request(format!("Invalid post logout redirect URI: it {e}")))?;
     }
     if let Some(jwks) = client.attribute(ATTR_JWKS) {
         cambio_jose::parse_jwks(jwks.as_bytes(), None)

@@ -87,10 +87,7 @@ impl Trusted {
     }
 
     fn error(&self, rt: &RealmRuntime, error: &str, description: &str) -> Response {
-        self.respond(
-            rt,
-            &[("error", error), ("error_description", description)],
-        )
+        self.respond(rt, &[("error", error), ("error_description", description)])
     }
 }
 
@@ -162,8 +159,10 @@ fn check(rt: &RealmRuntime, form: &FormParams) -> Result<Checked, Response> {
     Ok(Checked { trusted, scope })
 }
 
+const TITLE: &str = "Cannot sign in";
+
 fn bad_request_page(message: &str) -> Response {
-    error_page(StatusCode::BAD_REQUEST, "Cannot sign in", message)
+    error_page(StatusCode::BAD_REQUEST, TITLE, message)
 }
 
 fn login_form(
@@ -205,25 +204,13 @@ fn login_form(
     response
 }
 
-/// The realm's runtime, or a page saying there is none.
-#[allow(clippy::result_large_err)]
-fn realm_page(app: &AppState, realm: &str) -> Result<Arc<RealmRuntime>, Response> {
-    app.active_realm(realm).ok_or_else(|| {
-        error_page(
-            StatusCode::NOT_FOUND,
-            "Cannot sign in",
-            "Realm does not exist",
-        )
-    })
-}
-
 pub async fn form(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let rt = match realm_page(&app, &realm) {
+    let rt = match pages::realm_or_page(&app, &realm, TITLE) {
         Ok(rt) => rt,
         Err(page) => return page,
     };
@@ -258,7 +245,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let rt = match realm_page(&app, &realm) {
+    let rt = match pages::realm_or_page(&app, &realm, TITLE) {
         Ok(rt) => rt,
         Err(page) => return page,
     };
@@ -299,7 +286,7 @@ pub async fn submit(
         Err(ApiError::TooManyRequests(wait)) => too_many(wait),
         Err(_) => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Cannot sign in",
+            TITLE,
             "The server is busy. Please try again in a moment.",
         ),
     }
@@ -308,7 +295,7 @@ pub async fn submit(
 fn too_many(wait: std::time::Duration) -> Response {
     let mut page = error_page(
         StatusCode::TOO_MANY_REQUESTS,
-        "Cannot sign in",
+        TITLE,
         "Too many sign-in attempts. Please wait a moment and try again.",
     );
     let secs = wait.as_secs().max(1);

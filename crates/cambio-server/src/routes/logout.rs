@@ -45,15 +45,19 @@ struct Plan {
     redirect: Option<(Url, Option<String>)>,
 }
 
+const TITLE: &str = "Cannot sign out";
+
 fn bad_request(message: &str) -> Response {
-    error_page(StatusCode::BAD_REQUEST, "Cannot sign out", message)
+    error_page(StatusCode::BAD_REQUEST, TITLE, message)
 }
 
 /// Checks a logout request; errors are pages (nothing is ended, nothing redirected).
 #[allow(clippy::result_large_err)]
 fn plan(rt: &RealmRuntime, params: &FormParams) -> Result<Plan, Response> {
     let hint = match params.get("id_token_hint") {
-        Some(token) => Some(verify_hint(rt, token).ok_or_else(|| bad_request("Invalid id_token_hint"))?),
+        Some(token) => {
+            Some(verify_hint(rt, token).ok_or_else(|| bad_request("Invalid id_token_hint"))?)
+        }
         None => None,
     };
     let named = match params.get("client_id") {
@@ -116,7 +120,7 @@ async fn finish(app: &AppState, rt: &RealmRuntime, plan: Plan) -> Response {
         if end_session(app, session_id, random::now()).await.is_err() {
             return error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Cannot sign out",
+                TITLE,
                 "The server cannot complete the request now; please try again.",
             );
         }
@@ -172,16 +176,6 @@ fn confirmation_page(app: &AppState, headers: &HeaderMap, params: &FormParams) -
     response
 }
 
-fn realm_page(app: &AppState, realm: &str) -> Result<Arc<RealmRuntime>, Response> {
-    app.active_realm(realm).ok_or_else(|| {
-        error_page(
-            StatusCode::NOT_FOUND,
-            "Cannot sign out",
-            "Realm does not exist",
-        )
-    })
-}
-
 /// `GET .../logout`.
 pub async fn logout_get(
     State(app): State<Arc<AppState>>,
@@ -189,7 +183,7 @@ pub async fn logout_get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let rt = match realm_page(&app, &realm) {
+    let rt = match pages::realm_or_page(&app, &realm, TITLE) {
         Ok(rt) => rt,
         Err(page) => return page,
     };
@@ -211,7 +205,7 @@ pub async fn logout_confirm(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let rt = match realm_page(&app, &realm) {
+    let rt = match pages::realm_or_page(&app, &realm, TITLE) {
         Ok(rt) => rt,
         Err(page) => return page,
     };

@@ -9,12 +9,15 @@
 //! is reached by a cross-site navigation, and a `Strict` cookie would not come with it, so a
 //! second tab would replace the binding of the first.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::random;
+use crate::state::{AppState, RealmRuntime};
 
 /// The binding cookie's name.
 pub const BINDING_COOKIE: &str = "CAMBIO_BROWSER_BINDING";
@@ -32,10 +35,8 @@ pub const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
 fn form_post_script_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| {
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            FORM_POST_SCRIPT.as_bytes(),
-        );
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, FORM_POST_SCRIPT.as_bytes());
         format!("'sha256-{}'", STANDARD.encode(digest.as_ref()))
     })
 }
@@ -63,7 +64,10 @@ pub fn secure_headers(headers: &mut HeaderMap, script: Script) {
     if let Ok(value) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, value);
     }
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -89,6 +93,18 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
         ),
         Script::None,
     )
+}
+
+/// The realm's runtime, or a page saying there is none.
+// The error is a complete response, built once per failed request; its size does not matter.
+#[allow(clippy::result_large_err)]
+pub fn realm_or_page(
+    app: &AppState,
+    realm: &str,
+    title: &str,
+) -> Result<Arc<RealmRuntime>, Response> {
+    app.active_realm(realm)
+        .ok_or_else(|| error_page(StatusCode::NOT_FOUND, title, "Realm does not exist"))
 }
 
 /// A page that makes the browser post `fields` to `action` (OAuth 2.0 Form Post Response Mode).
@@ -205,7 +221,11 @@ fn binding_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == BINDING_COOKIE)
         .map(|(_, value)| value)
-        .filter(|v| v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// The digest a form carries: the cookie value itself never appears in a page.

@@ -89,7 +89,10 @@ fn redirect_params(r: &Reply, fragment: bool) -> (String, Vec<(String, String)>)
 }
 
 fn get_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Fetches the login form, then posts it with alice's credentials from the same browser.
@@ -143,7 +146,10 @@ async fn wildcard_does_not_admit_dot_segments() {
     }
     // A path under the wildcard, dot segments resolved, still matches.
     let r = s
-        .get(&auth_url(&s, &web_params("https://app.example/wild/a/../cb", &[])), None)
+        .get(
+            &auth_url(&s, &web_params("https://app.example/wild/a/../cb", &[])),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -163,7 +169,10 @@ async fn prefix_wildcard_does_not_admit_other_hosts_or_userinfo() {
         assert_refused_page(&r, "Invalid redirect_uri");
     }
     let r = s
-        .get(&auth_url(&s, &web_params("https://pfx.example/cb", &[])), None)
+        .get(
+            &auth_url(&s, &web_params("https://pfx.example/cb", &[])),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -174,11 +183,20 @@ async fn an_invalid_request_with_a_bad_redirect_uri_is_not_redirected() {
     web_app(&s).await;
     // Before the fix, an invalid request was answered with a redirect to the unchecked URI,
     // without any login: an open redirect.
-    for uri in ["https://app.example/wild/../evil", "https://pfx.example.evil.com/"] {
+    for uri in [
+        "https://app.example/wild/../evil",
+        "https://pfx.example.evil.com/",
+    ] {
         let params = web_params(uri, &[]);
         let mut params: Vec<(&str, &str)> = params
             .into_iter()
-            .map(|(k, v)| if k == "response_type" { (k, "token") } else { (k, v) })
+            .map(|(k, v)| {
+                if k == "response_type" {
+                    (k, "token")
+                } else {
+                    (k, v)
+                }
+            })
             .collect();
         params.push(("prompt", "none"));
         let r = s.get(&auth_url(&s, &params), None).await;
@@ -186,7 +204,10 @@ async fn an_invalid_request_with_a_bad_redirect_uri_is_not_redirected() {
     }
     // An unknown client is a page too.
     let r = s
-        .get(&auth_url(&s, &[("client_id", "nobody"), ("redirect_uri", WILD_CB)]), None)
+        .get(
+            &auth_url(&s, &[("client_id", "nobody"), ("redirect_uri", WILD_CB)]),
+            None,
+        )
         .await;
     assert_refused_page(&r, "Unknown client");
 }
@@ -197,19 +218,46 @@ async fn registration_refuses_dangerous_redirect_uris_and_origins() {
     let admin = s.admin_token().await;
     let clients = format!("{}/admin/realms/demo/clients", s.base);
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"redirectUris": ["*"]}), "Invalid redirect URI \"*\": it is a bare wildcard"),
+        (
+            json!({"redirectUris": ["*"]}),
+            "Invalid redirect URI \"*\": it is a bare wildcard",
+        ),
         (
             json!({"redirectUris": ["javascript:alert(document.cookie)"]}),
             "Invalid redirect URI \"javascript:alert(document.cookie)\": it uses a forbidden scheme",
         ),
-        (json!({"redirectUris": ["data:text/html,x"]}), "uses a forbidden scheme"),
-        (json!({"redirectUris": ["/relative/*"]}), "is not an absolute URI"),
-        (json!({"redirectUris": ["https://u@app.example/cb"]}), "contains user information"),
-        (json!({"redirectUris": ["https://app.example/cb#x"]}), "contains a fragment"),
-        (json!({"redirectUris": ["http://127.0.0.1/c\r\nb"]}), "contains control characters"),
-        (json!({"redirectUris": ["https://*.example/cb"]}), "has a wildcard that does not end it"),
-        (json!({"webOrigins": ["https://spa.example/path"]}), "Invalid web origin"),
-        (json!({"webOrigins": ["javascript:x"]}), "Invalid web origin"),
+        (
+            json!({"redirectUris": ["data:text/html,x"]}),
+            "uses a forbidden scheme",
+        ),
+        (
+            json!({"redirectUris": ["/relative/*"]}),
+            "is not an absolute URI",
+        ),
+        (
+            json!({"redirectUris": ["https://u@app.example/cb"]}),
+            "contains user information",
+        ),
+        (
+            json!({"redirectUris": ["https://app.example/cb#x"]}),
+            "contains a fragment",
+        ),
+        (
+            json!({"redirectUris": ["http://127.0.0.1/c\r\nb"]}),
+            "contains control characters",
+        ),
+        (
+            json!({"redirectUris": ["https://*.example/cb"]}),
+            "has a wildcard that does not end it",
+        ),
+        (
+            json!({"webOrigins": ["https://spa.example/path"]}),
+            "Invalid web origin",
+        ),
+        (
+            json!({"webOrigins": ["javascript:x"]}),
+            "Invalid web origin",
+        ),
         (
             json!({"attributes": {"post.logout.redirect.uris": "javascript:x"}}),
             "Invalid post logout redirect URI",
@@ -220,7 +268,14 @@ async fn registration_refuses_dangerous_redirect_uris_and_origins() {
         for (k, v) in fields.as_object().unwrap() {
             rep[k] = v.clone();
         }
-        let r = s.http.post(&clients).bearer_auth(&admin).json(&rep).send().await.unwrap();
+        let r = s
+            .http
+            .post(&clients)
+            .bearer_auth(&admin)
+            .json(&rep)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{rep}");
         let body: Value = r.json().await.unwrap();
         let error = body["errorMessage"].as_str().unwrap();
@@ -303,14 +358,18 @@ async fn loopback_redirects_keep_any_port_and_refuse_control_characters_before_l
         ]
     };
     // RFC 8252 §7.3: any port on a loopback redirect.
-    let r = s.get(&auth_url(&s, &params("http://127.0.0.1:53117/cb")), None).await;
+    let r = s
+        .get(&auth_url(&s, &params("http://127.0.0.1:53117/cb")), None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     // A CR LF in a loopback redirect URI is refused at once, even with good credentials.
     let bad = params("http://127.0.0.1:53117/cb\r\nSet-Cookie: x=1");
     let r = s.get(&auth_url(&s, &bad), None).await;
     assert_refused_page(&r, "Invalid redirect_uri");
-    let good_page = s.get(&auth_url(&s, &params("http://127.0.0.1:53117/cb")), None).await;
+    let good_page = s
+        .get(&auth_url(&s, &params("http://127.0.0.1:53117/cb")), None)
+        .await;
     let binding = BrowserBinding::from_page(&good_page, None);
     let mut form = bad.clone();
     form.extend_from_slice(&[("username", "alice"), ("password", "alice")]);
@@ -342,9 +401,17 @@ async fn a_replayed_code_revokes_the_tokens_of_its_first_use() {
     assert_eq!(s.introspect(&access).await, json!({"active": false}));
     assert_eq!(s.introspect(&refresh).await, json!({"active": false}));
     let r = s
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)], Some(WEB))
+        .token(
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+            Some(WEB),
+        )
         .await;
-    assert_eq!((r.status.as_u16(), r.error()), (400, "invalid_grant"), "{}", r.text);
+    assert_eq!(
+        (r.status.as_u16(), r.error()),
+        (400, "invalid_grant"),
+        "{}",
+        r.text
+    );
     // A made-up code ends nothing.
     redeem(&s, "made-up", WILD_CB)
         .await
@@ -377,7 +444,10 @@ async fn logout_with_an_expired_id_token_hint_ends_the_session() {
     let admin = s.admin_token().await;
     let list: Value = s
         .http
-        .get(format!("{}/admin/realms/demo/clients?clientId=web-app", s.base))
+        .get(format!(
+            "{}/admin/realms/demo/clients?clientId=web-app",
+            s.base
+        ))
         .bearer_auth(&admin)
         .send()
         .await
@@ -405,7 +475,11 @@ async fn logout_with_an_expired_id_token_hint_ends_the_session() {
     }
     let r = s
         .get(
-            &format!("{}?{}", s.oidc("demo", "logout"), encode_form(&[("id_token_hint", &id_token)])),
+            &format!(
+                "{}?{}",
+                s.oidc("demo", "logout"),
+                encode_form(&[("id_token_hint", &id_token)])
+            ),
             None,
         )
         .await;
@@ -419,7 +493,11 @@ async fn logout_with_an_expired_id_token_hint_ends_the_session() {
     forged.push('A');
     let r = s
         .get(
-            &format!("{}?{}", s.oidc("demo", "logout"), encode_form(&[("id_token_hint", &forged)])),
+            &format!(
+                "{}?{}",
+                s.oidc("demo", "logout"),
+                encode_form(&[("id_token_hint", &forged)])
+            ),
             None,
         )
         .await;
@@ -442,15 +520,25 @@ async fn logout_without_a_hint_or_with_another_clients_hint_asks_first() {
     assert_secure_html(&r);
 
     // The hint of web-app, presented for subject-client: a page; the session lives on.
-    let query = encode_form(&[("id_token_hint", &id_token), ("client_id", "subject-client")]);
+    let query = encode_form(&[
+        ("id_token_hint", &id_token),
+        ("client_id", "subject-client"),
+    ]);
     let page = s.get(&format!("{logout}?{query}"), None).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    assert!(page.text.contains("action=\"logout/logout-confirm\""), "{}", page.text);
+    assert!(
+        page.text.contains("action=\"logout/logout-confirm\""),
+        "{}",
+        page.text
+    );
     assert_eq!(s.introspect(&refresh).await["active"], true);
 
     // A confirmation posted without this browser's binding (a forged form) ends nothing.
     let confirm = s.oidc("demo", "logout/logout-confirm");
-    let form = [("id_token_hint", id_token.as_str()), ("client_id", "subject-client")];
+    let form = [
+        ("id_token_hint", id_token.as_str()),
+        ("client_id", "subject-client"),
+    ];
     let r = BrowserBinding::default().post(&s, &confirm, &form).await;
     assert_refused_page(&r, "expired or cookies are blocked");
     let other_browser = BrowserBinding::from_page(&s.get(&logout, None).await, None);
@@ -461,7 +549,9 @@ async fn logout_without_a_hint_or_with_another_clients_hint_asks_first() {
     assert_eq!(s.introspect(&refresh).await["active"], true);
 
     // The user confirms in the browser that fetched the page.
-    let r = BrowserBinding::from_page(&page, None).post(&s, &confirm, &form).await;
+    let r = BrowserBinding::from_page(&page, None)
+        .post(&s, &confirm, &form)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("You are signed out"));
     assert_eq!(s.introspect(&refresh).await, json!({"active": false}));
@@ -481,7 +571,10 @@ async fn post_logout_redirects_only_to_registered_uris() {
         "https://app.example/wild/../evil",
         "javascript:alert(1)",
     ] {
-        let query = encode_form(&[("id_token_hint", &id_token), ("post_logout_redirect_uri", uri)]);
+        let query = encode_form(&[
+            ("id_token_hint", &id_token),
+            ("post_logout_redirect_uri", uri),
+        ]);
         let r = s.get(&format!("{logout}?{query}"), None).await;
         assert_refused_page(&r, "Invalid post_logout_redirect_uri");
     }
@@ -526,22 +619,41 @@ async fn the_login_form_is_bound_to_the_browser_that_fetched_it() {
     assert!(!cookie.contains("Secure"), "plain http here: {cookie}");
     let binding = BrowserBinding::from_page(&page, None);
     // The page carries a digest of the cookie, never the cookie itself.
-    let value = binding.cookie.as_deref().unwrap().split_once('=').unwrap().1;
+    let value = binding
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
     assert!(!page.text.contains(value));
 
     let mut form = params.clone();
     form.extend_from_slice(&[("username", "alice"), ("password", "alice")]);
     let url = s.oidc("demo", "auth");
     // A cross-site form post: no cookie, or a cookie of another browser.
-    let no_cookie = BrowserBinding { cookie: None, ..binding.clone() };
+    let no_cookie = BrowserBinding {
+        cookie: None,
+        ..binding.clone()
+    };
     let other = BrowserBinding::from_page(&s.get(&auth_url(&s, &params), None).await, None);
-    let swapped = BrowserBinding { cookie: other.cookie.clone(), ..binding.clone() };
-    let no_field = BrowserBinding { field: None, ..binding.clone() };
+    let swapped = BrowserBinding {
+        cookie: other.cookie.clone(),
+        ..binding.clone()
+    };
+    let no_field = BrowserBinding {
+        field: None,
+        ..binding.clone()
+    };
     for attempt in [no_cookie, swapped, no_field] {
         let r = attempt.post(&s, &url, &form).await;
         assert_eq!(r.status, 400, "{}", r.text);
         assert!(r.headers.get("location").is_none());
-        assert!(r.text.contains("This sign-in page has expired"), "{}", r.text);
+        assert!(
+            r.text.contains("This sign-in page has expired"),
+            "{}",
+            r.text
+        );
         assert_secure_html(&r);
     }
     // The browser that fetched the form signs in; a second page reuses its binding.
@@ -567,17 +679,26 @@ async fn the_binding_cookie_is_secure_when_the_public_url_is_https() {
         ("redirect_uri", "http://127.0.0.1/cb"),
     ]);
     let page = s
-        .get(&format!("{local}/realms/demo/protocol/openid-connect/auth?{query}"), None)
+        .get(
+            &format!("{local}/realms/demo/protocol/openid-connect/auth?{query}"),
+            None,
+        )
         .await;
     assert_eq!(page.status, 200, "{}", page.text);
     let cookie = header_value(&page, "set-cookie");
-    assert!(cookie.ends_with("; HttpOnly; SameSite=Lax; Secure"), "{cookie}");
+    assert!(
+        cookie.ends_with("; HttpOnly; SameSite=Lax; Secure"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
 async fn the_login_form_has_the_per_address_limit() {
     let mut config = demo_config();
-    config.rate_limit_per_ip = cambio_server::RateLimit { rate: 0.01, burst: 2.0 };
+    config.rate_limit_per_ip = cambio_server::RateLimit {
+        rate: 0.01,
+        burst: 2.0,
+    };
     let s = TestServer::start_with(config).await;
     // subject-client, so that no admin call spends the address's budget first.
     let params = [
@@ -617,7 +738,11 @@ async fn the_login_form_has_the_per_account_lockout() {
     assert!(r.text.contains("Invalid username or password."));
     let r = s
         .token(
-            &[("grant_type", "password"), ("username", "alice"), ("password", "alice")],
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "alice"),
+            ],
             Some(WEB),
         )
         .await;
@@ -669,7 +794,12 @@ async fn concurrent_login_posts_are_bounded() {
     assert!(count(429) + count(503) >= 60, "{statuses:?}");
     assert!(count(302) >= 1, "{statuses:?}");
     // The server keeps answering.
-    let r = s.get(&format!("{}/.well-known/openid-configuration", s.realm_url("demo")), None).await;
+    let r = s
+        .get(
+            &format!("{}/.well-known/openid-configuration", s.realm_url("demo")),
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     let r = sign_in(&s, &params, "alice").await;
     assert_eq!(r.status, 302, "{}", r.text);
@@ -685,18 +815,38 @@ async fn every_html_page_carries_the_security_headers() {
     let params = web_params(WILD_CB, &[]);
     let form = s.get(&auth_url(&s, &params), None).await;
     assert_eq!(form.status, 200);
-    assert!(!form.text.contains("<script"), "no script on the login page");
+    assert!(
+        !form.text.contains("<script"),
+        "no script on the login page"
+    );
     let pages = [
         form,
-        s.get(&auth_url(&s, &web_params("https://evil.example/", &[])), None).await,
+        s.get(
+            &auth_url(&s, &web_params("https://evil.example/", &[])),
+            None,
+        )
+        .await,
         s.get(&auth_url(&s, &[("client_id", "nobody")]), None).await,
-        s.get(&format!("{}?client_id=web-app", s.oidc("nowhere", "auth")), None).await,
+        s.get(
+            &format!("{}?client_id=web-app", s.oidc("nowhere", "auth")),
+            None,
+        )
+        .await,
         sign_in(&s, &params, "wrong").await,
         s.get(&s.oidc("demo", "logout"), None).await,
-        sign_in(&s, &web_params(WILD_CB, &[("response_mode", "form_post")]), "alice").await,
+        sign_in(
+            &s,
+            &web_params(WILD_CB, &[("response_mode", "form_post")]),
+            "alice",
+        )
+        .await,
     ];
     for page in &pages {
-        assert!(header_value(page, "content-type").starts_with("text/html"), "{}", page.text);
+        assert!(
+            header_value(page, "content-type").starts_with("text/html"),
+            "{}",
+            page.text
+        );
         assert_secure_html(page);
     }
     // The redirect that carries a code is not cached either.
@@ -714,23 +864,35 @@ async fn prompt_none_answers_login_required_without_a_form() {
     let s = TestServer::start().await;
     web_app(&s).await;
     let r = s
-        .get(&auth_url(&s, &web_params(WILD_CB, &[("prompt", "none")])), None)
+        .get(
+            &auth_url(&s, &web_params(WILD_CB, &[("prompt", "none")])),
+            None,
+        )
         .await;
     assert!(!r.text.contains("<form"), "{}", r.text);
     let (base, params) = redirect_params(&r, false);
     assert_eq!(base, WILD_CB);
     assert_eq!(get_param(&params, "error"), Some("login_required"));
     assert_eq!(get_param(&params, "state"), Some("st-1"));
-    assert_eq!(get_param(&params, "iss"), Some(s.realm_url("demo").as_str()));
+    assert_eq!(
+        get_param(&params, "iss"),
+        Some(s.realm_url("demo").as_str())
+    );
     // `none` with another value is invalid (OpenID Connect Core §3.1.2.1).
     let r = s
-        .get(&auth_url(&s, &web_params(WILD_CB, &[("prompt", "none login")])), None)
+        .get(
+            &auth_url(&s, &web_params(WILD_CB, &[("prompt", "none login")])),
+            None,
+        )
         .await;
     let (_, params) = redirect_params(&r, false);
     assert_eq!(get_param(&params, "error"), Some("invalid_request"));
     // Other prompts show the form.
     let r = s
-        .get(&auth_url(&s, &web_params(WILD_CB, &[("prompt", "login")])), None)
+        .get(
+            &auth_url(&s, &web_params(WILD_CB, &[("prompt", "login")])),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200);
 }
@@ -741,8 +903,17 @@ async fn response_modes_query_fragment_and_form_post() {
     web_app(&s).await;
     let issuer = s.realm_url("demo");
 
-    let r = sign_in(&s, &web_params(WILD_CB, &[("response_mode", "fragment")]), "alice").await;
-    assert!(!header_value(&r, "location").contains("?code="), "{:?}", r.headers);
+    let r = sign_in(
+        &s,
+        &web_params(WILD_CB, &[("response_mode", "fragment")]),
+        "alice",
+    )
+    .await;
+    assert!(
+        !header_value(&r, "location").contains("?code="),
+        "{:?}",
+        r.headers
+    );
     let (base, params) = redirect_params(&r, true);
     assert_eq!(base, WILD_CB);
     let code = get_param(&params, "code").unwrap().to_owned();
@@ -750,13 +921,31 @@ async fn response_modes_query_fragment_and_form_post() {
     assert_eq!(get_param(&params, "iss"), Some(issuer.as_str()));
     assert_eq!(redeem(&s, &code, WILD_CB).await.status, 200);
 
-    let r = sign_in(&s, &web_params(WILD_CB, &[("response_mode", "form_post")]), "alice").await;
+    let r = sign_in(
+        &s,
+        &web_params(WILD_CB, &[("response_mode", "form_post")]),
+        "alice",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.headers.get("location").is_none());
-    assert!(r.text.contains(&format!("<form method=\"post\" action=\"{WILD_CB}\">")), "{}", r.text);
-    assert!(r.text.contains("<input type=\"hidden\" name=\"state\" value=\"st-1\">"));
-    assert!(r.text.contains(&format!("<input type=\"hidden\" name=\"iss\" value=\"{issuer}\">")));
-    assert!(r.text.contains("<button type=\"submit\">"), "works without script");
+    assert!(
+        r.text
+            .contains(&format!("<form method=\"post\" action=\"{WILD_CB}\">")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("<input type=\"hidden\" name=\"state\" value=\"st-1\">")
+    );
+    assert!(r.text.contains(&format!(
+        "<input type=\"hidden\" name=\"iss\" value=\"{issuer}\">"
+    )));
+    assert!(
+        r.text.contains("<button type=\"submit\">"),
+        "works without script"
+    );
     // The one script is allowed by its hash; no other inline script could run.
     let csp = header_value(&r, "content-security-policy");
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
@@ -768,17 +957,30 @@ async fn response_modes_query_fragment_and_form_post() {
     // Errors travel the same way.
     let r = s
         .get(
-            &auth_url(&s, &web_params(WILD_CB, &[("response_mode", "form_post"), ("prompt", "none")])),
+            &auth_url(
+                &s,
+                &web_params(
+                    WILD_CB,
+                    &[("response_mode", "form_post"), ("prompt", "none")],
+                ),
+            ),
             None,
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(r.text.contains("name=\"error\" value=\"login_required\""), "{}", r.text);
+    assert!(
+        r.text.contains("name=\"error\" value=\"login_required\""),
+        "{}",
+        r.text
+    );
 
     // Other modes are refused, in the default mode, with iss.
     for mode in ["query.jwt", "jwt", "web_message"] {
         let r = s
-            .get(&auth_url(&s, &web_params(WILD_CB, &[("response_mode", mode)])), None)
+            .get(
+                &auth_url(&s, &web_params(WILD_CB, &[("response_mode", mode)])),
+                None,
+            )
             .await;
         let (_, params) = redirect_params(&r, false);
         assert_eq!(get_param(&params, "error"), Some("invalid_request"));
@@ -819,7 +1021,10 @@ async fn iss_is_on_every_authorization_response_and_advertised() {
     let discovery = s
         .get(&format!("{issuer}/.well-known/openid-configuration"), None)
         .await;
-    assert_eq!(discovery.body["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        discovery.body["authorization_response_iss_parameter_supported"],
+        true
+    );
     assert_eq!(
         discovery.body["response_modes_supported"],
         json!(["query", "fragment", "form_post"])
@@ -862,22 +1067,36 @@ async fn cors_only_for_the_clients_web_origins() {
     };
     let allowed = token_from("https://spa.example").await.unwrap();
     assert_eq!(allowed.status(), 200);
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://spa.example");
-    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://spa.example"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
     let access = allowed.json::<Value>().await.unwrap()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     let refused = token_from("https://evil.example").await.unwrap();
     assert_eq!(refused.status(), 200);
-    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     // Another client's token request does not open web-app's origins.
     let r = s
         .http
         .post(&token_url)
         .header("origin", "https://spa.example")
         .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", basic_header("subject-client", "subject-secret"))
+        .header(
+            "authorization",
+            basic_header("subject-client", "subject-secret"),
+        )
         .body(form.clone())
         .send()
         .await
@@ -885,7 +1104,10 @@ async fn cors_only_for_the_clients_web_origins() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 
     // Preflight: only for origins a client of the realm lists.
-    for (origin, expected) in [("https://spa.example", true), ("https://evil.example", false)] {
+    for (origin, expected) in [
+        ("https://spa.example", true),
+        ("https://evil.example", false),
+    ] {
         let r = s
             .http
             .request(reqwest::Method::OPTIONS, &token_url)
@@ -904,10 +1126,16 @@ async fn cors_only_for_the_clients_web_origins() {
     // Userinfo, for the token's client; discovery and keys, for the realm's web origins.
     for (url, bearer) in [
         (s.oidc("demo", "userinfo"), Some(access.as_str())),
-        (format!("{}/.well-known/openid-configuration", s.realm_url("demo")), None),
+        (
+            format!("{}/.well-known/openid-configuration", s.realm_url("demo")),
+            None,
+        ),
         (s.oidc("demo", "certs"), None),
     ] {
-        for (origin, expected) in [("https://spa.example", true), ("https://evil.example", false)] {
+        for (origin, expected) in [
+            ("https://spa.example", true),
+            ("https://evil.example", false),
+        ] {
             let mut request = s.http.get(&url).header("origin", origin);
             if let Some(token) = bearer {
                 request = request.bearer_auth(token);
