@@ -141,7 +141,7 @@ pub async fn revoke(
     Ok(StatusCode::OK.into_response())
 }
 
-/// Back-channel logout with a refresh token (POST); browser logout is in `routes::logout`.
+/// Back-channel logout with a refresh token (POST), or browser logout with `id_token_hint`.
 pub async fn logout_post(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
