@@ -603,7 +603,7 @@ async fn get_logout_with_id_token_hint() {
         .await
         .assert_error(400, "invalid_grant", "Session not active");
 
-    // Without a hint a confirmation page is shown and nothing else happens (browser.rs).
+    // Without a hint a confirmation page is shown and nothing else happens (browser_forms.rs).
     let r = s.get(&url, None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("Do you want to sign out?"), "{}", r.text);
