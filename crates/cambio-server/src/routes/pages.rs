@@ -235,3 +235,59 @@ fn digest(value: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
     URL_SAFE_NO_PAD.encode(d.as_ref())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_post_script_is_the_one_its_hash_allows() {
+        let page = form_post_page("https://app.example/cb", &[("code".into(), "\"<c>".into())]);
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = body_text(page);
+        let start = body.find("<script>").unwrap() + "<script>".len();
+        let end = body.find("</script>").unwrap();
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body[start..end].as_bytes());
+        let expected = format!("script-src 'sha256-{}'", STANDARD.encode(digest.as_ref()));
+        assert!(csp.ends_with(&expected), "{csp}");
+        assert!(body.contains("value=\"&quot;&lt;c&gt;\""), "{body}");
+        assert_eq!(body.matches("<script").count(), 1);
+    }
+
+    fn body_text(response: Response) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn only_a_well_formed_binding_cookie_counts() {
+        let value = random::token();
+        let field = digest(&value);
+        let holds = |cookie: &str, field: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+            binding_holds(&headers, field)
+        };
+        assert!(holds(
+            &format!("a=b; {BINDING_COOKIE}={value}"),
+            Some(&field)
+        ));
+        assert!(!holds(&format!("{BINDING_COOKIE}={value}"), None));
+        assert!(!holds(&format!("{BINDING_COOKIE}={value}"), Some(&value)));
+        assert!(!holds(
+            &format!("{BINDING_COOKIE}=short"),
+            Some(&digest("short"))
+        ));
+        assert!(!holds(&format!("X{BINDING_COOKIE}={value}"), Some(&field)));
+        assert!(!binding_holds(&HeaderMap::new(), Some(&field)));
+    }
+}
