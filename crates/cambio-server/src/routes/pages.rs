@@ -251,7 +251,7 @@ mod tests {
         let start = body.find("<script>").unwrap() + "<script>".len();
         let end = body.find("</script>").unwrap();
         let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body[start..end].as_bytes());
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.as_bytes()[start..end]);
         let expected = format!("script-src 'sha256-{}'", STANDARD.encode(digest.as_ref()));
         assert!(csp.ends_with(&expected), "{csp}");
         assert!(body.contains("value=\"&quot;&lt;c&gt;\""), "{body}");
