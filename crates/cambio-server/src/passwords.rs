@@ -4,6 +4,7 @@
 //! once and how many wait, so that a flood of logins costs a bounded amount of memory and is
 //! answered quickly instead of queueing without end.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -74,10 +75,11 @@ pub enum GateRefusal {
 
 /// A bounded queue in front of password hashing: `running` turns, and `admitted` places (the
 /// turns plus the waiting room). Both are Tokio semaphores, so waiting is fair (first come,
-/// first served) and a waiter that gives up frees its place.
+/// first served), a waiter that gives up frees its place, and a running hash keeps its turn
+/// until it ends.
 pub struct HashingGate {
-    running: Semaphore,
-    admitted: Semaphore,
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
     wait: Duration,
 }
 
@@ -96,8 +98,8 @@ impl HashingGate {
             n => n,
         };
         HashingGate {
-            running: Semaphore::new(concurrent),
-            admitted: Semaphore::new(concurrent + queue),
+            running: Arc::new(Semaphore::new(concurrent)),
+            admitted: Arc::new(Semaphore::new(concurrent + queue)),
             wait: limit.wait,
         }
     }
@@ -107,14 +109,24 @@ impl HashingGate {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, GateRefusal> {
-        let _place = self.admitted.try_acquire().map_err(|_| GateRefusal::Full)?;
-        let _turn = tokio::time::timeout(self.wait, self.running.acquire())
+        let place = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GateRefusal::Full)?;
+        let turn = tokio::time::timeout(self.wait, self.running.clone().acquire_owned())
             .await
             .map_err(|_| GateRefusal::TimedOut)?
             .map_err(|_| GateRefusal::TimedOut)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| GateRefusal::TimedOut)
+        // The permits go with the work: a caller that stops waiting (its client went away)
+        // does not free the place while the hash still runs on the blocking pool.
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((turn, place));
+            result
+        })
+        .await
+        .map_err(|_| GateRefusal::TimedOut)
     }
 }
 
@@ -161,5 +173,34 @@ mod tests {
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap(), Ok(true));
         assert_eq!(gate.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_free_a_running_turn() {
+        let gate = std::sync::Arc::new(HashingGate::new(HashingLimit {
+            concurrent: 1,
+            queue: 1,
+            wait: Duration::from_millis(100),
+        }));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let caller = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.run(move || {
+                    let _ = started.send(());
+                    hold.recv().is_ok()
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        // The client disconnects: its request future is dropped while the hash runs on.
+        caller.abort();
+        let _ = caller.await;
+        assert_eq!(gate.run(|| ()).await, Err(GateRefusal::TimedOut));
+        release.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.run(|| 1).await, Ok(1));
     }
 }
