@@ -17,6 +17,7 @@ pub mod issue;
 pub mod model;
 pub mod permissions;
 pub mod realm;
+pub mod redirect;
 pub mod role_change;
 pub mod scope;
 pub mod tokens;

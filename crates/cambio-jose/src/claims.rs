@@ -16,13 +16,26 @@ pub(crate) fn validate(
     header: Header,
     claims: Map<String, Value>,
     v: &Validation<'_>,
+    expiry: Expiry,
 ) -> Result<VerifiedJwt, JwtError> {
     // Rounding towards the stricter side: an expiry with a fraction ends at
     // the whole second before it, a start time begins at the one after.
     let exp = numeric_date(&claims, "exp", Rounding::Down)?;
     let nbf = numeric_date(&claims, "nbf", Rounding::Up)?;
     let iat = numeric_date(&claims, "iat", Rounding::Up)?;
-    check_times([exp, nbf, iat], v)?;
+    match expiry {
+        Expiry::Enforce => check_times([exp, nbf, iat], v)?,
+        Expiry::Ignore => {
+            if exp.is_none() && v.require_exp {
+                return Err(JwtError::MissingClaim("exp"));
+            }
+            let without_exp = Validation {
+                require_exp: false,
+                ..*v
+            };
+            check_times([None, nbf, iat], &without_exp)?;
+        }
+    }
 
     let iss = optional_str(&claims, "iss")?;
     optional_str(&claims, "sub")?;
@@ -45,6 +58,14 @@ pub(crate) fn validate(
         audience.unwrap_or_default(),
         [exp, nbf, iat],
     ))
+}
+
+/// Whether `exp` is applied: always, except for the one caller that must read a token after
+/// its expiry (an ID token naming the session to end at logout).
+#[derive(Clone, Copy)]
+pub(crate) enum Expiry {
+    Enforce,
+    Ignore,
 }
 
 /// The time rules: `exp` (required when the validation says so), `nbf` and `iat`, each with

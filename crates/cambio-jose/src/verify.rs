@@ -371,6 +371,30 @@ pub fn verify(
     keys: &(impl KeyResolver + ?Sized),
     v: &Validation<'_>,
 ) -> Result<VerifiedJwt, JwtError> {
+    verify_with(token, keys, v, claims::Expiry::Enforce)
+}
+
+/// Verifies a compact JWS exactly as [`verify`] does except that a past `exp` is accepted
+/// (a present `exp` must still be well typed, and [`Validation::require_exp`] still applies).
+/// Only for a token whose expiry does not matter to its use: an ID token presented as
+/// `id_token_hint` to end its session (OpenID Connect RP-Initiated Logout §2).
+///
+/// # Errors
+/// The [`JwtError`] for the first failed check.
+pub fn verify_allowing_expired(
+    token: &str,
+    keys: &(impl KeyResolver + ?Sized),
+    v: &Validation<'_>,
+) -> Result<VerifiedJwt, JwtError> {
+    verify_with(token, keys, v, claims::Expiry::Ignore)
+}
+
+fn verify_with(
+    token: &str,
+    keys: &(impl KeyResolver + ?Sized),
+    v: &Validation<'_>,
+    expiry: claims::Expiry,
+) -> Result<VerifiedJwt, JwtError> {
     let parts = split(token, v.max_token_bytes)?;
     check_typ(parts.header.typ.as_deref(), v.typ)?;
 
@@ -391,7 +415,7 @@ pub fn verify(
 
     // Only now, with the signature checked, is the payload parsed.
     let claims = parse_payload(parts.payload)?;
-    claims::validate(parts.header, claims, v)
+    claims::validate(parts.header, claims, v, expiry)
 }
 
 /// Verifies a compact JWS exactly as [`verify`] does (the same strict object parsing and

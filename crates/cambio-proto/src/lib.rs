@@ -61,4 +61,7 @@ pub struct Discovery {
     pub code_challenge_methods_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub claims_supported: Vec<String>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }

@@ -338,7 +338,8 @@ pub fn protocol_realm(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime
 /// Checks a username and password, with the brute-force lockout: the password is always
 /// verified (so timing does not tell a locked account), and while an account is locked even
 /// the right password fails like a wrong one. Unknown users count failures too, so the answer
-/// never tells whether a username exists.
+/// never tells whether a username exists. Verification waits for a place at the server's
+/// hashing gate: 429 when every place is taken, 503 when no turn came in time.
 pub async fn check_password_login(
     app: &AppState,
     realm_id: &str,
@@ -348,7 +349,15 @@ pub async fn check_password_login(
     let key = format!("{realm_id}/{}", username.to_lowercase());
     let user = app.user_by_name(realm_id, username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = crate::passwords::verify_async(password.to_owned(), hash).await;
+    let verified = crate::passwords::verify_async(&app.password_hashing, password.to_owned(), hash)
+        .await
+        .map_err(|refusal| match refusal {
+            // Every place is taken: the client should slow down.
+            crate::passwords::GateRefusal::Full => {
+                ApiError::TooManyRequests(std::time::Duration::from_secs(1))
+            }
+            crate::passwords::GateRefusal::TimedOut => ApiError::Unavailable,
+        })?;
     let now = std::time::Instant::now();
     if app.logins.locked(&key, now) {
         return Ok(None);

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod bootstrap;
 mod common;
+mod cors;
 mod error;
 mod external_keys;
 mod keys;
@@ -17,6 +18,7 @@ mod limits;
 pub use limits::{Lockout, RateLimit};
 mod metrics;
 mod passwords;
+pub use passwords::HashingLimit;
 mod random;
 pub mod realm_io;
 mod revocations;
@@ -69,6 +71,9 @@ pub struct Config {
     pub rate_limit_per_client: RateLimit,
     /// Password brute-force lockout (on by default: 5 failures in 5 minutes lock for 60 s).
     pub lockout: Lockout,
+    /// Password verifications at once and waiting (login form and password grant); beyond
+    /// them a login is answered 429 at once, or 503 when its turn does not come in time.
+    pub password_hashing: HashingLimit,
     /// How long a newly rotated key is only published before it signs, so that every node
     /// has it first. None: 5 s on PostgreSQL (several nodes), none on SQLite.
     pub key_activation_delay: Option<Duration>,
@@ -99,6 +104,7 @@ impl Default for Config {
             rate_limit_per_ip: RateLimit::OFF,
             rate_limit_per_client: RateLimit::OFF,
             lockout: Lockout::default(),
+            password_hashing: HashingLimit::default(),
             key_activation_delay: None,
             verified_token_cache: DEFAULT_VERIFIED_TOKEN_CACHE,
             events_retention: None,
@@ -160,6 +166,7 @@ impl Server {
             config.rate_limit_per_client,
             config.lockout,
         );
+        state.password_hashing = passwords::HashingGate::new(config.password_hashing);
         state.configure_external_keys(
             config.allow_http_loopback_jwks,
             config.jwks_refetch_interval,
@@ -419,27 +426,37 @@ async fn follow_changes(
 }
 
 fn routes(state: Arc<AppState>) -> Router {
-    use routes::{authorize, oidc, openapi, session, token};
+    use axum::middleware::map_response;
+    use routes::{authorize, logout, oidc, openapi, session, token};
     let oidc_base = "/realms/{realm}/protocol/openid-connect";
     Router::new()
         .route(
             "/realms/{realm}/.well-known/openid-configuration",
-            get(oidc::openid_configuration),
+            get(oidc::openid_configuration).options(cors::preflight),
         )
         .route(
             "/.well-known/oauth-authorization-server/realms/{realm}",
-            get(oidc::openid_configuration),
+            get(oidc::openid_configuration).options(cors::preflight),
         )
-        .route(&format!("{oidc_base}/certs"), get(oidc::certs))
-        .route(&format!("{oidc_base}/token"), post(token::token))
+        .route(
+            &format!("{oidc_base}/certs"),
+            get(oidc::certs).options(cors::preflight),
+        )
+        .route(
+            &format!("{oidc_base}/token"),
+            post(token::token).options(cors::preflight),
+        )
         .route(
             &format!("{oidc_base}/token/introspect"),
-            post(session::introspect),
+            post(session::introspect).layer(map_response(no_store)),
         )
         .route(&format!("{oidc_base}/revoke"), post(session::revoke))
         .route(
             &format!("{oidc_base}/userinfo"),
-            get(oidc::userinfo).post(oidc::userinfo),
+            get(oidc::userinfo)
+                .post(oidc::userinfo)
+                .layer(map_response(no_store))
+                .options(cors::preflight),
         )
         .route(
             &format!("{oidc_base}/auth"),
@@ -447,7 +464,11 @@ fn routes(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{oidc_base}/logout"),
-            get(session::logout_get).post(session::logout_post),
+            get(logout::logout_get).post(session::logout_post),
+        )
+        .route(
+            &format!("{oidc_base}/logout/logout-confirm"),
+            post(logout::logout_confirm),
         )
         .route("/health/live", get(oidc::live))
         .route("/health/ready", get(oidc::ready))
@@ -455,6 +476,16 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi))
         .merge(admin::routes())
         .with_state(state)
+}
+
+/// Introspection and userinfo answers describe a user and a token; no cache keeps them
+/// (RFC 7662 §4, OpenID Connect Core §5.3.2 by way of RFC 6749 §5.1).
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 fn router(state: Arc<AppState>, relative: &str) -> Router {
@@ -470,6 +501,7 @@ fn router(state: Arc<AppState>, relative: &str) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(axum::middleware::from_fn(cors::apply))
         .layer(axum::middleware::from_fn(limit_headers))
         .layer(axum::middleware::map_response(
             error::json_for_framework_errors,

@@ -1,5 +1,13 @@
 //! User passwords: Argon2id hashes in PHC string format (RFC 9106 parameters of the argon2
-//! crate's defaults). Hashing is slow by design, so callers run it off the async workers.
+//! crate's defaults). Hashing is slow by design, so callers run it off the async workers, and
+//! memory-hard: each verification holds about 19 MiB. [`HashingGate`] bounds how many run at
+//! once and how many wait, so that a flood of logins costs a bounded amount of memory and is
+//! answered quickly instead of queueing without end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -34,13 +42,165 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash("cambio-dummy-password"))
 }
 
-/// Verifies on the blocking pool.
-pub async fn verify_async(password: String, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// How many password verifications may run at once, how many more may wait for a turn, and
+/// for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLimit {
+    /// Verifications running at once; 0 means one per available CPU (at most 8).
+    pub concurrent: usize,
+    /// Requests waiting for a turn beyond those running; more are refused at once (429).
+    pub queue: usize,
+    /// The longest a request waits for a turn before it is refused (503).
+    pub wait: Duration,
+}
+
+impl Default for HashingLimit {
+    fn default() -> Self {
+        HashingLimit {
+            concurrent: 0,
+            queue: 0,
+            wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a verification did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateRefusal {
+    /// Every running and waiting place is taken.
+    Full,
+    /// No turn came within the wait.
+    TimedOut,
+}
+
+/// A bounded queue in front of password hashing: `running` turns, and `admitted` places (the
+/// turns plus the waiting room). Both are Tokio semaphores, so waiting is fair (first come,
+/// first served), a waiter that gives up frees its place, and a running hash keeps its turn
+/// until it ends.
+pub struct HashingGate {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl HashingGate {
+    pub fn new(limit: HashingLimit) -> HashingGate {
+        let concurrent = match limit.concurrent {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(8),
+            n => n,
+        };
+        // By default four requests may wait per turn: enough to absorb a burst of real users.
+        let queue = match limit.queue {
+            0 => concurrent * 4,
+            n => n,
+        };
+        HashingGate {
+            running: Arc::new(Semaphore::new(concurrent)),
+            admitted: Arc::new(Semaphore::new(concurrent + queue)),
+            wait: limit.wait,
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a turn is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateRefusal> {
+        let place = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GateRefusal::Full)?;
+        let turn = tokio::time::timeout(self.wait, self.running.clone().acquire_owned())
+            .await
+            .map_err(|_| GateRefusal::TimedOut)?
+            .map_err(|_| GateRefusal::TimedOut)?;
+        // The permits go with the work: a caller that stops waiting (its client went away)
+        // does not free the place while the hash still runs on the blocking pool.
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((turn, place));
+            result
+        })
+        .await
+        .map_err(|_| GateRefusal::TimedOut)
+    }
+}
+
+/// Verifies on the blocking pool, through the gate. An unknown user (no stored hash) is
+/// verified against a dummy hash so that the time taken is the same.
+pub async fn verify_async(
+    gate: &HashingGate,
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, GateRefusal> {
+    gate.run(move || {
         let known = stored.is_some();
         let ok = verify(&password, stored.as_deref().unwrap_or(dummy_hash()));
         known && ok
     })
     .await
-    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_gate_refuses_beyond_its_places_and_after_its_wait() {
+        let gate = std::sync::Arc::new(HashingGate::new(HashingLimit {
+            concurrent: 1,
+            queue: 1,
+            wait: Duration::from_millis(200),
+        }));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(move || hold.recv().is_ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // One waits (and gives up after the wait), a third is refused at once.
+        let waiting = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(|| ()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.run(|| ()).await, Err(GateRefusal::Full));
+        assert_eq!(waiting.await.unwrap(), Err(GateRefusal::TimedOut));
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(true));
+        assert_eq!(gate.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_does_not_free_a_running_turn() {
+        let gate = std::sync::Arc::new(HashingGate::new(HashingLimit {
+            concurrent: 1,
+            queue: 1,
+            wait: Duration::from_millis(100),
+        }));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let caller = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.run(move || {
+                    let _ = started.send(());
+                    hold.recv().is_ok()
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        // The client disconnects: its request future is dropped while the hash runs on.
+        caller.abort();
+        let _ = caller.await;
+        assert_eq!(gate.run(|| ()).await, Err(GateRefusal::TimedOut));
+        release.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.run(|| 1).await, Ok(1));
+    }
 }

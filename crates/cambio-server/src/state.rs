@@ -94,6 +94,8 @@ pub struct AppState {
     pub ip_limits: crate::limits::RateLimiter,
     pub client_limits: crate::limits::RateLimiter,
     pub logins: crate::limits::LoginGuard,
+    /// Bounds concurrent password verifications (login form and password grant).
+    pub password_hashing: crate::passwords::HashingGate,
     /// Service account user ids by realm id and client uuid, so client credentials read no
     /// database.
     service_accounts: RwLock<RealmKeyed<String>>,
@@ -174,6 +176,9 @@ impl AppState {
             ip_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             client_limits: crate::limits::RateLimiter::new(crate::limits::RateLimit::OFF),
             logins: crate::limits::LoginGuard::new(crate::limits::Lockout::default()),
+            password_hashing: crate::passwords::HashingGate::new(
+                crate::passwords::HashingLimit::default(),
+            ),
             service_accounts: RwLock::new(RealmKeyed::default()),
             verified_tokens: VerifiedTokens::new(crate::verified_tokens::DEFAULT_CAPACITY),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(

@@ -336,7 +336,23 @@ fn browser_login_through_the_loopback_redirect() {
             .collect();
         form.push(("username".into(), "alice".into()));
         form.push(("password".into(), "alice".into()));
-        let response = http.post(&url).form(&form).send().await.unwrap();
+        // The browser fetches the form first: its POST carries the page's binding field, and
+        // the binding cookie comes back with it.
+        let page = http.get(&url).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let html = page.text().await.unwrap();
+        let marker = "name=\"browser_binding\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        let end = start + html[start..].find('"').unwrap();
+        form.push(("browser_binding".into(), html[start..end].to_owned()));
+        let response = http
+            .post(&url)
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 302);
         let location = response.headers()["location"].to_str().unwrap().to_owned();
         let landed = http.get(&location).send().await.unwrap();

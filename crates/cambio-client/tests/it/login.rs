@@ -74,19 +74,39 @@ async fn browser_login_with_pkce_and_a_loopback_redirect() {
     assert_eq!(claims["preferred_username"], "alice");
 }
 
-/// Posts the server's login form (its fields are the authorization request's) and returns
-/// the redirect's `Location`.
+/// Posts the server's login form (its fields are the authorization request's, plus the
+/// browser binding of the page, sent back with the page's cookie) and returns the redirect's
+/// `Location`.
 pub async fn submit_login_form(
     http: &reqwest::Client,
     url: &str,
     username: &str,
     password: &str,
 ) -> String {
+    let page = http.get(url).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let marker = "name=\"browser_binding\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let binding = html[start..start + html[start..].find('"').unwrap()].to_owned();
     let parsed = url::Url::parse(url).unwrap();
     let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
     form.push(("username".into(), username.into()));
     form.push(("password".into(), password.into()));
-    let response = http.post(url).form(&form).send().await.unwrap();
+    form.push(("browser_binding".into(), binding));
+    let response = http
+        .post(url)
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 302);
     response.headers()["location"].to_str().unwrap().to_owned()
 }

@@ -322,3 +322,38 @@ fn typ_rules() {
     };
     check(&token, &[key.verifying_key()], &v).unwrap();
 }
+
+#[test]
+fn expiry_ignored_only_on_request() {
+    let key = key(Algorithm::EdDsa);
+    let keys = [key.verifying_key()];
+    let expired = key
+        .sign("JWT", &with("exp", Some(json!(NOW - 3600))))
+        .unwrap();
+    assert_eq!(
+        crate::verify(&expired, &keys, &validation()).map(|_| ()),
+        Err(JwtError::Expired)
+    );
+    let verified = crate::verify_allowing_expired(&expired, &keys, &validation()).unwrap();
+    assert_eq!(verified.expires_at(), Some(NOW - 3600));
+    // Everything else is still checked: the type of exp, the other times, the signature.
+    for (claims, error) in [
+        (with("exp", Some(json!("0"))), JwtError::InvalidClaim("exp")),
+        (with("nbf", Some(json!(NOW + 3600))), JwtError::NotYetValid),
+        (
+            with("iat", Some(json!(NOW + 3600))),
+            JwtError::IssuedInFuture,
+        ),
+        (with("exp", None), JwtError::MissingClaim("exp")),
+    ] {
+        let token = key.sign("JWT", &claims).unwrap();
+        assert_eq!(
+            crate::verify_allowing_expired(&token, &keys, &validation()).map(|_| ()),
+            Err(error)
+        );
+    }
+    let other = super::key(Algorithm::Es256);
+    assert!(
+        crate::verify_allowing_expired(&expired, &[other.verifying_key()], &validation()).is_err()
+    );
+}

@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use cambio_core::model::{ATTR_JWKS, Client, ClientAuthenticator, ProtocolMapper};
+use cambio_core::redirect;
 use cambio_proto::admin::{ClientRep, ProtocolMapperRep, UserRep};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -132,10 +133,20 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
     if let Some(v) = &rep.secret {
         client.secret = Some(v.clone());
     }
+    // Redirect URIs and web origins are checked when stored (RFC 9700 §2.1, §4.1.3): a code
+    // can then only ever be sent where the registration clearly says.
     if let Some(v) = &rep.redirect_uris {
+        for uri in v {
+            redirect::check_registered(uri)
+                .map_err(|e| bad_request(format!("Invalid redirect URI {uri:?}: it {e}")))?;
+        }
         client.redirect_uris = v.clone();
     }
     if let Some(v) = &rep.web_origins {
+        for origin in v {
+            redirect::check_web_origin(origin)
+                .map_err(|e| bad_request(format!("Invalid web origin {origin:?}: it {e}")))?;
+        }
         client.web_origins = v.clone();
     }
     if let Some(v) = rep.bearer_only {
@@ -170,6 +181,10 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
             };
             client.attributes.insert(name.clone(), value);
         }
+    }
+    if let Some(uris) = client.attribute(redirect::ATTR_POST_LOGOUT_REDIRECT_URIS) {
+        redirect::check_post_logout_attribute(uris)
+            .map_err(|e| bad_request(format!("Invalid post logout redirect URI: it {e}")))?;
     }
     if let Some(jwks) = client.attribute(ATTR_JWKS) {
         cambio_jose::parse_jwks(jwks.as_bytes(), None)

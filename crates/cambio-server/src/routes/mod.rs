@@ -2,7 +2,9 @@
 
 pub mod authorize;
 pub mod external;
+pub mod logout;
 pub mod oidc;
 pub mod openapi;
+pub mod pages;
 pub mod session;
 pub mod token;

@@ -11,6 +11,7 @@ use cambio_proto::Discovery;
 use serde_json::{Map, Value, json};
 
 use crate::common::{bearer_token, live_access_token};
+use crate::cors::{self, CorsPolicy};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, RealmRuntime};
@@ -47,7 +48,7 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
             cambio_core::exchange::GRANT_TYPE,
         ]),
         response_types_supported: strings(&["code"]),
-        response_modes_supported: strings(&["query"]),
+        response_modes_supported: strings(&["query", "fragment", "form_post"]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: vec![rt.signer.algorithm().as_str().to_owned()],
         token_endpoint_auth_methods_supported: auth_methods.clone(),
@@ -77,16 +78,17 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
             "given_name",
             "family_name",
         ]),
+        authorization_response_iss_parameter_supported: true,
     }
 }
 
 pub async fn openid_configuration(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
-) -> ApiResult<Json<Discovery>> {
-    Ok(Json(discovery(&*crate::common::protocol_realm(
-        &app, &realm,
-    )?)))
+) -> ApiResult<Response> {
+    let rt = crate::common::protocol_realm(&app, &realm)?;
+    let response = Json(discovery(&rt)).into_response();
+    Ok(cors::allow(response, CorsPolicy::Realm(rt)))
 }
 
 pub async fn certs(
@@ -99,15 +101,16 @@ pub async fn certs(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    Ok(cors::allow(response, CorsPolicy::Realm(rt)))
 }
 
-/// RFC 6750 bearer authentication; answers OpenID Connect standard claims.
+/// RFC 6750 bearer authentication; answers OpenID Connect standard claims, readable by the
+/// web origins of the client the token was issued to.
 pub async fn userinfo(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let rt = crate::common::protocol_realm(&app, &realm)?;
     let Some(token) = bearer_token(&headers) else {
         return Err(ApiError::Bearer {
@@ -147,7 +150,11 @@ pub async fn userinfo(
         out.insert("email".into(), json!(email));
         out.insert("email_verified".into(), json!(user.email_verified));
     }
-    Ok(Json(Value::Object(out)))
+    let response = Json(Value::Object(out)).into_response();
+    Ok(match rt.snapshot.client_by_client_id(&active.claims.azp) {
+        Some(client) => cors::allow(response, CorsPolicy::Client(client.clone())),
+        None => response,
+    })
 }
 
 pub async fn live() -> Json<Value> {

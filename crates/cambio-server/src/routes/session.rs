@@ -4,18 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use cambio_core::OAuthError;
-use cambio_core::tokens::ID_TOKEN_TYP;
-use cambio_jose::{AudienceRule, TypRule, Validation};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::common::{
-    LEEWAY, active_access_token, authenticate_client, live_access_token, live_refresh_token,
-    read_form, revocation_horizon,
+    active_access_token, authenticate_client, live_access_token, live_refresh_token, read_form,
+    revocation_horizon,
 };
 use crate::error::ApiResult;
 use crate::random;
@@ -149,11 +146,6 @@ pub async fn revoke(
     Ok(StatusCode::OK.into_response())
 }
 
-#[derive(Deserialize)]
-pub struct LogoutQuery {
-    id_token_hint: Option<String>,
-}
-
 /// Back-channel logout with a refresh token (POST), or browser logout with `id_token_hint`.
 pub async fn logout_post(
     State(app): State<Arc<AppState>>,
@@ -188,31 +180,4 @@ pub async fn logout_post(
         ..Default::default()
     });
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-pub async fn logout_get(
-    State(app): State<Arc<AppState>>,
-    Path(realm): Path<String>,
-    Query(query): Query<LogoutQuery>,
-) -> ApiResult<Response> {
-    let rt = crate::common::protocol_realm(&app, &realm)?;
-    let now = random::now();
-    if let Some(hint) = query.id_token_hint {
-        let validation = Validation {
-            now,
-            leeway: LEEWAY,
-            issuer: Some(rt.issuer()),
-            audience: AudienceRule::Skip,
-            typ: TypRule::Exactly(ID_TOKEN_TYP),
-            // An expired ID token still names the session to end (OpenID RP-Initiated Logout).
-            require_exp: false,
-            max_token_bytes: cambio_jose::DEFAULT_MAX_TOKEN_BYTES,
-        };
-        let verified = cambio_jose::verify(&hint, rt.verifiers.as_slice(), &validation)
-            .map_err(|_| OAuthError::invalid_request("Invalid id_token_hint"))?;
-        if let Some(sid) = verified.claims().get("sid").and_then(Value::as_str) {
-            end_session(&app, sid, now).await?;
-        }
-    }
-    Ok(Html("<!doctype html><title>Signed out</title><p>You are signed out.</p>").into_response())
 }

@@ -120,7 +120,13 @@ async fn token_inner(
         .count_token_request(rt.name(), event.event_type, outcome_label);
     app.metrics
         .observe_token_latency(event.event_type, started.elapsed().as_secs_f64());
-    match outcome {
+    // A browser script may read the answer if it runs on one of the client's web origins.
+    let cors = event
+        .client_id
+        .as_deref()
+        .and_then(|id| rt.snapshot.client_by_client_id(id))
+        .map(|client| crate::cors::CorsPolicy::Client(client.clone()));
+    let response = match outcome {
         Ok(response) => {
             app.audit.record(event);
             let mut response = Json(response).into_response();
@@ -144,6 +150,10 @@ async fn token_inner(
             app.audit.record(event);
             error.into_response()
         }
+    };
+    match cors {
+        Some(policy) => crate::cors::allow(response, policy),
+        None => response,
     }
 }
 
@@ -471,11 +481,21 @@ async fn authorization_code(
     if code.len() > 512 {
         return Err(invalid().into());
     }
-    let data = app
+    let Some(data) = app
         .store
         .take_auth_code(&random::token_hash(code), now)
         .await?
-        .ok_or_else(invalid)?;
+    else {
+        // A code that was issued but is gone was used before (or expired unused): someone
+        // else may hold it, so the session it created ends, and every token issued from it
+        // with it (RFC 6749 §4.1.2, RFC 9700 §4.5). The session belongs to this code alone.
+        let replayed = crate::routes::authorize::code_session_key(code);
+        if let Some(session_id) = app.store.take_auth_code(&replayed, now).await? {
+            end_session(app, &session_id, now).await?;
+            event.session_id = Some(session_id);
+        }
+        return Err(invalid().into());
+    };
     let grant: CodeGrant = serde_json::from_str(&data).map_err(|_| invalid())?;
     if grant.realm_id != rt.id() {
         return Err(invalid().into());

@@ -413,3 +413,49 @@ impl TestServer {
         }
     }
 }
+
+/// What a browser keeps from a login or logout page to post its form: the binding cookie the
+/// page set (or the one the browser already had) and the binding field the form carries.
+#[derive(Debug, Clone, Default)]
+pub struct BrowserBinding {
+    pub cookie: Option<String>,
+    pub field: Option<String>,
+}
+
+impl BrowserBinding {
+    /// Reads the binding from a page; `previous` is the cookie the browser already holds.
+    pub fn from_page(page: &Reply, previous: Option<&str>) -> BrowserBinding {
+        let cookie = page
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|pair| pair.starts_with("CAMBIO_BROWSER_BINDING="))
+            .map(str::to_owned)
+            .or_else(|| previous.map(str::to_owned));
+        let marker = "name=\"browser_binding\" value=\"";
+        let field = page.text.find(marker).map(|i| {
+            let rest = &page.text[i + marker.len()..];
+            rest[..rest.find('"').unwrap_or(rest.len())].to_owned()
+        });
+        BrowserBinding { cookie, field }
+    }
+
+    /// Posts `form` (plus the binding field) with the binding cookie.
+    pub async fn post(&self, s: &TestServer, url: &str, form: &[(&str, &str)]) -> Reply {
+        let mut form = form.to_vec();
+        if let Some(field) = &self.field {
+            form.push(("browser_binding", field));
+        }
+        let mut request = s
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode_form(&form));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        reply(request.send().await.unwrap()).await
+    }
+}

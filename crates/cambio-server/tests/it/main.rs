@@ -5,6 +5,8 @@ mod admin_authz;
 mod admin_realms;
 mod admin_users;
 mod authority;
+mod browser;
+mod browser_forms;
 mod compat;
 mod endpoints;
 mod exchange;
