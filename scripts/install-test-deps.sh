@@ -3,6 +3,8 @@
 #   - a Python virtualenv at .venv-test with the pinned clients of tests/compat/requirements.txt;
 #   - tests/compat/node_modules with the pinned Node clients of tests/compat/package-lock.json
 #     (`npm ci`; needs Node >= 18 and npm).
+#   - Keycloak's server distribution (scripts/install-keycloak.sh: Maven Central through `mvn`,
+#     unpacked under ~/.cache/cambio) for the differential suite.
 #   - PostgreSQL's server binaries for scripts/pg-test-cluster.sh: when no
 #     /usr/lib/postgresql/*/bin/initdb exists, `apt-get install postgresql` (needs root; CI runs
 #     as root).
@@ -89,6 +91,19 @@ install_postgres() {
     apt-get install -y -qq postgresql >/dev/null
 }
 
+install_keycloak() {
+    # The differential suite (it::keycloak) runs Keycloak beside Cambio; it needs Java and Maven.
+    if ./scripts/install-keycloak.sh >/dev/null; then
+        return 0
+    fi
+    if [[ -n "${CI:-}" ]]; then
+        echo "install-test-deps: could not install Keycloak; the differential suite needs it" >&2
+        exit 1
+    fi
+    echo "install-test-deps: could not install Keycloak, the differential suite will be skipped" >&2
+}
+
 install_python
 install_node
 install_postgres
+install_keycloak
