@@ -130,6 +130,15 @@ pub async fn userinfo(
     };
     let (active, user) = (live.token, live.user);
     let scope: Vec<&str> = active.claims.scope.split(' ').collect();
+    // OpenID Connect Core §5.3: the UserInfo endpoint serves OpenID requests only. Keycloak
+    // answers a token without `openid` the same way (observed by the differential suite).
+    if !scope.contains(&"openid") {
+        return Err(ApiError::Bearer {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            description: "Missing openid scope",
+        });
+    }
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
     if scope.contains(&"profile") || active.claims.preferred_username.is_some() {

@@ -579,6 +579,7 @@ async fn the_same_ids_in_two_realms_never_collide() {
                 ("client_secret", "app-secret"),
                 ("username", "sam"),
                 ("password", password),
+                ("scope", "openid"),
             ];
             let reply = s.post_form(&s.oidc(realm, "token"), &form, None).await;
             assert_eq!(reply.status, 200, "{realm}: {}", reply.text);
@@ -620,6 +621,7 @@ async fn the_same_ids_in_two_realms_never_collide() {
         ("client_secret", "app-secret"),
         ("username", "sam"),
         ("password", "sam-two"),
+        ("scope", "openid"),
     ];
     let reply = s.post_form(&s.oidc("two", "token"), &form, None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);

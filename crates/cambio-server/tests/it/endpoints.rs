@@ -386,7 +386,7 @@ async fn introspection_of_active_and_inactive_tokens() {
 #[tokio::test]
 async fn revoking_an_access_token() {
     let s = TestServer::start().await;
-    let login = s.alice(None).await;
+    let login = s.alice(Some("openid")).await;
     let token = login.access_token();
     let url = s.oidc("demo", "revoke");
 
@@ -523,10 +523,11 @@ async fn userinfo_bearer_errors() {
     let r = s.get(&url, Some(&admin)).await;
     assert_eq!(r.status, 401, "{}", r.text);
     assert!(header_value(&r, "www-authenticate").contains("error=\"invalid_token\""));
-    // ...but is in its own.
+    // ...but is in its own, where a token without `openid` is refused for its scope (OpenID
+    // Connect Core §5.3; Keycloak answers the same).
     let r = s.get(&s.oidc("master", "userinfo"), Some(&admin)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["preferred_username"], "admin");
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(header_value(&r, "www-authenticate").contains("error=\"insufficient_scope\""));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ async fn userinfo_status(server: &TestServer, token: &str) -> u16 {
 #[tokio::test]
 async fn a_disabled_clients_tokens_are_refused_everywhere() {
     let server = TestServer::start().await;
-    let login = server.alice(None).await;
+    let login = server.alice(Some("openid")).await;
     let subject = login.access_token();
     let refresh = refresh_token(&login);
     assert_eq!(server.exchange(&subject, &[]).await.status, 200);
@@ -306,7 +306,7 @@ async fn a_revocation_outlives_the_revoked_token_and_a_restart() {
 #[tokio::test]
 async fn revoking_an_exchanged_refresh_token_ends_only_the_requesters_part() {
     let server = TestServer::start().await;
-    let login = server.alice(None).await;
+    let login = server.alice(Some("openid")).await;
     let subject = login.access_token();
     let exchanged = exchanged_refresh(&server, &subject).await;
 

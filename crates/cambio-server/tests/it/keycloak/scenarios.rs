@@ -385,7 +385,7 @@ async fn login(kc: &Peer, cb: &Peer, report: &mut Report) {
             .await,
     );
     compare_token_answers(report, "client credentials", &a, &b);
-    // userinfo with alice's token: which members it answers.
+    // userinfo with alice's token, without and with `openid`.
     let (ta, tb) = (
         kc.alice(subject).await.access_token(),
         cb.alice(subject).await.access_token(),
@@ -408,14 +408,52 @@ async fn login(kc: &Peer, cb: &Peer, report: &mut Report) {
             .unwrap(),
     )
     .await;
+    let scenario = "userinfo without openid";
     report.compare(
-        "userinfo",
+        scenario,
         "status",
         &json!(a.status.as_u16()),
         &json!(b.status.as_u16()),
     );
-    let (a, b) = (normalise(&a.body, &kc.base), normalise(&b.body, &cb.base));
-    report.compare("userinfo", "body", &sorted(&a), &sorted(&b));
+    let challenge_error = |r: &Reply| {
+        let header = r
+            .headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        json!(header.contains("error=\"insufficient_scope\""))
+    };
+    report.compare(
+        scenario,
+        "insufficient_scope challenge",
+        &challenge_error(&a),
+        &challenge_error(&b),
+    );
+    let mut bodies = Vec::new();
+    for peer in [kc, cb] {
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", "subject-client"),
+            ("client_secret", "subject-secret"),
+            ("username", "alice"),
+            ("password", "alice"),
+            ("scope", "openid"),
+        ];
+        let token = peer.token(&form, None).await.access_token();
+        let r = reply(
+            peer.http
+                .get(peer.oidc("userinfo"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        bodies.push((r.status.as_u16(), sorted(&normalise(&r.body, &peer.base))));
+    }
+    let scenario = "userinfo with openid";
+    report.compare(scenario, "status", &json!(bodies[0].0), &json!(bodies[1].0));
+    report.compare(scenario, "body", &bodies[0].1, &bodies[1].1);
 }
 
 /// One exchange request: who asks, with what.
