@@ -421,7 +421,13 @@ pub fn decide(input: ExternalExchange<'_>) -> OAuthResult<Issued> {
             refresh_lifetime: None,
             offline: false,
             nonce: None,
-            data: RefreshData::default(),
+            // The external token is this token's ancestor: naming its provider in
+            // `exchanged_from` marks the token as exchanged (so it is never an admin credential)
+            // and lets a revocation of `idp:{alias}` reach every token made from that provider.
+            data: RefreshData {
+                exchanged_from: vec![format!("idp:{}", provider.alias)],
+                ..RefreshData::default()
+            },
             now,
             access_jti,
             id_jti,

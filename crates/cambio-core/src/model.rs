@@ -139,6 +139,9 @@ pub struct Client {
     /// Client scope names applied when requested with `scope`.
     pub optional_client_scopes: Vec<String>,
     pub protocol_mappers: Vec<ProtocolMapper>,
+    /// When the admin API created the client (seconds; 0 for clients made otherwise). Tokens
+    /// issued before it were issued to an earlier client of the same name or id, deleted since.
+    pub created_at: u64,
 }
 
 impl Default for Client {
@@ -164,6 +167,7 @@ impl Default for Client {
             default_client_scopes: Vec::new(),
             optional_client_scopes: Vec::new(),
             protocol_mappers: Vec::new(),
+            created_at: 0,
         }
     }
 }

@@ -137,7 +137,7 @@ pub async fn live_access_token(
         return Ok(None);
     };
     let claims = &token.claims;
-    let Some(client) = live_client(rt, &claims.azp) else {
+    let Some(client) = live_client(rt, &claims.azp, claims.iat) else {
         return Ok(None);
     };
     if claims.sid.as_deref().is_some_and(|sid| {
@@ -218,7 +218,11 @@ pub async fn live_refresh_token(
     {
         return Ok(Err(OAuthError::invalid_grant("Token is not active")));
     }
-    let Some(client) = rt.snapshot.client(&record.client_id).filter(|c| c.enabled) else {
+    let Some(client) = rt
+        .snapshot
+        .client(&record.client_id)
+        .filter(|c| c.enabled && record.issued_at >= c.created_at)
+    else {
         return Ok(Err(OAuthError::invalid_grant("Client disabled or removed")));
     };
     let Some(user) = live_user(app, rt, &record.user_id).await? else {
@@ -231,11 +235,13 @@ pub async fn live_refresh_token(
     }))
 }
 
-/// A client of the realm by `client_id`, if it exists and is enabled.
-fn live_client(rt: &RealmRuntime, client_id: &str) -> Option<Arc<Client>> {
+/// A client of the realm by `client_id`, if it exists, is enabled, and existed when a token
+/// issued at `issued_at` was issued (a client deleted and made again under the same name does
+/// not revive the tokens of the old one).
+fn live_client(rt: &RealmRuntime, client_id: &str, issued_at: u64) -> Option<Arc<Client>> {
     rt.snapshot
         .client_by_client_id(client_id)
-        .filter(|c| c.enabled)
+        .filter(|c| c.enabled && issued_at >= c.created_at)
         .cloned()
 }
 

@@ -474,7 +474,10 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/health/ready", get(oidc::ready))
         .route("/metrics", get(oidc::metrics))
         .route("/openapi.json", get(openapi::openapi))
-        .merge(admin::routes())
+        .merge(admin::routes().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::serialize_writes,
+        )))
         .with_state(state)
 }
 

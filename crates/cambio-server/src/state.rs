@@ -96,6 +96,8 @@ pub struct AppState {
     pub logins: crate::limits::LoginGuard,
     /// Bounds concurrent password verifications (login form and password grant).
     pub password_hashing: crate::passwords::HashingGate,
+    /// Admin changes on this node, one at a time (`admin::serialize_writes`).
+    pub admin_writes: tokio::sync::Mutex<()>,
     /// Service account user ids by realm id and client uuid, so client credentials read no
     /// database.
     service_accounts: RwLock<RealmKeyed<String>>,
@@ -179,6 +181,7 @@ impl AppState {
             password_hashing: crate::passwords::HashingGate::new(
                 crate::passwords::HashingLimit::default(),
             ),
+            admin_writes: tokio::sync::Mutex::new(()),
             service_accounts: RwLock::new(RealmKeyed::default()),
             verified_tokens: VerifiedTokens::new(crate::verified_tokens::DEFAULT_CAPACITY),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 use super::escalation::{approve_client, approve_user, ensure_may_act_as};
 use super::{
-    Admin, Need, authorize, bad_request, conflict, created, no_content, page, parse_json,
-    realm_or_404,
+    Admin, Need, authorize, bad_request, conflict, created, forbidden, no_content, page,
+    parse_json, realm_or_404,
 };
-use crate::bootstrap::{REALM_MANAGEMENT, service_account};
+use crate::bootstrap::{MASTER, REALM_MANAGEMENT, service_account};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{AppState, KIND_CLIENT, KIND_ROLE, RealmRuntime};
@@ -229,14 +229,27 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
     Ok(())
 }
 
-/// Refuses to let `admin` manage, or read the secret of, a client whose service account holds
-/// roles the caller could not grant: whoever holds the client's credentials acts as it.
-async fn ensure_may_manage_client(
+/// The clients administrators sign in with: whoever may change them may lock every
+/// administrator out (disable them, narrow their scope) or collect their codes (redirect URIs).
+const ADMIN_SIGN_IN_CLIENTS: [&str; 3] = ["admin-cli", "security-admin-console", REALM_MANAGEMENT];
+
+/// Refuses to let `admin` manage, or read the secret of, a client it could use to become more
+/// than it is: one whose service account holds roles the caller could not grant (whoever holds
+/// the client's credentials acts as that account), one of the clients administrators sign in
+/// with unless the caller is `realm-admin`, and any client of `master` (where the superusers
+/// sign in) unless the caller is a superuser.
+pub(crate) async fn ensure_may_manage_client(
     app: &AppState,
     admin: &Admin,
     rt: &RealmRuntime,
     client: &Client,
 ) -> ApiResult<()> {
+    if rt.name() == MASTER && !admin.superuser {
+        return Err(forbidden());
+    }
+    if ADMIN_SIGN_IN_CLIENTS.contains(&client.client_id.as_str()) && !admin.has("realm-admin") {
+        return Err(forbidden());
+    }
     match app.service_account_of(rt.id(), client).await? {
         Some(account) => ensure_may_act_as(admin, rt, &account),
         None => Ok(()),
@@ -256,7 +269,7 @@ pub async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<ClientRep>>> {
-    authorize(&app, &headers, &realm, Need::ViewClients).await?;
+    let admin = authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let mut clients: Vec<&Arc<Client>> = rt.snapshot.clients().collect();
     clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -268,8 +281,11 @@ pub async fn list(
             clients.retain(|c| &c.client_id == wanted);
         }
     }
-    let reps = clients.into_iter().map(|c| to_rep(c)).collect();
-    Ok(Json(page(reps, query.first, query.max)))
+    let mut reps = Vec::new();
+    for client in page(clients, query.first, query.max) {
+        reps.push(shown(&app, &admin, &rt, client).await?);
+    }
+    Ok(Json(reps))
 }
 
 pub async fn get_one(
@@ -277,9 +293,32 @@ pub async fn get_one(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ClientRep>> {
-    authorize(&app, &headers, &realm, Need::ViewClients).await?;
+    let admin = authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
-    Ok(Json(to_rep(&*client_or_404(&rt, &id)?)))
+    let client = client_or_404(&rt, &id)?;
+    Ok(Json(shown(&app, &admin, &rt, &client).await?))
+}
+
+/// A client as `admin` may see it: the secret only for a `view-clients` or `manage-clients`
+/// holder who may also act as the client's service account (see [`ensure_may_manage_client`]);
+/// `query-clients` never sees it.
+async fn shown(
+    app: &AppState,
+    admin: &Admin,
+    rt: &RealmRuntime,
+    client: &Client,
+) -> ApiResult<ClientRep> {
+    let mut rep = to_rep(client);
+    if rep.secret.is_some() {
+        let may_read = (admin.has("view-clients") || admin.has("manage-clients"))
+            && ensure_may_manage_client(app, admin, rt, client)
+                .await
+                .is_ok();
+        if !may_read {
+            rep.secret = None;
+        }
+    }
+    Ok(rep)
 }
 
 pub async fn create(
@@ -311,6 +350,7 @@ pub async fn create(
         client.secret = Some(random::token());
     }
     let now = random::now();
+    client.created_at = now;
     let client = approve_client(&admin, &rt, None, client)?;
     app.insert_client(rt.id(), &client)
         .await
@@ -359,6 +399,19 @@ pub async fn update(
     }
     if client.is_confidential() && client.secret.is_none() {
         client.secret = Some(random::token());
+    }
+    // The service account follows the client's name; a taken name would leave it behind, found
+    // by no lookup (and so by no guard), so the rename is refused before anything is written.
+    if current.client_id != client.client_id
+        && app
+            .user_by_name(rt.id(), &format!("service-account-{}", client.client_id))
+            .await?
+            .is_some()
+    {
+        return Err(conflict(format!(
+            "User service-account-{} already exists",
+            client.client_id
+        )));
     }
     let now = random::now();
     let client = approve_client(&admin, &rt, Some(&current), client)?;
@@ -423,6 +476,9 @@ pub async fn get_secret(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let admin = authorize(&app, &headers, &realm, Need::ViewClients).await?;
+    if !(admin.has("view-clients") || admin.has("manage-clients")) {
+        return Err(forbidden());
+    }
     let rt = realm_or_404(&app, &realm)?;
     let client = client_or_404(&rt, &id)?;
     ensure_may_manage_client(&app, &admin, &rt, &client).await?;

@@ -36,7 +36,8 @@ fn parse_date(value: &str, end_of_day: bool) -> Result<u64, ApiError> {
         message: "Invalid date format".into(),
     };
     if let Ok(ms) = value.parse::<u64>() {
-        return Ok(ms);
+        // Beyond what the store's signed 64-bit columns hold is no date at all.
+        return i64::try_from(ms).map(|_| ms).map_err(|_| bad());
     }
     // Four-digit year, then month and day of one or two digits (Keycloak's `yyyy-MM-dd`
     // parsing takes `2026-1-5` too); the calendar says whether the day exists.
@@ -67,6 +68,9 @@ fn digits<T: std::str::FromStr>(s: &str, len: std::ops::RangeInclusive<usize>) -
         .flatten()
 }
 
+/// The most events one request lists (Keycloak's paging with `first` reaches the rest).
+const MAX_EVENTS: u64 = 10_000;
+
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
@@ -92,8 +96,9 @@ pub async fn events(
             .as_deref()
             .map(|d| parse_date(d, true))
             .transpose()?,
-        first: query.first.unwrap_or(0),
-        max: query.max.unwrap_or(100),
+        // Within the store's signed 64-bit range, and at most MAX_EVENTS in one answer.
+        first: query.first.unwrap_or(0).min(i64::MAX as u64),
+        max: query.max.unwrap_or(100).min(MAX_EVENTS),
     };
     let events = app.store.list_events(rt.id(), &filter).await?;
     Ok(Json(

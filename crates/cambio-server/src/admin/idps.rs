@@ -183,6 +183,11 @@ pub async fn create(
         ..Default::default()
     };
     apply(&app, &mut idp, input)?;
+    // Links made before the provider existed (an import, an older version) count as if the
+    // provider had been re-pointed: the registrant must be allowed to act as each linked user.
+    for user in linked_users(&app, &rt, &alias).await? {
+        ensure_may_act_as(&admin, &rt, &user)?;
+    }
     let idp = approve_provider(&admin, &rt, None, idp)?;
     app.insert_provider(rt.id(), &idp)
         .await

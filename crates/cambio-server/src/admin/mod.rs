@@ -18,7 +18,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
@@ -61,6 +64,27 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/admin/realms/{realm}/clients/{id}/service-account-user",
             get(clients::service_account_user),
         )
+}
+
+/// Admin changes run one at a time on this node, each reading the state it changes after the
+/// one before it was stored. Without it a change computed from a stale read (a user's own
+/// profile update racing an administrator who removes that user's role mapping, or disables it)
+/// writes the old mappings back, and the escalation guard would have judged against the stale
+/// state too. Reads are not held up. Several nodes are not covered: their writes can still
+/// interleave (a version check in the store would be the next step).
+pub async fn serialize_writes(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let _turn = app.admin_writes.lock().await;
+    next.run(request).await
 }
 
 /// What an admin request needs. `Manage*` includes the matching `View*`.

@@ -1137,6 +1137,7 @@ async fn client_scopes_change(
         .snapshot
         .client(client)
         .ok_or(ApiError::NotFound(CLIENT_NOT_FOUND))?;
+    super::clients::ensure_may_manage_client(app, &admin, &rt, current).await?;
     let mut client = (**current).clone();
     let name = rt
         .snapshot

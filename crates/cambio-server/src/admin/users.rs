@@ -931,6 +931,11 @@ pub async fn link_identity(
     let (admin, rt, current) =
         mapping_context(&app, &headers, (&realm, &id), None, Need::ManageUsers).await?;
     guard(&admin, &rt, &current)?;
+    // A link to a provider that does not exist yet would let whoever registers that alias
+    // later sign in as this user (Keycloak refuses it too).
+    if rt.snapshot.provider(&provider).is_none() {
+        return Err(ApiError::NotFound("Identity Provider not found"));
+    }
     let mut user = current.clone();
     let rep: FederatedIdentityRep = parse_json(&body)?;
     let external_id = rep

@@ -371,8 +371,21 @@ async fn user_lifecycle_password_and_role_mappings() {
     );
     assert_status(&login(&s, "robert", "new-pass").await, 200);
 
-    // Federated identities.
+    // Federated identities: to a provider that exists (404 before it does).
     let link = format!("/users/{id}/federated-identity/github");
+    assert_status(
+        &admin
+            .post(&link, json!({"userId": "gh-1", "userName": "rob"}))
+            .await,
+        404,
+    );
+    admin
+        .create(
+            "/identity-provider/instances",
+            json!({"alias": "github", "providerId": "oidc", "enabled": true,
+                   "config": {"issuer": "https://github.example", "jwksUrl": "https://github.example/jwks"}}),
+        )
+        .await;
     assert_status(
         &admin
             .post(&link, json!({"userId": "gh-1", "userName": "rob"}))

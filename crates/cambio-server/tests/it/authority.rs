@@ -690,3 +690,173 @@ async fn a_provider_that_vouches_for_an_administrator_is_out_of_reach() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn client_representations_carry_no_secret_the_caller_may_not_read() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    let (boss, _) = robot(&root, "boss-robot", &["realm-admin"]).await;
+    root.user_with("querier", &["query-clients"]).await;
+    root.user_with("viewer", &["view-clients"]).await;
+    let querier = Admin::new(&s, "demo", &login(&s, "demo", "querier").await);
+    let viewer = Admin::new(&s, "demo", &login(&s, "demo", "viewer").await);
+    for caller in [&querier, &viewer] {
+        let one = caller.ok(&format!("/clients/{boss}")).await;
+        assert_eq!(one["clientId"], "boss-robot");
+        assert!(one.get("secret").is_none(), "{one}");
+        let listed = caller.ok("/clients?clientId=boss-robot").await;
+        assert!(listed[0].get("secret").is_none(), "{listed}");
+        let all = caller.ok("/clients").await;
+        let listed_boss = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["clientId"] == "boss-robot")
+            .unwrap();
+        assert!(listed_boss.get("secret").is_none());
+    }
+    // view-clients reads an ordinary client's secret; query-clients reads none.
+    let requester = root.client_uuid("requester-client").await;
+    let seen = viewer.ok(&format!("/clients/{requester}")).await;
+    assert_eq!(seen["secret"], "requester-secret");
+    let queried = querier.ok(&format!("/clients/{requester}")).await;
+    assert!(queried.get("secret").is_none(), "{queried}");
+    querier
+        .expect(
+            403,
+            Method::GET,
+            &format!("/clients/{requester}/client-secret"),
+            None,
+        )
+        .await;
+    // The superuser sees them all.
+    assert_eq!(
+        root.ok(&format!("/clients/{boss}")).await["secret"],
+        "boss-robot-secret"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_changes_never_write_back_a_stale_state() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    let management = root.client_uuid("realm-management").await;
+    let manage_users = root.client_role("realm-management", "manage-users").await;
+    for delay in [0u64, 2, 5, 10] {
+        let name = format!("racer{delay}");
+        let id = root.user_with(&name, &["manage-users"]).await;
+        let racer = Admin::new(&s, "demo", &login(&s, "demo", &name).await);
+        // The user updates itself (a password makes the update slow) while an administrator
+        // takes its role away.
+        let own_path = format!("/users/{id}");
+        let own_update = racer.send(
+            Method::PUT,
+            &own_path,
+            Some(json!({"firstName": "x",
+                        "credentials": [{"type": "password", "value": format!("{name}-pass")}]})),
+        );
+        let demotion = async {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            root.send(
+                Method::DELETE,
+                &format!("/users/{id}/role-mappings/clients/{management}"),
+                Some(manage_users.clone()),
+            )
+            .await
+        };
+        let (_, demoted) = tokio::join!(own_update, demotion);
+        assert_eq!(demoted.status, 204, "{}", demoted.text);
+        let after = root
+            .ok(&format!("/users/{id}/role-mappings/clients/{management}"))
+            .await;
+        assert_eq!(after, json!([]), "delay {delay}");
+    }
+}
+
+#[tokio::test]
+async fn the_clients_administrators_sign_in_with_are_reserved() {
+    let s = TestServer::start().await;
+    let master = Admin::new(&s, "master", &s.admin_token().await);
+    master
+        .user_with("clerk", &["manage-clients", "view-clients"])
+        .await;
+    let clerk = Admin::new(&s, "master", &login(&s, "master", "clerk").await);
+    let cli = master.client_uuid("admin-cli").await;
+    for (method, body) in [
+        (Method::PUT, Some(json!({"fullScopeAllowed": false}))),
+        (Method::PUT, Some(json!({"enabled": false}))),
+        (Method::DELETE, None),
+    ] {
+        clerk
+            .expect(403, method, &format!("/clients/{cli}"), body)
+            .await;
+    }
+    // The superuser still signs in and administers.
+    let fresh = s.admin_token().await;
+    Admin::new(&s, "demo", &fresh)
+        .expect(200, Method::GET, "/users", None)
+        .await;
+    // In another realm, the realm-management client is for realm-admin only.
+    let root = Admin::new(&s, "demo", &fresh);
+    root.user_with("clerk", &["manage-clients", "view-clients"])
+        .await;
+    let demo_clerk = Admin::new(&s, "demo", &login(&s, "demo", "clerk").await);
+    let management = root.client_uuid("realm-management").await;
+    demo_clerk
+        .expect(
+            403,
+            Method::PUT,
+            &format!("/clients/{management}"),
+            Some(json!({"description": "mine"})),
+        )
+        .await;
+    let orders = root.client_uuid("orders-api").await;
+    demo_clerk
+        .expect(
+            204,
+            Method::PUT,
+            &format!("/clients/{orders}"),
+            Some(json!({"description": "mine"})),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn event_paging_and_dates_out_of_range_are_bad_requests() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    for query in [
+        "/events?dateFrom=18446744073709551615",
+        "/events?dateTo=9223372036854775808",
+    ] {
+        root.expect(400, Method::GET, query, None).await;
+    }
+    for query in [
+        "/events?first=9223372036854775808",
+        "/events?max=18446744073709551615",
+    ] {
+        root.expect(200, Method::GET, query, None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_made_again_does_not_revive_the_old_ones_tokens() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    let body = json!({"clientId": "phoenix", "serviceAccountsEnabled": true,
+                      "publicClient": false, "secret": "phoenix-secret"});
+    let first = root.create("/clients", body.clone()).await;
+    let old = client_token(&s, "phoenix", "phoenix-secret").await;
+    assert_eq!(s.introspect(&old).await["active"], true);
+    root.expect(204, Method::DELETE, &format!("/clients/{first}"), None)
+        .await;
+    assert_eq!(s.introspect(&old).await["active"], false);
+    // Same name, same id, same secret: still another client.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut again = body;
+    again["id"] = json!(first);
+    root.create("/clients", again).await;
+    assert_eq!(s.introspect(&old).await["active"], false);
+    let new = client_token(&s, "phoenix", "phoenix-secret").await;
+    assert_eq!(s.introspect(&new).await["active"], true);
+}

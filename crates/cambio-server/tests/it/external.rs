@@ -1378,3 +1378,89 @@ async fn admin_validation_and_deletion() {
         .await
         .assert_error(400, "unsupported_grant_type", "Unsupported grant_type");
 }
+
+#[tokio::test]
+async fn external_tokens_are_not_admin_credentials() {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
+        return;
+    };
+    let admin = f.admin();
+    // alice administers the realm, and signs in through the partner too.
+    let management = admin.client_uuid("realm-management").await;
+    let role = admin
+        .ok(&format!("/clients/{management}/roles/realm-admin"))
+        .await;
+    let (status, body) = admin
+        .call(
+            "POST",
+            &format!("/users/{}/role-mappings/clients/{management}", f.alice),
+            Some(json!([{"id": role["id"], "name": "realm-admin"}])),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let external = f.idp.token(EXT_ALICE).await;
+    let local = f.exchange(&external).await.access_token();
+    assert_eq!(claims(&local)["exchanged_from"], json!(["idp:partner"]));
+    let as_alice = Admin {
+        server: &f.server,
+        token: local,
+    };
+    let (status, _) = as_alice.call("GET", "/users", None).await;
+    assert_eq!(status, 401);
+    // The same through the JWT bearer grant.
+    let assertion = f
+        .idp
+        .mint(&[
+            ("sub", EXT_ALICE),
+            ("aud", "cambio"),
+            ("iss", &f.idp.url("/partner")),
+        ])
+        .await;
+    let reply = f
+        .server
+        .token(
+            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+            Some(REQUESTER),
+        )
+        .await;
+    let as_alice = Admin {
+        server: &f.server,
+        token: reply.access_token(),
+    };
+    let (status, _) = as_alice.call("GET", "/users", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_link_needs_an_existing_provider() {
+    let Some(f) = Fixture::start(SHORT_REFETCH, json!({})).await else {
+        return;
+    };
+    let admin = f.admin();
+    let (status, body) = admin
+        .call(
+            "POST",
+            "/users",
+            Some(json!({"username": "boss", "enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let boss = admin.user_id("boss").await;
+    // Whoever registered `ghost` later would sign in as boss: the link is refused.
+    let (status, body) = admin
+        .call(
+            "POST",
+            &format!("/users/{boss}/federated-identity/ghost"),
+            Some(json!({"userId": "ext-boss", "userName": "boss"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = admin
+        .call(
+            "POST",
+            &format!("/users/{boss}/federated-identity/partner"),
+            Some(json!({"userId": "ext-boss", "userName": "boss"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+}
