@@ -16,6 +16,7 @@ mod limits;
 
 pub use limits::{Lockout, RateLimit};
 mod metrics;
+mod outbound;
 mod passwords;
 mod random;
 pub mod realm_io;

@@ -12,6 +12,7 @@ mod grants;
 mod harness;
 mod hostile;
 mod openapi;
+mod outbound;
 mod postgres;
 
 pub use harness::*;
