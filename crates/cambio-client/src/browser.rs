@@ -2,6 +2,7 @@
 //! for command-line tools and desktop apps, where the user signs in in a browser.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -18,6 +19,8 @@ use crate::http::random_token;
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The path of the redirect URI on the loopback listener.
 const CALLBACK_PATH: &str = "/callback";
+/// The most connections read at once while waiting for the redirect.
+const MAX_CONNECTIONS: usize = 16;
 
 /// A browser login in progress: show [`BrowserLogin::authorization_url`] to the user (or open
 /// it), then await [`BrowserLogin::finish`], which takes the redirect on a loopback port and
@@ -90,7 +93,8 @@ impl BrowserLogin {
 
     /// Waits up to `timeout` for the browser's redirect, answers it with a short page, and
     /// redeems the code for the session. Requests for other paths or with another `state`
-    /// are answered and otherwise ignored.
+    /// are answered and otherwise ignored, and several connections are served at once, so an
+    /// idle or stray one cannot hold up the redirect.
     ///
     /// # Errors
     /// [`Error::BrowserLogin`] on timeout, on an error redirect (the user refused) or an
@@ -115,72 +119,105 @@ impl BrowserLogin {
         self.client.start_user_session(reply).await
     }
 
+    /// Serves the listener's connections side by side until one brings the redirect of this
+    /// login. A browser opens connections it may never use (preconnects), asks for a favicon,
+    /// and other programs on this machine can connect too: none of that may hold up the real
+    /// redirect, so each connection is read on its own task (at most [`MAX_CONNECTIONS`] at
+    /// once, each with its own read deadline) and only the right `state` ends the wait.
     async fn wait_for_code(&self) -> Result<Zeroizing<String>> {
+        let expected = Arc::new(Expected {
+            state: self.state.clone(),
+            issuer: self.client.issuer().to_owned(),
+        });
+        let mut connections = tokio::task::JoinSet::new();
         loop {
-            let (mut stream, _) = self.listener.accept().await?;
-            let Some(target) = read_request_target(&mut stream).await else {
-                respond(&mut stream, "400 Bad Request", "Bad request.").await;
-                continue;
-            };
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            if path != CALLBACK_PATH {
-                respond(&mut stream, "404 Not Found", "Not found.").await;
-                continue;
-            }
-            let mut code = None;
-            let mut state = None;
-            let mut error = None;
-            let mut description = None;
-            let mut issuer = None;
-            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-                match &*name {
-                    "code" => code = Some(Zeroizing::new(value.into_owned())),
-                    "state" => state = Some(value.into_owned()),
-                    "error" => error = Some(value.into_owned()),
-                    "error_description" => description = Some(value.into_owned()),
-                    "iss" => issuer = Some(value.into_owned()),
-                    _ => {}
+            tokio::select! {
+                accepted = self.listener.accept(), if connections.len() < MAX_CONNECTIONS => {
+                    let (stream, _) = accepted?;
+                    let expected = expected.clone();
+                    connections.spawn(async move { serve(stream, &expected).await });
+                }
+                Some(served) = connections.join_next() => {
+                    // `None`: a stray request, answered and ignored. A task cannot panic
+                    // short of a bug; its connection is then simply gone.
+                    if let Ok(Some(outcome)) = served {
+                        return outcome;
+                    }
                 }
             }
-            if state.as_deref() != Some(self.state.as_str()) {
-                respond(&mut stream, "400 Bad Request", "Unknown login request.").await;
-                continue;
-            }
-            if let Some(error) = error {
-                respond(
-                    &mut stream,
-                    "200 OK",
-                    "Sign-in failed; you can close this window.",
-                )
-                .await;
-                return Err(Error::BrowserLogin(match description {
-                    Some(description) => format!("{error}: {description}"),
-                    None => error,
-                }));
-            }
-            // RFC 9207: a redirect naming another issuer is a mix-up attack.
-            if issuer
-                .as_deref()
-                .is_some_and(|iss| iss != self.client.issuer())
-            {
-                respond(&mut stream, "400 Bad Request", "Wrong issuer.").await;
-                return Err(Error::BrowserLogin(
-                    "the redirect names another issuer".into(),
-                ));
-            }
-            let Some(code) = code else {
-                respond(&mut stream, "400 Bad Request", "No code.").await;
-                return Err(Error::BrowserLogin("the redirect carries no code".into()));
-            };
-            respond(
-                &mut stream,
-                "200 OK",
-                "Signed in; you can close this window.",
-            )
-            .await;
-            return Ok(code);
         }
     }
+}
+
+/// What the redirect of this login carries.
+struct Expected {
+    state: String,
+    issuer: String,
+}
+
+/// Answers one connection. `None` when the request is not this login's redirect (another
+/// path, another or no `state`, not a `GET`, nothing sent in time).
+async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Result<Zeroizing<String>>> {
+    let Some(target) = read_request_target(&mut stream).await else {
+        respond(&mut stream, "400 Bad Request", "Bad request.").await;
+        return None;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    if path != CALLBACK_PATH {
+        respond(&mut stream, "404 Not Found", "Not found.").await;
+        return None;
+    }
+    let mut code = None;
+    let mut state = None;
+    let mut error = None;
+    let mut description = None;
+    let mut issuer = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "code" => code = Some(Zeroizing::new(value.into_owned())),
+            "state" => state = Some(value.into_owned()),
+            "error" => error = Some(value.into_owned()),
+            "error_description" => description = Some(value.into_owned()),
+            "iss" => issuer = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    if state.as_deref() != Some(expected.state.as_str()) {
+        respond(&mut stream, "400 Bad Request", "Unknown login request.").await;
+        return None;
+    }
+    if let Some(error) = error {
+        respond(
+            &mut stream,
+            "200 OK",
+            "Sign-in failed; you can close this window.",
+        )
+        .await;
+        return Some(Err(Error::BrowserLogin(match description {
+            Some(description) => format!("{error}: {description}"),
+            None => error,
+        })));
+    }
+    // RFC 9207: a redirect naming another issuer is a mix-up attack.
+    if issuer.as_deref().is_some_and(|iss| iss != expected.issuer) {
+        respond(&mut stream, "400 Bad Request", "Wrong issuer.").await;
+        return Some(Err(Error::BrowserLogin(
+            "the redirect names another issuer".into(),
+        )));
+    }
+    let Some(code) = code else {
+        respond(&mut stream, "400 Bad Request", "No code.").await;
+        return Some(Err(Error::BrowserLogin(
+            "the redirect carries no code".into(),
+        )));
+    };
+    respond(
+        &mut stream,
+        "200 OK",
+        "Signed in; you can close this window.",
+    )
+    .await;
+    Some(Ok(code))
 }
 
 impl fmt::Debug for BrowserLogin {

@@ -72,8 +72,12 @@ pub(crate) struct Wire {
 impl Wire {
     /// Fetches `{issuer}/.well-known/openid-configuration` and checks that it names `issuer`
     /// (OpenID Connect Discovery §4.3), so endpoints cannot be redirected to another realm.
+    ///
+    /// Before anything is sent, the issuer must be HTTPS (or plain HTTP on loopback); so must
+    /// every endpoint the document names, on the issuer's own origin (see [`check_endpoint`]).
     pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints> {
         let issuer = issuer.trim_end_matches('/');
+        let issuer_url = check_transport("issuer", issuer)?;
         let url = format!("{issuer}/.well-known/openid-configuration");
         let response = http.get(&url).send().await?;
         let status = response.status();
@@ -91,6 +95,14 @@ impl Wire {
                 doc.issuer
             )));
         }
+        check_endpoint(&issuer_url, "token_endpoint", &doc.token_endpoint)?;
+        check_endpoint(&issuer_url, "revocation_endpoint", &doc.revocation_endpoint)?;
+        check_endpoint(
+            &issuer_url,
+            "authorization_endpoint",
+            &doc.authorization_endpoint,
+        )?;
+        check_endpoint(&issuer_url, "jwks_uri", &doc.jwks_uri)?;
         Ok(Endpoints {
             issuer: doc.issuer,
             token: doc.token_endpoint,
@@ -221,6 +233,53 @@ impl Wire {
     }
 }
 
+/// Parses `url` and checks that credentials sent to it cannot be read on the way: HTTPS, or
+/// plain HTTP to this machine's loopback interface (`127.0.0.0/8`, `[::1]`, `localhost`),
+/// where nothing crosses a network. A plain `http://` URL on any other host is refused before
+/// a single request, so no secret, password or refresh token ever travels in clear.
+pub(crate) fn check_transport(what: &str, url: &str) -> Result<url::Url> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("{what} {url:?}: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::Config(format!(
+            "{what} {url} must not carry credentials"
+        )));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err(Error::Config(format!(
+            "{what} {url} is not HTTPS: plain HTTP is allowed only to 127.0.0.1, [::1] or \
+             localhost, so that no secret, password or token crosses a network in clear"
+        ))),
+    }
+}
+
+/// Checks an endpoint named by the discovery document: HTTPS (or loopback) like the issuer,
+/// and on the issuer's origin (scheme, host and port).
+///
+/// The same origin is required because the client secret, the user's password and the refresh
+/// token go to these endpoints: the origin the application was configured with is the one
+/// whose TLS certificate it checks, and a document that names another host (a tampering proxy
+/// or cache, a misconfigured server) must not be able to send credentials there. Cambio
+/// publishes every endpoint under its issuer, so this costs nothing with Cambio; providers that
+/// spread endpoints over several hosts are not what this SDK is for.
+fn check_endpoint(issuer: &url::Url, what: &str, url: &str) -> Result<()> {
+    let parsed = check_transport(what, url)?;
+    if parsed.origin() != issuer.origin() {
+        return Err(Error::Config(format!(
+            "the discovery document's {what} {url} is not on the issuer's origin {}",
+            issuer.origin().ascii_serialization()
+        )));
+    }
+    Ok(())
+}
+
 /// A reqwest client with the SDK's limits: no redirects (a token endpoint never redirects,
 /// and following one would resend credentials), bounded connect and request times.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
@@ -271,4 +330,53 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports() {
+        let table = [
+            ("https://sso.example/realms/demo", true),
+            ("https://10.0.0.1/realms/demo", true),
+            ("http://127.0.0.1:8080/realms/demo", true),
+            ("http://127.1.2.3/realms/demo", true),
+            ("http://[::1]:8080/realms/demo", true),
+            ("http://localhost:8080/realms/demo", true),
+            ("http://LOCALHOST/realms/demo", true),
+            ("http://sso.example/realms/demo", false),
+            ("http://10.0.0.1/realms/demo", false),
+            ("http://[::ffff:127.0.0.1]/realms/demo", false),
+            ("http://localhost.sso.example/realms/demo", false),
+            ("http://127.0.0.1.sso.example/realms/demo", false),
+            ("ftp://127.0.0.1/realms/demo", false),
+            ("https://user:pw@sso.example/realms/demo", false),
+            ("/realms/demo", false),
+        ];
+        for (url, allowed) in table {
+            assert_eq!(check_transport("issuer", url).is_ok(), allowed, "{url}");
+        }
+    }
+
+    #[test]
+    fn endpoints_stay_on_the_issuers_origin() {
+        let issuer = check_transport("issuer", "https://sso.example/realms/demo").unwrap();
+        let table = [
+            ("https://sso.example/realms/demo/token", true),
+            ("https://sso.example:443/realms/demo/token", true),
+            ("https://sso.example:8443/realms/demo/token", false),
+            ("https://evil.example/token", false),
+            ("http://sso.example/realms/demo/token", false),
+            ("https://SSO.example/realms/demo/token", true),
+        ];
+        for (url, allowed) in table {
+            assert_eq!(
+                check_endpoint(&issuer, "token_endpoint", url).is_ok(),
+                allowed,
+                "{url}"
+            );
+        }
+    }
 }

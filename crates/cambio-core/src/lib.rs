@@ -5,6 +5,7 @@
 //! to sign or the exact OAuth error to answer. That keeps every rule a table-driven unit test.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod address;
 pub mod client_auth;
 pub mod error;
 pub mod exchange;

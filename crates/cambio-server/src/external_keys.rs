@@ -1,7 +1,8 @@
 //! Fetching and caching identity providers' JWKS.
 //!
 //! The rules, each there for a reason: HTTPS only (plain HTTP to a loopback address only when
-//! the operator allows it, for tests); short connect and total timeouts and a 256 KiB cap, so
+//! the operator allows it, for tests); never to an internal address, checked on the address
+//! actually connected to (see [`crate::outbound`]); short connect and total timeouts and a 256 KiB cap, so
 //! a slow or hostile endpoint cannot hold a request or memory; no redirects, so a provider
 //! cannot bounce us to another host; keys cached with a TTL and refreshed in the background,
 //! so a provider that is down does not stop tokens signed with known keys; an unknown `kid`
@@ -10,11 +11,13 @@
 //! the URL the administrator registered.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use cambio_core::address::OutboundPolicy;
 use cambio_jose::{Algorithm, MAX_JWKS_BYTES, VerifyingKey};
+
+use crate::outbound::{self, LOOPBACK_FLAG, Refused};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,7 +29,9 @@ pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("JWKS URL refused: {0}")]
-    Url(&'static str),
+    Url(String),
+    #[error("JWKS address refused: {0}")]
+    Refused(#[from] Refused),
     #[error("JWKS fetch failed: {0}")]
     Http(String),
     #[error("JWKS response too large")]
@@ -40,6 +45,9 @@ struct KeyState {
     keys: Arc<Vec<VerifyingKey>>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
+    /// Why the last fetch failed, until one succeeds: for the audit event of a token that
+    /// could not be verified.
+    last_error: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -51,7 +59,11 @@ struct ProviderKeys {
 
 /// The cache of every provider's keys, keyed by JWKS URL.
 pub struct ExternalKeys {
-    http: reqwest::Client,
+    /// HTTPS to public addresses (and loopback with the development flag); None only if
+    /// the client could not be built.
+    https: Option<reqwest::Client>,
+    /// Plain HTTP, loopback addresses only; present only with the development flag.
+    plain: Option<reqwest::Client>,
     allow_http_loopback: bool,
     refetch_interval: Duration,
     fetched: std::sync::atomic::AtomicU64,
@@ -61,15 +73,22 @@ pub struct ExternalKeys {
 
 impl ExternalKeys {
     pub fn new(allow_http_loopback: bool, refetch_interval: Duration) -> ExternalKeys {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("cambio")
-            .build()
-            .unwrap_or_default();
+        let build = |policy| {
+            // Building fails only if the TLS backend cannot start; then every fetch fails,
+            // and never through a client without the address guard.
+            outbound::client(policy, CONNECT_TIMEOUT, TOTAL_TIMEOUT)
+                .inspect_err(|error| {
+                    tracing::error!(%error, "the outbound HTTP client cannot be built");
+                })
+                .ok()
+        };
+        let https = build(https_policy(allow_http_loopback));
+        let plain = allow_http_loopback
+            .then(|| build(OutboundPolicy::LOOPBACK_ONLY))
+            .flatten();
         ExternalKeys {
-            http,
+            https,
+            plain,
             allow_http_loopback,
             refetch_interval,
             fetched: std::sync::atomic::AtomicU64::new(0),
@@ -167,24 +186,41 @@ impl ExternalKeys {
             Ok(keys) => {
                 state.keys = Arc::new(keys);
                 state.fetched_at = Some(Instant::now());
+                state.last_error = None;
             }
             Err(error) => {
                 // Keep serving the keys we had: a provider outage must not stop valid tokens.
                 tracing::warn!(%error, url, "identity provider JWKS fetch failed");
+                state.last_error = Some(error.to_string().into());
             }
         }
         state.keys.clone()
     }
 
+    /// Why the last fetch of `url` failed, if it did and none succeeded since.
+    pub fn last_error(&self, url: &str) -> Option<Arc<str>> {
+        let entry = self.entry(url);
+        let state = entry.state.read().unwrap_or_else(|p| p.into_inner());
+        state.last_error.clone()
+    }
+
     async fn fetch(&self, url: &str) -> Result<Vec<VerifyingKey>, FetchError> {
-        check_url(url, self.allow_http_loopback)?;
-        let mut response = self
-            .http
-            .get(url)
+        let parsed = check_target(url, self.allow_http_loopback)?;
+        let client = match parsed.scheme() {
+            "https" => self.https.as_ref(),
+            _ => self.plain.as_ref(),
+        }
+        .ok_or_else(|| FetchError::Http("no HTTP client".into()))?;
+        let failed = |error: reqwest::Error| match outbound::refusal(&error) {
+            Some(refused) => FetchError::Refused(refused),
+            None => FetchError::Http(error.without_url().to_string()),
+        };
+        let mut response = client
+            .get(parsed)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+            .map_err(failed)?;
         if !response.status().is_success() {
             return Err(FetchError::Http(format!("status {}", response.status())));
         }
@@ -195,11 +231,7 @@ impl ExternalKeys {
             return Err(FetchError::TooLarge);
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(FetchError::TooLarge);
             }
@@ -209,31 +241,56 @@ impl ExternalKeys {
     }
 }
 
-/// Checks a registered JWKS URL: HTTPS, or HTTP to a loopback address when allowed.
-pub fn check_url(url: &str, allow_http_loopback: bool) -> Result<(), FetchError> {
-    let parsed = url::Url::parse(url).map_err(|_| FetchError::Url("not a URL"))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(FetchError::Url("credentials in URL"));
+/// The addresses HTTPS fetches may reach.
+fn https_policy(allow_loopback: bool) -> OutboundPolicy {
+    if allow_loopback {
+        OutboundPolicy::PUBLIC_AND_LOOPBACK
+    } else {
+        OutboundPolicy::PUBLIC
     }
+}
+
+/// Checks a JWKS URL when it is registered: what [`check_target`] checks, and a `localhost`
+/// name as the loopback address it is.
+pub fn check_url(url: &str, allow_http_loopback: bool) -> Result<url::Url, FetchError> {
+    let parsed = check_target(url, allow_http_loopback)?;
+    if let Some(host) = parsed.host() {
+        outbound::check_name(&host, https_policy(allow_http_loopback))?;
+    }
+    Ok(parsed)
+}
+
+/// Checks a JWKS URL before each fetch: HTTPS, or HTTP to a loopback address when allowed; a
+/// host given as an IP address must be one the fetch may reach. Names are checked on every
+/// connection, on the addresses they resolve to.
+fn check_target(url: &str, allow_http_loopback: bool) -> Result<url::Url, FetchError> {
+    let parsed = url::Url::parse(url).map_err(|_| FetchError::Url("not a URL".into()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(FetchError::Url("credentials in URL".into()));
+    }
+    let host = parsed
+        .host()
+        .ok_or_else(|| FetchError::Url("no host".into()))?;
     match parsed.scheme() {
-        "https" => Ok(()),
+        "https" => outbound::check_host(&host, https_policy(allow_http_loopback))?,
         "http" if allow_http_loopback => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                Err(FetchError::Url(
-                    "plain HTTP is allowed only to loopback addresses",
-                ))
+            outbound::check_host(&host, OutboundPolicy::LOOPBACK_ONLY)?;
+            // A name other than localhost could resolve anywhere; plain HTTP stays on
+            // addresses that cannot leave the machine, named as such (and the plain client's
+            // resolver admits loopback addresses only).
+            if matches!(host, url::Host::Domain(name) if !outbound::is_localhost(name)) {
+                return Err(FetchError::Url(
+                    "plain HTTP is allowed only to loopback addresses".into(),
+                ));
             }
         }
-        _ => Err(FetchError::Url("HTTPS required")),
+        _ => {
+            return Err(FetchError::Url(format!(
+                "HTTPS required (plain HTTP only to loopback addresses, with {LOOPBACK_FLAG})"
+            )));
+        }
     }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -250,5 +307,36 @@ mod tests {
         assert!(check_url("http://10.0.0.1/jwks", true).is_err());
         assert!(check_url("https://user:pw@idp.example/jwks", false).is_err());
         assert!(check_url("file:///etc/passwd", true).is_err());
+        // Literal internal addresses are refused before any connection, loopback too unless
+        // the development flag is on; other internal ranges whatever the flag says.
+        assert!(check_url("https://127.0.0.1:8443/jwks", true).is_ok());
+        assert!(check_url("https://localhost/jwks", true).is_ok());
+        assert!(check_url("http://localhost:8080/jwks", true).is_ok());
+        assert!(check_url("http://idp.example/jwks", true).is_err());
+        for (url, allow) in [
+            ("https://169.254.169.254/latest/meta-data", true),
+            ("https://10.0.0.1/jwks", true),
+            ("https://[fd00::1]/jwks", true),
+            ("https://[::ffff:127.0.0.1]/jwks", false),
+            ("https://[64:ff9b::a9fe:a9fe]/jwks", true),
+            ("https://127.0.0.1/jwks", false),
+            ("https://localhost/jwks", false),
+            ("https://0.0.0.0/jwks", true),
+        ] {
+            assert!(
+                matches!(check_url(url, allow), Err(FetchError::Refused(_))),
+                "{url}"
+            );
+        }
+        // At fetch time a name goes to the guarded resolver.
+        assert!(check_target("https://localhost/jwks", false).is_ok());
+        let message = check_url("https://127.0.0.1/jwks", false)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--allow-http-loopback-jwks"), "{message}");
+        let message = check_url("http://idp.example/jwks", false)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--allow-http-loopback-jwks"), "{message}");
     }
 }

@@ -17,6 +17,7 @@ mod limits;
 
 pub use limits::{Lockout, RateLimit};
 mod metrics;
+mod outbound;
 mod passwords;
 pub use passwords::HashingLimit;
 mod random;
@@ -59,7 +60,8 @@ pub struct Config {
     pub demo: bool,
     /// The signing algorithm of the `demo` realm when it is created.
     pub demo_signature_algorithm: cambio_jose::Algorithm,
-    /// Allow identity providers' JWKS URLs over plain HTTP to loopback addresses (tests).
+    /// Allow identity providers' JWKS URLs to loopback addresses, over HTTPS or plain HTTP
+    /// (tests and development). Nothing opens other internal addresses.
     pub allow_http_loopback_jwks: bool,
     /// The least time between two JWKS fetches of one provider caused by unknown `kid`s.
     pub jwks_refetch_interval: Duration,

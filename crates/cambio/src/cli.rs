@@ -2,12 +2,14 @@
 //! `logout`. Between invocations the session (issuer, client id and the refresh token, never
 //! the client secret) lives in a state file readable by its owner only.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cambio_client::{Client, Error, ExchangeRequest, FileTokenStore, TokenStore};
 use clap::Args;
+use zeroize::Zeroizing;
 
 /// How long `cambio login` waits for the browser.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -29,7 +31,8 @@ pub struct SessionArgs {
 pub struct LoginArgs {
     #[command(flatten)]
     session: SessionArgs,
-    /// The realm's issuer URL, such as http://127.0.0.1:8080/realms/demo.
+    /// The realm's issuer URL, such as https://sso.example/realms/demo. HTTPS, or plain HTTP
+    /// only to 127.0.0.1, [::1] or localhost (checked before anything is sent).
     #[arg(long, env = "CAMBIO_ISSUER")]
     issuer: String,
     /// The client to log in through.
@@ -39,7 +42,8 @@ pub struct LoginArgs {
     /// login happens in a browser (authorization code with PKCE and a loopback redirect).
     #[arg(long)]
     username: Option<String>,
-    /// The user's password; read from standard input when absent.
+    /// The user's password; when absent, typed at the terminal (not echoed) or read from the
+    /// first line of standard input when that is not a terminal.
     #[arg(
         long,
         env = "CAMBIO_PASSWORD",
@@ -100,7 +104,7 @@ pub async fn login(args: LoginArgs) -> Result<(), String> {
     match &args.username {
         Some(username) => {
             let password = match args.password {
-                Some(password) => password,
+                Some(password) => Zeroizing::new(password),
                 None => read_password()?,
             };
             client
@@ -222,11 +226,21 @@ fn describe(error: Error) -> String {
     }
 }
 
-fn read_password() -> Result<String, String> {
-    eprint!("Password: ");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+/// The password, typed at the terminal without echo; from a pipe (scripts), the first line of
+/// standard input.
+fn read_password() -> Result<Zeroizing<String>, String> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        line
+    };
+    let password = Zeroizing::new(password);
+    Ok(Zeroizing::new(
+        password.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
 }

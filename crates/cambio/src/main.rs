@@ -139,7 +139,8 @@ struct ServeArgs {
     /// How long a locked account stays locked, in seconds.
     #[arg(long, env = "CAMBIO_LOCKOUT_SECONDS")]
     lockout_seconds: Option<u64>,
-    /// Allow identity providers' JWKS over plain HTTP from loopback addresses (development).
+    /// Allow identity providers' JWKS from loopback addresses, over HTTPS or plain HTTP
+    /// (development only); other internal addresses stay refused whatever this says.
     #[arg(long, env = "CAMBIO_ALLOW_HTTP_LOOPBACK_JWKS")]
     allow_http_loopback_jwks: bool,
     /// How many recently verified access tokens the server remembers, so that a token

@@ -434,3 +434,125 @@ fn serve_from_a_config_file() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// An `http://` issuer on another host is refused before anything is sent (the `.invalid`
+/// name never resolves, so any attempt would have failed differently), and no session file
+/// appears.
+#[test]
+fn login_refuses_plain_http_to_another_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("session.json");
+    let login = client_command(
+        &[
+            "login",
+            "--issuer",
+            "http://sso.example.invalid/realms/demo",
+            "--client-id",
+            "sdk-app",
+            "--client-secret",
+            "sdk-secret",
+            "--username",
+            "alice",
+            "--password",
+            "alice",
+        ],
+        &state,
+    );
+    assert!(!login.status.success());
+    assert!(
+        stderr(&login).contains(
+            "configuration: issuer http://sso.example.invalid/realms/demo is not HTTPS: plain \
+             HTTP is allowed only to 127.0.0.1, [::1] or localhost"
+        ),
+        "{}",
+        stderr(&login)
+    );
+    assert!(!state.exists());
+}
+
+/// A password typed at the prompt is not echoed: the login runs on a pseudo-terminal (through
+/// util-linux `script`, whose terminal echoes input unless the program turns echo off) and
+/// the terminal's output must not contain the password.
+#[test]
+fn typed_password_is_not_echoed() {
+    use std::io::{Read, Write};
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "util-linux `script` is needed"
+        );
+        eprintln!("SKIPPED: util-linux `script` is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let issuer = format!("{}/realms/demo", server.base);
+    let state = dir.path().join("session.json");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command = [
+        env!("CARGO_BIN_EXE_cambio"),
+        "login",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "sdk-app",
+        "--client-secret",
+        "sdk-secret",
+        "--username",
+        "alice",
+        "--state-file",
+        state.to_str().unwrap(),
+    ]
+    .map(quote)
+    .join(" ");
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--echo", "always", "--command"])
+        .arg(&command)
+        .arg("/dev/null")
+        .env("SHELL", "/bin/sh")
+        .env("CAMBIO_LOG", "error")
+        .env_remove("CAMBIO_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut terminal = child.stdout.take().unwrap();
+    let (sender, received) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 1024];
+        while let Ok(n) = terminal.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !String::from_utf8_lossy(&screen).contains("Password:") {
+        let left = bound.saturating_duration_since(std::time::Instant::now());
+        let chunk = received
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no prompt: {}", String::from_utf8_lossy(&screen)));
+        screen.extend(chunk);
+    }
+    // The prompt is written just before echo is turned off; give the program a moment to
+    // get there, since input arriving earlier would be echoed by the terminal itself.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"alice\n").unwrap();
+    input.flush().unwrap();
+    while let Ok(chunk) =
+        received.recv_timeout(bound.saturating_duration_since(std::time::Instant::now()))
+    {
+        screen.extend(chunk);
+    }
+    drop(input);
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("logged in"), "{screen}");
+    assert!(
+        !screen.contains("alice"),
+        "the password was echoed: {screen}"
+    );
+}

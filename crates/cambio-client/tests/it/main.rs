@@ -7,3 +7,4 @@ mod events;
 mod exchange;
 mod login;
 mod session;
+mod transport;

@@ -103,9 +103,17 @@ pub async fn exchange(
     if grant == ExternalGrant::Alias && form.get("scope").is_none() {
         return Err(OAuthError::invalid_request("Parameter 'scope' required").into());
     }
-    let verified = verify(app, provider, client, token, now)
-        .await
-        .ok_or_else(|| grant.bad_token("Invalid token"))?;
+    let verified = verify(app, provider, client, token, now).await;
+    let verified = verified.ok_or_else(|| {
+        // The caller learns only that the token is invalid; the operator learns why the
+        // provider's keys could not be had (a refused internal address names the flag).
+        if let KeySource::Url(url) = &provider.keys
+            && let Some(error) = app.external_keys.last_error(url)
+        {
+            event.details.insert("jwks_error", error.to_string());
+        }
+        grant.bad_token("Invalid token")
+    })?;
     let external = federation::identity(provider, &verified).map_err(|e| match grant {
         ExternalGrant::JwtBearer => OAuthError::invalid_grant(e.description),
         _ => e,

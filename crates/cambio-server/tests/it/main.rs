@@ -16,6 +16,7 @@ mod harness;
 mod hostile;
 mod keycloak;
 mod openapi;
+mod outbound;
 mod postgres;
 mod token_state;
 
