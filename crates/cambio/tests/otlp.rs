@@ -299,7 +299,7 @@ fn json_logs_carry_no_secrets() {
             .send()
             .await
             .unwrap();
-        assert_eq!(wrong.status(), 401);
+        assert_eq!(wrong.status(), 400);
         (
             access,
             refresh,
