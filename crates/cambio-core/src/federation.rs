@@ -34,6 +34,9 @@ pub mod config_keys {
     pub const JWKS_URL: &str = "jwksUrl";
     pub const USE_JWKS_URL: &str = "useJwksUrl";
     pub const VALIDATE_SIGNATURE: &str = "validateSignature";
+    /// Keycloak's name for the client registered at the provider: its tokens for us name it
+    /// in `aud`.
+    pub const CLIENT_ID: &str = "clientId";
     /// Inline JWKS (JSON), instead of a URL.
     pub const JWKS: &str = "cambio.jwks";
     /// Space- or comma-separated values the external `aud` must contain one of.
@@ -118,6 +121,9 @@ pub struct ProviderTrust {
     pub max_lifetime: Option<u64>,
     pub grant_types: Vec<String>,
     pub allowed_clients: Vec<String>,
+    /// The provider's `clientId` (Keycloak's setting), accepted as an audience when no
+    /// `cambio.allowedAudiences` are set.
+    pub client_id: Option<String>,
 }
 
 fn list(value: Option<&String>) -> Vec<String> {
@@ -221,6 +227,7 @@ impl ProviderTrust {
             max_lifetime,
             grant_types: list(c.get(k::GRANT_TYPES)),
             allowed_clients: list(c.get(k::ALLOWED_CLIENTS)),
+            client_id: c.get(k::CLIENT_ID).filter(|s| !s.is_empty()).cloned(),
         })
     }
 
@@ -238,10 +245,13 @@ impl ProviderTrust {
         }
     }
 
-    /// The audience values accepted for `requester`.
+    /// The audience values accepted for `requester`: the configured list, else the requester
+    /// itself and, for a provider registered the Keycloak way, its `clientId`.
     pub fn accepted_audiences<'a>(&'a self, requester: &'a Client) -> Vec<&'a str> {
         if self.allowed_audiences.is_empty() {
-            vec![requester.client_id.as_str()]
+            let mut accepted = vec![requester.client_id.as_str()];
+            accepted.extend(self.client_id.as_deref());
+            accepted
         } else {
             self.allowed_audiences.iter().map(String::as_str).collect()
         }

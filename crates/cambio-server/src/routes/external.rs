@@ -104,9 +104,11 @@ pub async fn exchange(
         return Err(OAuthError::invalid_request("Parameter 'scope' required").into());
     }
     let verified = verify(app, provider, client, token, now).await;
-    let verified = verified.ok_or_else(|| {
-        // The caller learns only that the token is invalid; the operator learns why the
-        // provider's keys could not be had (a refused internal address names the flag).
+    let verified = verified.map_err(|reason| {
+        // The caller learns only that the token is invalid; the operator learns why from the
+        // audit event: the verifier's refusal, and why the provider's keys could not be had (a
+        // refused internal address names the flag).
+        event.details.insert("token_error", reason);
         if let KeySource::Url(url) = &provider.keys
             && let Some(error) = app.external_keys.last_error(url)
         {
@@ -238,11 +240,16 @@ async fn verify(
     client: &Client,
     token: &str,
     now: u64,
-) -> Option<cambio_jose::VerifiedJwt> {
-    let (header, _) = cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES).ok()?;
-    let alg: Algorithm = header.algorithm()?;
+) -> Result<cambio_jose::VerifiedJwt, String> {
+    let (header, _) = cambio_jose::peek_unverified(token, MAX_EXTERNAL_TOKEN_BYTES)
+        .map_err(|e| format!("not a JWT: {e}"))?;
+    let alg: Algorithm = header
+        .algorithm()
+        .ok_or("unsupported or missing alg header")?;
     if !provider.allowed_algorithms.contains(&alg) {
-        return None;
+        return Err(format!(
+            "algorithm {alg:?} is not allowed for this provider"
+        ));
     }
     let keys: Arc<Vec<VerifyingKey>> = match &provider.keys {
         KeySource::Inline(keys) => Arc::new(keys.clone()),
@@ -254,7 +261,13 @@ async fn verify(
     };
     let audiences = provider.accepted_audiences(client);
     let validation = provider.validation(&audiences, now);
-    cambio_jose::verify(token, keys.as_slice(), &validation).ok()
+    cambio_jose::verify(token, keys.as_slice(), &validation).map_err(|e| {
+        format!(
+            "{e} (accepted audiences: {}; issuer: {})",
+            audiences.join(" "),
+            provider.issuer
+        )
+    })
 }
 
 /// Creates and links a local user on first use.

@@ -1464,3 +1464,47 @@ async fn a_link_needs_an_existing_provider() {
         .await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn a_provider_registered_the_keycloak_way_accepts_tokens_for_its_client_id() {
+    // Keycloak's own settings only (plus the allow-list that stands in for the V1 permission):
+    // the external token's audience is the provider's `clientId`.
+    let Some(f) = Fixture::start(
+        SHORT_REFETCH,
+        json!({"cambio.allowedAudiences": null, "clientId": "cambio",
+               "useJwksUrl": "true", "validateSignature": "true"}),
+    )
+    .await
+    else {
+        return;
+    };
+    let external = f.idp.token(EXT_ALICE).await;
+    let reply = f.exchange(&external).await;
+    assert_local_token(&reply, &f.alice, &external, Some(ACCESS_TOKEN_TYPE));
+    // A token for another audience is refused, and the audit event says why.
+    let iss = claims(&external)["iss"].as_str().unwrap().to_owned();
+    let foreign = f
+        .idp
+        .mint(&[("sub", EXT_ALICE), ("aud", "another-app"), ("iss", &iss)])
+        .await;
+    assert_invalid_token(&f.exchange(&foreign).await);
+    let admin = f.admin();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let events = admin.ok("/events?type=TOKEN_EXCHANGE_ERROR&max=10").await;
+        let reason = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["details"]["token_error"].as_str().map(str::to_owned));
+        if let Some(reason) = reason {
+            break reason;
+        }
+        assert!(Instant::now() < deadline, "no refusal reason in {events}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        reason.contains("accepted audiences: requester-client cambio"),
+        "{reason}"
+    );
+}
