@@ -100,6 +100,18 @@ struct Args {
     /// when each request carries a token the server has not seen; unset, the server's default.
     #[arg(long)]
     verified_token_cache: Option<usize>,
+    /// Load a server that is already running at this loopback address instead of starting
+    /// Cambio: another implementation measured in the same sitting (Keycloak, with the realm of
+    /// `crates/cambio-server/tests/it/keycloak/oracle-realm.json` imported). It must serve
+    /// `--realm` with the demo realm's clients and alice.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// The process id of `--target`, for its CPU time and memory.
+    #[arg(long, requires = "target")]
+    target_pid: Option<u32>,
+    /// The realm to load (Cambio's demo realm unless `--target` serves another).
+    #[arg(long, default_value = "demo")]
+    realm: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -180,6 +192,9 @@ fn run(args: &Args) -> Result<Report, String> {
             "--nodes must be at least 1, and more than 1 needs a postgres:// --database".into(),
         );
     }
+    if let Some(target) = args.target {
+        return run_against_target(args, target);
+    }
     let server_bin = locate_server(args.server_bin.as_deref())?;
     let runtime = if args.client_threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -241,6 +256,34 @@ fn run(args: &Args) -> Result<Report, String> {
     if let Some(db) = bench_db {
         runtime.block_on(db.drop_database());
     }
+    Ok(report)
+}
+
+/// Loads a server this tool did not start (`--target`), on loopback only.
+fn run_against_target(args: &Args, target: SocketAddr) -> Result<Report, String> {
+    if !target.ip().is_loopback() {
+        return Err(format!("refusing to load a non-loopback address: {target}"));
+    }
+    if args.nodes != 1 || args.database.is_some() || args.sessions > 0 {
+        return Err(
+            "--target loads one running server: no --nodes, --database or --sessions".into(),
+        );
+    }
+    let pid = args
+        .target_pid
+        .ok_or("--target needs --target-pid, to measure the server's CPU time and memory")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let servers = [ServerProcess {
+        child: None,
+        pid,
+        addr: target,
+    }];
+    let mut report = runtime.block_on(load(args, &servers, None))?;
+    report.server_bin = format!("running server at {target} (pid {pid})");
+    report.database = "the running server's own".into();
     Ok(report)
 }
 
@@ -570,9 +613,11 @@ struct NodeOptions<'a> {
     verified_token_cache: Option<usize>,
 }
 
-/// A running server; killed (and reaped) on drop, whatever happened in between.
+/// A running server; killed (and reaped) on drop, whatever happened in between, when this
+/// tool started it (`child`), left alone otherwise (`--target`).
 struct ServerProcess {
-    child: Child,
+    child: Option<Child>,
+    pid: u32,
     addr: SocketAddr,
 }
 
@@ -627,14 +672,18 @@ impl ServerProcess {
             for _ in lines {}
         });
         let mut server = ServerProcess {
-            child,
+            pid: child.id(),
+            child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(Some(Ok(line))) => line,
             Ok(Some(Err(e))) => return Err(format!("reading the server's stdout: {e}")),
             Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let status = server.child.try_wait().ok().flatten();
+                let status = server
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
                 return Err(format!("the server exited before listening ({status:?})"));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -655,14 +704,16 @@ impl ServerProcess {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -983,16 +1034,22 @@ async fn load(
     let first = servers.first().ok_or("no server")?;
     let addr = first.addr;
     let host = HeaderValue::from_str(&addr.to_string()).map_err(|e| e.to_string())?;
-    let token_uri: Uri = "/realms/demo/protocol/openid-connect/token"
+    let realm = &args.realm;
+    let token_uri: Uri = format!("/realms/{realm}/protocol/openid-connect/token")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let introspect_uri: Uri = "/realms/demo/protocol/openid-connect/token/introspect"
+    let introspect_uri: Uri = format!("/realms/{realm}/protocol/openid-connect/token/introspect")
         .parse()
         .map_err(|e| format!("{e}"))?;
     // alice's token from subject-client lives 300 s by default: longer runs first raise
     // subject-client's access-token lifespan through the admin API so that the shared template
     // stays valid for the whole run.
     let long_run = args.grant == Grant::Mixed || args.duration + args.warmup > 250.0;
+    if long_run && args.target.is_some() {
+        return Err(
+            "--target runs are limited to 250 s of token-exchange or client credentials".into(),
+        );
+    }
     if long_run && args.grant != Grant::ClientCredentials {
         lengthen_subject_tokens(&host, addr).await?;
     }
@@ -1021,6 +1078,11 @@ async fn load(
                 "urn:ietf:params:oauth:grant-type:token-exchange",
             ),
             ("subject_token", subject.as_deref().unwrap_or_default()),
+            // Keycloak's standard exchange requires it; Cambio takes it as given.
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
             ("audience", "orders-api"),
         ]),
         expect: None,
