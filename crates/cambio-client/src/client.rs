@@ -137,7 +137,7 @@ impl ClientBuilder {
     /// [`Error::Config`] if the document cannot be had or names another issuer,
     /// [`Error::Http`] if the server cannot be reached.
     pub async fn build(self) -> Result<Client> {
-        let http = http::http_client(self.timeout)?;
+        let http = http::http_client(self.timeout, http::is_plain_loopback(&self.issuer))?;
         let endpoints = Wire::discover(&http, &self.issuer).await?;
         let cache = Cache::builder()
             .max_capacity(self.cache_capacity)

@@ -244,12 +244,7 @@ pub(crate) fn check_transport(what: &str, url: &str) -> Result<url::Url> {
             "{what} {url} must not carry credentials"
         )));
     }
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
+    let loopback = is_loopback(&parsed);
     match parsed.scheme() {
         "https" if parsed.host().is_some() => Ok(parsed),
         "http" if loopback => Ok(parsed),
@@ -280,10 +275,30 @@ fn check_endpoint(issuer: &url::Url, what: &str, url: &str) -> Result<()> {
     Ok(())
 }
 
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Whether `issuer` is plain HTTP to loopback: then every request goes there (endpoints are on
+/// the issuer's origin), and must go straight there.
+pub(crate) fn is_plain_loopback(issuer: &str) -> bool {
+    url::Url::parse(issuer).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u))
+}
+
 /// A reqwest client with the SDK's limits: no redirects (a token endpoint never redirects,
-/// and following one would resend credentials), bounded connect and request times.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// and following one would resend credentials), bounded connect and request times. `direct`
+/// (a plain-HTTP loopback issuer) turns off proxies from the environment: plain HTTP is allowed
+/// only because loopback traffic never leaves the machine, and an `HTTP_PROXY` would carry the
+/// password, the client secret and the refresh token across the network in clear.
+pub(crate) fn http_client(timeout: Duration, direct: bool) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder();
+    let builder = if direct { builder.no_proxy() } else { builder };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(timeout)

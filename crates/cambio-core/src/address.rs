@@ -120,6 +120,10 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
             AddressClass::Public => AddressClass::Reserved,
             class => class,
         }
+    } else if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // RFC 6145 IPv4-translated (`::ffff:0:a.b.c.d`): a stateless translator reaches the
+        // embedded IPv4 address.
+        classify_v4(embedded())
     } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         // RFC 6052 NAT64: the gateway connects to the embedded IPv4 address.
         classify_v4(embedded())
@@ -265,6 +269,9 @@ mod tests {
             ("64:ff9b:1::a00:1", Reserved),
             // IPv6 forms carrying an IPv4 address are what they carry.
             ("::ffff:127.0.0.1", Loopback),
+            ("::ffff:0:7f00:1", Loopback),
+            ("::ffff:0:a9fe:a9fe", LinkLocal),
+            ("::ffff:0:808:808", Public),
             ("::ffff:169.254.169.254", LinkLocal),
             ("::ffff:10.1.2.3", Private),
             ("::ffff:0.0.0.0", Unspecified),

@@ -261,6 +261,28 @@ pub fn revocation_horizon(rt: &RealmRuntime, ends_at: u64) -> u64 {
     ends_at.saturating_add(cambio_core::exchange::descendant_overhang(&rt.snapshot))
 }
 
+/// One of this realm's access tokens, as far as revocation needs it: signed by the realm,
+/// of our type and issuer, expired or not (an expired token's descendants may still live, and
+/// revoking it must reach them). None when it is not ours.
+pub fn revocable_access_token(
+    rt: &RealmRuntime,
+    token: &str,
+    now: u64,
+) -> Option<AccessTokenClaims> {
+    let validation = Validation {
+        now,
+        leeway: LEEWAY,
+        issuer: Some(rt.issuer()),
+        audience: AudienceRule::Skip,
+        typ: TypRule::Exactly(ACCESS_TOKEN_TYP),
+        require_exp: true,
+        max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
+    };
+    let verified =
+        cambio_jose::verify_allowing_expired(token, rt.verifiers.as_slice(), &validation).ok()?;
+    serde_json::from_value(serde_json::Value::Object(verified.into_claims())).ok()
+}
+
 /// Verifies one of this realm's access tokens and checks it is still active: signature,
 /// issuer, type, expiry, and neither it, its session nor a token it was exchanged from
 /// revoked. Returns None for anything else. This is not the state check (see

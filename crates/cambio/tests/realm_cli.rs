@@ -556,3 +556,35 @@ fn typed_password_is_not_echoed() {
         "the password was echoed: {screen}"
     );
 }
+
+/// Plain HTTP to loopback is allowed only because it never leaves the machine: a proxy from the
+/// environment must not carry it (with the password and the client secret) anywhere. A
+/// listener standing in for the proxy sees no connection, and the login succeeds directly.
+#[test]
+fn login_to_loopback_ignores_proxies_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let issuer = format!("{}/realms/demo", server.base);
+    let state = dir.path().join("session.json");
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let login = Command::new(env!("CARGO_BIN_EXE_cambio"))
+        .args(["login", "--issuer", &issuer, "--client-id", "sdk-app"])
+        .args(["--client-secret", "sdk-secret", "--username", "alice"])
+        .args(["--password", "alice", "--state-file"])
+        .arg(&state)
+        .env("CAMBIO_LOG", "error")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    match proxy.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the proxy was contacted: {other:?}"),
+    }
+}

@@ -11,7 +11,7 @@ use cambio_core::OAuthError;
 use serde_json::{Value, json};
 
 use crate::common::{
-    active_access_token, authenticate_client, live_access_token, live_refresh_token, read_form,
+    authenticate_client, live_access_token, live_refresh_token, read_form, revocable_access_token,
     revocation_horizon,
 };
 use crate::error::ApiResult;
@@ -106,23 +106,25 @@ pub async fn revoke(
         )
     };
     if token.contains('.') {
-        if let Some(active) = active_access_token(&app, &rt, token, now) {
-            if active.claims.azp != client.client_id {
+        // Expired tokens too: what was exchanged from one may outlive it.
+        if let Some(claims) = revocable_access_token(&rt, token, now) {
+            if claims.azp != client.client_id {
                 return Err(unmatching().into());
             }
             // A descendant lives at most until the session's end (refreshes of an exchanged
             // refresh token), or the token's own, plus what exchange chains may add.
-            let session_end = match &active.claims.sid {
+            let session_end = match &claims.sid {
                 Some(sid) => app.store.get_session(sid).await?.map(|s| s.expires_at),
                 None => None,
             };
-            let ends_at = active.claims.exp.max(session_end.unwrap_or(0));
+            let ends_at = claims.exp.max(session_end.unwrap_or(0));
             let until = revocation_horizon(&rt, ends_at);
-            app.store
-                .revoke_token_id(rt.id(), &active.claims.jti, until)
-                .await?;
-            app.revoke_token_id_everywhere(&active.claims.jti, until)
-                .await;
+            if until > now {
+                app.store
+                    .revoke_token_id(rt.id(), &claims.jti, until)
+                    .await?;
+                app.revoke_token_id_everywhere(&claims.jti, until).await;
+            }
         }
     } else if token.len() <= 512
         && let Some(record) = app

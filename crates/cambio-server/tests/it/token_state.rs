@@ -18,13 +18,27 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// A demo server whose maintenance (purge of expired rows and revocations) runs every 100 ms,
 /// so that anything kept too briefly is really forgotten while a test waits.
 async fn start_purging(dir: Option<&std::path::Path>) -> TestServer {
+    TestServer::start_with(purging_config(dir)).await
+}
+
+fn purging_config(dir: Option<&std::path::Path>) -> cambio_server::Config {
     let mut config = demo_config();
     config.maintenance_interval = Duration::from_millis(100);
     if let Some(dir) = dir {
         config.database_url = format!("sqlite://{}", dir.join("cambio.db").display());
         config.data_dir = Some(dir.to_owned());
     }
-    TestServer::start_with(config).await
+    config
+}
+
+/// Stops `server` and starts it again on the same address and data, so that its issuer (and
+/// with it every token it issued) stays the same: a token refused after the restart is refused
+/// for its state, not for a changed issuer.
+async fn restart_in_place(server: TestServer, dir: &std::path::Path) -> TestServer {
+    let address = server.base.trim_start_matches("http://").to_owned();
+    server.stop().await;
+    let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
+    TestServer::start_on(purging_config(Some(dir)), listener).await
 }
 
 /// Calls the demo realm's admin API as the master administrator.
@@ -292,8 +306,10 @@ async fn a_revocation_outlives_the_revoked_token_and_a_restart() {
         .await
         .assert_error(400, "invalid_grant", "Token is not active");
 
-    server.stop().await;
-    let server = start_purging(Some(dir.path())).await;
+    let server = restart_in_place(server, dir.path()).await;
+    // The same issuer after the restart: alice's fresh token is good, the descendant is not.
+    let fresh = server.alice(None).await.access_token();
+    assert_eq!(server.introspect(&fresh).await["active"], true);
     assert_eq!(server.introspect(&descendant).await, inactive());
     assert_eq!(userinfo_status(&server, &descendant).await, 401);
     refresh_as_requester(&server, &refresh_token(&refreshed))
@@ -469,4 +485,37 @@ async fn a_used_assertion_stays_used_through_the_leeway() {
     present()
         .await
         .assert_error(401, "invalid_client", "Token reuse detected");
+}
+
+// Revoking a token that has already expired still reaches what was exchanged from it, which
+// can outlive it when the realm does not cap exchanged lifetimes by the subject's.
+#[tokio::test]
+async fn revoking_an_expired_subject_still_reaches_its_descendants() {
+    let server = TestServer::start().await;
+    let realm = admin(
+        &server,
+        Method::PUT,
+        "",
+        Some(json!({"exchangeLifetimeCappedBySubject": false})),
+    )
+    .await;
+    assert_eq!(realm.status, 204, "{}", realm.text);
+    update_client(
+        &server,
+        "subject-client",
+        json!({"attributes": {"access.token.lifespan": "1"}}),
+    )
+    .await;
+    let subject = server.alice(None).await.access_token();
+    let subject_exp = claims(&subject)["exp"].as_u64().unwrap();
+    let exchanged = server.exchange(&subject, &[]).await.access_token();
+    assert!(claims(&exchanged)["exp"].as_u64().unwrap() > subject_exp + 60);
+    // Past the subject's expiry and the verifier's leeway.
+    while now() <= subject_exp + 6 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(server.introspect(&subject).await, inactive());
+    assert_eq!(server.introspect(&exchanged).await["active"], true);
+    revoke(&server, &subject, SUBJECT).await;
+    assert_eq!(server.introspect(&exchanged).await, inactive());
 }
