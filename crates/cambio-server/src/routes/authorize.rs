@@ -173,7 +173,7 @@ fn login_form(
     status: StatusCode,
     message: Option<&str>,
 ) -> Response {
-    let binding = Binding::for_page(headers);
+    let binding = Binding::for_page(headers, &app.base_url);
     let carried: String = CARRIED
         .iter()
         .filter_map(|name| form.get(name).map(|value| hidden(name, value)))
@@ -261,7 +261,7 @@ pub async fn submit(
     if let Err(ApiError::TooManyRequests(wait)) = crate::common::limit_address(&app, peer) {
         return too_many(wait);
     }
-    if !pages::binding_holds(&headers, form.get(pages::BINDING_FIELD)) {
+    if !pages::binding_holds(&headers, &app.base_url, form.get(pages::BINDING_FIELD)) {
         // No password is looked at: the form was not fetched by this browser (or its cookie
         // is gone). A fresh form lets a real user go on.
         return login_form(

@@ -156,7 +156,7 @@ async fn finish(app: &AppState, rt: &RealmRuntime, plan: Plan) -> Response {
 }
 
 fn confirmation_page(app: &AppState, headers: &HeaderMap, params: &FormParams) -> Response {
-    let binding = Binding::for_page(headers);
+    let binding = Binding::for_page(headers, &app.base_url);
     let carried: String = CARRIED
         .iter()
         .filter_map(|name| params.get(name).map(|value| hidden(name, value)))
@@ -214,7 +214,7 @@ pub async fn logout_confirm(
         Err(ApiError::OAuth(error)) => return bad_request(&error.description),
         Err(error) => return error.into_response(),
     };
-    if !pages::binding_holds(&headers, params.get(pages::BINDING_FIELD)) {
+    if !pages::binding_holds(&headers, &app.base_url, params.get(pages::BINDING_FIELD)) {
         return bad_request("This sign-out page has expired or cookies are blocked.");
     }
     match plan(&rt, &params) {

@@ -21,6 +21,20 @@ use crate::state::{AppState, RealmRuntime};
 
 /// The binding cookie's name.
 pub const BINDING_COOKIE: &str = "CAMBIO_BROWSER_BINDING";
+/// Its name when the public URL is HTTPS. The `__Host-` prefix makes browsers refuse the
+/// cookie unless it is `Secure`, has `Path=/` and no `Domain`, and was set by this very host
+/// over HTTPS: a sibling subdomain or a plain-HTTP man in the middle cannot plant a value it
+/// knows (which would let it forge the form's digest: login CSRF, forced logout).
+pub const SECURE_BINDING_COOKIE: &str = "__Host-CAMBIO_BROWSER_BINDING";
+
+/// The binding cookie's name for a server whose public URL is `base_url`.
+fn cookie_name(base_url: &str) -> &'static str {
+    if base_url.starts_with("https://") {
+        SECURE_BINDING_COOKIE
+    } else {
+        BINDING_COOKIE
+    }
+}
 /// The form field that carries the digest of the binding.
 pub const BINDING_FIELD: &str = "browser_binding";
 
@@ -158,8 +172,8 @@ pub struct Binding {
 impl Binding {
     /// Reuses the browser's binding (one per browser, so that several tabs can sign in at
     /// once), or draws a new one.
-    pub fn for_page(headers: &HeaderMap) -> Binding {
-        match binding_cookie(headers) {
+    pub fn for_page(headers: &HeaderMap, base_url: &str) -> Binding {
+        match binding_cookie(headers, cookie_name(base_url)) {
             Some(value) => Binding {
                 value: value.to_owned(),
                 fresh: false,
@@ -181,20 +195,20 @@ impl Binding {
         if !self.fresh {
             return;
         }
-        let secure = if base_url.starts_with("https://") {
-            "; Secure"
+        let name = cookie_name(base_url);
+        let cookie = if name == SECURE_BINDING_COOKIE {
+            format!(
+                "{name}={}; Path=/; HttpOnly; SameSite=Lax; Secure",
+                self.value
+            )
         } else {
-            ""
+            let path = base_url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+                .filter(|p| !p.is_empty())
+                .unwrap_or("/");
+            format!("{name}={}; Path={path}; HttpOnly; SameSite=Lax", self.value)
         };
-        let path = base_url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
-            .filter(|p| !p.is_empty())
-            .unwrap_or("/");
-        let cookie = format!(
-            "{BINDING_COOKIE}={}; Path={path}; HttpOnly; SameSite=Lax{secure}",
-            self.value
-        );
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -202,8 +216,9 @@ impl Binding {
 }
 
 /// Whether a POST carries the digest of the binding cookie it came with.
-pub fn binding_holds(headers: &HeaderMap, field: Option<&str>) -> bool {
-    let (Some(cookie), Some(field)) = (binding_cookie(headers), field) else {
+pub fn binding_holds(headers: &HeaderMap, base_url: &str, field: Option<&str>) -> bool {
+    let (Some(cookie), Some(field)) = (binding_cookie(headers, cookie_name(base_url)), field)
+    else {
         return false;
     };
     let expected = digest(cookie);
@@ -212,14 +227,14 @@ pub fn binding_holds(headers: &HeaderMap, field: Option<&str>) -> bool {
 
 /// The binding cookie's value, if the request carries a well-formed one (32 random bytes,
 /// base64url: what [`random::token`] draws).
-fn binding_cookie(headers: &HeaderMap) -> Option<&str> {
+fn binding_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BINDING_COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
         .filter(|v| {
             v.len() == 43
@@ -275,7 +290,7 @@ mod tests {
         let holds = |cookie: &str, field: Option<&str>| {
             let mut headers = HeaderMap::new();
             headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
-            binding_holds(&headers, field)
+            binding_holds(&headers, "http://127.0.0.1", field)
         };
         assert!(holds(
             &format!("a=b; {BINDING_COOKIE}={value}"),

@@ -280,10 +280,56 @@ async fn the_binding_cookie_is_secure_when_the_public_url_is_https() {
         .await;
     assert_eq!(page.status, 200, "{}", page.text);
     let cookie = header_value(&page, "set-cookie");
+    // `__Host-`: only this host, over HTTPS, may set it; no sibling domain can plant a value.
     assert!(
-        cookie.ends_with("; HttpOnly; SameSite=Lax; Secure"),
+        cookie.starts_with("__Host-CAMBIO_BROWSER_BINDING="),
         "{cookie}"
     );
+    assert!(
+        cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+        "{cookie}"
+    );
+    // A planted cookie without the prefix is not the binding: a form posted with it and its
+    // digest is refused (the login page is shown again, no password is checked).
+    let binding = BrowserBinding::from_page(&page, None);
+    let value = binding
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let mut form: Vec<(String, String)> = [
+        ("response_type", "code"),
+        ("client_id", "subject-client"),
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("username", "alice"),
+        ("password", "alice"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    form.push(("browser_binding".into(), binding.field.clone().unwrap()));
+    let post = |cookie: String| {
+        s.http
+            .post(format!("{local}/realms/demo/protocol/openid-connect/auth"))
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+    };
+    let planted = post(format!("CAMBIO_BROWSER_BINDING={value}"))
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 400);
+    assert!(planted.headers().get("location").is_none());
+    let text = planted.text().await.unwrap();
+    assert!(text.contains("expired or cookies are blocked"), "{text}");
+    // The same value under the `__Host-` name is the browser's own binding: signed in.
+    let own = post(format!("__Host-CAMBIO_BROWSER_BINDING={value}"))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 302);
 }
 
 #[tokio::test]

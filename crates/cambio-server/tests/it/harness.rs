@@ -431,7 +431,10 @@ impl BrowserBinding {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(|v| v.split(';').next())
-            .find(|pair| pair.starts_with("CAMBIO_BROWSER_BINDING="))
+            .find(|pair| {
+                pair.starts_with("CAMBIO_BROWSER_BINDING=")
+                    || pair.starts_with("__Host-CAMBIO_BROWSER_BINDING=")
+            })
             .map(str::to_owned)
             .or_else(|| previous.map(str::to_owned));
         let marker = "name=\"browser_binding\" value=\"";
