@@ -303,6 +303,10 @@ mod tests {
             Some(&digest("short"))
         ));
         assert!(!holds(&format!("X{BINDING_COOKIE}={value}"), Some(&field)));
-        assert!(!binding_holds(&HeaderMap::new(), Some(&field)));
+        assert!(!binding_holds(
+            &HeaderMap::new(),
+            "http://127.0.0.1",
+            Some(&field)
+        ));
     }
 }
