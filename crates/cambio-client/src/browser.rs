@@ -228,15 +228,20 @@ impl fmt::Debug for BrowserLogin {
     }
 }
 
-/// Reads the request head and returns the target of a `GET` request line.
+/// Reads the request head and returns the target of a `GET` request line. One deadline covers
+/// the whole head: a connection that trickles a byte at a time cannot hold its slot longer.
 async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(10), read_head(stream))
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut buffer = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
-            .await
-            .ok()?
-            .ok()?;
+        let read = stream.read(&mut buffer).await.ok()?;
         if read == 0 || head.len() + read > MAX_REQUEST_BYTES {
             return None;
         }

@@ -371,21 +371,23 @@ pub fn protocol_realm(app: &AppState, realm: &str) -> ApiResult<Arc<RealmRuntime
 pub async fn check_password_login(
     app: &AppState,
     realm_id: &str,
+    peer: std::net::IpAddr,
     username: &str,
     password: &str,
 ) -> ApiResult<Option<cambio_core::model::User>> {
     let key = format!("{realm_id}/{}", username.to_lowercase());
     let user = app.user_by_name(realm_id, username).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = crate::passwords::verify_async(&app.password_hashing, password.to_owned(), hash)
-        .await
-        .map_err(|refusal| match refusal {
-            // Every place is taken: the client should slow down.
-            crate::passwords::GateRefusal::Full => {
-                ApiError::TooManyRequests(std::time::Duration::from_secs(1))
-            }
-            crate::passwords::GateRefusal::TimedOut => ApiError::Unavailable,
-        })?;
+    let verified =
+        crate::passwords::verify_async(&app.password_hashing, peer, password.to_owned(), hash)
+            .await
+            .map_err(|refusal| match refusal {
+                // Every place is taken: the client should slow down.
+                crate::passwords::GateRefusal::Full => {
+                    ApiError::TooManyRequests(std::time::Duration::from_secs(1))
+                }
+                crate::passwords::GateRefusal::TimedOut => ApiError::Unavailable,
+            })?;
     let now = std::time::Instant::now();
     if app.logins.locked(&key, now) {
         return Ok(None);

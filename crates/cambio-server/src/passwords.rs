@@ -4,6 +4,7 @@
 //! once and how many wait, so that a flood of logins costs a bounded amount of memory and is
 //! answered quickly instead of queueing without end.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,42 @@ pub struct HashingGate {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
     wait: Duration,
+    /// Places held per client address (IPv6 by /64): one address may hold at most half of the
+    /// places, so that a flood from one address never fills the gate that other clients'
+    /// logins queue in. (Behind a reverse proxy every client shares its address; half the
+    /// gate is still there for a burst of real logins.)
+    per_address: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+    per_address_limit: usize,
+}
+
+/// A client's share of the gate, given back when dropped.
+struct AddressShare {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
+    key: IpAddr,
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(count) = map.get_mut(&self.key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The key an address is counted under: IPv6 by its /64, which one client usually holds whole.
+fn address_key(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
 }
 
 impl HashingGate {
@@ -101,14 +138,33 @@ impl HashingGate {
             running: Arc::new(Semaphore::new(concurrent)),
             admitted: Arc::new(Semaphore::new(concurrent + queue)),
             wait: limit.wait,
+            per_address: Arc::default(),
+            per_address_limit: ((concurrent + queue) / 2).max(1),
         }
     }
 
-    /// Runs `work` on the blocking pool once a turn is free.
+    /// Takes one of `peer`'s places, or refuses when it holds its share already.
+    fn share(&self, peer: IpAddr) -> Result<AddressShare, GateRefusal> {
+        let key = address_key(peer);
+        let mut map = self.per_address.lock().map_err(|_| GateRefusal::Full)?;
+        let count = map.entry(key).or_insert(0);
+        if *count >= self.per_address_limit {
+            return Err(GateRefusal::Full);
+        }
+        *count += 1;
+        Ok(AddressShare {
+            map: self.per_address.clone(),
+            key,
+        })
+    }
+
+    /// Runs `work` for a client at `peer` on the blocking pool once a turn is free.
     pub async fn run<T: Send + 'static>(
         &self,
+        peer: IpAddr,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, GateRefusal> {
+        let share = self.share(peer)?;
         let place = self
             .admitted
             .clone()
@@ -122,7 +178,7 @@ impl HashingGate {
         // does not free the place while the hash still runs on the blocking pool.
         tokio::task::spawn_blocking(move || {
             let result = work();
-            drop((turn, place));
+            drop((turn, place, share));
             result
         })
         .await
@@ -134,10 +190,11 @@ impl HashingGate {
 /// verified against a dummy hash so that the time taken is the same.
 pub async fn verify_async(
     gate: &HashingGate,
+    peer: IpAddr,
     password: String,
     stored: Option<String>,
 ) -> Result<bool, GateRefusal> {
-    gate.run(move || {
+    gate.run(peer, move || {
         let known = stored.is_some();
         let ok = verify(&password, stored.as_deref().unwrap_or(dummy_hash()));
         known && ok
@@ -149,6 +206,47 @@ pub async fn verify_async(
 mod tests {
     use super::*;
 
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
+    }
+
+    #[tokio::test]
+    async fn one_address_never_takes_the_waiting_room() {
+        let gate = std::sync::Arc::new(HashingGate::new(HashingLimit {
+            concurrent: 1,
+            queue: 2,
+            wait: Duration::from_secs(5),
+        }));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(ip(1), move || hold.recv().is_ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The same address again, and another in its /64 for IPv6, are refused at once...
+        assert_eq!(gate.run(ip(1), || ()).await, Err(GateRefusal::Full));
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let (release6, hold6) = std::sync::mpsc::channel::<()>();
+        let busy6 = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(v6(1), move || hold6.recv().is_ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(gate.run(v6(2), || ()).await, Err(GateRefusal::Full));
+        // ...while another client still finds a place, and its turn when one frees.
+        let other = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(ip(2), || 5).await })
+        };
+        release.send(()).unwrap();
+        release6.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(true));
+        assert_eq!(busy6.await.unwrap(), Ok(true));
+        assert_eq!(other.await.unwrap(), Ok(5));
+        // Shares are given back.
+        assert_eq!(gate.run(ip(1), || 6).await, Ok(6));
+    }
+
     #[tokio::test]
     async fn the_gate_refuses_beyond_its_places_and_after_its_wait() {
         let gate = std::sync::Arc::new(HashingGate::new(HashingLimit {
@@ -159,20 +257,20 @@ mod tests {
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let busy = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.run(move || hold.recv().is_ok()).await })
+            tokio::spawn(async move { gate.run(ip(1), move || hold.recv().is_ok()).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         // One waits (and gives up after the wait), a third is refused at once.
         let waiting = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.run(|| ()).await })
+            tokio::spawn(async move { gate.run(ip(2), || ()).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(gate.run(|| ()).await, Err(GateRefusal::Full));
+        assert_eq!(gate.run(ip(3), || ()).await, Err(GateRefusal::Full));
         assert_eq!(waiting.await.unwrap(), Err(GateRefusal::TimedOut));
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap(), Ok(true));
-        assert_eq!(gate.run(|| 7).await, Ok(7));
+        assert_eq!(gate.run(ip(4), || 7).await, Ok(7));
     }
 
     #[tokio::test]
@@ -187,7 +285,7 @@ mod tests {
         let caller = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                gate.run(move || {
+                gate.run(ip(1), move || {
                     let _ = started.send(());
                     hold.recv().is_ok()
                 })
@@ -198,9 +296,9 @@ mod tests {
         // The client disconnects: its request future is dropped while the hash runs on.
         caller.abort();
         let _ = caller.await;
-        assert_eq!(gate.run(|| ()).await, Err(GateRefusal::TimedOut));
+        assert_eq!(gate.run(ip(2), || ()).await, Err(GateRefusal::TimedOut));
         release.send(()).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(gate.run(|| 1).await, Ok(1));
+        assert_eq!(gate.run(ip(3), || 1).await, Ok(1));
     }
 }

@@ -273,7 +273,7 @@ pub async fn submit(
             Some("This sign-in page has expired or cookies are blocked. Please sign in again."),
         );
     }
-    match login(&app, &rt, &checked, &form).await {
+    match login(&app, &rt, peer.ip(), &checked, &form).await {
         Ok(Some(response)) => response,
         Ok(None) => login_form(
             &app,
@@ -315,6 +315,7 @@ pub(crate) fn code_session_key(code: &str) -> String {
 async fn login(
     app: &AppState,
     rt: &RealmRuntime,
+    peer: std::net::IpAddr,
     checked: &Checked,
     form: &FormParams,
 ) -> Result<Option<Response>, ApiError> {
@@ -323,19 +324,20 @@ async fn login(
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return Ok(None);
     };
-    let user = match crate::common::check_password_login(app, rt.id(), username, password).await? {
-        Some(user) => user,
-        None => {
-            app.audit.record(crate::audit::Event {
-                realm_id: rt.id().to_owned(),
-                event_type: "LOGIN_ERROR",
-                client_id: Some(trusted.client.client_id.clone()),
-                error: Some("invalid_user_credentials".into()),
-                ..Default::default()
-            });
-            return Ok(None);
-        }
-    };
+    let user =
+        match crate::common::check_password_login(app, rt.id(), peer, username, password).await? {
+            Some(user) => user,
+            None => {
+                app.audit.record(crate::audit::Event {
+                    realm_id: rt.id().to_owned(),
+                    event_type: "LOGIN_ERROR",
+                    client_id: Some(trusted.client.client_id.clone()),
+                    error: Some("invalid_user_credentials".into()),
+                    ..Default::default()
+                });
+                return Ok(None);
+            }
+        };
     let session = new_session(rt, &trusted.client, &user.id, checked.scope.offline(), now);
     app.store.insert_session(&session).await?;
     let code = random::token();

@@ -101,7 +101,7 @@ async fn token_inner(
         event.details.insert("trace_id", trace_id);
     }
     let outcome = match common::limit_address(&app, peer) {
-        Ok(()) => handle(&app, &rt, &headers, body, now, &mut event).await,
+        Ok(()) => handle(&app, &rt, peer.ip(), &headers, body, now, &mut event).await,
         Err(limited) => Err(limited),
     };
     let outcome_label = match &outcome {
@@ -203,6 +203,7 @@ fn error_type(event_type: &'static str) -> &'static str {
 async fn handle(
     app: &AppState,
     rt: &RealmRuntime,
+    peer: std::net::IpAddr,
     headers: &HeaderMap,
     body: Body,
     now: u64,
@@ -235,7 +236,7 @@ async fn handle(
         GrantType::ClientCredentials => {
             client_credentials(app, rt, &client, &form, now, event).await
         }
-        GrantType::Password => password(app, rt, &client, &form, now, event).await,
+        GrantType::Password => password(app, rt, peer, &client, &form, now, event).await,
         GrantType::RefreshToken => refresh(app, rt, &client, &form, now, event).await,
         GrantType::AuthorizationCode => {
             authorization_code(app, rt, &client, &form, now, event).await
@@ -328,6 +329,7 @@ async fn client_credentials(
 async fn password(
     app: &AppState,
     rt: &RealmRuntime,
+    peer: std::net::IpAddr,
     client: &Client,
     form: &FormParams,
     now: u64,
@@ -340,7 +342,8 @@ async fn password(
         .details
         .insert("username", username.chars().take(64).collect());
     let scope = GrantedScope::resolve(&rt.snapshot, client, form.get("scope"))?;
-    let Some(user) = common::check_password_login(app, rt.id(), username, password).await? else {
+    let Some(user) = common::check_password_login(app, rt.id(), peer, username, password).await?
+    else {
         return Err(ApiError::UserCredentials(grants::invalid_user_credentials()));
     };
     event.user_id = Some(user.id.clone());
