@@ -1,7 +1,6 @@
 //! Keycloak as a process beside the test: started on a free loopback port in development mode
 //! with an in-memory database, stopped when the test ends or when this process dies.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,8 +12,9 @@ const START_DEADLINE: Duration = Duration::from_secs(240);
 pub struct Keycloak {
     pub base: String,
     child: Child,
-    /// Held open for the life of the process: the wrapper stops Keycloak when it closes.
-    _lifeline: ChildStdin,
+    /// Held open while Keycloak should run: the wrapper stops Keycloak when it closes, which
+    /// happens in `drop`, or by itself when this process dies however it dies.
+    lifeline: Option<ChildStdin>,
     pub started_in: Duration,
     log: PathBuf,
 }
@@ -92,7 +92,7 @@ impl Keycloak {
         Keycloak {
             base,
             child,
-            _lifeline: lifeline,
+            lifeline: Some(lifeline),
             started_in: started.elapsed(),
             log,
         }
@@ -107,9 +107,10 @@ impl Keycloak {
 
 impl Drop for Keycloak {
     fn drop(&mut self) {
-        // Closing the lifeline makes the wrapper stop Keycloak; give it a moment to go.
-        let _ = self._lifeline.flush();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Closing the lifeline makes the wrapper stop Keycloak (it forwards the signal to the
+        // JVM and waits for it); killing the wrapper instead would orphan the JVM.
+        drop(self.lifeline.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -117,6 +118,7 @@ impl Drop for Keycloak {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
