@@ -253,7 +253,11 @@ impl AppState {
                 .revoke_session(&session.id, session.expires_at);
         }
         for (jti, until) in self.store.list_revoked_token_ids(now).await? {
-            self.revocations.revoke_token_id(&jti, until);
+            // A session's revocation kept past the session's end, for its descendants.
+            match jti.strip_prefix(crate::routes::token::REVOKED_SESSION_PREFIX) {
+                Some(session) => self.revocations.revoke_session(session, until),
+                None => self.revocations.revoke_token_id(&jti, until),
+            }
         }
         for part in self.store.list_ended_client_sessions(now).await? {
             if let Some(ended_at) = part.ended_at {

@@ -749,18 +749,35 @@ pub async fn end_client_session(
 /// it, or derived from one, could live.
 pub async fn end_session(app: &AppState, session_id: &str, now: u64) -> ApiResult<()> {
     app.store.revoke_session(session_id, now).await?;
-    let until = match app.store.get_session(session_id).await? {
+    let (realm_id, until) = match app.store.get_session(session_id).await? {
         Some(session) => {
             let session_end = session.expires_at.max(now);
-            match app.realm_by_id(&session.realm_id) {
+            let until = match app.realm_by_id(&session.realm_id) {
                 Some(rt) => common::revocation_horizon(&rt, session_end),
                 None => session_end,
-            }
+            };
+            (Some(session.realm_id), until)
         }
         // A session no longer stored has no tokens left but exchanged ones; an hour covers
         // those under the default lifespans.
-        None => now.saturating_add(3600),
+        None => (None, now.saturating_add(3600)),
     };
+    // The session row is purged at the session's end, but exchanged tokens may outlive it
+    // (realms that do not cap them by the subject): the revocation is also kept as a revoked
+    // id until its horizon, which restarts and resyncs load back (`AppState::load_all`).
+    if let Some(realm_id) = realm_id {
+        app.store
+            .revoke_token_id(&realm_id, &revoked_session_id(session_id), until)
+            .await?;
+    }
     app.revoke_session_everywhere(session_id, until).await;
     Ok(())
 }
+
+/// The revoked-id entry that keeps a session's revocation until its horizon.
+pub fn revoked_session_id(session_id: &str) -> String {
+    format!("{REVOKED_SESSION_PREFIX}{session_id}")
+}
+
+/// The prefix of [`revoked_session_id`]s; token ids are UUIDs and never start with it.
+pub const REVOKED_SESSION_PREFIX: &str = "session:";

@@ -519,3 +519,49 @@ async fn revoking_an_expired_subject_still_reaches_its_descendants() {
     revoke(&server, &subject, SUBJECT).await;
     assert_eq!(server.introspect(&exchanged).await, inactive());
 }
+
+// A logout's revocation outlives the session's own end for as long as tokens exchanged in it
+// can live (realms that do not cap them by the subject), across a restart on the same issuer,
+// with the session row itself purged meanwhile.
+#[tokio::test]
+async fn a_logout_outlives_its_session_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_purging(Some(dir.path())).await;
+    let realm = admin(
+        &server,
+        Method::PUT,
+        "",
+        Some(json!({"exchangeLifetimeCappedBySubject": false, "ssoSessionMaxLifespan": 3})),
+    )
+    .await;
+    assert_eq!(realm.status, 204, "{}", realm.text);
+    let login = server.alice(None).await;
+    let exchanged = server
+        .exchange(&login.access_token(), &[])
+        .await
+        .access_token();
+    let session_end = now() + 3;
+    assert!(claims(&exchanged)["exp"].as_u64().unwrap() > session_end + 60);
+    let reply = server
+        .post_form(
+            &server.oidc("demo", "logout"),
+            &[("refresh_token", &refresh_token(&login))],
+            Some(SUBJECT),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    assert_eq!(server.introspect(&exchanged).await, inactive());
+    // Past the session's end (its row purged), then restarted on the same address.
+    while now() <= session_end + 2 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let server = restart_in_place(server, dir.path()).await;
+    let fresh = server
+        .exchange(&server.alice(None).await.access_token(), &[])
+        .await;
+    assert_eq!(
+        server.introspect(&fresh.access_token()).await["active"],
+        true
+    );
+    assert_eq!(server.introspect(&exchanged).await, inactive());
+}
