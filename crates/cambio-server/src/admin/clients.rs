@@ -101,6 +101,24 @@ pub fn to_rep(client: &Client) -> ClientRep {
     }
 }
 
+/// Keycloak reads a redirect URI that starts with `/` as relative to the client's `rootUrl`,
+/// or to the server's own base URL without one (its built-in `account` client has
+/// `/realms/{realm}/account/*`). Cambio stores the absolute URI, so that matching only ever
+/// compares absolute URIs; anything else is returned as given, for validation.
+fn absolute_redirect_uri(uri: &str, root_url: Option<&str>, realm: &RealmRuntime) -> String {
+    if !uri.starts_with('/') || uri.starts_with("//") {
+        return uri.to_owned();
+    }
+    let server_base = realm
+        .issuer()
+        .strip_suffix(&format!("/realms/{}", realm.name()))
+        .unwrap_or(realm.issuer());
+    let base = root_url
+        .filter(|root| root.starts_with("https://") || root.starts_with("http://"))
+        .unwrap_or(server_base);
+    format!("{}{uri}", base.trim_end_matches('/'))
+}
+
 /// Applies the fields a representation names to a client, validating them.
 pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> ApiResult<()> {
     if let Some(client_id) = &rep.client_id {
@@ -136,11 +154,14 @@ pub fn apply_rep(client: &mut Client, rep: &ClientRep, realm: &RealmRuntime) -> 
     // Redirect URIs and web origins are checked when stored (RFC 9700 §2.1, §4.1.3): a code
     // can then only ever be sent where the registration clearly says.
     if let Some(v) = &rep.redirect_uris {
+        let mut uris = Vec::with_capacity(v.len());
         for uri in v {
-            redirect::check_registered(uri)
+            let uri = absolute_redirect_uri(uri, rep.root_url.as_deref(), realm);
+            redirect::check_registered(&uri)
                 .map_err(|e| bad_request(format!("Invalid redirect URI {uri:?}: it {e}")))?;
+            uris.push(uri);
         }
-        client.redirect_uris = v.clone();
+        client.redirect_uris = uris;
     }
     if let Some(v) = &rep.web_origins {
         for origin in v {

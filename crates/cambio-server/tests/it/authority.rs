@@ -860,3 +860,43 @@ async fn a_client_made_again_does_not_revive_the_old_ones_tokens() {
     let new = client_token(&s, "phoenix", "phoenix-secret").await;
     assert_eq!(s.introspect(&new).await["active"], true);
 }
+
+#[tokio::test]
+async fn relative_redirect_uris_are_read_as_keycloak_reads_them() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    // Keycloak's built-in account client, as realm exports carry it: relative to the server.
+    let account = root
+        .create(
+            "/clients",
+            json!({"clientId": "account", "publicClient": true,
+                   "redirectUris": ["/realms/demo/account/*"]}),
+        )
+        .await;
+    let stored = root.ok(&format!("/clients/{account}")).await;
+    assert_eq!(
+        stored["redirectUris"],
+        json!([format!("{}/realms/demo/account/*", s.base)])
+    );
+    // With a root URL, relative to it.
+    let app = root
+        .create(
+            "/clients",
+            json!({"clientId": "portal", "publicClient": true,
+                   "rootUrl": "https://portal.example", "redirectUris": ["/callback"]}),
+        )
+        .await;
+    let stored = root.ok(&format!("/clients/{app}")).await;
+    assert_eq!(
+        stored["redirectUris"],
+        json!(["https://portal.example/callback"])
+    );
+    // A scheme-relative URI is no path: refused like any non-absolute URI.
+    root.expect(
+        400,
+        Method::POST,
+        "/clients",
+        Some(json!({"clientId": "odd", "redirectUris": ["//evil.example/cb"]})),
+    )
+    .await;
+}

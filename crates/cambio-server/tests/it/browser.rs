@@ -232,7 +232,11 @@ async fn registration_refuses_dangerous_redirect_uris_and_origins() {
             "uses a forbidden scheme",
         ),
         (
-            json!({"redirectUris": ["/relative/*"]}),
+            json!({"redirectUris": ["relative/*"]}),
+            "is not an absolute URI",
+        ),
+        (
+            json!({"redirectUris": ["//other.example/cb"]}),
             "is not an absolute URI",
         ),
         (
