@@ -43,6 +43,8 @@ pub struct ClientRep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_services_enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_flow_binding_overrides: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout: Option<bool>,
@@ -179,6 +181,11 @@ pub struct UserRep {
     pub totp: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified_timestamp: Option<u64>,
+    /// Keycloak's per-user "not before" (Cambio has none: always 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disableable_credential_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<BTreeMap<String, bool>>,
 }

@@ -61,7 +61,9 @@ pub fn to_rep(client: &Client) -> ClientRep {
         implicit_flow_enabled: Some(false),
         direct_access_grants_enabled: Some(client.direct_access_grants_enabled),
         service_accounts_enabled: Some(client.service_accounts_enabled),
-        authorization_services_enabled: Some(false),
+        // As Keycloak: absent while off, and no overrides of the authentication flows.
+        authorization_services_enabled: None,
+        authentication_flow_binding_overrides: Some(BTreeMap::new()),
         public_client: Some(client.public_client),
         frontchannel_logout: Some(false),
         protocol: Some("openid-connect".into()),
@@ -75,7 +77,8 @@ pub fn to_rep(client: &Client) -> ClientRep {
         full_scope_allowed: Some(client.full_scope_allowed),
         default_client_scopes: Some(client.default_client_scopes.clone()),
         optional_client_scopes: Some(client.optional_client_scopes.clone()),
-        protocol_mappers: Some(
+        // Keycloak leaves the member out when a client has no mappers of its own.
+        protocol_mappers: (!client.protocol_mappers.is_empty()).then(|| {
             client
                 .protocol_mappers
                 .iter()
@@ -86,8 +89,8 @@ pub fn to_rep(client: &Client) -> ClientRep {
                     protocol_mapper: m.protocol_mapper.clone(),
                     config: m.config.clone(),
                 })
-                .collect(),
-        ),
+                .collect()
+        }),
         not_before: Some(0),
         surrogate_auth_required: Some(false),
         always_display_in_console: Some(false),

@@ -120,8 +120,22 @@ pub fn to_rep(user: &User) -> UserRep {
                 .collect()
         }),
         totp: Some(false),
+        not_before: Some(0),
+        disableable_credential_types: Some(Vec::new()),
         ..Default::default()
     }
+}
+
+/// What the caller may do with a user, in Keycloak's `access` member.
+fn access(admin: &Admin) -> BTreeMap<String, bool> {
+    let manage = admin.has("manage-users");
+    BTreeMap::from([
+        ("view".to_owned(), true),
+        ("manage".to_owned(), manage),
+        ("mapRoles".to_owned(), manage),
+        ("manageGroupMembership".to_owned(), manage),
+        ("impersonate".to_owned(), false),
+    ])
 }
 
 // Lookups, validation and guards.
@@ -385,14 +399,18 @@ pub async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<UserRep>>> {
-    authorize(&app, &headers, &realm, Need::ViewUsers).await?;
+    let admin = authorize(&app, &headers, &realm, Need::ViewUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
+    let access = access(&admin);
     let reps: Vec<UserRep> = app
         .users_of_realm(rt.id())
         .await?
         .iter()
         .filter(|u| matches(u, &query))
-        .map(to_rep)
+        .map(|user| UserRep {
+            access: Some(access.clone()),
+            ..to_rep(user)
+        })
         .collect();
     Ok(Json(page(
         reps,
@@ -464,15 +482,8 @@ pub async fn get_one(
     let admin = authorize(&app, &headers, &realm, Need::ViewUsers).await?;
     let rt = realm_or_404(&app, &realm)?;
     let user = user_or_404(&app, &rt, &id).await?;
-    let manage = admin.has("manage-users");
     let mut rep = to_rep(&user);
-    rep.access = Some(BTreeMap::from([
-        ("view".to_owned(), true),
-        ("manage".to_owned(), manage),
-        ("mapRoles".to_owned(), manage),
-        ("manageGroupMembership".to_owned(), manage),
-        ("impersonate".to_owned(), false),
-    ]));
+    rep.access = Some(access(&admin));
     Ok(Json(rep))
 }
 
