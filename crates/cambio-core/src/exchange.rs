@@ -93,6 +93,9 @@ pub struct ExchangeParams<'a> {
     pub mode: PermissionModel,
     pub subject_token: &'a str,
     pub requested: RequestedType,
+    /// No `requested_token_type` under the legacy model: Keycloak's V1 then answers a refresh
+    /// token with the access token whenever one can be had (Terradue's guide relies on it).
+    pub legacy_default: bool,
     pub audiences: Vec<&'a str>,
     pub scope: Option<&'a str>,
     pub actor_token: Option<&'a str>,
@@ -167,10 +170,13 @@ impl<'a> ExchangeParams<'a> {
                 "Parameter 'resource' is not supported; use 'audience'",
             ));
         }
+        let legacy_default = matches!(mode, PermissionModel::Legacy { .. })
+            && form.get("requested_token_type").is_none();
         Ok(ExchangeParams {
             mode,
             subject_token,
             requested,
+            legacy_default,
             audiences,
             scope: form.get("scope"),
             actor_token,
@@ -293,18 +299,26 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
             "Client is not the holder of the token",
         ));
     }
-    if !subject.claims.aud.contains(own) && subject.claims.azp != *own {
-        return Err(OAuthError::access_denied(
-            "Client is not within the token audience",
-        ));
-    }
-    if let PermissionModel::Legacy { target } = &params.mode {
-        let permitted = realm
-            .client_by_client_id(target)
-            .and_then(|t| realm.permissions.exchange_permission(&t.id))
-            .is_some_and(|p| realm.permissions.grants(p, &requester.id));
-        if !permitted {
-            return Err(OAuthError::access_denied("Client not allowed to exchange"));
+    match &params.mode {
+        // Standard (V2): the subject token must have been meant for the requester.
+        PermissionModel::Standard => {
+            if !subject.claims.aud.contains(own) && subject.claims.azp != *own {
+                return Err(OAuthError::access_denied(
+                    "Client is not within the token audience",
+                ));
+            }
+        }
+        // Legacy (V1): the target's `token-exchange` permission naming the requester is the
+        // administrator's explicit grant, and all it takes (as in Keycloak, and the design's
+        // "tied to the subject token or holding an explicit permission").
+        PermissionModel::Legacy { target } => {
+            let permitted = realm
+                .client_by_client_id(target)
+                .and_then(|t| realm.permissions.exchange_permission(&t.id))
+                .is_some_and(|p| realm.permissions.grants(p, &requester.id));
+            if !permitted {
+                return Err(OAuthError::access_denied("Client not allowed to exchange"));
+            }
         }
     }
     let act = delegation(subject, actor, requester)?;
@@ -339,6 +353,17 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                     "Refresh token not valid as requested_token_type because creating a new session is needed",
                 ));
             }
+            Some(requester.refresh_lifespan(&realm.realm))
+        }
+        // The legacy model's default: a refresh token when the requester uses them and the
+        // subject's online session can carry one; otherwise the access token alone.
+        RequestedType::AccessToken
+            if params.legacy_default
+                && requester.uses_refresh_tokens()
+                && subject.claims.sid.is_some()
+                && !subject.is_offline()
+                && !scope.offline() =>
+        {
             Some(requester.refresh_lifespan(&realm.realm))
         }
         _ => None,
@@ -379,6 +404,10 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                 auth_time: subject.claims.auth_time,
                 // Only a refresh token remembers it.
                 role_ceiling: refresh_lifetime.map(|_| RoleCeiling::from(&subject.roles())),
+                legacy_target: match &params.mode {
+                    PermissionModel::Legacy { target } => Some(target.clone()),
+                    PermissionModel::Standard => None,
+                },
             },
             now,
             access_jti,
@@ -401,8 +430,13 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
             }
         }
     }
+    // Keycloak's V1 reports the refresh token it added as the issued type.
+    let issued_token_type = match params.requested {
+        RequestedType::AccessToken if refresh_lifetime.is_some() => RequestedType::RefreshToken,
+        requested => requested,
+    };
     Ok(ExchangeDecision {
-        issued_token_type: params.requested,
+        issued_token_type,
         issued,
     })
 }

@@ -273,7 +273,18 @@ pub fn refresh(
     } else {
         client.refresh_lifespan(&realm.realm)
     };
-    let issued = issue::issue(
+    // A legacy exchange's refresh token lives by the permission that allowed it.
+    if let Some(target) = &presented.data.legacy_target {
+        let permitted = realm
+            .client_by_client_id(target)
+            .filter(|t| t.enabled)
+            .and_then(|t| realm.permissions.exchange_permission(&t.id))
+            .is_some_and(|p| realm.permissions.grants(p, &client.id));
+        if !permitted {
+            return Err(OAuthError::invalid_grant("Client not allowed to exchange"));
+        }
+    }
+    let mut issued = issue::issue(
         realm,
         IssueSpec {
             client,
@@ -294,7 +305,10 @@ pub fn refresh(
             id_jti: ids.id_jti,
         },
     );
-    if let Some(filter) = &presented.data.audience_filter
+    if let Some(target) = &presented.data.legacy_target {
+        // As at the exchange: the token is for the target, roles or not.
+        issued.access.aud = vec![target.clone()];
+    } else if let Some(filter) = &presented.data.audience_filter
         && filter.iter().any(|a| !issued.access.aud.contains(a))
     {
         return Err(OAuthError::invalid_grant(

@@ -20,6 +20,10 @@ pub struct RefreshData {
     pub auth_time: Option<u64>,
     /// Client roles present in the token that was exchanged; a refresh never widens them.
     pub role_ceiling: Option<RoleCeiling>,
+    /// The target of a legacy (V1) exchange: its refreshes are for it alone, and only while
+    /// the target's `token-exchange` permission still names the requester.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_target: Option<String>,
 }
 
 /// The roles an exchanged token may at most carry.

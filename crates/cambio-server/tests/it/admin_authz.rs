@@ -194,6 +194,28 @@ async fn token_handling_guide_flow() {
         (Some("target-api"), Some("source-app"))
     );
     assert_eq!(c["sub"], claims(&subject)["sub"]);
+    // Without requested_token_type the legacy model answers a refresh token too, in the
+    // subject's session, as Keycloak's V1 does.
+    assert!(reply.body["refresh_token"].is_string(), "{}", reply.text);
+    assert_eq!(
+        reply.body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:refresh_token"
+    );
+    let refreshed = server
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "source-app"),
+                (
+                    "refresh_token",
+                    reply.body["refresh_token"].as_str().unwrap(),
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(claims(&refreshed.access_token())["aud"], "target-api");
 
     // A client the policy does not name.
     let other = alice_via(&server, "intruder-app").await;
@@ -440,4 +462,57 @@ async fn permission_ids_are_stable_across_restarts() {
             .status,
         200
     );
+}
+
+#[tokio::test]
+async fn a_legacy_refresh_needs_the_permission_still() {
+    let server = TestServer::start().await;
+    let token = server.admin_token().await;
+    guide_setup(&server, &token).await;
+    let subject = alice_via(&server, "source-app").await;
+    let reply = exchange_as(&server, "source-app", &subject, "target-api").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let refresh = |refresh_token: String| {
+        let server = &server;
+        async move {
+            server
+                .token(
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", "source-app"),
+                        ("refresh_token", &refresh_token),
+                    ],
+                    None,
+                )
+                .await
+        }
+    };
+    let refreshed = refresh(reply.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(claims(&refreshed.access_token())["aud"], "target-api");
+    // Without the permission, the refresh token refreshes no more (authority follows the
+    // present): the policy naming the source is deleted.
+    let rm = client_uuid(&server, &token, "realm-management").await;
+    let authz = format!("/admin/realms/demo/clients/{rm}/authz/resource-server");
+    let (_, _, found) = admin(
+        &server,
+        &token,
+        "GET",
+        &format!("{authz}/policy/search?name=source-exchange"),
+        None,
+    )
+    .await;
+    let policy_id = found["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = admin(
+        &server,
+        &token,
+        "DELETE",
+        &format!("{authz}/policy/{policy_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    refresh(refreshed.body["refresh_token"].as_str().unwrap().to_owned())
+        .await
+        .assert_error(400, "invalid_grant", "Client not allowed to exchange");
 }

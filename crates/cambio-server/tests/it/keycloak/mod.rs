@@ -157,12 +157,21 @@ async fn keycloak_differential_suite() {
         .and_then(|n| n.strip_prefix("keycloak-"))
         .unwrap_or("?")
         .to_owned();
-    let keycloak = oracle::Keycloak::start(home, "").await;
+    let keycloak = oracle::Keycloak::start(home.clone(), "").await;
     eprintln!("Keycloak {version} started in {:?}", keycloak.started_in);
     let cambio = TestServer::start().await;
     let mut report = Report::default();
     scenarios::run(&keycloak.base, &cambio, &mut report).await;
     drop(keycloak);
+    // The legacy model is a server-wide feature of Keycloak's: a second Keycloak runs with it.
+    let legacy = oracle::Keycloak::start(home, "token-exchange,admin-fine-grained-authz:v1").await;
+    eprintln!(
+        "Keycloak (legacy exchange) started in {:?}",
+        legacy.started_in
+    );
+    let cambio = TestServer::start().await;
+    scenarios::run_legacy(&legacy.base, &cambio, &mut report).await;
+    drop(legacy);
 
     if std::env::var("CAMBIO_KEYCLOAK_DIFFERENCES").as_deref() == Ok("write") {
         write_document(&report, &version);
