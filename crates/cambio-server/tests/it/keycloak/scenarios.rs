@@ -772,6 +772,22 @@ fn members(value: &Value) -> Value {
     sorted(&Value::Array(names))
 }
 
+/// A Keycloak-style OIDC identity provider's settings (no `cambio.*` keys).
+fn idp_config() -> Value {
+    let base = "https://idp.example/realms/partner";
+    json!({
+        "issuer": base,
+        "jwksUrl": format!("{base}/protocol/openid-connect/certs"),
+        "useJwksUrl": "true",
+        "validateSignature": "true",
+        "clientId": "cambio",
+        "clientSecret": "idp-secret",
+        "clientAuthMethod": "client_secret_post",
+        "authorizationUrl": format!("{base}/protocol/openid-connect/auth"),
+        "tokenUrl": format!("{base}/protocol/openid-connect/token"),
+    })
+}
+
 /// Creates, reads, updates and deletes clients, roles, users and client scopes on both servers
 /// and compares the statuses, the `Location` shapes and the representations' members.
 async fn admin_api(kc: &Peer, kc_token: &str, cb: &Peer, cb_token: &str, report: &mut Report) {
@@ -797,6 +813,12 @@ async fn admin_api(kc: &Peer, kc_token: &str, cb: &Peer, cb_token: &str, report:
             "role",
             "/roles",
             json!({"name": "crud-role", "description": "made by the suite"}),
+        ),
+        // An identity provider registered the Keycloak way (Keycloak's own settings only).
+        (
+            "identity provider",
+            "/identity-provider/instances",
+            json!({"alias": "crud-idp", "providerId": "oidc", "enabled": true, "config": idp_config()}),
         ),
     ];
     let mut kc_ids: Vec<(&str, String)> = Vec::new();
@@ -873,6 +895,18 @@ async fn admin_api(kc: &Peer, kc_token: &str, cb: &Peer, cb_token: &str, report:
         ("admin: count users", "/users/count"),
         ("admin: read client scope", "/client-scopes/{scope}"),
         ("admin: read realm role", "/roles/crud-role"),
+        (
+            "admin: read identity provider",
+            "/identity-provider/instances/crud-idp",
+        ),
+        (
+            "admin: list identity providers",
+            "/identity-provider/instances",
+        ),
+        (
+            "admin: unknown identity provider",
+            "/identity-provider/instances/no-such-idp",
+        ),
         ("admin: realm", ""),
         (
             "admin: unknown client",
@@ -935,6 +969,21 @@ async fn admin_api(kc: &Peer, kc_token: &str, cb: &Peer, cb_token: &str, report:
             method: Method::POST,
             path: "/users",
             body: Some(json!("not an object")),
+        },
+        AdminCall {
+            name: "admin: update identity provider",
+            method: Method::PUT,
+            path: "/identity-provider/instances/crud-idp",
+            body: Some(
+                json!({"alias": "crud-idp", "providerId": "oidc", "enabled": false,
+                              "config": idp_config()}),
+            ),
+        },
+        AdminCall {
+            name: "admin: delete identity provider",
+            method: Method::DELETE,
+            path: "/identity-provider/instances/crud-idp",
+            body: None,
         },
         AdminCall {
             name: "admin: delete client scope",
