@@ -900,3 +900,33 @@ async fn relative_redirect_uris_are_read_as_keycloak_reads_them() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_client_rename_never_leaves_its_service_account_behind() {
+    let s = TestServer::start().await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    let (boss, _) = robot(&root, "boss-robot", &["realm-admin"]).await;
+    // Someone took the name the service account would move to.
+    root.create(
+        "/users",
+        json!({"username": "service-account-renamed-robot", "enabled": true}),
+    )
+    .await;
+    let reply = root
+        .send(
+            Method::PUT,
+            &format!("/clients/{boss}"),
+            Some(json!({"clientId": "renamed-robot"})),
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    // Nothing moved: the client keeps its name and its account, so the guard still finds it.
+    assert_eq!(
+        root.ok(&format!("/clients/{boss}")).await["clientId"],
+        "boss-robot"
+    );
+    let account = root
+        .ok(&format!("/clients/{boss}/service-account-user"))
+        .await;
+    assert_eq!(account["username"], "service-account-boss-robot");
+}
