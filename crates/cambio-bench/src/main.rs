@@ -283,6 +283,8 @@ fn run_against_target(args: &Args, target: SocketAddr) -> Result<Report, String>
     }];
     let mut report = runtime.block_on(load(args, &servers, None))?;
     report.server_bin = format!("running server at {target} (pid {pid})");
+    // The running server's realm decides how it signs, not `--alg`.
+    report.alg = "the target realm's";
     report.database = "the running server's own".into();
     Ok(report)
 }
