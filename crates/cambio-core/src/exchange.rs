@@ -53,6 +53,11 @@ pub enum PermissionModel {
     Legacy { target: String },
 }
 
+/// Realm attribute: `true` makes the fine-grained (V1) model the one for every requester
+/// without standard token exchange, as Keycloak's `token-exchange` feature does for a whole
+/// server. Unset, a requester falls to that model only when its target has a permission.
+pub const LEGACY_TOKEN_EXCHANGE: &str = "cambio.legacyTokenExchange";
+
 /// Decides the permission model from the requester and the audience, before any token is
 /// verified: a requester neither model admits is refused at once.
 fn permission_model(
@@ -70,8 +75,16 @@ fn permission_model(
         [audience] => realm.client_by_client_id(audience).map(|c| &**c),
         _ => None,
     };
+    // With the realm's legacy switch on, as with Keycloak's server-wide `token-exchange`
+    // feature, every such requester is judged by the fine-grained model: without a permission
+    // on the target it is told it is not allowed (403), not that standard exchange is off.
+    let legacy_realm = realm
+        .realm
+        .attributes
+        .get(LEGACY_TOKEN_EXCHANGE)
+        .is_some_and(|v| v == "true");
     if let Some(target) = target
-        && realm.permissions.exchange_permission(&target.id).is_some()
+        && (legacy_realm || realm.permissions.exchange_permission(&target.id).is_some())
     {
         return Ok(PermissionModel::Legacy {
             target: target.client_id.clone(),

@@ -516,3 +516,40 @@ async fn a_legacy_refresh_needs_the_permission_still() {
         .await
         .assert_error(400, "invalid_grant", "Client not allowed to exchange");
 }
+
+#[tokio::test]
+async fn the_realm_legacy_switch_judges_every_requester_by_permissions() {
+    let server = TestServer::start().await;
+    let token = server.admin_token().await;
+    let (status, _, body) = admin(
+        &server,
+        &token,
+        "POST",
+        "/admin/realms/demo/clients",
+        Some(json!({"clientId": "lonely-app", "publicClient": true, "directAccessGrantsEnabled": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let subject = alice_via(&server, "lonely-app").await;
+    // Off (the default): no permission anywhere, so the standard model's refusal.
+    exchange_as(&server, "lonely-app", &subject, "orders-api")
+        .await
+        .assert_error(
+            400,
+            "invalid_client",
+            "Public client is not allowed to exchange token",
+        );
+    // On: the fine-grained model's, as Keycloak with its token-exchange feature answers.
+    let (status, _, body) = admin(
+        &server,
+        &token,
+        "PUT",
+        "/admin/realms/demo",
+        Some(json!({"attributes": {"cambio.legacyTokenExchange": "true"}})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    exchange_as(&server, "lonely-app", &subject, "orders-api")
+        .await
+        .assert_error(403, "access_denied", "Client not allowed to exchange");
+}

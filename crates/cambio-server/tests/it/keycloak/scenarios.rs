@@ -1036,10 +1036,58 @@ pub async fn run_legacy(keycloak_base: &str, cambio: &TestServer, report: &mut R
         serde_json::from_str(include_str!("oracle-realm.json")).expect("oracle-realm.json");
     let kc_admin = kc.admin_token("admin").await;
     let cb_admin = cb.admin_token(crate::ADMIN_PASSWORD).await;
+    // Keycloak's V1 is a server feature; Cambio's realm switch stands for it (Keycloak keeps the
+    // attribute and ignores it).
+    let mut realm = realm;
+    realm["attributes"] = json!({"cambio.legacyTokenExchange": "true"});
+    let mut before_permissions = Vec::new();
     for (peer, token) in [(&kc, &kc_admin), (&cb, &cb_admin)] {
         let r = peer.import(token, &realm).await;
         assert_eq!(r.status, 201, "{}: {}", peer.base, r.text);
+        // Before any permission exists: a public client exchanging its own token, and a
+        // confidential one exchanging a token meant for it.
+        let own = peer.alice(("public-legacy", None)).await.access_token();
+        let public = peer
+            .token(
+                &[
+                    ("grant_type", EXCHANGE),
+                    ("client_id", "public-legacy"),
+                    ("subject_token", &own),
+                    ("subject_token_type", ACCESS_TYPE),
+                    ("audience", "orders-api"),
+                ],
+                None,
+            )
+            .await;
+        let subject = peer
+            .alice(("subject-client", Some("subject-secret")))
+            .await
+            .access_token();
+        let confidential = peer
+            .token(
+                &[
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", &subject),
+                    ("subject_token_type", ACCESS_TYPE),
+                    ("audience", "orders-api"),
+                ],
+                Some(("billing-api", "billing-secret")),
+            )
+            .await;
+        before_permissions.push((public, confidential));
     }
+    compare_token_answers(
+        report,
+        "legacy exchange: public client, no permission yet",
+        &before_permissions[0].0,
+        &before_permissions[1].0,
+    );
+    compare_token_answers(
+        report,
+        "legacy exchange: confidential client, no permission yet",
+        &before_permissions[0].1,
+        &before_permissions[1].1,
+    );
     let mut steps: Vec<(Reply, Reply)> = Vec::new();
     let mut answers = Vec::new();
     for (peer, token) in [(&kc, &kc_admin), (&cb, &cb_admin)] {
