@@ -261,6 +261,19 @@ pub fn revocation_horizon(rt: &RealmRuntime, ends_at: u64) -> u64 {
     ends_at.saturating_add(cambio_core::exchange::descendant_overhang(&rt.snapshot))
 }
 
+/// How this realm's own access tokens are verified (`typ` `at+jwt`, our issuer, bounded size).
+fn access_token_validation(rt: &RealmRuntime, now: u64) -> Validation<'_> {
+    Validation {
+        now,
+        leeway: LEEWAY,
+        issuer: Some(rt.issuer()),
+        audience: AudienceRule::Skip,
+        typ: TypRule::Exactly(ACCESS_TOKEN_TYP),
+        require_exp: true,
+        max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
+    }
+}
+
 /// One of this realm's access tokens, as far as revocation needs it: signed by the realm,
 /// of our type and issuer, expired or not (an expired token's descendants may still live, and
 /// revoking it must reach them). None when it is not ours.
@@ -269,15 +282,7 @@ pub fn revocable_access_token(
     token: &str,
     now: u64,
 ) -> Option<AccessTokenClaims> {
-    let validation = Validation {
-        now,
-        leeway: LEEWAY,
-        issuer: Some(rt.issuer()),
-        audience: AudienceRule::Skip,
-        typ: TypRule::Exactly(ACCESS_TOKEN_TYP),
-        require_exp: true,
-        max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
-    };
+    let validation = access_token_validation(rt, now);
     let verified =
         cambio_jose::verify_allowing_expired(token, rt.verifiers.as_slice(), &validation).ok()?;
     serde_json::from_value(serde_json::Value::Object(verified.into_claims())).ok()
@@ -294,15 +299,7 @@ pub fn active_access_token(
     token: &str,
     now: u64,
 ) -> Option<ActiveToken> {
-    let validation = Validation {
-        now,
-        leeway: LEEWAY,
-        issuer: Some(rt.issuer()),
-        audience: AudienceRule::Skip,
-        typ: TypRule::Exactly(ACCESS_TOKEN_TYP),
-        require_exp: true,
-        max_token_bytes: cambio_core::exchange::MAX_SUBJECT_TOKEN_BYTES,
-    };
+    let validation = access_token_validation(rt, now);
     // The size bound comes first, before the token is even hashed for the cache.
     if token.len() > validation.max_token_bytes {
         return None;
