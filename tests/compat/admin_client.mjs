@@ -5,13 +5,15 @@
 // Usage: node tests/compat/admin_client.mjs BASE_URL
 //   BASE_URL: the server's base, e.g. http://127.0.0.1:8080 (realms live under BASE_URL/realms).
 //   CAMBIO_ADMIN_PASSWORD: the master realm administrator's password (default "admin-password").
+//   CAMBIO_REALM: the realm to work in (default "demo"); it must have alice (password alice).
 //
 // Prints one line per check and "N passed, N failed" at the end; exits 1 when any check failed.
 // A check that needs the result of a failed one fails too (it is not skipped).
 
 import KcAdminClient from "@keycloak/keycloak-admin-client";
 
-const REALM = "demo";
+// The realm the checks run in; the differential suite points it at Keycloak's copy of its own.
+const REALM = process.env.CAMBIO_REALM ?? "demo";
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 const SOURCE = "npm-source-app";
@@ -25,13 +27,14 @@ async function check(name, fn) {
   try {
     const detail = await fn();
     passed += 1;
-    console.log(`ok   ${name}${detail ? ` (${detail})` : ""}`);
+    console.log(`ok   ${name}${detail ? `\n     ${detail}` : ""}`);
   } catch (error) {
     failed += 1;
     const status = error?.response?.status;
     const data = error?.responseData;
     const extra = status ? ` [HTTP ${status} ${JSON.stringify(data)}]` : "";
-    console.log(`FAIL ${name}: ${error?.name ?? "Error"}: ${error?.message ?? error}${extra}`);
+    // The reason on a line of its own, so a check's name can be read back exactly.
+    console.log(`FAIL ${name}\n     ${error?.name ?? "Error"}: ${error?.message ?? error}${extra}`);
     if (!(error instanceof Assertion) && error?.stack) {
       console.log(error.stack.split("\n").slice(1, 6).join("\n"));
     }
@@ -301,8 +304,14 @@ async function main() {
     const name = `token-exchange.permission.client.${s.target}`;
     expect(rep?.name === name, `name ${rep?.name} != ${name}`);
     expect(rep.type === "scope" && rep.id === s.permissionId, JSON.stringify(rep));
-    expect(JSON.stringify(rep.resources) === JSON.stringify([s.resourceId]), `resources ${JSON.stringify(rep.resources)}`);
-    s.permission = rep;
+    // Keycloak's permission representation names no resources, scopes or policies; an admin
+    // tool reads them from the permission's sub-resources.
+    const ids = { id: s.rm, permissionId: s.permissionId };
+    const resources = await kc.clients.getAssociatedResources(ids);
+    expect(JSON.stringify(resources.map((r) => r._id)) === JSON.stringify([s.resourceId]), `resources ${JSON.stringify(resources)}`);
+    const scopes = await kc.clients.getAssociatedScopes(ids);
+    expect(JSON.stringify(scopes.map((sc) => sc.name)) === JSON.stringify(["token-exchange"]), `scopes ${JSON.stringify(scopes)}`);
+    s.permission = { ...rep, resources: [s.resourceId], scopes: scopes.map((sc) => sc.id) };
   });
 
   await check("exchange before the policy is attached: client not allowed", async () => {
@@ -323,7 +332,8 @@ async function main() {
     expect(Array.isArray(list), JSON.stringify(list));
     const perm = list.find((p) => p.id === need(s.permissionId, "permission id"));
     expect(perm, `permission ${s.permissionId} not listed`);
-    expect(JSON.stringify(perm.policies) === JSON.stringify([s.policyId]), `policies ${JSON.stringify(perm.policies)}`);
+    const attached = await kc.clients.getAssociatedPolicies({ id: s.rm, permissionId: s.permissionId });
+    expect(JSON.stringify(attached.map((p) => p.id)) === JSON.stringify([s.policyId]), `policies ${JSON.stringify(attached)}`);
     expect(!list.some((p) => p.name === POLICY), "findPermissions lists a plain policy");
     return `${list.length} permissions`;
   });

@@ -27,12 +27,12 @@ def check(name, fn):
     try:
         detail = fn()
     except Exception as error:  # any failure, assertion or client error, ends the run
-        print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+        print(f"FAIL {name}\n     {type(error).__name__}: {error}", flush=True)
         traceback.print_exc(file=sys.stdout)
         print(f"{passed} passed, 1 failed", flush=True)
         sys.exit(1)
     passed += 1
-    print(f"ok   {name}" + (f" ({detail})" if detail else ""), flush=True)
+    print(f"ok   {name}" + (f"\n     {detail}" if detail else ""), flush=True)
 
 
 def expect(condition, message):

@@ -219,8 +219,18 @@ impl ProviderTrust {
                 .get(k::SUBJECT_CLAIM)
                 .cloned()
                 .unwrap_or_else(|| "sub".into()),
-            username_claim: c.get(k::USERNAME_CLAIM).cloned(),
-            email_claim: c.get(k::EMAIL_CLAIM).cloned(),
+            // OpenID Connect's standard claims unless told otherwise, as Keycloak's OIDC
+            // provider reads them.
+            username_claim: Some(
+                c.get(k::USERNAME_CLAIM)
+                    .cloned()
+                    .unwrap_or_else(|| "preferred_username".into()),
+            ),
+            email_claim: Some(
+                c.get(k::EMAIL_CLAIM)
+                    .cloned()
+                    .unwrap_or_else(|| "email".into()),
+            ),
             roles_claim: c.get(k::ROLES_CLAIM).cloned(),
             role_mappings,
             provisioning,
@@ -293,6 +303,9 @@ pub struct ExternalIdentity {
     pub subject: String,
     pub username: Option<String>,
     pub email: Option<String>,
+    /// `given_name` and `family_name`, kept for a user created on first use.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     pub roles: Vec<String>,
     pub expires_at: u64,
 }
@@ -324,10 +337,18 @@ pub fn identity(provider: &ProviderTrust, verified: &VerifiedJwt) -> OAuthResult
                 .collect()
         })
         .unwrap_or_default();
+    // Names are profile data only (never used to find or link a user), so the standard claims
+    // are read as they come, bounded like a username.
+    let name = |claim: &str| {
+        text(&Some(claim.to_owned()))
+            .filter(|n| !n.is_empty() && n.len() <= 255 && !n.chars().any(char::is_control))
+    };
     Ok(ExternalIdentity {
         subject,
         username: text(&provider.username_claim),
         email: text(&provider.email_claim),
+        first_name: name("given_name"),
+        last_name: name("family_name"),
         roles,
         expires_at: verified.expires_at().unwrap_or(0),
     })
@@ -350,6 +371,8 @@ pub fn provisioned_user(
         id: id.clone(),
         username,
         email: external.email.clone(),
+        first_name: external.first_name.clone(),
+        last_name: external.last_name.clone(),
         federated_identities: vec![crate::model::FederatedIdentity {
             identity_provider: provider.alias.clone(),
             user_id: external.subject.clone(),

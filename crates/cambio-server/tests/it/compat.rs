@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use crate::{ADMIN_PASSWORD, TestServer};
 
+/// The admin-client scripts, which the Keycloak differential suite also runs against Keycloak.
+pub const PYTHON_ADMIN: &str = "tests/compat/test_python_admin.py";
+pub const NPM_ADMIN: &str = "tests/compat/admin_client.mjs";
+
 /// How long one script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -38,14 +42,61 @@ fn present(script: &str, path: &Path, what: &str) -> bool {
     false
 }
 
-/// Runs `program args... BASE_URL` against a fresh server; asserts it succeeds.
-async fn run_script(script: &str, program: &Path, args: &[PathBuf]) {
+/// What a compatibility script printed and how it ended.
+pub struct ScriptRun {
+    pub stdout: String,
+    pub stderr: String,
+    pub success: bool,
+}
+
+impl ScriptRun {
+    /// Each check's name and whether it passed, from the `ok   name` and `FAIL name` lines the
+    /// scripts print (details and reasons follow on indented lines of their own).
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        self.stdout
+            .lines()
+            .filter_map(|line| {
+                if let Some(name) = line.strip_prefix("ok   ") {
+                    Some((name.to_owned(), true))
+                } else {
+                    let name = line.strip_prefix("FAIL ")?;
+                    Some((name.to_owned(), false))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Which script runs how, against which server.
+pub struct Script<'a> {
+    pub path: &'a str,
+    pub base: &'a str,
+    pub admin_password: &'a str,
+    pub realm: &'a str,
+}
+
+/// The program that runs a compatibility script (the venv's Python for `.py`, Node for
+/// `.mjs`), or `None` (after the skip notice, or a panic in CI) when it is not installed.
+pub fn interpreter(script: &str) -> Option<PathBuf> {
     let root = repo_root();
-    let server = TestServer::start().await;
+    if script.ends_with(".py") {
+        let python = root.join(".venv-test/bin/python");
+        present(script, &python, "Python test clients").then_some(python)
+    } else {
+        let modules = root.join("tests/compat/node_modules/@keycloak/keycloak-admin-client");
+        present(script, &modules, "Node test clients")
+            .then(|| PathBuf::from(std::env::var_os("NODE").unwrap_or_else(|| "node".into())))
+    }
+}
+
+/// Runs `program SCRIPT BASE_URL` and collects its output.
+pub async fn run_against(program: &Path, script: &Script<'_>) -> ScriptRun {
+    let root = repo_root();
     let child = tokio::process::Command::new(program)
-        .args(args)
-        .arg(&server.base)
-        .env("CAMBIO_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .arg(root.join(script.path))
+        .arg(script.base)
+        .env("CAMBIO_ADMIN_PASSWORD", script.admin_password)
+        .env("CAMBIO_REALM", script.realm)
         .current_dir(&root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -55,53 +106,48 @@ async fn run_script(script: &str, program: &Path, args: &[PathBuf]) {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let output = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("{script} did not finish within {SCRIPT_TIMEOUT:?}"))
+        .unwrap_or_else(|_| panic!("{} did not finish within {SCRIPT_TIMEOUT:?}", script.path))
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        output.status.success(),
-        "{script} failed ({}); output above",
-        output.status
-    );
+    ScriptRun {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        success: output.status.success(),
+    }
+}
+
+/// Runs `script` against a fresh server's demo realm; asserts it succeeds.
+async fn run_script(script: &str) {
+    let Some(program) = interpreter(script) else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let run = run_against(
+        &program,
+        &Script {
+            path: script,
+            base: &server.base,
+            admin_password: ADMIN_PASSWORD,
+            realm: "demo",
+        },
+    )
+    .await;
+    println!("{}", run.stdout);
+    eprintln!("{}", run.stderr);
+    assert!(run.success, "{script} failed; output above");
     server.stop().await;
-}
-
-/// Runs `script` with the venv's Python and the server's base URL; asserts it succeeds.
-async fn run_python(script: &str) {
-    let root = repo_root();
-    let python = root.join(".venv-test/bin/python");
-    if !present(script, &python, "Python test clients") {
-        return;
-    }
-    run_script(script, &python, &[root.join(script)]).await;
-}
-
-/// Runs `script` with Node and the server's base URL; asserts it succeeds. Its packages are
-/// those of tests/compat/node_modules.
-async fn run_node(script: &str) {
-    let root = repo_root();
-    let modules = root.join("tests/compat/node_modules/@keycloak/keycloak-admin-client");
-    if !present(script, &modules, "Node test clients") {
-        return;
-    }
-    let node = PathBuf::from(std::env::var_os("NODE").unwrap_or_else(|| "node".into()));
-    run_script(script, &node, &[root.join(script)]).await;
 }
 
 #[tokio::test]
 async fn python_clients() {
-    run_python("tests/compat/test_python_clients.py").await;
+    run_script("tests/compat/test_python_clients.py").await;
 }
 
 #[tokio::test]
 async fn python_admin_client() {
-    run_python("tests/compat/test_python_admin.py").await;
+    run_script(PYTHON_ADMIN).await;
 }
 
 #[tokio::test]
 async fn npm_admin_client() {
-    run_node("tests/compat/admin_client.mjs").await;
+    run_script(NPM_ADMIN).await;
 }

@@ -169,7 +169,10 @@ async fn keycloak_differential_suite() {
         "Keycloak (legacy exchange) started in {:?}",
         legacy.started_in
     );
-    let cambio = TestServer::start().await;
+    // Cambio fetches the partner realm's keys from Keycloak on loopback, over plain HTTP.
+    let mut config = crate::demo_config();
+    config.allow_http_loopback_jwks = true;
+    let cambio = TestServer::start_with(config).await;
     scenarios::run_legacy(&legacy.base, &cambio, &mut report).await;
     drop(legacy);
 

@@ -212,4 +212,30 @@ pub async fn run_legacy(keycloak_base: &str, cambio: &TestServer, report: &mut R
     for (i, name) in cases.iter().enumerate() {
         compare_token_answers(report, name, &answers[0][i], &answers[1][i]);
     }
+
+    // External-to-internal exchange: Keycloak's own `partner` realm is the external issuer.
+    let partner = kc.import(&kc_admin, &federation::partner_realm()).await;
+    assert_eq!(partner.status, 201, "partner realm: {}", partner.text);
+    let issuer = format!("{}/realms/partner", kc.base);
+    let carol = |client: &'static str| {
+        let url = format!("{issuer}/protocol/openid-connect/token");
+        let kc = &kc;
+        async move {
+            let form = [
+                ("grant_type", "password"),
+                ("client_id", client),
+                ("username", "carol"),
+                ("password", "carol"),
+                ("scope", "openid"),
+            ];
+            kc.form(&url, &form, None).await.access_token()
+        }
+    };
+    let tokens = federation::PartnerTokens {
+        for_broker: carol("partner-app").await,
+        for_other: carol("partner-other").await,
+        issuer: issuer.clone(),
+    };
+    federation::external_exchange([(&kc, &kc_admin), (&cb, &cb_admin)], &tokens, report).await;
+    clients::admin_clients(&kc, &cb, report).await;
 }

@@ -3,8 +3,11 @@
 //! `legacy` the V1 permission model and external identity providers.
 
 mod admin;
+mod clients;
+mod federation;
 mod legacy;
 mod oidc;
+mod sessions;
 
 use admin::admin_api;
 pub use legacy::run_legacy;
@@ -82,6 +85,24 @@ impl Peer {
         reply(request.send().await.unwrap()).await
     }
 
+    /// An admin call under `/admin/realms/oracle`.
+    async fn admin(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin/realms/{REALM}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.unwrap()).await
+    }
+
     /// alice's token from a password grant by `client`.
     async fn alice(&self, client: (&str, Option<&str>)) -> Reply {
         let mut form = vec![
@@ -130,6 +151,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     login(&kc, &cb, report).await;
     exchanges(&kc, &cb, report).await;
     introspection_and_revocation(&kc, &cb, report).await;
+    sessions::cascades(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
