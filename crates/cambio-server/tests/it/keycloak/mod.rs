@@ -109,9 +109,17 @@ fn split_row(line: &str) -> Vec<String> {
     cells.into_iter().map(|c| c.trim().to_owned()).collect()
 }
 
-/// Writes the document from a run, keeping the reasons already written.
+/// The heading of the document's hand-written part, below the table: differences by design
+/// that the suite does not exercise. A rewrite keeps it as it is.
+const NOT_COMPARED_HEADING: &str = "## Known differences the suite does not exercise";
+
+/// Writes the document from a run, keeping the reasons already written and the hand-written part.
 fn write_document(report: &Report, keycloak_version: &str) {
     let reasons = documented();
+    let existing = std::fs::read_to_string(differences_path()).unwrap_or_default();
+    let hand_written = existing
+        .find(NOT_COMPARED_HEADING)
+        .map(|at| existing[at..].to_owned());
     let mut out = String::new();
     out.push_str("# Differences from Keycloak\n\n");
     out.push_str(&format!(
@@ -137,6 +145,10 @@ fn write_document(report: &Report, keycloak_version: &str) {
             "| {} | {} | {} | {} | {} |\n",
             d.scenario, d.aspect, d.keycloak, d.cambio, reason
         ));
+    }
+    if let Some(part) = hand_written {
+        out.push('\n');
+        out.push_str(&part);
     }
     std::fs::write(differences_path(), out).unwrap();
 }

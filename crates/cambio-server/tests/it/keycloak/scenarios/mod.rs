@@ -3,6 +3,7 @@
 //! `legacy` the V1 permission model and external identity providers.
 
 mod admin;
+mod browser;
 mod clients;
 mod federation;
 mod legacy;
@@ -152,6 +153,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     exchanges(&kc, &cb, report).await;
     introspection_and_revocation(&kc, &cb, report).await;
     sessions::cascades(&kc, &cb, report).await;
+    browser::front_door(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
