@@ -198,36 +198,57 @@ fn strategy_str(strategy: DecisionStrategy) -> &'static str {
 }
 
 /// Keycloak's `PolicyRepresentation` (and `ScopePermissionRepresentation`).
-fn policy_rep(policy: &AuthzPolicy) -> Value {
-    let mut config: BTreeMap<String, String> = policy.config.clone();
-    if policy.policy_type == "client" {
-        config.insert(
-            "clients".into(),
-            serde_json::to_string(&policy.clients).unwrap_or_default(),
-        );
-    }
+/// Which representation of a policy an endpoint answers with. Keycloak's differ by endpoint,
+/// and admin tools read each the way Keycloak writes it (the differential suite compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyView {
+    /// Lists, search, `policy/{id}`, `associatedPolicies`: the settings in `config` (a client
+    /// policy's clients as a JSON string there), `config` left out when empty.
+    Generic,
+    /// `GET policy/{type}/{id}`: typed fields (a client policy's `clients`), no `config`; a
+    /// permission names no resources, scopes or policies here (its sub-resources do).
+    Typed,
+    /// The answer to a create: the typed representation with what was associated.
+    Created,
+}
+
+fn policy_rep(policy: &AuthzPolicy, view: PolicyView) -> Value {
     let mut rep = json!({
         "id": policy.id,
         "name": policy.name,
         "type": policy.policy_type,
         "logic": logic_str(policy.logic),
         "decisionStrategy": strategy_str(policy.decision_strategy),
-        "config": config,
     });
-    if let Some(map) = rep.as_object_mut() {
-        if let Some(d) = &policy.description {
-            map.insert("description".into(), json!(d));
-        }
+    let Some(map) = rep.as_object_mut() else {
+        return rep;
+    };
+    if let Some(d) = &policy.description {
+        map.insert("description".into(), json!(d));
+    }
+    if view == PolicyView::Generic {
+        let mut config: BTreeMap<String, String> = policy.config.clone();
         if policy.policy_type == "client" {
-            map.insert("clients".into(), json!(policy.clients));
+            config.insert(
+                "clients".into(),
+                serde_json::to_string(&policy.clients).unwrap_or_default(),
+            );
         }
-        if policy.is_permission() || policy.policy_type == "aggregate" {
-            map.insert("policies".into(), json!(policy.policies));
+        if !config.is_empty() {
+            map.insert("config".into(), json!(config));
         }
-        if policy.is_permission() {
-            map.insert("resources".into(), json!(policy.resources));
-            map.insert("scopes".into(), json!(policy.scopes));
-        }
+        return rep;
+    }
+    if policy.policy_type == "client" {
+        map.insert("clients".into(), json!(policy.clients));
+    }
+    if policy.policy_type == "aggregate" || (view == PolicyView::Created && policy.is_permission())
+    {
+        map.insert("policies".into(), json!(policy.policies));
+    }
+    if view == PolicyView::Created && policy.is_permission() {
+        map.insert("resources".into(), json!(policy.resources));
+        map.insert("scopes".into(), json!(policy.scopes));
     }
     rep
 }
@@ -397,7 +418,11 @@ async fn create(
     };
     apply_input(app, &rt, &mut policy, input).await?;
     save_new(app, &rt, &policy).await?;
-    Ok((StatusCode::CREATED, Json(policy_rep(&policy))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(policy_rep(&policy, PolicyView::Created)),
+    )
+        .into_response())
 }
 
 async fn update(
@@ -496,6 +521,7 @@ async fn list(
     headers: &HeaderMap,
     query: ListQuery,
     only_permissions: Option<bool>,
+    view: PolicyView,
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(app, headers, realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
@@ -518,7 +544,7 @@ async fn list(
                 .as_ref()
                 .is_none_or(|n| p.name.to_lowercase().contains(&n.to_lowercase()))
     });
-    let reps = found.iter().map(policy_rep).collect();
+    let reps = found.iter().map(|p| policy_rep(p, view)).collect();
     Ok(Json(page(reps, query.first, query.max)))
 }
 
@@ -528,7 +554,16 @@ pub async fn list_policies(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    list(&app, &realm, &id, &headers, query, None).await
+    list(
+        &app,
+        &realm,
+        &id,
+        &headers,
+        query,
+        None,
+        PolicyView::Generic,
+    )
+    .await
 }
 
 pub async fn list_permissions(
@@ -537,7 +572,16 @@ pub async fn list_permissions(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Value>>> {
-    list(&app, &realm, &id, &headers, query, Some(true)).await
+    list(
+        &app,
+        &realm,
+        &id,
+        &headers,
+        query,
+        Some(true),
+        PolicyView::Generic,
+    )
+    .await
 }
 
 pub async fn create_policy(
@@ -574,7 +618,7 @@ pub async fn search_policy(
         .into_iter()
         .find(|p| p.name == name);
     Ok(match found {
-        Some(policy) => Json(policy_rep(&policy)).into_response(),
+        Some(policy) => Json(policy_rep(&policy, PolicyView::Generic)).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
 }
@@ -595,15 +639,17 @@ pub async fn get_policy_or_list_type(
         .await?
     {
         let policy: AuthzPolicy = decode(&obj)?;
-        return Ok(Json(policy_rep(&policy)).into_response());
+        return Ok(Json(policy_rep(&policy, PolicyView::Generic)).into_response());
     }
     if !POLICY_TYPES.contains(&kind.as_str()) {
         return Err(ApiError::NotFound("Could not find policy"));
     }
     query.policy_type = Some(kind);
-    Ok(list(&app, &realm, &id, &headers, query, None)
-        .await?
-        .into_response())
+    Ok(
+        list(&app, &realm, &id, &headers, query, None, PolicyView::Typed)
+            .await?
+            .into_response(),
+    )
 }
 
 pub async fn update_policy_by_id(
@@ -640,7 +686,7 @@ pub async fn get_typed(
             let reps: Vec<Value> = all
                 .iter()
                 .filter(|p| policy.policies.contains(&p.id))
-                .map(policy_rep)
+                .map(|p| policy_rep(p, PolicyView::Generic))
                 .collect();
             Ok(Json(json!(reps)))
         }
@@ -674,7 +720,7 @@ pub async fn get_typed(
             if policy.policy_type != first {
                 return Err(ApiError::NotFound("Could not find policy"));
             }
-            Ok(Json(policy_rep(&policy)))
+            Ok(Json(policy_rep(&policy, PolicyView::Typed)))
         }
     }
 }
@@ -760,13 +806,16 @@ pub async fn get_scope(
         .ok_or(ApiError::NotFound("Could not find scope"))
 }
 
-fn resource_rep(r: &AuthzResource, scopes: &[AuthzScope]) -> Value {
+fn resource_rep(r: &AuthzResource, scopes: &[AuthzScope], owner: &str) -> Value {
     let scope_reps: Vec<Value> = scopes
         .iter()
         .filter(|s| r.scopes.contains(&s.id))
         .map(|s| json!({"id": s.id, "name": s.name}))
         .collect();
-    json!({"_id": r.id, "name": r.name, "type": r.resource_type, "scopes": scope_reps, "ownerManagedAccess": false, "uris": []})
+    // Every resource here belongs to the resource server itself, `realm-management`.
+    json!({"_id": r.id, "name": r.name, "type": r.resource_type, "scopes": scope_reps,
+           "ownerManagedAccess": false, "uris": [], "attributes": {},
+           "owner": {"id": owner, "name": "realm-management"}})
 }
 
 pub async fn list_resources(
@@ -787,7 +836,7 @@ pub async fn list_resources(
             .as_ref()
             .is_none_or(|n| r.name.contains(n.as_str()))
         {
-            reps.push(resource_rep(&r, &all_scopes));
+            reps.push(resource_rep(&r, &all_scopes, &id));
         }
     }
     Ok(Json(page(reps, query.first, query.max)))
@@ -807,7 +856,7 @@ pub async fn get_resource(
         .await?
         .ok_or(ApiError::NotFound("Could not find resource"))?;
     let r: AuthzResource = decode(&obj)?;
-    Ok(Json(resource_rep(&r, &scopes(&app, rt.id()).await?)))
+    Ok(Json(resource_rep(&r, &scopes(&app, rt.id()).await?, &id)))
 }
 
 /// The management permission state of a client.

@@ -238,4 +238,5 @@ pub async fn run_legacy(keycloak_base: &str, cambio: &TestServer, report: &mut R
     };
     federation::external_exchange([(&kc, &kc_admin), (&cb, &cb_admin)], &tokens, report).await;
     clients::admin_clients(&kc, &cb, report).await;
+    authz::policies_and_permissions([(&kc, &kc_admin), (&cb, &cb_admin)], report).await;
 }

@@ -3,6 +3,7 @@
 //! `legacy` the V1 permission model and external identity providers.
 
 mod admin;
+mod authz;
 mod browser;
 mod clients;
 mod federation;
