@@ -264,6 +264,29 @@ fn compare_token_answers(report: &mut Report, scenario: &str, kc: &Reply, cb: &R
         &json!(kc.status.as_u16()),
         &json!(cb.status.as_u16()),
     );
+    report.compare(
+        scenario,
+        "Cache-Control",
+        &header_directives(kc, "cache-control"),
+        &header_directives(cb, "cache-control"),
+    );
+    if kc.status == 401 || cb.status == 401 {
+        let scheme = |r: &Reply| {
+            json!(
+                r.headers
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split_whitespace().next())
+                    .map(str::to_ascii_lowercase)
+            )
+        };
+        report.compare(
+            scenario,
+            "WWW-Authenticate scheme",
+            &scheme(kc),
+            &scheme(cb),
+        );
+    }
     if kc.status != 200 || cb.status != 200 {
         report.compare(scenario, "error", &kc.body["error"], &cb.body["error"]);
         report.compare(
@@ -306,6 +329,21 @@ fn compare_token_answers(report: &mut Report, scenario: &str, kc: &Reply, cb: &R
     for (name, value) in &kc_view {
         report.compare(scenario, &format!("claim {name}"), value, &cb_view[name]);
     }
+}
+
+/// A header's comma-separated directives, lower-cased and sorted (order carries no meaning).
+fn header_directives(reply: &Reply, name: &str) -> Value {
+    let mut directives: Vec<String> = reply
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    directives.sort();
+    json!(directives)
 }
 
 /// The member names of a JSON object (or of an array's first object), sorted.
