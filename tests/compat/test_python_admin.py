@@ -17,9 +17,9 @@ answered 409: Cambio creates that client in every realm. The script asserts the 
 
 import os
 import sys
-import traceback
 
 import jwt
+from checks import arguments, check, expect, finish
 from keycloak import KeycloakAdmin, KeycloakOpenID, KeycloakOpenIDConnection
 from keycloak.exceptions import KeycloakDeleteError, KeycloakGetError, KeycloakPostError
 
@@ -44,33 +44,6 @@ MANAGEMENT_SCOPES = [
     "view",
 ]
 
-passed = 0
-failed = 0
-
-
-def check(name, fn):
-    """Runs one check and records its outcome; later checks run regardless."""
-    global passed, failed
-    try:
-        detail = fn()
-    except AssertionError as error:
-        failed += 1
-        print(f"FAIL {name}\n     {error}", flush=True)
-        return
-    except Exception as error:  # a client error or a missing prerequisite
-        failed += 1
-        print(f"FAIL {name}\n     {type(error).__name__}: {error}", flush=True)
-        traceback.print_exc(file=sys.stdout)
-        return
-    passed += 1
-    print(f"ok   {name}" + (f"\n     {detail}" if detail else ""), flush=True)
-
-
-def expect(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
 def rejects(fn, error_type, status):
     """Runs fn expecting python-keycloak to raise error_type with HTTP status."""
     try:
@@ -88,11 +61,7 @@ def need(state, key):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    base = sys.argv[1].rstrip("/")
-    admin_password = os.environ.get("CAMBIO_ADMIN_PASSWORD", "admin-password")
+    base, admin_password = arguments(__doc__)
     s = {}
 
     def connect():
@@ -455,8 +424,7 @@ def main():
 
     check("the deleted target's token-exchange permission is gone", permission_gone)
 
-    print(f"{passed} passed, {failed} failed", flush=True)
-    sys.exit(0 if failed == 0 else 1)
+    finish()
 
 
 def _bytes(value):

@@ -7,11 +7,11 @@ Usage: test_python_clients.py BASE_URL
 Prints one line per check; exits 1 on the first failure, naming it.
 """
 
-import os
 import sys
 import traceback
 
 import jwt
+from checks import arguments
 from keycloak import KeycloakOpenID
 
 REALM = "demo"
@@ -41,11 +41,7 @@ def expect(condition, message):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    base = sys.argv[1].rstrip("/")
-    admin_password = os.environ.get("CAMBIO_ADMIN_PASSWORD", "admin-password")
+    base, admin_password = arguments(__doc__)
     issuer = f"{base}/realms/{REALM}"
     jwks_uri = f"{issuer}/protocol/openid-connect/certs"
 

@@ -17,6 +17,8 @@ pub enum ErrorCode {
     AccessDenied,
     InvalidToken,
     UnsupportedTokenType,
+    /// A DPoP proof is missing, malformed, or does not fit the request (RFC 9449 §5, §7.1).
+    InvalidDpopProof,
     /// The server could not complete the request (storage down). Never used for bad input.
     TemporarilyUnavailable,
 }
@@ -34,6 +36,7 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
@@ -67,6 +70,9 @@ impl OAuthError {
     }
     pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidScope, description)
+    }
+    pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidDpopProof, description)
     }
     pub fn access_denied(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::AccessDenied, description)

@@ -223,9 +223,10 @@ impl ActiveToken {
             .map_err(|_| OAuthError::invalid_request("Invalid token"))
     }
 
-    /// Whether the token is sender-constrained (it carries `cnf`, even as `null`).
-    fn sender_constrained(&self) -> bool {
-        self.claims.cnf.is_some()
+    /// The DPoP key the token is bound to: `Some` whenever it carries `cnf`, even as `null`
+    /// (then bound to a key no proof has, see [`crate::dpop::bound_key`]).
+    fn bound_key(&self) -> Option<&str> {
+        crate::dpop::bound_key(self.claims.cnf.as_ref())
     }
 
     /// The `may_act` claim (RFC 8693 §4.4), even if `null` (which names nobody).
@@ -270,6 +271,9 @@ pub struct ExchangeInput<'a> {
     /// The subject's user as it is now (roles, enabled).
     pub subject_user: &'a User,
     pub actor: Option<&'a ActiveToken>,
+    /// The request's DPoP proof, checked against the request already; bound subject and actor
+    /// tokens must be named by it.
+    pub proof: Option<&'a crate::dpop::AcceptedProof>,
     pub now: u64,
     pub access_jti: String,
     pub id_jti: String,
@@ -290,6 +294,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
         subject,
         subject_user,
         actor,
+        proof,
         now,
         access_jti,
         id_jti,
@@ -298,10 +303,20 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     if !subject_user.enabled || subject.claims.exp <= now {
         return Err(invalid_token());
     }
-    if subject.sender_constrained() {
-        return Err(OAuthError::invalid_request(
-            "Sender-constrained tokens are not supported as subject_token",
-        ));
+    // A bound subject token is usable only by the holder of its key (RFC 9449 §1: a stolen
+    // bound token is worthless), and the exchanged token is bound to that key again by the
+    // server (never silently turned into a bearer token).
+    crate::dpop::check_presented_token(
+        subject.bound_key(),
+        proof,
+        &cambio_jose::access_token_hash(params.subject_token),
+    )?;
+    if let (Some(actor), Some(actor_token)) = (actor, params.actor_token) {
+        crate::dpop::check_presented_token(
+            actor.bound_key(),
+            proof,
+            &cambio_jose::access_token_hash(actor_token),
+        )?;
     }
     // The requester must be a party the subject token was meant for, or its holder.
     let own = &requester.client_id;
@@ -417,6 +432,7 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                 auth_time: subject.claims.auth_time,
                 // Only a refresh token remembers it.
                 role_ceiling: refresh_lifetime.map(|_| RoleCeiling::from(&subject.roles())),
+                jkt: None,
                 legacy_target: match &params.mode {
                     PermissionModel::Legacy { target } => Some(target.clone()),
                     PermissionModel::Standard => None,
@@ -681,6 +697,7 @@ mod tests {
             subject: &case.subject,
             subject_user: &user(),
             actor: case.actor.as_ref(),
+            proof: None,
             now: NOW,
             access_jti: "new-jti".into(),
             id_jti: "id-jti".into(),
@@ -795,8 +812,8 @@ mod tests {
             "requester",
             "",
             cnf,
-            InvalidRequest,
-            "Sender-constrained tokens are not supported as subject_token",
+            InvalidDpopProof,
+            "The token is DPoP-bound: a DPoP proof by its key is required",
         );
         let may_act = subject(
             "app",
@@ -832,8 +849,8 @@ mod tests {
             "requester",
             "",
             with_null("cnf"),
-            InvalidRequest,
-            "Sender-constrained tokens are not supported as subject_token",
+            InvalidDpopProof,
+            "The token is DPoP-bound: a DPoP proof by its key is required",
         );
         let offline = subject(
             "app",
@@ -962,6 +979,7 @@ mod tests {
                 subject: &subject,
                 subject_user: &user(),
                 actor: None,
+                proof: None,
                 now: NOW,
                 access_jti: "j".into(),
                 id_jti: "i".into(),
@@ -1010,6 +1028,7 @@ mod tests {
             subject: &subject,
             subject_user: &user(),
             actor: None,
+            proof: None,
             now: NOW,
             access_jti: "j".into(),
             id_jti: "i".into(),

@@ -24,6 +24,10 @@ pub struct RefreshData {
     /// the target's `token-exchange` permission still names the requester.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy_target: Option<String>,
+    /// The DPoP key a public client's refresh token is bound to (RFC 9449 §5): each refresh
+    /// must come with a proof by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// The roles an exchanged token may at most carry.

@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod client_auth;
+pub mod dpop;
 pub mod error;
 pub mod exchange;
 pub mod federation;

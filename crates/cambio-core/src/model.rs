@@ -177,7 +177,7 @@ impl Client {
         self.attributes.get(name).map(String::as_str)
     }
 
-    fn attribute_is_true(&self, name: &str) -> bool {
+    pub fn attribute_is_true(&self, name: &str) -> bool {
         self.attribute(name)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }

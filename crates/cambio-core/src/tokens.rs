@@ -70,9 +70,13 @@ pub struct AccessTokenClaims {
     /// can honour it. A present `null` counts as present (and names no actor).
     #[serde(default, skip_serializing, deserialize_with = "present")]
     pub may_act: Option<Value>,
-    /// RFC 7800 confirmation (sender-constrained token). Never issued; read so that an
-    /// exchange can refuse it. A present `null` counts as present.
-    #[serde(default, skip_serializing, deserialize_with = "present")]
+    /// RFC 7800 confirmation: `{"jkt": …}` for a DPoP-bound token (RFC 9449 §6.1). A present
+    /// `null` counts as present (a binding no proof can satisfy).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub cnf: Option<Value>,
 }
 

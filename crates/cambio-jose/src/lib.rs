@@ -35,6 +35,7 @@
 mod alg;
 mod b64;
 mod claims;
+mod dpop;
 mod error;
 mod header;
 mod jwk;
@@ -46,6 +47,7 @@ mod verify;
 mod tests;
 
 pub use alg::Algorithm;
+pub use dpop::{DpopProof, MAX_DPOP_PROOF_BYTES, access_token_hash, verify_dpop_proof};
 pub use error::{JoseError, JwtError};
 pub use header::Header;
 pub use jwk::{Jwk, JwkSet};

@@ -199,15 +199,47 @@ impl SigningKey {
         header.extend_from_slice(b",\"kid\":\"");
         header.extend_from_slice(self.kid.as_bytes());
         header.extend_from_slice(b"\"}");
+        self.compact(&header, &payload)
+    }
 
+    /// The compact JWS of a serialized header and payload (RFC 7515 §7.1).
+    fn compact(&self, header: &[u8], payload: &[u8]) -> Result<String, JoseError> {
         let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
-        b64::encode_into(&header, &mut token);
+        b64::encode_into(header, &mut token);
         token.push('.');
-        b64::encode_into(&payload, &mut token);
+        b64::encode_into(payload, &mut token);
         let signature = self.sign_bytes(token.as_bytes())?;
         token.push('.');
         b64::encode_into(&signature, &mut token);
         Ok(token)
+    }
+
+    /// Signs a DPoP proof (RFC 9449 §4.2): `typ` `dpop+jwt`, this key's algorithm, and its
+    /// public JWK in the header (without `kid`, which a proof must not carry).
+    ///
+    /// # Errors
+    /// As [`SigningKey::sign`].
+    pub fn sign_dpop_proof<C: Serialize>(&self, claims: &C) -> Result<String, JoseError> {
+        let mut jwk = self.public_jwk();
+        jwk.kid = None;
+        jwk.use_ = None;
+        jwk.alg = None;
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": self.alg.as_str(), "jwk": jwk});
+        self.sign_with_header(&header, claims)
+    }
+
+    /// Signs `claims` under a header given whole. Only for headers this crate (or its tests)
+    /// builds: the header is not checked.
+    pub(crate) fn sign_with_header<C: Serialize>(
+        &self,
+        header: &serde_json::Value,
+        claims: &C,
+    ) -> Result<String, JoseError> {
+        let payload = serde_json::to_vec(claims)?;
+        if payload.first() != Some(&b'{') {
+            return Err(JoseError::ClaimsNotObject);
+        }
+        self.compact(&serde_json::to_vec(header)?, &payload)
     }
 
     /// Signs the JWS signing input with the fixed algorithm.

@@ -64,4 +64,6 @@ pub struct Discovery {
     /// RFC 9207 §3: every authorization response carries `iss`.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 §5.1: the algorithms DPoP proofs may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }

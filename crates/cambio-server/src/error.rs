@@ -23,6 +23,12 @@ pub enum ApiError {
         error: Option<&'static str>,
         description: &'static str,
     },
+    /// A resource request whose DPoP binding or proof failed (RFC 9449 §7.1): 401 with a
+    /// `DPoP` challenge naming the algorithms proofs may use.
+    Dpop {
+        error: &'static str,
+        description: String,
+    },
     /// Unknown realm or path.
     NotFound(&'static str),
     /// Admin API errors, in Keycloak's shape `{"error", "errorMessage"}`.
@@ -109,6 +115,23 @@ impl IntoResponse for ApiError {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
                 }
                 response
+            }
+            ApiError::Dpop { error, description } => {
+                // The description goes into a quoted header parameter: keep it to safe text.
+                let safe: String = description
+                    .chars()
+                    .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                    .collect();
+                let algs = crate::dpop::ALGORITHMS.map(|a| a.as_str()).join(" ");
+                let challenge = format!(
+                    "DPoP algs=\"{algs}\", error=\"{error}\", error_description=\"{safe}\""
+                );
+                let body = Json(json!({"error": error, "error_description": description}));
+                let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                no_store(response)
             }
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,

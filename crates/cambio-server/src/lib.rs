@@ -10,6 +10,7 @@ mod audit;
 mod bootstrap;
 mod common;
 mod cors;
+mod dpop;
 mod error;
 mod external_keys;
 mod keys;

@@ -189,7 +189,9 @@ pub async fn caller(app: &AppState, headers: &HeaderMap, realm: &str) -> ApiResu
         client,
     } = live;
     let claims = &active.claims;
-    if !claims.exchanged_from.is_empty() || claims.act.is_some() {
+    // Exchanged tokens never administer. Nor do DPoP-bound tokens: the admin API takes bearer
+    // tokens only, and a bound token used as a bearer token would make its binding worthless.
+    if !claims.exchanged_from.is_empty() || claims.act.is_some() || claims.cnf.is_some() {
         return Err(unauthorized());
     }
     let held = rt

@@ -82,6 +82,7 @@ pub async fn exchange(
     form: &FormParams,
     grant: ExternalGrant,
     grant_type: &str,
+    proof: Option<&cambio_core::dpop::AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -161,7 +162,7 @@ pub async fn exchange(
         ExternalGrant::JwtBearer => None,
         _ => Some(RequestedType::AccessToken),
     };
-    respond(app, rt, client, issued, None, exchanged, now).await
+    respond(app, rt, client, issued, None, exchanged, proof, now).await
 }
 
 /// Token types: the URNs everywhere, and the short forms under an alias grant. Refresh

@@ -10,7 +10,7 @@ use cambio_core::model::BUILTIN_CLIENT_SCOPES;
 use cambio_proto::Discovery;
 use serde_json::{Map, Value, json};
 
-use crate::common::{bearer_token, live_access_token};
+use crate::common::live_access_token;
 use crate::cors::{self, CorsPolicy};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
@@ -79,6 +79,10 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
             "family_name",
         ]),
         authorization_response_iss_parameter_supported: true,
+        dpop_signing_alg_values_supported: crate::dpop::ALGORITHMS
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
     }
 }
 
@@ -109,16 +113,19 @@ pub async fn certs(
 pub async fn userinfo(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let rt = crate::common::protocol_realm(&app, &realm)?;
-    let Some(token) = bearer_token(&headers) else {
+    let Some(presented) = crate::dpop::presented_token(&headers) else {
         return Err(ApiError::Bearer {
             status: StatusCode::UNAUTHORIZED,
             error: None,
             description: "Missing bearer token",
         });
     };
+    let token = presented.1;
     let now = random::now();
     let invalid = ApiError::Bearer {
         status: StatusCode::UNAUTHORIZED,
@@ -128,6 +135,15 @@ pub async fn userinfo(
     let Some(live) = live_access_token(&app, &rt, token, now).await? else {
         return Err(invalid);
     };
+    crate::dpop::check_resource_request(
+        &app,
+        &headers,
+        (method.as_str(), uri.path()),
+        now,
+        presented,
+        live.token.claims.cnf.as_ref(),
+    )
+    .await?;
     let (active, user) = (live.token, live.user);
     let scope: Vec<&str> = active.claims.scope.split(' ').collect();
     // OpenID Connect Core §5.3: the UserInfo endpoint serves OpenID requests only. Keycloak

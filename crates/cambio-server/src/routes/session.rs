@@ -46,7 +46,14 @@ pub async fn introspect(
             _ => return Ok(inactive),
         };
         out.insert("active".into(), json!(true));
-        out.insert("token_type".into(), json!("Bearer"));
+        // RFC 9449 §6.2: a bound token is introspected with its `cnf` (part of the claims)
+        // and the DPoP token type.
+        let token_type = if live.token.claims.cnf.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        out.insert("token_type".into(), json!(token_type));
         out.insert("username".into(), json!(live.user.username));
         return Ok(Json(Value::Object(out)));
     }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cambio_core::OAuthError;
+use cambio_core::dpop::AcceptedProof;
 use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
 use cambio_core::form::FormParams;
 use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
@@ -32,6 +33,7 @@ pub async fn token(
     State(app): State<Arc<AppState>>,
     Path(realm): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -46,7 +48,7 @@ pub async fn token(
         outcome = tracing::field::Empty,
     );
     continue_trace(&span, &headers);
-    token_inner(app, realm, peer, headers, body)
+    token_inner(app, realm, peer, uri.path(), headers, body)
         .instrument(span)
         .await
 }
@@ -81,6 +83,7 @@ async fn token_inner(
     app: Arc<AppState>,
     realm: String,
     peer: SocketAddr,
+    path: &str,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -101,7 +104,7 @@ async fn token_inner(
         event.details.insert("trace_id", trace_id);
     }
     let outcome = match common::limit_address(&app, peer) {
-        Ok(()) => handle(&app, &rt, peer.ip(), &headers, body, now, &mut event).await,
+        Ok(()) => handle(&app, &rt, peer.ip(), path, &headers, body, now, &mut event).await,
         Err(limited) => Err(limited),
     };
     let outcome_label = match &outcome {
@@ -200,10 +203,12 @@ fn error_type(event_type: &'static str) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     app: &AppState,
     rt: &RealmRuntime,
     peer: std::net::IpAddr,
+    path: &str,
     headers: &HeaderMap,
     body: Body,
     now: u64,
@@ -232,14 +237,25 @@ async fn handle(
             OAuthError::unauthorized_client("Bearer-only clients cannot request tokens").into(),
         );
     }
+    // A DPoP proof binds what this request issues to the proof's key (RFC 9449 §5).
+    let proof = crate::dpop::request_proof(app, headers, "POST", path, now, None).await?;
+    if proof.is_none() && client.attribute_is_true(cambio_core::dpop::CLIENT_REQUIRES_DPOP) {
+        return Err(
+            OAuthError::invalid_dpop_proof("DPoP proof is required for this client").into(),
+        );
+    }
+    if let Some(proof) = &proof {
+        event.details.insert("dpop_jkt", proof.jkt.clone());
+    }
+    let proof = proof.as_ref();
     match grant {
         GrantType::ClientCredentials => {
-            client_credentials(app, rt, &client, &form, now, event).await
+            client_credentials(app, rt, &client, &form, proof, now, event).await
         }
-        GrantType::Password => password(app, rt, peer, &client, &form, now, event).await,
-        GrantType::RefreshToken => refresh(app, rt, &client, &form, now, event).await,
+        GrantType::Password => password(app, rt, peer, &client, &form, proof, now, event).await,
+        GrantType::RefreshToken => refresh(app, rt, &client, &form, proof, now, event).await,
         GrantType::AuthorizationCode => {
-            authorization_code(app, rt, &client, &form, now, event).await
+            authorization_code(app, rt, &client, &form, proof, now, event).await
         }
         GrantType::TokenExchange if external::is_external_exchange(rt, &form) => {
             external::exchange(
@@ -249,12 +265,15 @@ async fn handle(
                 &form,
                 ExternalGrant::TokenExchange,
                 grant_type,
+                proof,
                 now,
                 event,
             )
             .await
         }
-        GrantType::TokenExchange => token_exchange(app, rt, &client, &form, now, event).await,
+        GrantType::TokenExchange => {
+            token_exchange(app, rt, &client, &form, proof, now, event).await
+        }
         GrantType::ExternalAlias => {
             external::exchange(
                 app,
@@ -263,6 +282,7 @@ async fn handle(
                 &form,
                 ExternalGrant::Alias,
                 grant_type,
+                proof,
                 now,
                 event,
             )
@@ -276,6 +296,7 @@ async fn handle(
                 &form,
                 ExternalGrant::JwtBearer,
                 grant_type,
+                proof,
                 now,
                 event,
             )
@@ -304,6 +325,7 @@ async fn client_credentials(
     rt: &RealmRuntime,
     client: &Client,
     form: &FormParams,
+    proof: Option<&AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -323,15 +345,17 @@ async fn client_credentials(
         now,
         ids(),
     )?;
-    respond(app, rt, client, issued, None, None, now).await
+    respond(app, rt, client, issued, None, None, proof, now).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn password(
     app: &AppState,
     rt: &RealmRuntime,
     peer: std::net::IpAddr,
     client: &Client,
     form: &FormParams,
+    proof: Option<&AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -363,7 +387,7 @@ async fn password(
         },
         ids(),
     )?;
-    respond(app, rt, client, issued, Some(&session), None, now).await
+    respond(app, rt, client, issued, Some(&session), None, proof, now).await
 }
 
 /// A new user session for a login.
@@ -400,6 +424,7 @@ async fn refresh(
     rt: &RealmRuntime,
     client: &Client,
     form: &FormParams,
+    proof: Option<&AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -438,6 +463,11 @@ async fn refresh(
     let live = common::live_refresh_token(app, rt, &record, session.as_ref(), now)
         .await?
         .map_err(ApiError::OAuth)?;
+    // A bound refresh token is used only with a proof by its key, checked before the use so
+    // that someone without the key cannot burn it.
+    if let Some(jkt) = live.data.jkt.as_deref() {
+        cambio_core::dpop::check_binding(Some(jkt), proof.map(|p| p.jkt.as_str()))?;
+    }
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {
@@ -468,7 +498,7 @@ async fn refresh(
         ids(),
     )?;
     app.store.touch_session(&record.session_id, now).await?;
-    respond(app, rt, client, issued, session.as_ref(), None, now).await
+    respond(app, rt, client, issued, session.as_ref(), None, proof, now).await
 }
 
 async fn authorization_code(
@@ -476,6 +506,7 @@ async fn authorization_code(
     rt: &RealmRuntime,
     client: &Client,
     form: &FormParams,
+    proof: Option<&AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -535,7 +566,7 @@ async fn authorization_code(
         },
         ids(),
     )?;
-    respond(app, rt, client, issued, Some(&session), None, now).await
+    respond(app, rt, client, issued, Some(&session), None, proof, now).await
 }
 
 async fn token_exchange(
@@ -543,6 +574,7 @@ async fn token_exchange(
     rt: &RealmRuntime,
     client: &Client,
     form: &FormParams,
+    proof: Option<&AcceptedProof>,
     now: u64,
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
@@ -575,6 +607,7 @@ async fn token_exchange(
         subject: &subject.token,
         subject_user: &subject.user,
         actor: actor.as_ref().map(|a| &a.token),
+        proof,
         now,
         access_jti,
         id_jti,
@@ -601,12 +634,14 @@ async fn token_exchange(
         decision.issued,
         session.as_ref(),
         Some(decision.issued_token_type),
+        proof,
         now,
     )
     .await
 }
 
 /// Signs the tokens, stores the refresh token, and shapes the response.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn respond(
     app: &AppState,
     rt: &RealmRuntime,
@@ -614,10 +649,22 @@ pub(crate) async fn respond(
     issued: Issued,
     session: Option<&SessionRecord>,
     exchanged: Option<RequestedType>,
+    proof: Option<&AcceptedProof>,
     now: u64,
 ) -> ApiResult<TokenResponse> {
     let sign_error = |_| ApiError::Unavailable;
     let mut issued = issued;
+    if let Some(proof) = proof {
+        // The access token names the proof's key; only its holder can use it (RFC 9449 §6).
+        issued.access.cnf = Some(cambio_core::dpop::confirmation(&proof.jkt));
+        // A public client's refresh token is bound too: it cannot prove who presents it
+        // otherwise (§5). A confidential client's is bound to its credentials already.
+        if let Some(plan) = issued.refresh.as_mut()
+            && !client.is_confidential()
+        {
+            plan.data.jkt = Some(proof.jkt.clone());
+        }
+    }
     if let Some(session) = session {
         // No token outlives its session: the session's revocation is remembered only until
         // the session's end (plus what exchanges may add), and nobody checks it after that.
@@ -648,7 +695,7 @@ pub(crate) async fn respond(
     let mut response = TokenResponse {
         access_token,
         expires_in: issued.expires_in,
-        token_type: "Bearer".into(),
+        token_type: if proof.is_some() { "DPoP" } else { "Bearer" }.into(),
         id_token,
         session_state: issued.access.sid.clone(),
         scope: issued.scope.clone(),

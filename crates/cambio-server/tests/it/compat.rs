@@ -2,7 +2,8 @@
 //! - tests/compat/test_python_clients.py (PyJWT, python-keycloak's token calls);
 //! - tests/compat/test_python_admin.py (python-keycloak's KeycloakAdmin: the fine-grained
 //!   token-exchange setup, then the exchange it permits);
-//! - tests/compat/admin_client.mjs (@keycloak/keycloak-admin-client: the same setup).
+//! - tests/compat/admin_client.mjs (@keycloak/keycloak-admin-client: the same setup);
+//! - tests/compat/test_dpop.py (DPoP proofs made by PyJWT, every RFC 9449 rule Cambio enforces).
 //!
 //! The Python clients live in the `.venv-test` virtualenv and the Node ones in
 //! tests/compat/node_modules, both set up by `scripts/install-test-deps.sh`; without them a
@@ -145,6 +146,12 @@ async fn python_clients() {
 #[tokio::test]
 async fn python_admin_client() {
     run_script(PYTHON_ADMIN).await;
+}
+
+/// DPoP (RFC 9449) with proofs made by PyJWT over `cryptography` keys.
+#[tokio::test]
+async fn dpop_with_independent_proofs() {
+    run_script("tests/compat/test_dpop.py").await;
 }
 
 #[tokio::test]

@@ -1,0 +1,322 @@
+//! DPoP (RFC 9449): whether a verified proof fits the request it came with, and what binding a
+//! token carries. The signature and the proof's form were checked by `cambio_jose`; this module
+//! holds the protocol rules, with the request and the clock passed in.
+
+use cambio_jose::DpopProof;
+use serde_json::Value;
+
+use crate::error::{OAuthError, OAuthResult};
+
+/// How far back a proof's `iat` may lie. RFC 9449 §11.1 asks for a short window; a proof is made
+/// for one request, right before it is sent.
+pub const PROOF_MAX_AGE: u64 = 60;
+/// How far ahead of our clock a proof's `iat` may lie (the client's clock may run fast).
+pub const PROOF_CLOCK_SKEW: u64 = 5;
+/// The longest `jti` accepted (RFC 9449 §4.2 suggests 96 bits of randomness; UUIDs fit).
+pub const MAX_JTI_BYTES: usize = 128;
+/// The client attribute that makes DPoP required (Keycloak's name).
+pub const CLIENT_REQUIRES_DPOP: &str = "dpop.bound.access.tokens";
+
+/// What the request a proof came with looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofContext<'a> {
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The request's URL without query and fragment, as the client addressed it.
+    pub url: &'a str,
+    pub now: u64,
+    /// The `ath` the proof must carry: the hash of the access token presented with it.
+    pub access_token_hash: Option<&'a str>,
+}
+
+/// A proof that fits its request: the key it binds to, and its `jti` with how long it must be
+/// remembered to refuse a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedProof {
+    pub jkt: String,
+    pub jti: String,
+    /// The proof's `ath`, if it has one (checked against `access_token_hash` when one was
+    /// expected).
+    pub ath: Option<String>,
+    /// Until when the `jti` must stay remembered: past it, the `iat` check refuses the proof.
+    pub remember_until: u64,
+}
+
+/// Applies RFC 9449 §4.3's checks to a proof whose signature verified.
+///
+/// # Errors
+/// `invalid_dpop_proof` naming the first check that failed.
+pub fn check(proof: &DpopProof, context: &ProofContext<'_>) -> OAuthResult<AcceptedProof> {
+    let text = |name: &str| proof.claims.get(name).and_then(Value::as_str);
+    let refuse = OAuthError::invalid_dpop_proof;
+    let jti = text("jti")
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_BYTES)
+        .ok_or_else(|| refuse("DPoP proof has no valid jti"))?;
+    if text("htm") != Some(context.method) {
+        return Err(refuse("DPoP proof is for another HTTP method"));
+    }
+    let htu = text("htu").ok_or_else(|| refuse("DPoP proof has no htu"))?;
+    if !same_target(htu, context.url) {
+        return Err(refuse("DPoP proof is for another URL"));
+    }
+    let iat = proof
+        .claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| refuse("DPoP proof has no valid iat"))?;
+    if iat > context.now.saturating_add(PROOF_CLOCK_SKEW) {
+        return Err(refuse("DPoP proof is issued in the future"));
+    }
+    if iat.saturating_add(PROOF_MAX_AGE) < context.now {
+        return Err(refuse("DPoP proof is too old"));
+    }
+    match (context.access_token_hash, text("ath")) {
+        (Some(expected), Some(ath)) if constant_time_eq(expected, ath) => {}
+        (Some(_), Some(_)) => return Err(refuse("DPoP proof is for another access token")),
+        (Some(_), None) => return Err(refuse("DPoP proof has no ath for the access token")),
+        (None, _) => {}
+    }
+    Ok(AcceptedProof {
+        jkt: proof.jkt.clone(),
+        jti: jti.to_owned(),
+        ath: text("ath").map(str::to_owned),
+        remember_until: iat.saturating_add(PROOF_MAX_AGE + PROOF_CLOCK_SKEW),
+    })
+}
+
+/// The key a token is bound to (`cnf.jkt`), if any. A `cnf` without a `jkt` (another kind of
+/// binding, such as mutual TLS's `x5t#S256`) cannot be proven here, so it binds to a key no
+/// proof has: the empty string.
+pub fn bound_key(cnf: Option<&Value>) -> Option<&str> {
+    let cnf = cnf?;
+    Some(cnf.get("jkt").and_then(Value::as_str).unwrap_or(""))
+}
+
+/// The `cnf` claim binding a token to `jkt` (RFC 9449 §6.1).
+pub fn confirmation(jkt: &str) -> Value {
+    serde_json::json!({ "jkt": jkt })
+}
+
+/// Whether a proof for `proven_key` may present a token bound to `bound` (or unbound).
+///
+/// # Errors
+/// `invalid_dpop_proof` when the token is bound and no proof, or a proof by another key, came.
+pub fn check_binding(bound: Option<&str>, proven_key: Option<&str>) -> OAuthResult<()> {
+    match (bound, proven_key) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(OAuthError::invalid_dpop_proof(
+            "The token is DPoP-bound: a DPoP proof by its key is required",
+        )),
+        (Some(bound), Some(proven)) if !bound.is_empty() && constant_time_eq(bound, proven) => {
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err(OAuthError::invalid_dpop_proof(
+            "The DPoP proof is not by the key the token is bound to",
+        )),
+    }
+}
+
+/// Whether a token presented inside a request (a subject or actor token of an exchange) may
+/// be used with the request's proof: an unbound token always; a bound one only with a proof by
+/// its key that also names it in `ath`, so that a proof made for another request cannot carry a
+/// stolen bound token into an exchange.
+///
+/// # Errors
+/// `invalid_dpop_proof` saying which part is missing.
+pub fn check_presented_token(
+    bound: Option<&str>,
+    proof: Option<&AcceptedProof>,
+    token_hash: &str,
+) -> OAuthResult<()> {
+    check_binding(bound, proof.map(|p| p.jkt.as_str()))?;
+    if bound.is_some() {
+        let names_token = proof
+            .and_then(|p| p.ath.as_deref())
+            .is_some_and(|ath| constant_time_eq(ath, token_hash));
+        if !names_token {
+            return Err(OAuthError::invalid_dpop_proof(
+                "The DPoP proof must name the bound token in ath",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compares `htu` with the request URL as RFC 9449 §4.3 step 9 asks: without query and
+/// fragment, after the normalisation of RFC 3986 §6.2.2 and §6.2.3 (case of scheme and host,
+/// default port, percent-encoding), which the `url` crate's parser applies.
+fn same_target(htu: &str, request: &str) -> bool {
+    let strip = |text: &str| {
+        url::Url::parse(text).ok().map(|mut u| {
+            u.set_query(None);
+            u.set_fragment(None);
+            u
+        })
+    };
+    match (strip(htu), strip(request)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_000_000;
+    const URL: &str = "https://as.example/realms/demo/protocol/openid-connect/token";
+
+    fn proof(claims: Value) -> DpopProof {
+        DpopProof {
+            jkt: "key-1".into(),
+            claims: claims.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn context(ath: Option<&str>) -> ProofContext<'_> {
+        ProofContext {
+            method: "POST",
+            url: URL,
+            now: NOW,
+            access_token_hash: ath,
+        }
+    }
+
+    fn good() -> Value {
+        json!({"jti": "j", "htm": "POST", "htu": URL, "iat": NOW})
+    }
+
+    fn with(name: &str, value: Value) -> Value {
+        let mut claims = good();
+        claims[name] = value;
+        claims
+    }
+
+    #[test]
+    fn a_fitting_proof_is_accepted() {
+        let accepted = check(&proof(good()), &context(None)).unwrap();
+        assert_eq!(accepted.jkt, "key-1");
+        assert_eq!(
+            accepted.remember_until,
+            NOW + PROOF_MAX_AGE + PROOF_CLOCK_SKEW
+        );
+        // Case and default port are normalised; query and fragment ignored.
+        let htu = "HTTPS://AS.example:443/realms/demo/protocol/openid-connect/token?x=1#f";
+        assert!(check(&proof(with("htu", json!(htu))), &context(None)).is_ok());
+        let ath = with("ath", json!("hash"));
+        assert!(check(&proof(ath), &context(Some("hash"))).is_ok());
+    }
+
+    #[test]
+    fn each_rule_refuses() {
+        let cases = [
+            (with("jti", json!("")), None, "DPoP proof has no valid jti"),
+            (
+                with("jti", json!("x".repeat(129))),
+                None,
+                "DPoP proof has no valid jti",
+            ),
+            (
+                with("htm", json!("GET")),
+                None,
+                "DPoP proof is for another HTTP method",
+            ),
+            (
+                with("htu", json!("https://as.example/other")),
+                None,
+                "DPoP proof is for another URL",
+            ),
+            (
+                with(
+                    "htu",
+                    json!("https://as.example:8443/realms/demo/protocol/openid-connect/token"),
+                ),
+                None,
+                "DPoP proof is for another URL",
+            ),
+            (with("htu", json!(7)), None, "DPoP proof has no htu"),
+            (
+                with("iat", json!("1000000")),
+                None,
+                "DPoP proof has no valid iat",
+            ),
+            (
+                with("iat", json!(NOW + 6)),
+                None,
+                "DPoP proof is issued in the future",
+            ),
+            (with("iat", json!(NOW - 61)), None, "DPoP proof is too old"),
+            (
+                good(),
+                Some("hash"),
+                "DPoP proof has no ath for the access token",
+            ),
+            (
+                with("ath", json!("other")),
+                Some("hash"),
+                "DPoP proof is for another access token",
+            ),
+        ];
+        for (claims, ath, description) in cases {
+            let error = check(&proof(claims.clone()), &context(ath)).unwrap_err();
+            assert_eq!(
+                (error.code.as_str(), error.description.as_ref()),
+                ("invalid_dpop_proof", description),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn bindings() {
+        assert!(check_binding(None, None).is_ok());
+        assert!(check_binding(None, Some("k")).is_ok());
+        assert!(check_binding(Some("k"), Some("k")).is_ok());
+        assert!(check_binding(Some("k"), None).is_err());
+        assert!(check_binding(Some("k"), Some("other")).is_err());
+        // A binding this server cannot prove (no jkt) is never satisfied.
+        assert_eq!(bound_key(Some(&json!({"x5t#S256": "t"}))), Some(""));
+        assert!(check_binding(Some(""), Some("")).is_err());
+        assert_eq!(bound_key(Some(&json!({"jkt": "k"}))), Some("k"));
+        assert_eq!(bound_key(None), None);
+    }
+
+    #[test]
+    fn a_bound_token_inside_a_request_needs_its_key_and_its_hash() {
+        let proof = |ath: Option<&str>| AcceptedProof {
+            jkt: "k".into(),
+            jti: "j".into(),
+            ath: ath.map(str::to_owned),
+            remember_until: 0,
+        };
+        assert!(check_presented_token(None, None, "h").is_ok());
+        assert!(check_presented_token(Some("k"), Some(&proof(Some("h"))), "h").is_ok());
+        let refused = |bound, p: Option<&AcceptedProof>| {
+            check_presented_token(bound, p, "h")
+                .unwrap_err()
+                .description
+        };
+        assert_eq!(
+            refused(Some("k"), Some(&proof(None))),
+            "The DPoP proof must name the bound token in ath"
+        );
+        assert_eq!(
+            refused(Some("k"), Some(&proof(Some("other")))),
+            "The DPoP proof must name the bound token in ath"
+        );
+        assert_eq!(
+            refused(Some("other-key"), Some(&proof(Some("h")))),
+            "The DPoP proof is not by the key the token is bound to"
+        );
+        assert_eq!(
+            refused(Some("k"), None),
+            "The token is DPoP-bound: a DPoP proof by its key is required"
+        );
+    }
+}
