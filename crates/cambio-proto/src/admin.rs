@@ -141,6 +141,22 @@ pub struct CredentialRep {
     /// (Keycloak's legacy field of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashed_salted_value: Option<String>,
+    /// Keycloak 11 and later: a JSON string with the hash (`value`) and `salt`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_data: Option<String>,
+    /// Keycloak 11 and later: a JSON string with `hashIterations`, `algorithm` and
+    /// `additionalParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_data: Option<String>,
+    /// Keycloak before 11: the salt (base64) of `hashedSaltedValue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// Keycloak before 11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_iterations: Option<i64>,
+    /// Keycloak before 11: the hash algorithm (`pbkdf2-sha256`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
 }
 
 /// `UserRepresentation`.

@@ -390,8 +390,15 @@ pub async fn check_password_login(
         return Ok(None);
     }
     match user {
-        Some(user) if verified && user.enabled => {
+        Some(user) if verified.ok && user.enabled => {
             app.logins.succeeded(&key);
+            if let (Some(new), Some(old)) = (verified.rehashed, user.password_hash.as_deref())
+                && let Err(error) =
+                    crate::passwords::store_rehashed(app, realm_id, &user.id, old, new).await
+            {
+                // The login stands; the old hash keeps working until a later login stores it.
+                tracing::warn!(%error, "could not store a rehashed password");
+            }
             Ok(Some(user))
         }
         _ => {

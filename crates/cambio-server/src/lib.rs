@@ -12,6 +12,9 @@ mod common;
 mod cors;
 mod error;
 mod external_keys;
+pub mod import_report;
+mod keycloak_keys;
+mod keycloak_passwords;
 mod keys;
 mod limits;
 
@@ -21,6 +24,7 @@ mod outbound;
 mod passwords;
 pub use passwords::HashingLimit;
 mod random;
+pub mod realm_import;
 pub mod realm_io;
 mod revocations;
 mod routes;

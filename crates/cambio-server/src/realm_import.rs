@@ -1,0 +1,214 @@
+//! The import of a realm document as Keycloak exports it (`POST /admin/realms`, `cambio realm
+//! import`), around [`crate::realm_io::import`]: the document is read as Keycloak reads it,
+//! Keycloak's defaults are applied where the export relies on them (RS256, the built-in
+//! clients), its signing keys and password hashes are taken over, and what could not be kept
+//! is reported field by field ([`ImportReport`]).
+//!
+//! The signature algorithm: a document that names no `defaultSignatureAlgorithm` gets
+//! Keycloak's default, RS256, when it is a Keycloak export, which Cambio tells by its `id` or
+//! its `components` (every export carries both); a bare representation such as
+//! `{"realm":"x"}` gets Cambio's default, ES256.
+
+use cambio_core::model::Realm;
+use cambio_proto::admin::{ClientRep, RealmRep, RoleRep, RolesRep};
+use serde_json::Value;
+
+use crate::Config;
+use crate::import_report::{self, ImportReport};
+use crate::keycloak_keys;
+use crate::realm_io::{self, ExportOptions, RealmIoError};
+use crate::state::AppState;
+
+/// Imports a realm document; the realm is loaded when this returns.
+pub(crate) async fn import_document(
+    app: &AppState,
+    document: &Value,
+    now: u64,
+) -> Result<(Realm, ImportReport), RealmIoError> {
+    if !document.is_object() {
+        return Err(RealmIoError::Invalid(
+            "A realm representation is a JSON object".into(),
+        ));
+    }
+    let mut rep: RealmRep = serde_path_to_error::deserialize(document.clone()).map_err(|e| {
+        RealmIoError::Invalid(format!("Invalid value at {}: {}", e.path(), e.inner()))
+    })?;
+    let mut report = ImportReport::default();
+    if rep.default_signature_algorithm.is_none() && is_keycloak_export(document) {
+        rep.default_signature_algorithm = Some("RS256".into());
+    }
+    let keys = keycloak_keys::signing_keys(document, &app.secrets, now, &mut report);
+    add_builtin_clients(&mut rep);
+    let realm = realm_io::import(app, &rep, keys, &mut report, now).await?;
+    app.reload_realm(&realm.id, now).await?;
+    let rt = app
+        .realm(&realm.name)
+        .ok_or_else(|| RealmIoError::NotFound(realm.name.clone()))?;
+    let kept = realm_io::export(app, &rt, ExportOptions::FULL).await?;
+    let kept = serde_json::to_value(kept).map_err(|e| RealmIoError::Invalid(e.to_string()))?;
+    import_report::compare(document, &kept, &mut report);
+    Ok((realm, report))
+}
+
+/// Imports a realm document into the database `config` names (the server stopped): the
+/// realm's id and the report.
+pub async fn import_offline(
+    config: &Config,
+    document: &Value,
+) -> Result<(String, ImportReport), RealmIoError> {
+    let app = realm_io::open(config).await?;
+    let (realm, report) = import_document(&app, document, crate::random::now()).await?;
+    Ok((realm.id, report))
+}
+
+/// Reads what `kc.sh export --dir` writes for one realm: `{realm}-realm.json` and its
+/// `{realm}-users-N.json` files (N from 0), whose users join the realm's. With no realm
+/// named, the directory must hold exactly one realm file.
+pub fn read_export_dir(dir: &std::path::Path, realm: Option<&str>) -> Result<Value, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut realms = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(realm_name) = name.strip_suffix("-realm.json") {
+            realms.push(realm_name.to_owned());
+        }
+    }
+    let name = match realm {
+        Some(name) => name.to_owned(),
+        None => match realms.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(format!("{}: no *-realm.json file", dir.display())),
+            _ => {
+                realms.sort();
+                return Err(format!(
+                    "{}: several realms ({}); name one with --realm",
+                    dir.display(),
+                    realms.join(", ")
+                ));
+            }
+        },
+    };
+    let read = |file: &std::path::Path| -> Result<Value, String> {
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        import_report::parse_document(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let mut document = read(&dir.join(format!("{name}-realm.json")))?;
+    // The user files are numbered from 0 without gaps; 100,000 files is far beyond any
+    // export (Keycloak writes 50 users per file by default).
+    for n in 0..100_000 {
+        let file = dir.join(format!("{name}-users-{n}.json"));
+        if !file.exists() {
+            break;
+        }
+        let part = read(&file)?;
+        let users = part
+            .get("users")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match document.get_mut("users").and_then(Value::as_array_mut) {
+            Some(list) => list.extend(users),
+            None => {
+                if let Some(object) = document.as_object_mut() {
+                    object.insert("users".into(), Value::Array(users));
+                }
+            }
+        }
+    }
+    Ok(document)
+}
+
+/// Whether a document is a Keycloak export rather than a bare representation.
+fn is_keycloak_export(document: &Value) -> bool {
+    document.get("id").is_some_and(|v| v.is_string()) || document.get("components").is_some()
+}
+
+/// The clients Keycloak creates in every realm (besides `realm-management`, which the
+/// importer makes itself), with their client roles, as Keycloak sets them up.
+const BUILTIN_CLIENTS: &[(&str, &[&str])] = &[
+    (
+        "account",
+        &[
+            "manage-account",
+            "manage-account-links",
+            "view-profile",
+            "view-applications",
+            "view-consent",
+            "manage-consent",
+            "delete-account",
+            "view-groups",
+        ],
+    ),
+    ("account-console", &[]),
+    ("admin-cli", &[]),
+    ("broker", &["read-token"]),
+    ("security-admin-console", &[]),
+];
+
+/// Adds the built-in clients an export leaves out, so that references to them (the default
+/// role's `account` roles, scope mappings) resolve as they do in Keycloak.
+fn add_builtin_clients(rep: &mut RealmRep) {
+    let realm = rep.realm.clone().unwrap_or_default();
+    let clients = rep.clients.get_or_insert_with(Vec::new);
+    let mut added = Vec::new();
+    for (client_id, roles) in BUILTIN_CLIENTS {
+        if clients
+            .iter()
+            .any(|c| c.client_id.as_deref() == Some(client_id))
+        {
+            continue;
+        }
+        clients.push(builtin_client(client_id, &realm));
+        added.push((*client_id, *roles));
+    }
+    let by_client = rep
+        .roles
+        .get_or_insert_with(RolesRep::default)
+        .client
+        .get_or_insert_with(Default::default);
+    for (client_id, roles) in added {
+        if roles.is_empty() || by_client.contains_key(client_id) {
+            continue;
+        }
+        let reps = roles
+            .iter()
+            .map(|name| RoleRep {
+                name: Some((*name).to_owned()),
+                description: Some(format!("${{role_{name}}}")),
+                ..Default::default()
+            })
+            .collect();
+        by_client.insert(client_id.to_owned(), reps);
+    }
+}
+
+fn builtin_client(client_id: &str, realm: &str) -> ClientRep {
+    let account = format!("/realms/{realm}/account/");
+    let console = format!("/admin/{realm}/console/");
+    let public = |base: Option<&str>| ClientRep {
+        client_id: Some(client_id.to_owned()),
+        name: Some(format!("${{client_{client_id}}}")),
+        public_client: Some(true),
+        standard_flow_enabled: Some(base.is_some()),
+        direct_access_grants_enabled: Some(false),
+        base_url: base.map(str::to_owned),
+        redirect_uris: base.map(|b| vec![format!("{b}*")]),
+        ..Default::default()
+    };
+    match client_id {
+        "account" | "account-console" => public(Some(&account)),
+        "security-admin-console" => public(Some(&console)),
+        "admin-cli" => ClientRep {
+            direct_access_grants_enabled: Some(true),
+            ..public(None)
+        },
+        // `broker` only holds the `read-token` role.
+        _ => ClientRep {
+            client_id: Some(client_id.to_owned()),
+            name: Some(format!("${{client_{client_id}}}")),
+            bearer_only: Some(true),
+            standard_flow_enabled: Some(false),
+            ..Default::default()
+        },
+    }
+}
