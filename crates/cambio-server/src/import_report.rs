@@ -86,15 +86,21 @@ const TRANSLATED: &[&str] = &[
 pub fn compare(given: &Value, kept: &Value, report: &mut ImportReport) {
     let mut found = Vec::new();
     walk(given, kept, String::new(), String::new(), &mut found);
-    for path in found {
+    for (path, reason) in found {
         if !report.covers(&path) {
-            report.add(path, NOT_KEPT);
+            report.add(path, reason);
         }
     }
 }
 
 /// `path` is the concrete path, `shape` the same with indexes left out (for [`TRANSLATED`]).
-fn walk(given: &Value, kept: &Value, path: String, shape: String, found: &mut Vec<String>) {
+fn walk(
+    given: &Value,
+    kept: &Value,
+    path: String,
+    shape: String,
+    found: &mut Vec<(String, String)>,
+) {
     if TRANSLATED.contains(&shape.as_str()) {
         return;
     }
@@ -119,7 +125,7 @@ fn walk(given: &Value, kept: &Value, path: String, shape: String, found: &mut Ve
                         let empty = Value::Object(serde_json::Map::new());
                         walk(value, &empty, child, child_shape, found);
                     }
-                    _ => found.push(child),
+                    _ => found.push((child, NOT_KEPT.to_owned())),
                 }
             }
         }
@@ -132,9 +138,17 @@ fn walk(given: &Value, kept: &Value, path: String, shape: String, found: &mut Ve
                 let child_shape = format!("{shape}[]");
                 match counterpart(item, kept, at) {
                     Some(kept_item) => walk(item, kept_item, child, child_shape, found),
-                    None => found.push(child),
+                    None => found.push((child, NOT_KEPT.to_owned())),
                 }
             }
+        }
+        // A flag or number Cambio holds with another value (a setting it does not have, which
+        // its export shows at the fixed value it works with). Strings are not compared: they
+        // may be normalised (lower-case user names, absolute URLs).
+        (Value::Bool(_) | Value::Number(_), Value::Bool(_) | Value::Number(_))
+            if !same_scalar(given, kept) =>
+        {
+            found.push((path, format!("not kept: Cambio works with {kept}")));
         }
         _ => {}
     }
@@ -153,6 +167,13 @@ fn counterpart<'a>(item: &Value, kept: &'a [Value], at: usize) -> Option<&'a Val
         }
     }
     kept.get(at)
+}
+
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 fn is_empty(value: &Value) -> bool {
@@ -197,7 +218,8 @@ mod tests {
     fn fields_the_export_lacks_are_reported_by_path() {
         let given = json!({
             "realm": "a", "bruteForceProtected": true, "smtpServer": {},
-            "clients": [{"clientId": "x", "surrogateAuthRequired": false, "secret": "s"},
+            "clients": [{"clientId": "x", "surrogateAuthRequired": false, "secret": "s",
+                         "consentRequired": true, "enabled": true},
                         {"clientId": "gone"}],
             "users": [{"username": "Bob", "credentials": [{"secretData": "{}"}], "totp": false}],
             "components": {"org.keycloak.keys.KeyProvider": [{"name": "rsa"}],
@@ -205,7 +227,7 @@ mod tests {
         });
         let kept = json!({
             "realm": "a",
-            "clients": [{"clientId": "x", "secret": "s"}],
+            "clients": [{"clientId": "x", "secret": "s", "consentRequired": false, "enabled": true}],
             "users": [{"username": "bob"}]
         });
         let mut report = ImportReport::default();
@@ -221,6 +243,7 @@ mod tests {
             [
                 "clients[1]",
                 "bruteForceProtected",
+                "clients[0].consentRequired",
                 "clients[0].surrogateAuthRequired",
                 "components.org.keycloak.storage.UserStorageProvider",
                 "users[0].totp",

@@ -187,6 +187,44 @@ pub fn keycloak_kid(key: &SigningKey) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
 
+/// Verifies an access token as Keycloak issues them, for the tokens a realm's imported keys
+/// signed before the move: header `typ` `JWT` (where Cambio's own say `at+jwt`), and the
+/// claim `typ` `Bearer` (Keycloak's and Cambio's ID tokens say `ID`, so an ID token never
+/// passes as an access token); `client_id`, which Keycloak writes only for some grants, is
+/// taken from `azp`. Every other rule is the caller's `validation` (`allow_expired` for
+/// revocation, as for Cambio's own tokens).
+pub fn verify_keycloak_access_token(
+    token: &str,
+    keys: &[cambio_jose::VerifyingKey],
+    validation: &cambio_jose::Validation<'_>,
+    allow_expired: bool,
+) -> Option<(
+    cambio_core::tokens::AccessTokenClaims,
+    cambio_jose::TokenTimes,
+)> {
+    let validation = cambio_jose::Validation {
+        typ: cambio_jose::TypRule::Exactly("JWT"),
+        ..*validation
+    };
+    let verified = if allow_expired {
+        cambio_jose::verify_allowing_expired(token, keys, &validation)
+    } else {
+        cambio_jose::verify(token, keys, &validation)
+    }
+    .ok()?;
+    let times = verified.times();
+    let mut claims = verified.into_claims();
+    if claims.get("typ").and_then(Value::as_str) != Some("Bearer") {
+        return None;
+    }
+    if !claims.contains_key("client_id") {
+        let azp = claims.get("azp")?.clone();
+        claims.insert("client_id".into(), azp);
+    }
+    let claims = serde_json::from_value(Value::Object(claims)).ok()?;
+    Some((claims, times))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
