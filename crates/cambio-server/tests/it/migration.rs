@@ -104,7 +104,11 @@ fn keycloak_token(server: &TestServer, key: &SigningKey, kid: &str, typ: &str) -
         "realm_access": {"roles": ["staff"]}, "scope": "openid profile email",
         "preferred_username": "alice"
     });
-    key.clone().with_kid(kid).unwrap().sign("JWT", &claims).unwrap()
+    key.clone()
+        .with_kid(kid)
+        .unwrap()
+        .sign("JWT", &claims)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -147,7 +151,10 @@ async fn keycloak_keys_keep_signing_and_verifying() {
         "clients[0].consentRequired",
         "components.org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy",
     ] {
-        assert!(paths.contains(&expected.to_owned()), "{expected}: {paths:?}");
+        assert!(
+            paths.contains(&expected.to_owned()),
+            "{expected}: {paths:?}"
+        );
     }
     // Nothing that was kept is reported.
     for kept in ["realm", "clients[0].secret", "users[0].realmRoles", "roles"] {
@@ -159,7 +166,10 @@ async fn keycloak_keys_keep_signing_and_verifying() {
 
     // An export without `defaultSignatureAlgorithm` signs as Keycloak did: RS256.
     let settings = server
-        .get(&format!("{}/admin/realms/legacy", server.base), Some(&admin))
+        .get(
+            &format!("{}/admin/realms/legacy", server.base),
+            Some(&admin),
+        )
         .await;
     assert_eq!(settings.body["defaultSignatureAlgorithm"], "RS256");
     let jwks = server.get(&server.oidc("legacy", "certs"), None).await;
@@ -255,5 +265,159 @@ async fn keycloak_keys_keep_signing_and_verifying() {
         claims(&token)["realm_access"]["roles"],
         json!(["offline_access", "staff", "uma_authorization"])
     );
+    server.stop().await;
+}
+
+/// Keycloak 11+ credential of a password hashed with `algorithm`.
+fn credential(algorithm: &str, iterations: u64, salt: &str, value: &str, extra: Value) -> Value {
+    json!({
+        "id": "cred-1", "type": "password", "userLabel": "My password", "createdDate": 1_700_000_000_000u64,
+        "secretData": json!({"value": value, "salt": salt, "additionalParameters": {}}).to_string(),
+        "credentialData": json!({"hashIterations": iterations, "algorithm": algorithm,
+                                 "additionalParameters": extra}).to_string()
+    })
+}
+
+fn user(name: &str, credentials: Value) -> Value {
+    json!({"id": format!("id-{name}"), "username": name, "enabled": true, "credentials": credentials})
+}
+
+/// The password every hashed test user has.
+const PASSWORD: &str = "correct horse";
+/// The salt of the test vectors, base64 of `keycloak-salt-16`.
+const SALT: &str = "a2V5Y2xvYWstc2FsdC0xNg==";
+
+async fn password_login(server: &TestServer, username: &str, password: &str) -> crate::Reply {
+    server
+        .post_form(
+            &server.oidc("hashes", "token"),
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ],
+            Some(("app", "app-secret")),
+        )
+        .await
+}
+
+async fn stored_hash(config: &cambio_server::Config, username: &str) -> Option<String> {
+    let export = cambio_server::realm_io::export_realm(config, "hashes")
+        .await
+        .unwrap();
+    let export = serde_json::to_value(export).unwrap();
+    export["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .and_then(|u| u["credentials"][0]["hashedSaltedValue"].as_str())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn keycloak_password_hashes_log_in_and_are_rehashed() {
+    // PBKDF2 vectors computed independently with Python's hashlib:
+    // base64(hashlib.pbkdf2_hmac(alg, b"correct horse", b"keycloak-salt-16", 27500, 64)).
+    let sha1 =
+        "XzGlYdO3ehvTkJn+LMFNZm+MYF8t6hxOGp6Cr6jq4/ZEuTQiHg0dkG8BrTDu9pq2UvOvzP3cDgZiuVjyibTx0A==";
+    let sha256 =
+        "y+rRTfAB+EpmpwZKmK3J781OrwW9fXaJk0hLQuyBE/TMMaRwaDB+ZqQEh7p35+OJQcHdlFAsB0cKQdU7zxZWeg==";
+    let sha512 =
+        "8ku3DUjOV0j+ghRkjd5mw59poAf1c9ui+3tDSNZkoEd4AAZNKQRvkc1PSVr69d1t5TRfdpsdIRB8xucFhwiIAw==";
+    // Argon2id with Keycloak 24's defaults (7168 KiB, 5 passes, 1 lane, 32 bytes), computed
+    // with the argon2 crate.
+    let mut argon = [0u8; 32];
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(7168, 5, 1, Some(32)).unwrap(),
+    )
+    .hash_password_into(PASSWORD.as_bytes(), b"keycloak-salt-16", &mut argon)
+    .unwrap();
+    let argon_parameters = json!({"hashLength": ["32"], "memory": ["7168"], "type": ["id"],
+                                  "version": ["1.3"], "parallelism": ["1"]});
+    let realm = json!({
+        "id": "hashes-id", "realm": "hashes", "enabled": true,
+        "clients": [{"clientId": "app", "secret": "app-secret", "directAccessGrantsEnabled": true}],
+        "users": [
+            user("sha1", json!([credential("pbkdf2", 27500, SALT, sha1, json!({}))])),
+            user("sha256", json!([credential("pbkdf2-sha256", 27500, SALT, sha256, json!({}))])),
+            user("sha512", json!([credential("pbkdf2-sha512", 27500, SALT, sha512, json!({}))])),
+            user("argon", json!([credential("argon2", 5, SALT, &STANDARD.encode(argon), argon_parameters)])),
+            // Keycloak before 11 put the hash on the credential itself.
+            user("legacy", json!([{"type": "password", "hashedSaltedValue": sha256, "salt": SALT,
+                                    "hashIterations": 27500, "algorithm": "pbkdf2-sha256",
+                                    "counter": 0, "digits": 0, "period": 0, "config": {}}])),
+            // A hostile import: every login would cost 50 million HMACs, or 4 GiB of memory.
+            user("costly", json!([credential("pbkdf2-sha256", 50_000_000, SALT, sha256, json!({}))])),
+            user("greedy", json!([credential("argon2", 5, SALT, &STANDARD.encode(argon),
+                json!({"hashLength": ["32"], "memory": ["4194304"], "type": ["id"],
+                       "version": ["1.3"], "parallelism": ["1"]}))])),
+            user("unknown", json!([credential("bcrypt", 10, SALT, sha256, json!({}))])),
+            // Cambio's own export form, with a cost no Cambio server writes.
+            user("smuggled", json!([{"type": "password", "hashedSaltedValue":
+                format!("$argon2id$v=19$m=4194304,t=1,p=1$a2V5Y2xvYWstc2FsdC0xNg${}",
+                        STANDARD.encode(argon).trim_end_matches('='))}]))
+        ]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::demo_config();
+    config.database_url = format!("sqlite://{}", dir.path().join("cambio.db").display());
+    config.data_dir = Some(dir.path().to_owned());
+    let server = TestServer::start_in(dir.path()).await;
+    let admin = server.admin_token().await;
+    let created = import(&server, &admin, serde_json::to_vec(&realm).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body;
+    assert_eq!(
+        report_paths(report),
+        [
+            "users[5].credentials[0]",
+            "users[6].credentials[0]",
+            "users[7].credentials[0]",
+            "users[8].credentials[0]"
+        ],
+        "{report}"
+    );
+    assert!(reason(report, "users[5].credentials[0]").contains("exceeds the bound"));
+    assert!(reason(report, "users[6].credentials[0]").contains("exceeds the bounds"));
+    assert!(reason(report, "users[7].credentials[0]").contains("\"bcrypt\" is unknown"));
+    assert!(reason(report, "users[8].credentials[0]").contains("exceeds the bounds"));
+
+    for (username, before) in [
+        ("sha1", "$pbkdf2$i=27500$"),
+        ("sha256", "$pbkdf2-sha256$i=27500$"),
+        ("sha512", "$pbkdf2-sha512$i=27500$"),
+        ("argon", "$argon2id$v=19$m=7168,t=5,p=1$"),
+        ("legacy", "$pbkdf2-sha256$i=27500$"),
+    ] {
+        let stored = stored_hash(&config, username).await.unwrap();
+        assert!(stored.starts_with(before), "{username}: {stored}");
+        password_login(&server, username, "wrong horse")
+            .await
+            .assert_error(400, "invalid_grant", "Invalid user credentials");
+        let login = password_login(&server, username, PASSWORD).await;
+        assert_eq!(login.status, 200, "{username}: {}", login.text);
+        // Rehashed to Cambio's own Argon2id at the successful login; the password still works
+        // and a wrong one still fails.
+        let stored = stored_hash(&config, username).await.unwrap();
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{username}: {stored}"
+        );
+        let again = password_login(&server, username, PASSWORD).await;
+        assert_eq!(again.status, 200, "{username}: {}", again.text);
+        password_login(&server, username, "wrong horse")
+            .await
+            .assert_error(400, "invalid_grant", "Invalid user credentials");
+    }
+    // Users whose hash was refused have no password until it is reset.
+    for username in ["costly", "greedy", "unknown", "smuggled"] {
+        assert_eq!(stored_hash(&config, username).await, None);
+        password_login(&server, username, PASSWORD)
+            .await
+            .assert_error(400, "invalid_grant", "Invalid user credentials");
+    }
     server.stop().await;
 }
