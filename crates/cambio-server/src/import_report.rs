@@ -78,6 +78,9 @@ fn describe(error: &serde_json::Error) -> String {
 const TRANSLATED: &[&str] = &[
     "users[].credentials",
     "components.org.keycloak.keys.KeyProvider",
+    // Keycloak 1.x and 2.x: the realm's own RSA key.
+    "privateKey",
+    "publicKey",
 ];
 
 /// Adds to `report` every field of `given` (the imported document) that `kept` (the realm

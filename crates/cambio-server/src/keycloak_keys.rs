@@ -34,15 +34,31 @@ pub fn signing_keys(
     report: &mut ImportReport,
 ) -> Vec<StoredKey> {
     let mut keys: Vec<StoredKey> = Vec::new();
-    let Some(providers) = document
+    let mut found: Vec<(String, Value)> = Vec::new();
+    // Keycloak 1.x and 2.x kept one RSA key on the realm itself (later versions turned it
+    // into an `rsa` provider of priority 100).
+    if let Some(private_key) = document.get("privateKey").and_then(Value::as_str) {
+        let mut config = serde_json::json!({"privateKey": [private_key], "priority": ["100"]});
+        if let Some(certificate) = document.get("certificate").and_then(Value::as_str) {
+            config["certificate"] = serde_json::json!([certificate]);
+        }
+        let component = serde_json::json!({"providerId": "rsa", "config": config});
+        found.push(("privateKey".to_owned(), component));
+    }
+    if let Some(providers) = document
         .get("components")
         .and_then(|c| c.get(KEY_PROVIDER))
         .and_then(Value::as_array)
-    else {
-        return keys;
-    };
-    for (at, component) in providers.iter().enumerate() {
-        let path = format!("components.{KEY_PROVIDER}[{at}]");
+    {
+        for (at, component) in providers.iter().enumerate() {
+            found.push((
+                format!("components.{KEY_PROVIDER}[{at}]"),
+                component.clone(),
+            ));
+        }
+    }
+    for (path, component) in found {
+        let component = &component;
         match signing_key(component) {
             Ok(key) => {
                 if keys.iter().any(|k| k.kid == key.signing.kid()) {
@@ -53,6 +69,17 @@ pub fn signing_keys(
                 stored.priority = key.priority;
                 stored.passive = !key.active;
                 keys.push(stored);
+                if setting(component, "certificate").is_some_and(|c| !c.is_empty()) {
+                    let at = if path == "privateKey" {
+                        "certificate".to_owned()
+                    } else {
+                        format!("{path}.config.certificate")
+                    };
+                    report.add(
+                        at,
+                        "the key is kept, its certificate is not: Cambio's JWKS carries no x5c",
+                    );
+                }
             }
             Err(reason) => report.add(path, reason),
         }

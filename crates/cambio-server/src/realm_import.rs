@@ -38,7 +38,9 @@ pub(crate) async fn import_document(
         rep.default_signature_algorithm = Some("RS256".into());
     }
     let keys = keycloak_keys::signing_keys(document, &app.secrets, now, &mut report);
+    drop_refused_uris(&mut rep, &mut report);
     add_builtin_clients(&mut rep);
+    add_roles_users_name(&mut rep);
     let realm = realm_io::import(app, &rep, keys, &mut report, now).await?;
     app.reload_realm(&realm.id, now).await?;
     let rt = app
@@ -116,6 +118,101 @@ pub fn read_export_dir(dir: &std::path::Path, realm: Option<&str>) -> Result<Val
         }
     }
     Ok(document)
+}
+
+/// Leaves out the redirect URIs and web origins Cambio refuses to register (Keycloak stores
+/// them, and they may never have worked there either), each reported, rather than refusing
+/// the whole import: one bad URI of one client should not keep a realm from moving. Leaving
+/// one out only narrows where codes and CORS answers may go. Relative URIs are left to the
+/// client's own check, which resolves them first.
+fn drop_refused_uris(rep: &mut RealmRep, report: &mut ImportReport) {
+    use cambio_core::redirect::{check_registered, check_web_origin};
+    for (at, client) in rep.clients.iter_mut().flatten().enumerate() {
+        if let Some(uris) = &mut client.redirect_uris {
+            let mut index = 0;
+            uris.retain(|uri| {
+                let here = index;
+                index += 1;
+                let relative = uri.starts_with('/') && !uri.starts_with("//");
+                match check_registered(uri) {
+                    Err(e) if !relative => {
+                        report.add(
+                            format!("clients[{at}].redirectUris[{here}]"),
+                            format!("refused: it {e}"),
+                        );
+                        false
+                    }
+                    _ => true,
+                }
+            });
+        }
+        if let Some(origins) = &mut client.web_origins {
+            let mut index = 0;
+            origins.retain(|origin| {
+                let here = index;
+                index += 1;
+                match check_web_origin(origin) {
+                    Err(e) => {
+                        report.add(
+                            format!("clients[{at}].webOrigins[{here}]"),
+                            format!("refused: it {e}"),
+                        );
+                        false
+                    }
+                    Ok(_) => true,
+                }
+            });
+        }
+    }
+}
+
+/// Creates the roles users are mapped to that the export does not define, as Keycloak's
+/// import does (old exports name roles deleted since): realm roles, and client roles of
+/// clients the export has.
+fn add_roles_users_name(rep: &mut RealmRep) {
+    let mut realm_names: Vec<String> = Vec::new();
+    let mut client_names: Vec<(String, String)> = Vec::new();
+    for user in rep.users.iter().flatten() {
+        realm_names.extend(user.realm_roles.iter().flatten().cloned());
+        for (client, names) in user.client_roles.iter().flatten() {
+            client_names.extend(names.iter().map(|n| (client.clone(), n.clone())));
+        }
+    }
+    let clients: Vec<String> = rep
+        .clients
+        .iter()
+        .flatten()
+        .filter_map(|c| c.client_id.clone())
+        .collect();
+    let roles = rep.roles.get_or_insert_with(RolesRep::default);
+    let realm = roles.realm.get_or_insert_with(Vec::new);
+    for name in realm_names {
+        if !realm
+            .iter()
+            .any(|r| r.name.as_deref() == Some(name.as_str()))
+        {
+            realm.push(RoleRep {
+                name: Some(name),
+                ..Default::default()
+            });
+        }
+    }
+    let by_client = roles.client.get_or_insert_with(Default::default);
+    for (client, name) in client_names {
+        if !clients.contains(&client) {
+            continue; // the importer says which client is missing
+        }
+        let list = by_client.entry(client).or_default();
+        if !list
+            .iter()
+            .any(|r| r.name.as_deref() == Some(name.as_str()))
+        {
+            list.push(RoleRep {
+                name: Some(name),
+                ..Default::default()
+            });
+        }
+    }
 }
 
 /// Whether a document is a Keycloak export rather than a bare representation.

@@ -421,3 +421,173 @@ async fn keycloak_password_hashes_log_in_and_are_rehashed() {
     }
     server.stop().await;
 }
+
+/// Where the real exports are kept (see the README there for their sources).
+fn exports_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data/keycloak-exports")
+}
+
+fn read_export(name: &str) -> Value {
+    let bytes = std::fs::read(exports_dir().join(name)).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The kid Keycloak gives the RSA key in `private_key` (base64 PKCS#1).
+fn kid_of(private_key: &str) -> String {
+    let der = STANDARD.decode(private_key).unwrap();
+    keycloak_kid(&SigningKey::from_private_der(Algorithm::Rs256, &der).unwrap())
+}
+
+/// A password grant in `realm` through a public client.
+async fn public_login(
+    server: &TestServer,
+    realm: &str,
+    client: &str,
+    username: &str,
+    password: &str,
+) -> crate::Reply {
+    server
+        .post_form(
+            &server.oidc(realm, "token"),
+            &[
+                ("grant_type", "password"),
+                ("client_id", client),
+                ("username", username),
+                ("password", password),
+            ],
+            None,
+        )
+        .await
+}
+
+async fn jwks_kids(server: &TestServer, realm: &str) -> Vec<String> {
+    let jwks = server.get(&server.oidc(realm, "certs"), None).await;
+    jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_keycloak_10_export_directory_imports_with_its_key_and_passwords() {
+    // `kc.sh export --dir` output of Keycloak 10.0.0: the realm file and one users file.
+    let document =
+        cambio_server::realm_import::read_export_dir(&exports_dir().join("kc10-export-dir"), None)
+            .unwrap();
+    assert_eq!(document["users"][0]["username"], "admin@example.com");
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let created = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body;
+    let keys = "components.org.keycloak.keys.KeyProvider";
+    assert!(reason(report, &format!("{keys}[0]")).starts_with("an AES secret"));
+    assert!(reason(report, &format!("{keys}[1]")).starts_with("an HMAC secret"));
+    assert!(reason(report, &format!("{keys}[2].config.certificate")).contains("no x5c"));
+    let paths = report_paths(report);
+    for expected in [
+        "authenticationFlows",
+        "otpPolicyType",
+        "clients[0].defaultRoles",
+        "components.org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy",
+    ] {
+        assert!(
+            paths.contains(&expected.to_owned()),
+            "{expected}: {paths:?}"
+        );
+    }
+
+    let settings = server
+        .get(
+            &format!("{}/admin/realms/oauth2-proxy", server.base),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(settings.body["defaultSignatureAlgorithm"], "RS256");
+    let rsa = document["components"]["org.keycloak.keys.KeyProvider"][2]["config"]["privateKey"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(jwks_kids(&server, "oauth2-proxy").await, [kid_of(rsa)]);
+
+    // The Keycloak PBKDF2-SHA-256 hash of "password" logs in, and the token is signed by
+    // Keycloak's key.
+    let login = public_login(
+        &server,
+        "oauth2-proxy",
+        "admin-cli",
+        "admin@example.com",
+        "password",
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(header(&login.access_token())["kid"], kid_of(rsa).as_str());
+    public_login(
+        &server,
+        "oauth2-proxy",
+        "admin-cli",
+        "admin@example.com",
+        "passw0rd",
+    )
+    .await
+    .assert_error(400, "invalid_grant", "Invalid user credentials");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+
+    // Keycloak 6.0.1: an `rsa` key provider, credentials in the pre-11 form.
+    let kc6 = read_export("kc6-nodejs-test.json");
+    let created = import(&server, &admin, serde_json::to_vec(&kc6).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let provider = kc6["components"]["org.keycloak.keys.KeyProvider"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["providerId"] == "rsa")
+        .unwrap();
+    let kid = kid_of(provider["config"]["privateKey"][0].as_str().unwrap());
+    assert_eq!(jwks_kids(&server, "nodejs-test").await, [kid.clone()]);
+    // test-user's password is "tiger" (the connector's own tests use it), PBKDF2-SHA-1.
+    let login = public_login(
+        &server,
+        "nodejs-test",
+        "public-client",
+        "test-user",
+        "tiger",
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(header(&login.access_token())["kid"], kid.as_str());
+    assert_eq!(header(&login.access_token())["alg"], "RS256");
+
+    // Keycloak 1.9.3: the realm's key on the realm itself.
+    let mut kc19 = read_export("kc1.9-nodejs-test.json");
+    kc19["realm"] = json!("nodejs-legacy");
+    kc19["id"] = json!("nodejs-legacy");
+    let created = import(&server, &admin, serde_json::to_vec(&kc19).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert!(
+        reason(&created.body, "certificate").contains("no x5c"),
+        "{}",
+        created.text
+    );
+    assert!(!report_paths(&created.body).contains(&"privateKey".to_owned()));
+    let kid = kid_of(kc19["privateKey"].as_str().unwrap());
+    assert_eq!(jwks_kids(&server, "nodejs-legacy").await, [kid.clone()]);
+    let login = public_login(
+        &server,
+        "nodejs-legacy",
+        "public-client",
+        "test-user",
+        "tiger",
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(header(&login.access_token())["kid"], kid.as_str());
+    server.stop().await;
+}
