@@ -76,6 +76,9 @@ pub struct ClientRep {
     pub node_re_registration_timeout: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<BTreeMap<String, bool>>,
+    /// Keycloak's `ResourceServerRepresentation`: kept as imported, not evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_settings: Option<Value>,
 }
 
 /// `ProtocolMapperRepresentation`.
@@ -316,6 +319,12 @@ pub struct RealmRep {
     /// Client roles (per owning `clientId`) that clients without full scope may put in tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_scope_mappings: Option<BTreeMap<String, Vec<ScopeMappingRep>>>,
+    /// `IdentityProviderRepresentation`s, as the identity provider admin API shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<Vec<Value>>,
+    /// `IdentityProviderMapperRepresentation`s, kept as imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_provider_mappers: Option<Vec<Value>>,
 }
 
 /// `RolesRepresentation`: realm roles and client roles per `clientId`.

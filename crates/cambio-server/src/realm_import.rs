@@ -14,6 +14,7 @@ use cambio_proto::admin::{ClientRep, RealmRep, RoleRep, RolesRep};
 use serde_json::Value;
 
 use crate::Config;
+use crate::admin::{Approved, authz_imported, idp_mappers, idps};
 use crate::import_report::{self, ImportReport};
 use crate::keycloak_keys;
 use crate::realm_io::{self, ExportOptions, RealmIoError};
@@ -42,6 +43,17 @@ pub(crate) async fn import_document(
     add_builtin_clients(&mut rep);
     add_roles_users_name(&mut rep);
     let realm = realm_io::import(app, &rep, keys, &mut report, now).await?;
+    // The realm is stored but not yet loaded: what follows is not visible before it is.
+    if let Err(error) = import_kept_data(app, &realm, document, &mut report).await {
+        if let Err(cleanup) = app.store.delete_realm_data(&realm.id).await {
+            tracing::error!(error = %cleanup, realm = %realm.name, "cleanup of a failed import failed");
+        }
+        let _ = app
+            .store
+            .delete_object(cambio_store::GLOBAL, crate::state::KIND_REALM, &realm.id)
+            .await;
+        return Err(error.into());
+    }
     app.reload_realm(&realm.id, now).await?;
     let rt = app
         .realm(&realm.name)
@@ -50,6 +62,146 @@ pub(crate) async fn import_document(
     let kept = serde_json::to_value(kept).map_err(|e| RealmIoError::Invalid(e.to_string()))?;
     import_report::compare(document, &kept, &mut report);
     Ok((realm, report))
+}
+
+/// Keeps what Cambio stores as Keycloak's data without acting on it (clients' authorization
+/// settings, identity provider mappers), and the identity providers it can use.
+async fn import_kept_data(
+    app: &AppState,
+    realm: &Realm,
+    document: &Value,
+    report: &mut ImportReport,
+) -> Result<(), cambio_store::StoreError> {
+    let clients: Vec<cambio_core::model::Client> = app
+        .store
+        .list_objects(&realm.id, crate::state::KIND_CLIENT)
+        .await?
+        .iter()
+        .map(crate::state::decode)
+        .collect::<Result<_, _>>()?;
+    let list = |name: &str| {
+        document
+            .get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (at, client) in list("clients").iter().enumerate() {
+        let Some(settings) = client
+            .get("authorizationSettings")
+            .filter(|s| s.is_object())
+        else {
+            continue;
+        };
+        let client_id = client.get("clientId").and_then(Value::as_str);
+        let Some(uuid) = clients
+            .iter()
+            .find(|c| Some(c.client_id.as_str()) == client_id)
+            .map(|c| c.id.clone())
+        else {
+            continue;
+        };
+        let settings = authz_imported::normalise(settings);
+        authz_imported::store(app, &realm.id, &uuid, &settings).await?;
+        report.add(
+            format!("clients[{at}].authorizationSettings"),
+            authz_imported::NOT_EVALUATED,
+        );
+    }
+    let mut imported_aliases = Vec::new();
+    for (at, provider) in list("identityProviders").iter().enumerate() {
+        // Cambio never calls a provider's token endpoint, so the client secret Keycloak used
+        // there has no use here; it is not kept where the admin API would show it.
+        let mut provider = provider.clone();
+        if let Some(config) = provider.get_mut("config").and_then(Value::as_object_mut)
+            && config.remove("clientSecret").is_some()
+        {
+            report.add(
+                format!("identityProviders[{at}].config.clientSecret"),
+                "not kept: Cambio makes no requests to the provider's token endpoint",
+            );
+        }
+        match idps::from_import(app, &provider) {
+            Ok(idp) => {
+                app.insert_provider(&realm.id, &Approved::by_system(idp.clone()))
+                    .await?;
+                imported_aliases.push(idp.alias);
+            }
+            Err(reason) => report.add(
+                format!("identityProviders[{at}]"),
+                format!("not imported: {reason}"),
+            ),
+        }
+    }
+    for (at, mapper) in list("identityProviderMappers").iter().enumerate() {
+        let path = format!("identityProviderMappers[{at}]");
+        let alias = mapper
+            .get("identityProviderAlias")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !imported_aliases.iter().any(|a| a == alias) {
+            report.add(
+                path,
+                format!("not imported: its provider {alias:?} was not"),
+            );
+            continue;
+        }
+        let mut mapper = mapper.clone();
+        let id = mapper
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map_or_else(crate::random::uuid, str::to_owned);
+        mapper["id"] = Value::String(id.clone());
+        let name = format!("{alias}/{}", mapper["name"].as_str().unwrap_or(&id));
+        app.store
+            .insert_object(&crate::state::object(
+                &realm.id,
+                idp_mappers::KIND_IDP_MAPPER,
+                &id,
+                &name,
+                &mapper,
+            )?)
+            .await?;
+        report.add(path, idp_mappers::NOT_APPLIED);
+    }
+    Ok(())
+}
+
+/// Adds to an export what Cambio keeps as Keycloak's data (clients' authorization settings,
+/// identity providers and their mappers), so that an export imports again as it came.
+pub(crate) async fn export_kept_data(
+    app: &AppState,
+    rt: &crate::state::RealmRuntime,
+    rep: &mut RealmRep,
+) -> Result<(), cambio_store::StoreError> {
+    for client in rep.clients.iter_mut().flatten() {
+        let Some(uuid) = client.id.clone() else {
+            continue;
+        };
+        if let Some(found) = app
+            .store
+            .get_object(rt.id(), authz_imported::KIND_AUTHZ_SETTINGS, &uuid)
+            .await?
+        {
+            client.authorization_settings = Some(crate::state::decode(&found)?);
+            client.authorization_services_enabled = Some(true);
+        }
+    }
+    let providers: Vec<Value> = app
+        .store
+        .list_objects(rt.id(), crate::state::KIND_IDP)
+        .await?
+        .iter()
+        .map(crate::state::decode::<cambio_core::federation::IdentityProvider>)
+        .collect::<Result<Vec<_>, _>>()?
+        .iter()
+        .map(idps::to_rep)
+        .collect();
+    rep.identity_providers = (!providers.is_empty()).then_some(providers);
+    let mappers = idp_mappers::all(app, rt.id()).await?;
+    rep.identity_provider_mappers = (!mappers.is_empty()).then_some(mappers);
+    Ok(())
 }
 
 /// Imports a realm document into the database `config` names (the server stopped): the

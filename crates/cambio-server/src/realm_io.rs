@@ -1085,5 +1085,8 @@ pub(crate) async fn export(
         }
         rep.users = Some(exported);
     }
+    if options.clients {
+        crate::realm_import::export_kept_data(app, rt, &mut rep).await?;
+    }
     Ok(rep)
 }

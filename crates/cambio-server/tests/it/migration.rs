@@ -591,3 +591,188 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
     assert_eq!(header(&login.access_token())["kid"], kid.as_str());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn authorization_settings_and_identity_providers_are_kept_and_served() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let mut document = read_export("quickstart-servlet-authz.json");
+    document["identityProviders"] = json!([
+        {"alias": "partner", "providerId": "oidc", "enabled": true, "internalId": "idp-1",
+         "config": {"issuer": "https://idp.partner.example", "jwksUrl": "https://idp.partner.example/jwks",
+                    "useJwksUrl": "true", "clientId": "cambio", "clientSecret": "partner-secret",
+                    "validateSignature": "true"}},
+        {"alias": "corporate", "providerId": "saml", "enabled": true, "config": {}}
+    ]);
+    document["identityProviderMappers"] = json!([
+        {"id": "m-1", "name": "staff role", "identityProviderAlias": "partner",
+         "identityProviderMapper": "oidc-role-idp-mapper",
+         "config": {"claim": "groups", "claim.value": "staff", "role": "user"}},
+        {"name": "saml role", "identityProviderAlias": "corporate",
+         "identityProviderMapper": "saml-role-idp-mapper", "config": {}}
+    ]);
+    let created = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body;
+    assert!(reason(report, "clients[0].authorizationSettings").contains("evaluates no UMA"));
+    assert!(
+        reason(report, "identityProviders[1]")
+            .starts_with("not imported: Unsupported providerId saml"),
+        "{report}"
+    );
+    assert!(reason(report, "identityProviders[0].config.clientSecret").starts_with("not kept"));
+    assert!(reason(report, "identityProviderMappers[0]").starts_with("kept and exported"));
+    assert_eq!(
+        reason(report, "identityProviderMappers[1]"),
+        "not imported: its provider \"corporate\" was not"
+    );
+
+    // The client's resource server, resources, scopes, policies and permissions are served.
+    let admin_url = format!("{}/admin/realms/quickstart", server.base);
+    let clients = server
+        .get(
+            &format!("{admin_url}/clients?clientId=jakarta-servlet-authz-client"),
+            Some(&admin),
+        )
+        .await;
+    let uuid = clients.body[0]["id"].as_str().unwrap().to_owned();
+    let base = format!("{admin_url}/clients/{uuid}/authz/resource-server");
+    let server_rep = server.get(&base, Some(&admin)).await;
+    assert_eq!(server_rep.status, 200, "{}", server_rep.text);
+    assert_eq!(server_rep.body["name"], "jakarta-servlet-authz-client");
+    assert_eq!(server_rep.body["policyEnforcementMode"], "ENFORCING");
+    let names = |reply: &crate::Reply| -> Vec<String> {
+        let mut names: Vec<String> = reply
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let resources = server.get(&format!("{base}/resource"), Some(&admin)).await;
+    assert_eq!(
+        names(&resources),
+        [
+            "Admin Resource",
+            "Main Page",
+            "Premium Resource",
+            "Protected Resource"
+        ]
+    );
+    assert!(
+        resources.body[0]["_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    let scopes = server.get(&format!("{base}/scope"), Some(&admin)).await;
+    assert_eq!(names(&scopes).len(), 6, "{}", scopes.text);
+    let policies = server.get(&format!("{base}/policy"), Some(&admin)).await;
+    assert!(names(&policies).contains(&"Only Premium User Policy".to_owned()));
+    let permissions = server
+        .get(&format!("{base}/permission"), Some(&admin))
+        .await;
+    assert_eq!(
+        names(&permissions),
+        [
+            "Administrative Resource Permission",
+            "Administrator Action Scope Permission",
+            "Premium Resource Permission",
+            "Premium User Scope Permission",
+            "Protected Resource Permission",
+            "User Action Scope Permission"
+        ]
+    );
+    // realm-management keeps Cambio's own (evaluated) model.
+    let management = server
+        .get(
+            &format!("{admin_url}/clients?clientId=realm-management"),
+            Some(&admin),
+        )
+        .await;
+    let management = management.body[0]["id"].as_str().unwrap().to_owned();
+    let own = server
+        .get(
+            &format!("{admin_url}/clients/{management}/authz/resource-server/scope"),
+            Some(&admin),
+        )
+        .await;
+    assert!(
+        names(&own).contains(&"token-exchange".to_owned()),
+        "{}",
+        own.text
+    );
+
+    // The usable provider is imported; its mapper is served; neither the secret nor the SAML
+    // provider is.
+    let providers = server
+        .get(
+            &format!("{admin_url}/identity-provider/instances"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(names_of_aliases(&providers.body), ["partner"]);
+    assert!(providers.body[0]["config"].get("clientSecret").is_none());
+    let mappers = server
+        .get(
+            &format!("{admin_url}/identity-provider/instances/partner/mappers"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(mappers.body[0]["name"], "staff role", "{}", mappers.text);
+
+    // All of it comes back in an export.
+    let export = server
+        .http
+        .post(format!("{admin_url}/partial-export?exportClients=true"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let export: Value = export.json().await.unwrap();
+    let client = export["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["clientId"] == "jakarta-servlet-authz-client")
+        .unwrap();
+    assert_eq!(
+        client["authorizationSettings"]["resources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(names_of_aliases(&export["identityProviders"]), ["partner"]);
+    assert_eq!(export["identityProviderMappers"][0]["id"], "m-1");
+
+    // alice (password given in clear) logs in through `admin-cli`, a built-in client the
+    // file leaves out and the import created, as Keycloak does.
+    let login = public_login(&server, "quickstart", "admin-cli", "alice", "alice").await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    for builtin in [
+        "account",
+        "account-console",
+        "broker",
+        "security-admin-console",
+    ] {
+        let found = server
+            .get(
+                &format!("{admin_url}/clients?clientId={builtin}"),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(found.body.as_array().map(Vec::len), Some(1), "{builtin}");
+    }
+    server.stop().await;
+}
+
+fn names_of_aliases(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["alias"].as_str().unwrap().to_owned())
+        .collect()
+}
