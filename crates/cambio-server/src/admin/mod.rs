@@ -12,6 +12,7 @@ mod escalation;
 mod events;
 pub(crate) mod idp_mappers;
 pub(crate) mod idps;
+mod partial_import;
 mod realms;
 mod roles;
 pub(crate) mod users;
@@ -44,6 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(authz::routes())
         .merge(idps::routes())
         .merge(idp_mappers::routes())
+        .merge(partial_import::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
             "/admin/realms/{realm}/keys/rotate",

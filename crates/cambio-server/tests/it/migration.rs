@@ -776,3 +776,125 @@ fn names_of_aliases(list: &Value) -> Vec<String> {
         .map(|p| p["alias"].as_str().unwrap().to_owned())
         .collect()
 }
+
+async fn partial_import(
+    server: &TestServer,
+    token: &str,
+    realm: &str,
+    body: Value,
+) -> crate::Reply {
+    let response = server
+        .http
+        .post(format!(
+            "{}/admin/realms/{realm}/partialImport",
+            server.base
+        ))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    reply(response).await
+}
+
+#[tokio::test]
+async fn partial_import_adds_skips_and_guards() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let base = json!({
+        "realm": "partial", "enabled": true,
+        "roles": {"realm": [{"name": "staff"}]},
+        "users": [
+            {"username": "existing", "enabled": true, "credentials": [{"type": "password", "value": "pw"}]},
+            {"username": "helper", "enabled": true,
+             "credentials": [{"type": "password", "value": "helper-pw"}],
+             "clientRoles": {"realm-management": ["manage-realm", "manage-users"]}}
+        ]
+    });
+    let created = import(&server, &admin, serde_json::to_vec(&base).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    // A bare representation without an id or components keeps Cambio's default algorithm.
+    let settings = server
+        .get(
+            &format!("{}/admin/realms/partial", server.base),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(settings.body["defaultSignatureAlgorithm"], "ES256");
+
+    let sha256 =
+        "y+rRTfAB+EpmpwZKmK3J781OrwW9fXaJk0hLQuyBE/TMMaRwaDB+ZqQEh7p35+OJQcHdlFAsB0cKQdU7zxZWeg==";
+    let body = json!({
+        "ifResourceExists": "FAIL",
+        "roles": {"realm": [{"name": "auditor", "composites": {"realm": ["staff"]}}]},
+        "clients": [{"clientId": "reports", "publicClient": true, "directAccessGrantsEnabled": true}],
+        "users": [
+            {"username": "existing"},
+            {"username": "carol", "enabled": true, "realmRoles": ["auditor"],
+             "credentials": [credential("pbkdf2-sha256", 27500, SALT, sha256, json!({}))]}
+        ],
+        "groups": [{"name": "team"}]
+    });
+    // FAIL: something exists, so nothing is written.
+    let refused = partial_import(&server, &admin, "partial", body.clone()).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(refused.body["errorMessage"], "USER existing already exists");
+    let roles = server
+        .get(
+            &format!("{}/admin/realms/partial/roles/auditor", server.base),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(roles.status, 404);
+
+    // SKIP: the rest is added, and Keycloak's answer lists it.
+    let mut skipping = body.clone();
+    skipping["ifResourceExists"] = json!("SKIP");
+    let done = partial_import(&server, &admin, "partial", skipping).await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.body["added"], 3, "{}", done.text);
+    assert_eq!(done.body["skipped"], 1);
+    assert_eq!(done.body["notImported"][0]["path"], "groups");
+    // carol's Keycloak hash logs in, through the new client, with the new composite role.
+    let login = public_login(&server, "partial", "reports", "carol", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let roles = claims(&login.access_token())["realm_access"]["roles"].clone();
+    assert!(
+        roles.as_array().unwrap().contains(&json!("staff")),
+        "{roles}"
+    );
+
+    // A restricted administrator cannot hand out a role it could not grant through it.
+    let helper = public_login(&server, "partial", "admin-cli", "helper", "helper-pw")
+        .await
+        .access_token();
+    let escalation = partial_import(
+        &server,
+        &helper,
+        "partial",
+        json!({"users": [{"username": "mallory", "enabled": true,
+                          "clientRoles": {"realm-management": ["realm-admin"]}}]}),
+    )
+    .await;
+    assert_eq!(escalation.status, 403, "{}", escalation.text);
+    let mallory = server
+        .get(
+            &format!(
+                "{}/admin/realms/partial/users?username=mallory&exact=true",
+                server.base
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(mallory.body, json!([]));
+    // ...but may add a user with a role it may grant.
+    let allowed = partial_import(
+        &server,
+        &helper,
+        "partial",
+        json!({"users": [{"username": "dave", "enabled": true, "realmRoles": ["staff"]}]}),
+    )
+    .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
+    server.stop().await;
+}
