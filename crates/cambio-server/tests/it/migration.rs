@@ -898,3 +898,57 @@ async fn partial_import_adds_skips_and_guards() {
     assert_eq!(allowed.status, 200, "{}", allowed.text);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_reads_as_keycloak_reads_it() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    // A repeated key takes its last value, as Jackson does (some generated exports repeat
+    // `users`).
+    let repeated = br#"{"id": "twice", "realm": "twice", "users": [{"username": "first"}],
+        "enabled": true, "users": [{"username": "second", "enabled": true}]}"#;
+    let created = import(&server, &admin, repeated.to_vec()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let users = server
+        .get(
+            &format!("{}/admin/realms/twice/users", server.base),
+            Some(&admin),
+        )
+        .await;
+    let names: Vec<&str> = users
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["second"]);
+    // An export (it has an id) without defaultSignatureAlgorithm signs with RS256.
+    let settings = server
+        .get(&format!("{}/admin/realms/twice", server.base), Some(&admin))
+        .await;
+    assert_eq!(settings.body["defaultSignatureAlgorithm"], "RS256");
+
+    // A malformed body says where.
+    let broken = b"{\n  \"realm\": \"broken\",\n  \"enabled\": true,\n  \"users\": [\n    {\"username\": \"x\"}\n    {\"username\": \"y\"}\n  ]\n}";
+    let refused = import(&server, &admin, broken.to_vec()).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.body["errorMessage"],
+        "Invalid JSON at line 6 column 5: expected `,` or `]`"
+    );
+    // A value of the wrong type names its path.
+    let mistyped = import(
+        &server,
+        &admin,
+        br#"{"realm": "typed", "clients": [{"clientId": "a"}, {"clientId": "b", "enabled": "yes"}]}"#
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(mistyped.status, 400, "{}", mistyped.text);
+    assert_eq!(
+        mistyped.body["errorMessage"],
+        "Invalid value at clients[1].enabled: invalid type: string \"yes\", expected a boolean"
+    );
+    server.stop().await;
+}
