@@ -157,7 +157,7 @@ async fn import_kept_data(
         app.store
             .insert_object(&crate::state::object(
                 &realm.id,
-                idp_mappers::KIND_IDP_MAPPER,
+                idp_mappers::KIND_PROVIDER_MAPPER,
                 &id,
                 &name,
                 &mapper,

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, decode};
 
 /// The store kind of imported identity provider mappers.
-pub const KIND_IDP_MAPPER: &str = "idp-mapper";
+pub const KIND_PROVIDER_MAPPER: &str = "idp-mapper";
 
 /// What the import report says of a kept mapper.
 pub const NOT_APPLIED: &str = "kept and exported, but not applied: Cambio maps an identity \
@@ -41,7 +41,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// Every kept mapper of a realm.
 pub async fn all(app: &AppState, realm_id: &str) -> cambio_store::StoreResult<Vec<Value>> {
     app.store
-        .list_objects(realm_id, KIND_IDP_MAPPER)
+        .list_objects(realm_id, KIND_PROVIDER_MAPPER)
         .await?
         .iter()
         .map(decode)

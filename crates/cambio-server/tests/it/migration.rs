@@ -551,7 +551,7 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
         .find(|c| c["providerId"] == "rsa")
         .unwrap();
     let kid = kid_of(provider["config"]["privateKey"][0].as_str().unwrap());
-    assert_eq!(jwks_kids(&server, "nodejs-test").await, [kid.clone()]);
+    assert_eq!(jwks_kids(&server, "nodejs-test").await, std::slice::from_ref(&kid));
     // test-user's password is "tiger" (the connector's own tests use it), PBKDF2-SHA-1.
     let login = public_login(
         &server,
@@ -578,7 +578,7 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
     );
     assert!(!report_paths(&created.body).contains(&"privateKey".to_owned()));
     let kid = kid_of(kc19["privateKey"].as_str().unwrap());
-    assert_eq!(jwks_kids(&server, "nodejs-legacy").await, [kid.clone()]);
+    assert_eq!(jwks_kids(&server, "nodejs-legacy").await, std::slice::from_ref(&kid));
     let login = public_login(
         &server,
         "nodejs-legacy",
