@@ -325,6 +325,10 @@ pub struct RealmRep {
     /// `IdentityProviderMapperRepresentation`s, kept as imported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider_mappers: Option<Vec<Value>>,
+    /// Keycloak's components by type; Cambio reads and writes its signing keys as
+    /// `org.keycloak.keys.KeyProvider` components (full exports only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<Value>,
 }
 
 /// `RolesRepresentation`: realm roles and client roles per `clientId`.

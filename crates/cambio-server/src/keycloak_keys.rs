@@ -214,6 +214,62 @@ pub fn keycloak_kid(key: &SigningKey) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }
 
+/// A realm's signing keys as Keycloak key provider components, for a full export: private keys
+/// in clear (PKCS#8), each with its `kid`, priority and algorithm, retired keys still published
+/// as passive ones (they verify, never sign), keys no longer published left out. Keycloak
+/// reads them back (computing its own `kid` for RSA keys); Cambio keeps the `kid` given.
+pub fn export_components(
+    secrets: &SecretBox,
+    stored: &[StoredKey],
+    now: u64,
+) -> cambio_store::StoreResult<Value> {
+    let mut providers = Vec::new();
+    for key in stored {
+        let published = key.retired_at.is_none_or(|r| r > now)
+            || key.publish_until.is_some_and(|until| until > now);
+        if !published {
+            continue;
+        }
+        let signing = key.open(secrets)?;
+        let private = STANDARD.encode(&*signing.pkcs8_der());
+        let active = !key.passive && key.retired_at.is_none_or(|r| r > now);
+        let mut config = serde_json::json!({
+            "kid": [key.kid],
+            "priority": [key.priority.to_string()],
+            "active": [active.to_string()],
+            "enabled": ["true"],
+            "algorithm": [key.alg.as_str()],
+        });
+        let provider = match key.alg {
+            Algorithm::Rs256 | Algorithm::Ps256 => {
+                config["privateKey"] = serde_json::json!([private]);
+                "rsa"
+            }
+            Algorithm::Es256 => {
+                config["ecdsaPrivateKey"] = serde_json::json!([private]);
+                config["ecdsaEllipticCurveKey"] = serde_json::json!(["P-256"]);
+                if let Ok(public) = signing.public_key_spki_der() {
+                    config["ecdsaPublicKey"] = serde_json::json!([STANDARD.encode(public)]);
+                }
+                "ecdsa-generated"
+            }
+            Algorithm::EdDsa => {
+                config["eddsaPrivateKey"] = serde_json::json!([private]);
+                config["eddsaEllipticCurveKey"] = serde_json::json!(["Ed25519"]);
+                "eddsa-generated"
+            }
+        };
+        providers.push(serde_json::json!({
+            "id": key.kid,
+            "name": format!("cambio-{}", key.alg.as_str().to_lowercase()),
+            "providerId": provider,
+            "subComponents": {},
+            "config": config,
+        }));
+    }
+    Ok(serde_json::json!({ KEY_PROVIDER: providers }))
+}
+
 /// Verifies an access token as Keycloak issues them, for the tokens a realm's imported keys
 /// signed before the move: header `typ` `JWT` (where Cambio's own say `at+jwt`), and the
 /// claim `typ` `Bearer` (Keycloak's and Cambio's ID tokens say `ID`, so an ID token never

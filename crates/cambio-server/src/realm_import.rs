@@ -204,6 +204,27 @@ pub(crate) async fn export_kept_data(
     Ok(())
 }
 
+/// Adds the realm's signing keys to a full export, as Keycloak key provider components.
+pub(crate) async fn export_keys(
+    app: &AppState,
+    rt: &crate::state::RealmRuntime,
+    rep: &mut RealmRep,
+) -> Result<(), cambio_store::StoreError> {
+    let stored: Vec<crate::keys::StoredKey> = app
+        .store
+        .list_objects(rt.id(), crate::state::KIND_KEY)
+        .await?
+        .iter()
+        .map(crate::state::decode)
+        .collect::<Result<_, _>>()?;
+    rep.components = Some(keycloak_keys::export_components(
+        &app.secrets,
+        &stored,
+        crate::random::now(),
+    )?);
+    Ok(())
+}
+
 /// Imports a realm document into the database `config` names (the server stopped): the
 /// realm's id and the report.
 pub async fn import_offline(

@@ -1088,5 +1088,9 @@ pub(crate) async fn export(
     if options.clients {
         crate::realm_import::export_kept_data(app, rt, &mut rep).await?;
     }
+    // Private keys only where client secrets are in clear too: a full export.
+    if options.secrets {
+        crate::realm_import::export_keys(app, rt, &mut rep).await?;
+    }
     Ok(rep)
 }

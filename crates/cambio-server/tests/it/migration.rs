@@ -419,6 +419,38 @@ async fn keycloak_password_hashes_log_in_and_are_rehashed() {
             .await
             .assert_error(400, "invalid_grant", "Invalid user credentials");
     }
+
+    // A full export carries the signing keys as Keycloak key providers, so the realm moves on
+    // with them: imported again under another name, it publishes and signs with the same key.
+    let mut rep = cambio_server::realm_io::export_realm(&config, "hashes")
+        .await
+        .unwrap();
+    let providers = rep.components.as_ref().unwrap()["org.keycloak.keys.KeyProvider"].clone();
+    assert_eq!(providers.as_array().unwrap().len(), 1, "{providers}");
+    assert_eq!(providers[0]["providerId"], "rsa");
+    rep.realm = Some("hashes-copy".into());
+    rep.id = None;
+    cambio_server::realm_io::import_realm(&config, &rep)
+        .await
+        .unwrap();
+    server.stop().await;
+    let server = TestServer::start_in(dir.path()).await;
+    let kids = jwks_kids(&server, "hashes").await;
+    assert_eq!(kids, jwks_kids(&server, "hashes-copy").await);
+    assert_eq!(kids, [providers[0]["config"]["kid"][0].as_str().unwrap()]);
+    let copied = server
+        .post_form(
+            &server.oidc("hashes-copy", "token"),
+            &[
+                ("grant_type", "password"),
+                ("username", "sha512"),
+                ("password", PASSWORD),
+            ],
+            Some(("app", "app-secret")),
+        )
+        .await;
+    assert_eq!(copied.status, 200, "{}", copied.text);
+    assert_eq!(header(&copied.access_token())["kid"], kids[0].as_str());
     server.stop().await;
 }
 
@@ -551,7 +583,10 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
         .find(|c| c["providerId"] == "rsa")
         .unwrap();
     let kid = kid_of(provider["config"]["privateKey"][0].as_str().unwrap());
-    assert_eq!(jwks_kids(&server, "nodejs-test").await, std::slice::from_ref(&kid));
+    assert_eq!(
+        jwks_kids(&server, "nodejs-test").await,
+        std::slice::from_ref(&kid)
+    );
     // test-user's password is "tiger" (the connector's own tests use it), PBKDF2-SHA-1.
     let login = public_login(
         &server,
@@ -578,7 +613,10 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
     );
     assert!(!report_paths(&created.body).contains(&"privateKey".to_owned()));
     let kid = kid_of(kc19["privateKey"].as_str().unwrap());
-    assert_eq!(jwks_kids(&server, "nodejs-legacy").await, std::slice::from_ref(&kid));
+    assert_eq!(
+        jwks_kids(&server, "nodejs-legacy").await,
+        std::slice::from_ref(&kid)
+    );
     let login = public_login(
         &server,
         "nodejs-legacy",
