@@ -77,6 +77,9 @@ fn describe(error: &serde_json::Error) -> String {
 /// password hashes, key components become signing keys); the comparison skips them.
 const TRANSLATED: &[&str] = &[
     "users[].credentials",
+    // Kept and served (reported once), or for realm-management taken into Cambio's model
+    // (reported policy by policy).
+    "clients[].authorizationSettings",
     "components.org.keycloak.keys.KeyProvider",
     // Keycloak 1.x and 2.x: the realm's own RSA key.
     "privateKey",

@@ -94,6 +94,20 @@ async fn import_kept_data(
             continue;
         };
         let client_id = client.get("clientId").and_then(Value::as_str);
+        if client_id == Some(crate::bootstrap::REALM_MANAGEMENT) {
+            // realm-management's resource server is Cambio's own, evaluated model: its
+            // token-exchange permissions are taken into it, the rest is reported.
+            crate::admin::authz_exchange_import::import(
+                app,
+                &realm.id,
+                &clients,
+                settings,
+                &format!("clients[{at}].authorizationSettings"),
+                report,
+            )
+            .await?;
+            continue;
+        }
         let Some(uuid) = clients
             .iter()
             .find(|c| Some(c.client_id.as_str()) == client_id)

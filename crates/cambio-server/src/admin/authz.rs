@@ -908,6 +908,17 @@ pub async fn set_management(
     Ok(Json(management_state(&app, &rt, &id).await?))
 }
 
+/// Management permissions for a client of a realm being imported (not yet loaded).
+pub(crate) async fn enable_management_for_import(
+    app: &AppState,
+    realm_id: &str,
+    client_uuid: &str,
+) -> Result<(), cambio_store::StoreError> {
+    enable_management(app, realm_id, client_uuid)
+        .await
+        .map_err(|e| cambio_store::StoreError::Corrupt(format!("{e:?}")))
+}
+
 async fn enable_management(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
     let all_scopes = scopes(app, realm_id).await?;
     let resource = AuthzResource {

@@ -5,7 +5,8 @@
 //! `realm-management` client: `realm-admin`, `manage-clients`, `view-users`...). Every write
 //! goes to the store first and then rebuilds the realm's in-memory snapshot.
 
-mod authz;
+pub(crate) mod authz;
+pub(crate) mod authz_exchange_import;
 pub(crate) mod authz_imported;
 pub(crate) mod clients;
 mod escalation;

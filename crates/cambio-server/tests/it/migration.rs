@@ -990,3 +990,102 @@ async fn a_body_reads_as_keycloak_reads_it() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn keycloak_token_exchange_permissions_carry_over() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let permission = |target: &str, scope: &str, policies: &str| {
+        json!({"name": format!("{scope}.permission.client.{target}"), "type": "scope",
+               "logic": "POSITIVE", "decisionStrategy": "UNANIMOUS",
+               "config": {"resources": format!("[\"client.resource.{target}\"]"),
+                          "scopes": format!("[\"{scope}\"]"), "applyPolicies": policies}})
+    };
+    let document = json!({
+        "id": "v1", "realm": "v1", "enabled": true,
+        "roles": {"realm": [{"name": "staff"}]},
+        "clients": [
+            {"clientId": "source-app", "publicClient": true, "directAccessGrantsEnabled": true},
+            {"clientId": "other-app", "publicClient": true, "directAccessGrantsEnabled": true},
+            {"id": "target-uuid", "clientId": "target-api", "secret": "target-secret"},
+            {"id": "other-target", "clientId": "other-api", "secret": "other-secret"},
+            {"clientId": "realm-management", "bearerOnly": true, "authorizationSettings": {
+                "allowRemoteResourceManagement": false, "policyEnforcementMode": "ENFORCING",
+                "resources": [{"name": "client.resource.target-uuid", "type": "Client",
+                               "scopes": [{"name": "view"}, {"name": "token-exchange"}]}],
+                "policies": [
+                    {"name": "source-exchange", "type": "client", "logic": "POSITIVE",
+                     "decisionStrategy": "UNANIMOUS", "config": {"clients": "[\"source-app\"]"}},
+                    {"name": "either", "type": "aggregate", "logic": "POSITIVE",
+                     "decisionStrategy": "AFFIRMATIVE", "config": {"applyPolicies": "[\"source-exchange\"]"}},
+                    {"name": "staff-only", "type": "role", "logic": "POSITIVE",
+                     "decisionStrategy": "UNANIMOUS", "config": {"roles": "[{\"id\":\"staff\"}]"}},
+                    permission("target-uuid", "token-exchange", "[\"either\"]"),
+                    permission("target-uuid", "manage", "[\"staff-only\"]"),
+                    permission("other-target", "token-exchange", "[\"source-exchange\",\"staff-only\"]")
+                ],
+                "scopes": [{"name": "view"}, {"name": "token-exchange"}],
+                "decisionStrategy": "UNANIMOUS"}}
+        ],
+        "users": [{"username": "alice", "enabled": true, "realmRoles": ["staff"],
+                   "credentials": [{"type": "password", "value": "alice-pw"}]}]
+    });
+    let created = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let report = &created.body;
+    let settings = "clients[4].authorizationSettings";
+    assert!(reason(report, &format!("{settings}.policies[2]")).starts_with("not imported"));
+    assert!(reason(report, &format!("{settings}.policies[4]")).starts_with("not imported"));
+    assert_eq!(
+        reason(report, &format!("{settings}.policies[5]")),
+        "imported without its policies, so it denies: policy \"staff-only\" is of type \"role\", \
+         which Cambio does not evaluate"
+    );
+    assert!(
+        !report_paths(report)
+            .iter()
+            .any(|p| p.starts_with(&format!("{settings}.policies[0]"))
+                || p.starts_with(&format!("{settings}.policies[1]"))
+                || p.starts_with(&format!("{settings}.policies[3]"))),
+        "{report}"
+    );
+
+    let exchange = |requester: &'static str, subject: String, audience: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .post_form(
+                    &server.oidc("v1", "token"),
+                    &[
+                        ("grant_type", crate::EXCHANGE),
+                        ("client_id", requester),
+                        ("subject_token", &subject),
+                        ("subject_token_type", crate::ACCESS_TOKEN_TYPE),
+                        ("audience", audience),
+                    ],
+                    None,
+                )
+                .await
+        }
+    };
+    // The permission names source-app (through the aggregate): its exchange to target-api works.
+    let own = public_login(&server, "v1", "source-app", "alice", "alice-pw")
+        .await
+        .access_token();
+    let allowed = exchange("source-app", own.clone(), "target-api").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
+    assert_eq!(claims(&allowed.access_token())["azp"], "source-app");
+    // Another client is not named; a permission whose policies could not be taken over denies.
+    let other = public_login(&server, "v1", "other-app", "alice", "alice-pw")
+        .await
+        .access_token();
+    exchange("other-app", other, "target-api")
+        .await
+        .assert_error(403, "access_denied", "Client not allowed to exchange");
+    exchange("source-app", own, "other-api").await.assert_error(
+        403,
+        "access_denied",
+        "Client not allowed to exchange",
+    );
+    server.stop().await;
+}
