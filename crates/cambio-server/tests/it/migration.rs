@@ -784,6 +784,8 @@ async fn authorization_settings_and_identity_providers_are_kept_and_served() {
         4
     );
     assert_eq!(names_of_aliases(&export["identityProviders"]), ["partner"]);
+    // Private keys leave only in a full export.
+    assert!(export.get("components").is_none(), "{export}");
     assert_eq!(export["identityProviderMappers"][0]["id"], "m-1");
 
     // alice (password given in clear) logs in through `admin-cli`, a built-in client the
