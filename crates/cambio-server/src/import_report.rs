@@ -81,6 +81,8 @@ const TRANSLATED: &[&str] = &[
     // (reported policy by policy).
     "clients[].authorizationSettings",
     "components.org.keycloak.keys.KeyProvider",
+    // A partial import's own switch.
+    "ifResourceExists",
     // Keycloak 1.x and 2.x: the realm's own RSA key.
     "privateKey",
     "publicKey",

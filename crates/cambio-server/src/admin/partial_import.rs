@@ -91,6 +91,14 @@ pub async fn partial_import(
     }
     let mut results = Vec::new();
     let (mut added, mut skipped) = (0u64, 0u64);
+    // The document as far as it was imported: skipped entries are blanked, so that the
+    // comparison with the realm afterwards reports only what was added and not kept.
+    let mut imported = document.clone();
+    let mut blank = |pointer: String| {
+        if let Some(entry) = imported.pointer_mut(&pointer) {
+            *entry = json!({});
+        }
+    };
 
     // First what exists already: with FAIL, nothing is written when anything does.
     let rt = realm_or_404(&app, &realm)?;
@@ -122,12 +130,13 @@ pub async fn partial_import(
 
     // Clients, then roles (realm and client), each through the guard.
     let now = random::now();
-    for rep in &clients {
+    for (at, rep) in clients.iter().enumerate() {
         let client_id = rep
             .client_id
             .clone()
             .ok_or_else(|| bad_request("clientId is required"))?;
         if exists("CLIENT", &client_id) {
+            blank(format!("/clients/{at}"));
             skipped += 1;
             results.push(result("SKIPPED", "CLIENT", &client_id, ""));
             continue;
@@ -157,13 +166,14 @@ pub async fn partial_import(
     app.reload_realm(rt.id(), now).await?;
     let rt = realm_or_404(&app, &realm)?;
     let mut new_roles: Vec<(Option<String>, &RoleRep, Role)> = Vec::new();
-    for rep in &realm_roles {
+    for (at, rep) in realm_roles.iter().enumerate() {
         let name = rep
             .name
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| bad_request("Role name is missing"))?;
         if exists("REALM_ROLE", &name) {
+            blank(format!("/roles/realm/{at}"));
             skipped += 1;
             results.push(result("SKIPPED", "REALM_ROLE", &name, ""));
             continue;
@@ -177,7 +187,7 @@ pub async fn partial_import(
             .ok_or_else(|| bad_request(format!("Client {client_id} not found")))?
             .id
             .clone();
-        for rep in reps {
+        for (at, rep) in reps.iter().enumerate() {
             let name = rep
                 .name
                 .clone()
@@ -187,6 +197,7 @@ pub async fn partial_import(
                 if !skip {
                     return Err(conflict(format!("CLIENT_ROLE {name} already exists")));
                 }
+                blank(format!("/roles/client/{}/{at}", pointer_token(client_id)));
                 skipped += 1;
                 results.push(result("SKIPPED", "CLIENT_ROLE", &name, ""));
                 continue;
@@ -232,6 +243,7 @@ pub async fn partial_import(
     for (at, rep) in users.iter().enumerate() {
         let username = super::users::valid_username(rep.username.as_deref().unwrap_or(""))?;
         if exists("USER", &username) {
+            blank(format!("/users/{at}"));
             skipped += 1;
             results.push(result("SKIPPED", "USER", &username, ""));
             continue;
@@ -266,6 +278,10 @@ pub async fn partial_import(
         added += 1;
         results.push(result("ADDED", "USER", &username, &user.id));
     }
+    let rt = realm_or_404(&app, &realm)?;
+    let kept = crate::realm_io::export(&app, &rt, crate::realm_io::ExportOptions::FULL).await?;
+    let kept = serde_json::to_value(kept).map_err(|e| bad_request(e.to_string()))?;
+    crate::import_report::compare(&imported, &kept, &mut report);
     Ok(Json(json!({
         "overwritten": 0,
         "added": added,
@@ -273,6 +289,11 @@ pub async fn partial_import(
         "results": results,
         "notImported": report.not_imported,
     })))
+}
+
+/// A name as one token of a JSON pointer (RFC 6901).
+fn pointer_token(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
 }
 
 fn role_from(rep: &RoleRep, client: Option<String>, name: String) -> Role {

@@ -55,9 +55,10 @@ async fn partial_import_adds_skips_and_guards() {
     let body = json!({
         "ifResourceExists": "FAIL",
         "roles": {"realm": [{"name": "auditor", "composites": {"realm": ["staff"]}}]},
-        "clients": [{"clientId": "reports", "publicClient": true, "directAccessGrantsEnabled": true}],
+        "clients": [{"clientId": "reports", "publicClient": true, "directAccessGrantsEnabled": true,
+                     "consentRequired": true}],
         "users": [
-            {"username": "existing"},
+            {"username": "existing", "totp": true},
             {"username": "carol", "enabled": true, "realmRoles": ["auditor"],
              "credentials": [credential("pbkdf2-sha256", 27500, SALT, sha256, json!({}))]}
         ],
@@ -83,6 +84,18 @@ async fn partial_import_adds_skips_and_guards() {
     assert_eq!(done.body["added"], 3, "{}", done.text);
     assert_eq!(done.body["skipped"], 1);
     assert_eq!(done.body["notImported"][0]["path"], "groups");
+    // What was added but not kept is reported; the skipped user is not.
+    let report = &done.body;
+    assert_eq!(
+        reason(report, "clients[0].consentRequired"),
+        "not kept: Cambio works with false"
+    );
+    assert!(
+        !report_paths(report)
+            .iter()
+            .any(|p| p.starts_with("users[0]")),
+        "{report}"
+    );
     // carol's Keycloak hash logs in, through the new client, with the new composite role.
     let login = public_login(&server, "partial", "reports", "carol", PASSWORD).await;
     assert_eq!(login.status, 200, "{}", login.text);
