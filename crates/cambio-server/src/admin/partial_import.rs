@@ -3,7 +3,8 @@
 //! with `ifResourceExists` `FAIL` (the default: nothing is written when anything exists) or
 //! `SKIP`. Users keep their Keycloak password hashes as a full import does. Every role mapping,
 //! composite and scope mapping passes the escalation guard as the matching admin request
-//! would. What is not imported (groups, identity providers, `OVERWRITE`, credentials Cambio
+//! would; a refusal stops the import at that entry, and what came before it stays, as after
+//! the same sequence of admin requests. What is not imported (groups, identity providers, `OVERWRITE`, credentials Cambio
 //! cannot read) is in the answer's `notImported`, beside Keycloak's `added`, `skipped`,
 //! `overwritten` and `results`.
 
