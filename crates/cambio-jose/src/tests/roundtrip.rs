@@ -212,7 +212,7 @@ fn foreign_keys_keep_their_kid() {
     for bad in ["", "a\"b", "a\\b", "tab\tkid", "é"] {
         assert!(foreign.clone().with_kid(bad).is_err(), "{bad:?}");
     }
-    // An EC key in SEC1 or PKCS#8 form.
+    // An EC key in PKCS#8 form keeps its thumbprint kid.
     let ec = key(Algorithm::Es256);
     let again = SigningKey::from_private_der(Algorithm::Es256, &ec.pkcs8_der()).unwrap();
     assert_eq!(again.kid(), ec.kid());
