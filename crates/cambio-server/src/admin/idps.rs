@@ -279,7 +279,11 @@ pub async fn delete(
 }
 
 /// The users linked to a provider.
-async fn linked_users(app: &AppState, rt: &RealmRuntime, alias: &str) -> ApiResult<Vec<User>> {
+pub(crate) async fn linked_users(
+    app: &AppState,
+    rt: &RealmRuntime,
+    alias: &str,
+) -> ApiResult<Vec<User>> {
     let mut users = Vec::new();
     for object in app.store.list_objects(rt.id(), KIND_FEDERATED_LINK).await? {
         let link: FederatedLink = decode(&object)?;

@@ -1,12 +1,13 @@
 //! Keycloak's partial import (`POST /admin/realms/{realm}/partialImport`): realm roles, client
-//! roles, clients and users of a `PartialImportRepresentation` added to an existing realm,
-//! with `ifResourceExists` `FAIL` (the default: nothing is written when anything exists) or
-//! `SKIP`. Users keep their Keycloak password hashes as a full import does. Every role mapping,
-//! composite and scope mapping passes the escalation guard as the matching admin request
-//! would; a refusal stops the import at that entry, and what came before it stays, as after
-//! the same sequence of admin requests. What is not imported (groups, identity providers, `OVERWRITE`, credentials Cambio
-//! cannot read) is in the answer's `notImported`, beside Keycloak's `added`, `skipped`,
-//! `overwritten` and `results`.
+//! roles, clients, identity providers (with their mappers, kept as data) and users of a
+//! `PartialImportRepresentation` added to an existing realm, with `ifResourceExists` `FAIL`
+//! (the default: nothing is written when anything exists) or `SKIP`. Users keep their Keycloak
+//! password hashes as a full import does. Every role mapping, composite, scope mapping and
+//! provider role mapping passes the escalation guard as the matching admin request would; a
+//! refusal stops the import at that entry, and what came before it stays, as after the same
+//! sequence of admin requests. What is not imported or not kept (groups, `OVERWRITE`,
+//! credentials Cambio cannot read, provider secrets, fields Cambio has no place for) is in the
+//! answer's `notImported`, beside Keycloak's `added`, `skipped`, `overwritten` and `results`.
 
 use std::sync::Arc;
 
@@ -79,14 +80,14 @@ pub async fn partial_import(
         authorize(&app, &headers, &realm, Need::ManageClients).await?;
     }
     let mut report = ImportReport::default();
-    for part in ["groups", "identityProviders", "identityProviderMappers"] {
+    for part in ["groups"] {
         if document
             .get(part)
             .is_some_and(|v| !v.is_null() && v != &json!([]))
         {
             report.add(
                 part,
-                "not imported: Cambio's partial import takes roles, clients and users",
+                "not imported: Cambio's partial import takes roles, clients, identity providers and users",
             );
         }
     }
@@ -114,6 +115,13 @@ pub async fn partial_import(
         let client_id = client.client_id.clone().unwrap_or_default();
         if rt.snapshot.client_by_client_id(&client_id).is_some() {
             existing.push(("CLIENT", client_id));
+        }
+    }
+    for provider in list("identityProviders") {
+        if let Some(alias) = provider.get("alias").and_then(Value::as_str)
+            && rt.snapshot.provider(alias).is_some()
+        {
+            existing.push(("IDP", alias.to_owned()));
         }
     }
     for user in &users {
@@ -238,6 +246,75 @@ pub async fn partial_import(
         results.push(result("ADDED", kind, &role.name, &role.id));
     }
     app.reload_realm(rt.id(), now).await?;
+    let rt = realm_or_404(&app, &realm)?;
+
+    // Identity providers (their role mappings through the guard, and the users already
+    // linked to their alias as if the provider were re-pointed), then their mappers as data.
+    let mut provider_aliases = Vec::new();
+    for (at, given) in list("identityProviders").iter().enumerate() {
+        let here = format!("identityProviders[{at}]");
+        let mut given = given.clone();
+        if let Some(config) = given.get_mut("config").and_then(Value::as_object_mut)
+            && config.remove("clientSecret").is_some()
+        {
+            report.add(
+                format!("{here}.config.clientSecret"),
+                "not kept: Cambio makes no requests to the provider's token endpoint",
+            );
+        }
+        let idp = match super::idps::from_import(&app, &given) {
+            Ok(idp) => idp,
+            Err(reason) => {
+                report.add(here, format!("not imported: {reason}"));
+                continue;
+            }
+        };
+        if exists("IDP", &idp.alias) {
+            blank(format!("/identityProviders/{at}"));
+            skipped += 1;
+            results.push(result("SKIPPED", "IDP", &idp.alias, ""));
+            continue;
+        }
+        for user in super::idps::linked_users(&app, &rt, &idp.alias).await? {
+            super::escalation::ensure_may_act_as(&admin, &rt, &user)?;
+        }
+        let idp = super::escalation::approve_provider(&admin, &rt, None, idp)?;
+        app.insert_provider(rt.id(), &idp).await?;
+        added += 1;
+        results.push(result("ADDED", "IDP", &idp.alias, &idp.internal_id));
+        provider_aliases.push(idp.alias.clone());
+    }
+    for (at, mapper) in list("identityProviderMappers").iter().enumerate() {
+        let here = format!("identityProviderMappers[{at}]");
+        let alias = mapper
+            .get("identityProviderAlias")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !provider_aliases.iter().any(|a| a == alias) {
+            report.add(
+                here,
+                format!("not imported: its provider {alias:?} was not added here"),
+            );
+            continue;
+        }
+        let mut mapper = mapper.clone();
+        let id = random::uuid();
+        mapper["id"] = Value::String(id.clone());
+        let name = format!("{alias}/{}", mapper["name"].as_str().unwrap_or(&id));
+        app.store
+            .insert_object(&crate::state::object(
+                rt.id(),
+                super::idp_mappers::KIND_PROVIDER_MAPPER,
+                &id,
+                &name,
+                &mapper,
+            )?)
+            .await?;
+        report.add(here, super::idp_mappers::NOT_APPLIED);
+    }
+    if !provider_aliases.is_empty() {
+        app.reload_realm(rt.id(), now).await?;
+    }
     let rt = realm_or_404(&app, &realm)?;
 
     // Users, with their role mappings and passwords.

@@ -31,7 +31,8 @@ async fn partial_import_adds_skips_and_guards() {
     let admin = server.admin_token().await;
     let base = json!({
         "realm": "partial", "enabled": true,
-        "roles": {"realm": [{"name": "staff"}]},
+        "roles": {"realm": [{"name": "staff"},
+                           {"name": "boss", "composites": {"client": {"realm-management": ["realm-admin"]}}}]},
         "users": [
             {"username": "existing", "enabled": true, "credentials": [{"type": "password", "value": "pw"}]},
             {"username": "helper", "enabled": true,
@@ -62,7 +63,16 @@ async fn partial_import_adds_skips_and_guards() {
             {"username": "carol", "enabled": true, "realmRoles": ["auditor"],
              "credentials": [credential("pbkdf2-sha256", 27500, SALT, sha256, json!({}))]}
         ],
-        "groups": [{"name": "team"}]
+        "groups": [{"name": "team"}],
+        "identityProviders": [
+            {"alias": "partner", "providerId": "oidc", "enabled": true,
+             "config": {"issuer": "https://idp.partner.example",
+                        "jwksUrl": "https://idp.partner.example/jwks", "clientSecret": "s"}}
+        ],
+        "identityProviderMappers": [
+            {"name": "staff", "identityProviderAlias": "partner",
+             "identityProviderMapper": "oidc-role-idp-mapper", "config": {"role": "staff"}}
+        ]
     });
     // FAIL: something exists, so nothing is written.
     let refused = partial_import(&server, &admin, "partial", body.clone()).await;
@@ -81,11 +91,23 @@ async fn partial_import_adds_skips_and_guards() {
     skipping["ifResourceExists"] = json!("SKIP");
     let done = partial_import(&server, &admin, "partial", skipping).await;
     assert_eq!(done.status, 200, "{}", done.text);
-    assert_eq!(done.body["added"], 3, "{}", done.text);
+    assert_eq!(done.body["added"], 4, "{}", done.text);
     assert_eq!(done.body["skipped"], 1);
     assert_eq!(done.body["notImported"][0]["path"], "groups");
     // What was added but not kept is reported; the skipped user is not.
     let report = &done.body;
+    assert!(reason(report, "identityProviders[0].config.clientSecret").starts_with("not kept"));
+    assert!(reason(report, "identityProviderMappers[0]").starts_with("kept and exported"));
+    let mappers = server
+        .get(
+            &format!(
+                "{}/admin/realms/partial/identity-provider/instances/partner/mappers",
+                server.base
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(mappers.body[0]["name"], "staff", "{}", mappers.text);
     assert_eq!(
         reason(report, "clients[0].consentRequired"),
         "not kept: Cambio works with false"
@@ -128,6 +150,29 @@ async fn partial_import_adds_skips_and_guards() {
         )
         .await;
     assert_eq!(mallory.body, json!([]));
+    // Nor a provider that would hand out such a role to everyone it provisions.
+    let provider = partial_import(
+        &server,
+        &helper,
+        "partial",
+        json!({"identityProviders": [
+            {"alias": "evil", "providerId": "oidc", "enabled": true,
+             "config": {"issuer": "https://evil.example", "jwksUrl": "https://evil.example/jwks",
+                        "cambio.provisioning": "create", "cambio.rolesClaim": "groups",
+                        "cambio.roleMappings": "anyone=boss"}}]}),
+    )
+    .await;
+    assert_eq!(provider.status, 403, "{}", provider.text);
+    let evil = server
+        .get(
+            &format!(
+                "{}/admin/realms/partial/identity-provider/instances/evil",
+                server.base
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(evil.status, 404);
     // ...but may add a user with a role it may grant.
     let allowed = partial_import(
         &server,
