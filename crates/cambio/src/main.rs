@@ -374,17 +374,25 @@ async fn realm_import(args: RealmImportArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&args.store.data_dir)
         .map_err(|e| format!("{}: {e}", args.store.data_dir.display()))?;
-    let (id, report) = cambio_server::realm_import::import_offline(&args.store.config(), &document)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!(
-        "imported realm '{}' (id {id})",
-        document["realm"].as_str().unwrap_or_default()
-    );
-    if !report.not_imported.is_empty() {
-        println!("not imported ({}):", report.not_imported.len());
-        for entry in &report.not_imported {
-            println!("  {}: {}", entry.path, entry.reason);
+    // `kc.sh export --file` writes every realm into one array; each is imported in turn.
+    let documents = match document {
+        serde_json::Value::Array(list) => list,
+        one => vec![one],
+    };
+    for document in documents {
+        let (id, report) =
+            cambio_server::realm_import::import_offline(&args.store.config(), &document)
+                .await
+                .map_err(|e| e.to_string())?;
+        println!(
+            "imported realm '{}' (id {id})",
+            document["realm"].as_str().unwrap_or_default()
+        );
+        if !report.not_imported.is_empty() {
+            println!("not imported ({}):", report.not_imported.len());
+            for entry in &report.not_imported {
+                println!("  {}: {}", entry.path, entry.reason);
+            }
         }
     }
     Ok(())

@@ -625,6 +625,20 @@ fn import_a_keycloak_export_directory() {
         .unwrap();
     assert!(hash.starts_with("$pbkdf2-sha256$i=27500$"), "{admin}");
 
+    // A file holding several realms (what `kc.sh export --file` writes) imports each.
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, r#"[{"realm": "one"}, {"realm": "two"}]"#).unwrap();
+    let both = cambio(
+        &["realm", "import", "--file", many.to_str().unwrap()],
+        &data,
+    );
+    assert!(both.status.success(), "{}", stderr(&both));
+    let out = String::from_utf8_lossy(&both.stdout);
+    assert!(
+        out.contains("imported realm 'one'") && out.contains("imported realm 'two'"),
+        "{out}"
+    );
+
     // Several realms in one directory need --realm.
     let two = dir.path().join("two");
     std::fs::create_dir(&two).unwrap();
