@@ -86,6 +86,77 @@ impl SigningKey {
         SigningKey::from_pair(alg, pair)
     }
 
+    /// Loads an unencrypted private key for `alg` in any of the DER forms other servers
+    /// store: PKCS#8, or the key type's own structure (PKCS#1 `RSAPrivateKey` for RSA, which
+    /// Keycloak's realm exports carry; RFC 5915 `ECPrivateKey` for P-256).
+    ///
+    /// # Errors
+    /// [`JoseError::InvalidKey`] if the DER holds no key of the right type.
+    pub fn from_private_der(alg: Algorithm, der: &[u8]) -> Result<SigningKey, JoseError> {
+        let pair = match alg {
+            Algorithm::Es256 => Pair::Ec(
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| JoseError::InvalidKey("not a P-256 private key"))?,
+            ),
+            Algorithm::EdDsa => Pair::Ed(
+                Ed25519KeyPair::from_pkcs8(der)
+                    .map_err(|_| JoseError::InvalidKey("not a PKCS#8 Ed25519 private key"))?,
+            ),
+            Algorithm::Rs256 | Algorithm::Ps256 => Pair::Rsa(
+                RsaKeyPair::from_pkcs8(der)
+                    .or_else(|_| RsaKeyPair::from_der(der))
+                    .map_err(|_| JoseError::InvalidKey("not an RSA private key"))?,
+            ),
+        };
+        SigningKey::from_pair(alg, pair)
+    }
+
+    /// The same key under another `kid`: keys taken over from another server keep the
+    /// identifier their tokens already carry.
+    ///
+    /// # Errors
+    /// [`JoseError::InvalidKey`] if `kid` is empty or not printable ASCII (it is written
+    /// into every token header without escaping).
+    pub fn with_kid(mut self, kid: &str) -> Result<SigningKey, JoseError> {
+        if kid.is_empty()
+            || kid.len() > 128
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            return Err(JoseError::InvalidKey("kid must be printable ASCII"));
+        }
+        let mut jwk = self.verifying.to_jwk();
+        jwk.kid = Some(kid.to_owned());
+        self.verifying = VerifyingKey::from_jwk(&jwk, None)?;
+        kid.clone_into(&mut self.kid);
+        Ok(self)
+    }
+
+    /// The DER `SubjectPublicKeyInfo` of the public key (what Java's `getEncoded` returns,
+    /// from which Keycloak derives its key ids).
+    ///
+    /// # Errors
+    /// [`JoseError::Crypto`] if the library fails to encode the key.
+    pub fn public_key_spki_der(&self) -> Result<Vec<u8>, JoseError> {
+        use aws_lc_rs::encoding::PublicKeyX509Der;
+        let failed = |_| JoseError::Crypto("public key encoding failed");
+        match &self.pair {
+            Pair::Ec(kp) => Ok(AsDer::<PublicKeyX509Der>::as_der(kp.public_key())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
+            Pair::Rsa(kp) => Ok(AsDer::<PublicKeyX509Der>::as_der(kp.public_key())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
+            Pair::Ed(kp) => Ok(AsDer::<PublicKeyX509Der>::as_der(kp.public_key())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec()),
+        }
+    }
+
     fn from_pair(alg: Algorithm, pair: Pair) -> Result<SigningKey, JoseError> {
         let encode_err = |_| JoseError::Crypto("PKCS#8 encoding failed");
         let (pkcs8, mut jwk) = match &pair {
@@ -152,7 +223,7 @@ impl SigningKey {
         self.pkcs8.clone()
     }
 
-    /// The RFC 7638 thumbprint used as `kid`.
+    /// The `kid`: the RFC 7638 thumbprint, unless [`SigningKey::with_kid`] named another.
     #[must_use]
     pub fn kid(&self) -> &str {
         &self.kid
@@ -195,7 +266,8 @@ impl SigningKey {
         header.extend_from_slice(self.alg.as_str().as_bytes());
         header.extend_from_slice(b"\",\"typ\":");
         serde_json::to_writer(&mut header, typ)?;
-        // The kid is base64url, which needs no JSON escaping.
+        // The kid is printable ASCII without quotes or backslashes (`with_kid` checks it),
+        // which needs no JSON escaping.
         header.extend_from_slice(b",\"kid\":\"");
         header.extend_from_slice(self.kid.as_bytes());
         header.extend_from_slice(b"\"}");

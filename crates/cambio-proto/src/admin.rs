@@ -76,6 +76,9 @@ pub struct ClientRep {
     pub node_re_registration_timeout: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<BTreeMap<String, bool>>,
+    /// Keycloak's `ResourceServerRepresentation`: kept as imported, not evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_settings: Option<Value>,
 }
 
 /// `ProtocolMapperRepresentation`.
@@ -141,6 +144,22 @@ pub struct CredentialRep {
     /// (Keycloak's legacy field of the same name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashed_salted_value: Option<String>,
+    /// Keycloak 11 and later: a JSON string with the hash (`value`) and `salt`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_data: Option<String>,
+    /// Keycloak 11 and later: a JSON string with `hashIterations`, `algorithm` and
+    /// `additionalParameters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_data: Option<String>,
+    /// Keycloak before 11: the salt (base64) of `hashedSaltedValue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// Keycloak before 11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_iterations: Option<i64>,
+    /// Keycloak before 11: the hash algorithm (`pbkdf2-sha256`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
 }
 
 /// `UserRepresentation`.
@@ -300,6 +319,16 @@ pub struct RealmRep {
     /// Client roles (per owning `clientId`) that clients without full scope may put in tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_scope_mappings: Option<BTreeMap<String, Vec<ScopeMappingRep>>>,
+    /// `IdentityProviderRepresentation`s, as the identity provider admin API shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<Vec<Value>>,
+    /// `IdentityProviderMapperRepresentation`s, kept as imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_provider_mappers: Option<Vec<Value>>,
+    /// Keycloak's components by type; Cambio reads and writes its signing keys as
+    /// `org.keycloak.keys.KeyProvider` components (full exports only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<Value>,
 }
 
 /// `RolesRepresentation`: realm roles and client roles per `clientId`.

@@ -283,9 +283,22 @@ pub fn revocable_access_token(
     now: u64,
 ) -> Option<AccessTokenClaims> {
     let validation = access_token_validation(rt, now);
-    let verified =
-        cambio_jose::verify_allowing_expired(token, rt.verifiers.as_slice(), &validation).ok()?;
-    serde_json::from_value(serde_json::Value::Object(verified.into_claims())).ok()
+    match cambio_jose::verify_allowing_expired(token, rt.verifiers.as_slice(), &validation) {
+        Ok(verified) => {
+            serde_json::from_value(serde_json::Value::Object(verified.into_claims())).ok()
+        }
+        // A token Keycloak issued with a key the realm imported.
+        Err(cambio_jose::JwtError::WrongType) => {
+            crate::keycloak_keys::verify_keycloak_access_token(
+                token,
+                rt.verifiers.as_slice(),
+                &validation,
+                true,
+            )
+            .map(|(claims, _)| claims)
+        }
+        Err(_) => None,
+    }
 }
 
 /// Verifies one of this realm's access tokens and checks it is still active: signature,
@@ -307,15 +320,26 @@ pub fn active_access_token(
     let active = match app.verified_tokens.get(token, rt.generation, &validation) {
         Some(remembered) => remembered,
         None => {
-            // Our own keys signed it, so its claims are our claims type.
-            let verified = cambio_jose::verify_as::<AccessTokenClaims>(
+            // Our own keys signed it, so its claims are our claims type; or Keycloak signed
+            // it, with a key the realm imported, in Keycloak's form.
+            let (times, claims) = match cambio_jose::verify_as::<AccessTokenClaims>(
                 token,
                 rt.verifiers.as_slice(),
                 &validation,
-            )
-            .ok()?;
-            let times = verified.times();
-            let active = ActiveToken::from(verified.into_claims());
+            ) {
+                Ok(verified) => (verified.times(), verified.into_claims()),
+                Err(cambio_jose::JwtError::WrongType) => {
+                    let (claims, times) = crate::keycloak_keys::verify_keycloak_access_token(
+                        token,
+                        rt.verifiers.as_slice(),
+                        &validation,
+                        false,
+                    )?;
+                    (times, claims)
+                }
+                Err(_) => return None,
+            };
+            let active = ActiveToken::from(claims);
             app.verified_tokens
                 .insert(token, rt.generation, times, &active, now);
             active
@@ -390,8 +414,15 @@ pub async fn check_password_login(
         return Ok(None);
     }
     match user {
-        Some(user) if verified && user.enabled => {
+        Some(user) if verified.ok && user.enabled => {
             app.logins.succeeded(&key);
+            if let (Some(new), Some(old)) = (verified.rehashed, user.password_hash.as_deref())
+                && let Err(error) =
+                    crate::passwords::store_rehashed(app, realm_id, &user.id, old, new).await
+            {
+                // The login stands; the old hash keeps working until a later login stores it.
+                tracing::warn!(%error, "could not store a rehashed password");
+            }
             Ok(Some(user))
         }
         _ => {

@@ -27,6 +27,17 @@ pub struct StoredKey {
     pub retired_at: Option<u64>,
     /// Until when the public key stays in the JWKS after retirement.
     pub publish_until: Option<u64>,
+    /// Among keys that may sign, the highest priority signs (Keycloak's rule); Cambio's own
+    /// keys have 0, imported keys keep the priority Keycloak gave them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
+    /// A passive key (Keycloak's `active: false`) is published and verifies, but never signs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passive: bool,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 impl StoredKey {
@@ -45,18 +56,46 @@ impl StoredKey {
             active_from: None,
             retired_at: None,
             publish_until: None,
+            priority: 0,
+            passive: false,
         };
         Ok((stored, key))
     }
 
-    fn open(&self, secrets: &SecretBox) -> StoreResult<SigningKey> {
+    /// Stores `key` (sealed) as it is, under its own `kid`: for keys taken over from another
+    /// server.
+    pub fn from_key(secrets: &SecretBox, key: &SigningKey, now: u64) -> StoredKey {
+        let der = key.pkcs8_der();
+        StoredKey {
+            kid: key.kid().to_owned(),
+            alg: key.algorithm(),
+            private_key: secrets.seal(key.kid(), STANDARD.encode(&*der).as_bytes()),
+            created_at: now,
+            active_from: None,
+            retired_at: None,
+            publish_until: None,
+            priority: 0,
+            passive: false,
+        }
+    }
+
+    pub(crate) fn open(&self, secrets: &SecretBox) -> StoreResult<SigningKey> {
         let b64 = secrets
             .open(&self.kid, &self.private_key)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let der = STANDARD
             .decode(&b64)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        SigningKey::from_pkcs8(self.alg, &der).map_err(|e| StoreError::Corrupt(e.to_string()))
+        let key = SigningKey::from_pkcs8(self.alg, &der)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The stored kid is the one tokens carry: a thumbprint for Cambio's own keys (which
+        // `from_pkcs8` computes again), the original server's for imported ones.
+        if key.kid() == self.kid {
+            Ok(key)
+        } else {
+            key.with_kid(&self.kid)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
     }
 
     fn published(&self, now: u64) -> bool {
@@ -66,11 +105,14 @@ impl StoredKey {
 
     /// Whether the key may sign at `now`.
     fn signs(&self, now: u64) -> bool {
-        self.active_from.is_none_or(|t| t <= now) && self.retired_at.is_none_or(|t| t > now)
+        !self.passive
+            && self.active_from.is_none_or(|t| t <= now)
+            && self.retired_at.is_none_or(|t| t > now)
     }
 }
 
-/// Picks the newest active key of `alg` to sign with, and every key still published.
+/// Picks the active key of `alg` with the highest priority (the newest among equals) to sign
+/// with, and every key still published.
 pub fn select(
     secrets: &SecretBox,
     stored: &[StoredKey],
@@ -80,7 +122,7 @@ pub fn select(
     let active = stored
         .iter()
         .filter(|k| k.alg == alg && k.signs(now))
-        .max_by_key(|k| k.created_at)
+        .max_by_key(|k| (k.priority, k.created_at))
         .ok_or_else(|| StoreError::Corrupt(format!("no active {} signing key", alg.as_str())))?;
     let signer = active.open(secrets)?;
     let mut verifiers = Vec::new();
@@ -123,7 +165,7 @@ pub async fn ensure_active_key(
         .collect::<StoreResult<_>>()?;
     if stored
         .iter()
-        .any(|k| k.alg == alg && k.retired_at.is_none_or(|t| t > now))
+        .any(|k| k.alg == alg && !k.passive && k.retired_at.is_none_or(|t| t > now))
     {
         return Ok(());
     }

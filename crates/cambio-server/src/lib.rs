@@ -13,6 +13,9 @@ mod cors;
 mod dpop;
 mod error;
 mod external_keys;
+pub mod import_report;
+mod keycloak_keys;
+mod keycloak_passwords;
 mod keys;
 mod limits;
 
@@ -22,6 +25,7 @@ mod outbound;
 mod passwords;
 pub use passwords::HashingLimit;
 mod random;
+pub mod realm_import;
 pub mod realm_io;
 mod revocations;
 mod routes;

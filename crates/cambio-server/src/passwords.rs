@@ -26,14 +26,39 @@ pub fn hash(password: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Checks a password against a stored hash; a malformed hash never matches.
+/// Checks a password against a stored hash: Cambio's Argon2id, or a hash imported from
+/// Keycloak (PBKDF2 or Argon2 with its own parameters, see [`crate::keycloak_passwords`]). A
+/// malformed hash, or one whose cost exceeds the import bounds, never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
+    if crate::keycloak_passwords::check_bounds(stored).is_err() {
+        return false;
+    }
+    match parsed.algorithm.as_str() {
+        "pbkdf2" | "pbkdf2-sha256" | "pbkdf2-sha512" => {
+            crate::keycloak_passwords::verify_pbkdf2(password, &parsed)
+        }
+        _ => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+    }
+}
+
+/// Whether a stored hash is in another form than Cambio's own (Argon2id with the default
+/// parameters), and so is replaced at the next successful login.
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let own = argon2::Params::default();
+    let param = |name: &str| parsed.params.get_decimal(name);
+    !(parsed.algorithm.as_str() == "argon2id"
+        && parsed.version == Some(19)
+        && param("m") == Some(own.m_cost())
+        && param("t") == Some(own.t_cost())
+        && param("p") == Some(own.p_cost()))
 }
 
 /// A hash to verify against when the user does not exist, so that the time taken does not
@@ -186,20 +211,62 @@ impl HashingGate {
     }
 }
 
-/// Verifies on the blocking pool, through the gate. An unknown user (no stored hash) is
-/// verified against a dummy hash so that the time taken is the same.
+/// The outcome of a password check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub ok: bool,
+    /// After a successful check of a hash in another form than Cambio's own (one imported
+    /// from Keycloak): the password hashed anew, to be stored in its place.
+    pub rehashed: Option<String>,
+}
+
+/// Verifies on the blocking pool, through the gate (every form of hash, Keycloak's PBKDF2
+/// and Argon2 included, and the rehash after it, runs within one turn). An unknown user (no
+/// stored hash) is verified against a dummy hash so that the time taken is the same.
 pub async fn verify_async(
     gate: &HashingGate,
     peer: IpAddr,
     password: String,
     stored: Option<String>,
-) -> Result<bool, GateRefusal> {
+) -> Result<Verified, GateRefusal> {
     gate.run(peer, move || {
         let known = stored.is_some();
-        let ok = verify(&password, stored.as_deref().unwrap_or(dummy_hash()));
-        known && ok
+        let stored = stored.as_deref().unwrap_or(dummy_hash());
+        let ok = known && verify(&password, stored);
+        let rehashed = (ok && needs_rehash(stored))
+            .then(|| hash(&password))
+            .filter(|h| !h.is_empty());
+        Verified { ok, rehashed }
     })
     .await
+}
+
+/// Replaces a user's password hash after a successful login, unless it changed meanwhile
+/// (an administrator reset it): the user is read again from the store, under the admin
+/// write lock, so that no other field is written back from a stale copy.
+pub async fn store_rehashed(
+    app: &crate::state::AppState,
+    realm_id: &str,
+    user_id: &str,
+    old: &str,
+    new: String,
+) -> cambio_store::StoreResult<()> {
+    let _turn = app.admin_writes.lock().await;
+    let Some(object) = app
+        .store
+        .get_object(realm_id, crate::state::KIND_USER, user_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut user: cambio_core::model::User = crate::state::decode(&object)?;
+    if user.password_hash.as_deref() != Some(old) {
+        return Ok(());
+    }
+    user.password_hash = Some(new);
+    // No role changes: only the hash of a password the user just proved to know.
+    app.update_user(realm_id, &crate::admin::Approved::by_system(user))
+        .await
 }
 
 #[cfg(test)]

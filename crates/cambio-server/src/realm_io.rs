@@ -30,6 +30,7 @@ use serde_json::Value;
 use crate::admin::{Approved, clients, users};
 use crate::bootstrap::{self, REALM_MANAGEMENT, REALM_MANAGEMENT_ROLES};
 use crate::error::ApiError;
+use crate::import_report::ImportReport;
 use crate::keys::StoredKey;
 use crate::state::{AppState, FederatedLink, KIND_REALM, KIND_USER, RealmRuntime};
 use crate::{Config, ServerError, random};
@@ -97,7 +98,7 @@ fn invalid(message: impl Into<String>) -> RealmIoError {
 // The offline API the `cambio realm` subcommands use.
 
 /// Opens the store and data-encryption key `config` names, without serving anything.
-async fn open(config: &Config) -> Result<AppState, RealmIoError> {
+pub(crate) async fn open(config: &Config) -> Result<AppState, RealmIoError> {
     if !config.database_url.starts_with("sqlite:") {
         return Err(ServerError::Config(format!(
             "unsupported database URL (expected sqlite:...): {}",
@@ -136,9 +137,9 @@ pub async fn export_realm(config: &Config, name: &str) -> Result<RealmRep, Realm
 /// Imports a realm into the database `config` names; refuses when its name is taken. Returns
 /// the new realm's id. A running server sees the realm after a restart.
 pub async fn import_realm(config: &Config, rep: &RealmRep) -> Result<String, RealmIoError> {
-    let app = open(config).await?;
-    let realm = import(&app, rep, random::now()).await?;
-    Ok(realm.id)
+    let document = serde_json::to_value(rep).map_err(|e| invalid(e.to_string()))?;
+    let (id, _report) = crate::realm_import::import_offline(config, &document).await?;
+    Ok(id)
 }
 
 // Realm names and settings.
@@ -473,12 +474,14 @@ fn apply_role_rep(role: &mut Role, rep: &RoleRep) {
 }
 
 /// Builds a user from its representation; passwords given in clear are returned to be hashed.
+/// Credentials that cannot be kept are reported under `path`.
 fn user_from_rep(
     rep: &UserRep,
     table: &RoleTable,
     clients: &ClientIndex,
     client_ids_by_uuid: &HashMap<String, String>,
     now: u64,
+    (path, report): (&str, &mut ImportReport),
 ) -> Result<(User, Option<String>), RealmIoError> {
     let username = rep
         .username
@@ -539,34 +542,25 @@ fn user_from_rep(
         user.service_account_client_id = Some(uuid);
     }
     let mut clear = None;
-    for credential in rep.credentials.iter().flatten() {
-        if credential
-            .credential_type
-            .as_deref()
-            .is_some_and(|t| t != "password")
-        {
-            continue;
-        }
-        if let Some(value) = credential.value.as_ref().filter(|v| !v.is_empty()) {
-            clear = Some(value.clone());
-        } else if let Some(hash) = credential
-            .hashed_salted_value
-            .as_ref()
-            .filter(|h| h.starts_with("$argon2"))
-        {
-            user.password_hash = Some(hash.clone());
-        } else {
-            tracing::warn!(user = %user.username, "password credential in an unsupported format ignored");
-        }
+    match crate::keycloak_passwords::password(rep.credentials.as_deref(), path, report) {
+        crate::keycloak_passwords::Password::Clear(value) => clear = Some(value),
+        crate::keycloak_passwords::Password::Hash(hash) => user.password_hash = Some(hash),
+        crate::keycloak_passwords::Password::None => {}
     }
     Ok((user, clear))
 }
 
 /// Creates a realm from a full representation. Nothing is written unless all of it is valid;
 /// the realm is not loaded into memory (the caller reloads it).
+///
+/// `keys` are signing keys taken over from the exporting server (sealed); when one of them
+/// may sign with the realm's algorithm no key is generated. What cannot be kept is added to
+/// `report`.
 pub(crate) async fn import(
     app: &AppState,
     rep: &RealmRep,
+    keys: Vec<StoredKey>,
+    report: &mut ImportReport,
     now: u64,
 ) -> Result<Realm, RealmIoError> {
     let name = rep.realm.clone().unwrap_or_default();
@@ -629,8 +623,17 @@ pub(crate) async fn import(
 
     // The signing key, and a provisional runtime so clients are validated like the admin API
     // validates them (client scopes must exist).
-    let (stored_key, signer) =
-        StoredKey::generate(&app.secrets, realm.default_signature_algorithm, now)?;
+    let mut keys = keys;
+    let signer =
+        match crate::keys::select(&app.secrets, &keys, realm.default_signature_algorithm, now) {
+            Ok((signer, _)) => signer,
+            Err(_) => {
+                let (generated, signer) =
+                    StoredKey::generate(&app.secrets, realm.default_signature_algorithm, now)?;
+                keys.push(generated);
+                signer
+            }
+        };
     let provisional = RealmRuntime {
         snapshot: RealmSnapshot::new(
             realm.clone(),
@@ -804,9 +807,16 @@ pub(crate) async fn import(
     // Users, their passwords hashed off the async workers, and the missing service accounts.
     let mut users = Vec::new();
     let mut clear_passwords = Vec::new();
-    for user_rep in rep.users.iter().flatten() {
-        let (user, clear) =
-            user_from_rep(user_rep, &table, &client_index, &client_ids_by_uuid, now)?;
+    for (at, user_rep) in rep.users.iter().flatten().enumerate() {
+        let path = format!("users[{at}]");
+        let (user, clear) = user_from_rep(
+            user_rep,
+            &table,
+            &client_index,
+            &client_ids_by_uuid,
+            now,
+            (&path, report),
+        )?;
         if users.iter().any(|u: &User| u.username == user.username) {
             return Err(RealmIoError::Conflict(format!(
                 "User {} already exists",
@@ -871,7 +881,9 @@ pub(crate) async fn import(
                 app.insert_federated_link(&realm.id, &link).await?;
             }
         }
-        app.insert_key(&realm.id, &stored_key).await?;
+        for key in &keys {
+            app.insert_key(&realm.id, key).await?;
+        }
         app.insert_realm(&Approved::by_system(realm.clone())).await
     }
     .await;
@@ -1072,6 +1084,13 @@ pub(crate) async fn export(
             exported.push(user_rep);
         }
         rep.users = Some(exported);
+    }
+    if options.clients {
+        crate::realm_import::export_kept_data(app, rt, &mut rep).await?;
+    }
+    // Private keys only where client secrets are in clear too: a full export.
+    if options.secrets {
+        crate::realm_import::export_keys(app, rt, &mut rep).await?;
     }
     Ok(rep)
 }

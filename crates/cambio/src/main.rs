@@ -96,8 +96,15 @@ struct RealmImportArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// The realm representation (JSON); `-` reads standard input.
+    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    file: Option<PathBuf>,
+    /// A directory written by Keycloak's `kc.sh export --dir`: `{realm}-realm.json` and its
+    /// `{realm}-users-N.json` files.
     #[arg(long)]
-    file: PathBuf,
+    dir: Option<PathBuf>,
+    /// With `--dir`: the realm to import, when the directory holds several.
+    #[arg(long, requires = "dir")]
+    realm: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -349,22 +356,45 @@ async fn realm_export(args: RealmExportArgs) -> Result<(), String> {
 }
 
 async fn realm_import(args: RealmImportArgs) -> Result<(), String> {
-    let text = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?
-    } else {
-        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
+    let document = match (&args.file, &args.dir) {
+        (_, Some(dir)) => cambio_server::realm_import::read_export_dir(dir, args.realm.as_deref())?,
+        (Some(file), None) => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| e.to_string())?;
+                bytes
+            } else {
+                std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            cambio_server::import_report::parse_document(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        (None, None) => return Err("--file or --dir is required".into()),
     };
-    let rep: cambio_proto::admin::RealmRep =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
     std::fs::create_dir_all(&args.store.data_dir)
         .map_err(|e| format!("{}: {e}", args.store.data_dir.display()))?;
-    let id = cambio_server::realm_io::import_realm(&args.store.config(), &rep)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!(
-        "imported realm '{}' (id {id})",
-        rep.realm.as_deref().unwrap_or_default()
-    );
+    // `kc.sh export --file` writes every realm into one array; each is imported in turn.
+    let documents = match document {
+        serde_json::Value::Array(list) => list,
+        one => vec![one],
+    };
+    for document in documents {
+        let (id, report) =
+            cambio_server::realm_import::import_offline(&args.store.config(), &document)
+                .await
+                .map_err(|e| e.to_string())?;
+        println!(
+            "imported realm '{}' (id {id})",
+            document["realm"].as_str().unwrap_or_default()
+        );
+        if !report.not_imported.is_empty() {
+            println!("not imported ({}):", report.not_imported.len());
+            for entry in &report.not_imported {
+                println!("  {}: {}", entry.path, entry.reason);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -588,3 +588,75 @@ fn login_to_loopback_ignores_proxies_from_the_environment() {
         other => panic!("the proxy was contacted: {other:?}"),
     }
 }
+
+/// `cambio realm import --dir` reads what `kc.sh export --dir` writes (a Keycloak 10 export
+/// kept in the server's test data), and prints what it could not keep.
+#[test]
+fn import_a_keycloak_export_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let export = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../cambio-server/tests/it/data/keycloak-exports/kc10-export-dir");
+    let imported = cambio(
+        &["realm", "import", "--dir", export.to_str().unwrap()],
+        &data,
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let out = String::from_utf8_lossy(&imported.stdout);
+    assert!(out.contains("imported realm 'oauth2-proxy'"), "{out}");
+    assert!(
+        out.contains("components.org.keycloak.keys.KeyProvider[1]: an HMAC secret"),
+        "{out}"
+    );
+    assert!(out.contains("  authenticationFlows: "), "{out}");
+
+    let exported = cambio(&["realm", "export", "--realm", "oauth2-proxy"], &data);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let doc: Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(doc["defaultSignatureAlgorithm"], "RS256");
+    let admin = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "admin@example.com")
+        .unwrap();
+    let hash = admin["credentials"][0]["hashedSaltedValue"]
+        .as_str()
+        .unwrap();
+    assert!(hash.starts_with("$pbkdf2-sha256$i=27500$"), "{admin}");
+
+    // A file holding several realms (what `kc.sh export --file` writes) imports each.
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, r#"[{"realm": "one"}, {"realm": "two"}]"#).unwrap();
+    let both = cambio(
+        &["realm", "import", "--file", many.to_str().unwrap()],
+        &data,
+    );
+    assert!(both.status.success(), "{}", stderr(&both));
+    let out = String::from_utf8_lossy(&both.stdout);
+    assert!(
+        out.contains("imported realm 'one'") && out.contains("imported realm 'two'"),
+        "{out}"
+    );
+
+    // Several realms in one directory need --realm.
+    let two = dir.path().join("two");
+    std::fs::create_dir(&two).unwrap();
+    std::fs::write(two.join("a-realm.json"), r#"{"realm": "a"}"#).unwrap();
+    std::fs::write(two.join("b-realm.json"), r#"{"realm": "b"}"#).unwrap();
+    let ambiguous = cambio(&["realm", "import", "--dir", two.to_str().unwrap()], &data);
+    assert!(!ambiguous.status.success());
+    assert!(stderr(&ambiguous).contains("several realms (a, b); name one with --realm"));
+    let chosen = cambio(
+        &[
+            "realm",
+            "import",
+            "--dir",
+            two.to_str().unwrap(),
+            "--realm",
+            "b",
+        ],
+        &data,
+    );
+    assert!(chosen.status.success(), "{}", stderr(&chosen));
+}

@@ -181,3 +181,39 @@ fn fast_generation_gives_distinct_keys() {
         assert_ne!(a.kid(), b.kid());
     }
 }
+
+/// A key read from another server's DER (PKCS#1 for RSA, as Keycloak exports it) under the
+/// `kid` that server gave it signs tokens with that `kid`, which verify with its public JWK.
+#[test]
+fn foreign_keys_keep_their_kid() {
+    let rsa = key(Algorithm::Rs256);
+    let pkcs8 = rsa.pkcs8_der();
+    // The PKCS#1 RSAPrivateKey inside a 2048-bit key's PKCS#8 starts at byte 26.
+    assert_eq!(pkcs8[22..24], [0x04, 0x82]);
+    let foreign = SigningKey::from_private_der(Algorithm::Rs256, &pkcs8[26..])
+        .unwrap()
+        .with_kid("kc-kid_1")
+        .unwrap();
+    assert_eq!(foreign.kid(), "kc-kid_1");
+    assert_eq!(foreign.public_jwk().kid.as_deref(), Some("kc-kid_1"));
+    assert_eq!(foreign.public_jwk().n, rsa.public_jwk().n);
+    let token = foreign
+        .sign("at+jwt", &serde_json::json!({"exp": NOW + 60}))
+        .unwrap();
+    let keys = vec![foreign.verifying_key()];
+    let verified = crate::verify(&token, &keys, &crate::Validation::new(NOW)).unwrap();
+    assert_eq!(verified.header().kid.as_deref(), Some("kc-kid_1"));
+    // The SubjectPublicKeyInfo is the same for either form of the private key.
+    assert_eq!(
+        foreign.public_key_spki_der().unwrap(),
+        rsa.public_key_spki_der().unwrap()
+    );
+    // A kid that would need escaping in the header, or none, is refused.
+    for bad in ["", "a\"b", "a\\b", "tab\tkid", "é"] {
+        assert!(foreign.clone().with_kid(bad).is_err(), "{bad:?}");
+    }
+    // An EC key in PKCS#8 form keeps its thumbprint kid.
+    let ec = key(Algorithm::Es256);
+    let again = SigningKey::from_private_der(Algorithm::Es256, &ec.pkcs8_der()).unwrap();
+    assert_eq!(again.kid(), ec.kid());
+}

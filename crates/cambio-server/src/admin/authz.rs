@@ -21,6 +21,7 @@ use cambio_proto::admin::ManagementPermissionRep;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::authz_imported as imported;
 use super::{Need, authorize, bad_request, conflict, no_content, page, parse_json, realm_or_404};
 use crate::bootstrap::REALM_MANAGEMENT;
 use crate::error::{ApiError, ApiResult};
@@ -525,12 +526,17 @@ async fn list(
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(app, headers, realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
-    resource_server(&rt, id)?;
     let wanted_permission = only_permissions.or(match query.permission.as_deref() {
         Some(p) if p.eq_ignore_ascii_case("true") => Some(true),
         Some(p) if p.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     });
+    if let Some(stored) = imported::settings(app, &rt, id).await? {
+        let mut reps = imported::list(&stored, "policies", query.name.as_deref());
+        reps.retain(|p| wanted_permission.is_none_or(|w| imported::is_permission(p) == w));
+        return Ok(Json(page(reps, query.first, query.max)));
+    }
+    resource_server(&rt, id)?;
     let mut found = policies(app, rt.id()).await?;
     found.sort_by(|a, b| a.name.cmp(&b.name));
     found.retain(|p| {
@@ -749,6 +755,16 @@ pub async fn get_resource_server(
 ) -> ApiResult<Json<Value>> {
     authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
+    if let (Some(stored), Some(client)) = (
+        imported::settings(&app, &rt, &id).await?,
+        rt.snapshot.client(&id),
+    ) {
+        return Ok(Json(imported::resource_server(
+            &stored,
+            &id,
+            &client.client_id,
+        )));
+    }
     let client = resource_server(&rt, &id)?;
     Ok(Json(json!({
         "id": client.id,
@@ -775,6 +791,10 @@ pub async fn list_scopes(
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
+    if let Some(stored) = imported::settings(&app, &rt, &id).await? {
+        let reps = imported::list(&stored, "scopes", query.name.as_deref());
+        return Ok(Json(page(reps, query.first, query.max)));
+    }
     resource_server(&rt, &id)?;
     let reps = scopes(&app, rt.id())
         .await?
@@ -826,6 +846,10 @@ pub async fn list_resources(
 ) -> ApiResult<Json<Vec<Value>>> {
     authorize(&app, &headers, &realm, Need::ViewAuthorization).await?;
     let rt = realm_or_404(&app, &realm)?;
+    if let Some(stored) = imported::settings(&app, &rt, &id).await? {
+        let reps = imported::list(&stored, "resources", query.name.as_deref());
+        return Ok(Json(page(reps, query.first, query.max)));
+    }
     resource_server(&rt, &id)?;
     let all_scopes = scopes(&app, rt.id()).await?;
     let mut reps = Vec::new();
@@ -933,6 +957,17 @@ pub async fn set_management(
     Ok(Json(management_state(&app, &rt, &id).await?))
 }
 
+/// Management permissions for a client of a realm being imported (not yet loaded).
+pub(crate) async fn enable_management_for_import(
+    app: &AppState,
+    realm_id: &str,
+    client_uuid: &str,
+) -> Result<(), cambio_store::StoreError> {
+    enable_management(app, realm_id, client_uuid)
+        .await
+        .map_err(|e| cambio_store::StoreError::Corrupt(format!("{e:?}")))
+}
+
 async fn enable_management(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
     let all_scopes = scopes(app, realm_id).await?;
     let resource = AuthzResource {
@@ -1030,6 +1065,9 @@ pub async fn remove_client_permissions(
 /// Otherwise a client re-created with the same uuid would silently regain old permissions.
 pub async fn forget_client(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
     remove_client_permissions(app, realm_id, client_uuid).await?;
+    app.store
+        .delete_object(realm_id, imported::KIND_AUTHZ_SETTINGS, client_uuid)
+        .await?;
     let mut emptied = Vec::new();
     for mut policy in policies(app, realm_id).await? {
         if policy.policy_type == "client" && policy.clients.iter().any(|c| c == client_uuid) {

@@ -57,7 +57,7 @@ struct IdpInput {
     config: Option<BTreeMap<String, Value>>,
 }
 
-fn to_rep(idp: &IdentityProvider) -> Value {
+pub(crate) fn to_rep(idp: &IdentityProvider) -> Value {
     json!({
         "alias": idp.alias,
         "displayName": idp.display_name,
@@ -122,6 +122,33 @@ fn apply(app: &AppState, idp: &mut IdentityProvider, input: IdpInput) -> ApiResu
             .map_err(|e| bad_request(e.to_string()))?;
     }
     Ok(())
+}
+
+/// A provider of a realm import (`identityProviders[i]`), checked as the admin API checks
+/// one; the error says why Cambio cannot use it.
+pub(crate) fn from_import(app: &AppState, rep: &Value) -> Result<IdentityProvider, String> {
+    let mut input: IdpInput =
+        serde_json::from_value(rep.clone()).map_err(|e| format!("unreadable: {e}"))?;
+    let alias = input
+        .alias
+        .take()
+        .filter(|a| valid_alias(a))
+        .ok_or("no valid alias")?;
+    let internal_id = rep
+        .get("internalId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map_or_else(random::uuid, str::to_owned);
+    let mut idp = IdentityProvider {
+        alias,
+        internal_id,
+        ..Default::default()
+    };
+    apply(app, &mut idp, input).map_err(|e| match e {
+        ApiError::Admin { message, .. } => message,
+        other => format!("{other:?}"),
+    })?;
+    Ok(idp)
 }
 
 fn find<'a>(idps: &'a [IdentityProvider], alias: &str) -> ApiResult<&'a IdentityProvider> {
@@ -252,7 +279,11 @@ pub async fn delete(
 }
 
 /// The users linked to a provider.
-async fn linked_users(app: &AppState, rt: &RealmRuntime, alias: &str) -> ApiResult<Vec<User>> {
+pub(crate) async fn linked_users(
+    app: &AppState,
+    rt: &RealmRuntime,
+    alias: &str,
+) -> ApiResult<Vec<User>> {
     let mut users = Vec::new();
     for object in app.store.list_objects(rt.id(), KIND_FEDERATED_LINK).await? {
         let link: FederatedLink = decode(&object)?;

@@ -5,11 +5,15 @@
 //! `realm-management` client: `realm-admin`, `manage-clients`, `view-users`...). Every write
 //! goes to the store first and then rebuilds the realm's in-memory snapshot.
 
-mod authz;
+pub(crate) mod authz;
+pub(crate) mod authz_exchange_import;
+pub(crate) mod authz_imported;
 pub(crate) mod clients;
 mod escalation;
 mod events;
-mod idps;
+pub(crate) mod idp_mappers;
+pub(crate) mod idps;
+mod partial_import;
 mod realms;
 mod roles;
 pub(crate) mod users;
@@ -41,6 +45,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(realms::routes())
         .merge(authz::routes())
         .merge(idps::routes())
+        .merge(idp_mappers::routes())
+        .merge(partial_import::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
             "/admin/realms/{realm}/keys/rotate",

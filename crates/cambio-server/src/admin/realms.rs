@@ -113,8 +113,8 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// Creates a realm from a representation, with everything it contains. Only a `master`
-/// administrator may.
+/// Creates a realm from a representation, with everything it contains, and answers what it
+/// could not keep. Only a `master` administrator may.
 pub async fn create(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -123,14 +123,19 @@ pub async fn create(
     if !caller_is_superuser(&app, &headers).await? {
         return Err(forbidden());
     }
-    let rep: RealmRep = parse_json(&body)?;
+    let document = crate::import_report::parse_document(&body)?;
     let now = random::now();
-    let realm = realm_io::import(&app, &rep, now).await?;
-    app.reload_realm(&realm.id, now).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{}",
-        app.base_url, realm.name
-    )))
+    let (realm, report) = crate::realm_import::import_document(&app, &document, now).await?;
+    // Keycloak answers 201 without a body; Cambio adds the report of what it could not keep
+    // (clients that read no body are unaffected).
+    let mut response = created(format!("{}/admin/realms/{}", app.base_url, realm.name));
+    *response.body_mut() =
+        axum::body::Body::from(serde_json::to_vec(&report).unwrap_or_else(|_| b"{}".to_vec()));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 pub async fn get_one(

@@ -152,7 +152,7 @@ fn guard(admin: &Admin, rt: &RealmRuntime, user: &User) -> ApiResult<()> {
 }
 
 /// Keycloak's username rules: lowercased, at most 255 characters, no prohibited characters.
-fn valid_username(raw: &str) -> ApiResult<String> {
+pub(crate) fn valid_username(raw: &str) -> ApiResult<String> {
     let name = raw.trim().to_lowercase();
     if name.is_empty() {
         return Err(bad_request("User name is missing"));
@@ -202,7 +202,7 @@ fn password_in(credentials: Option<&Vec<CredentialRep>>) -> ApiResult<Option<Str
 }
 
 /// Argon2 on the blocking pool.
-async fn hash_password(password: String) -> ApiResult<String> {
+pub(crate) async fn hash_password(password: String) -> ApiResult<String> {
     let hash = tokio::task::spawn_blocking(move || crate::passwords::hash(&password))
         .await
         .map_err(|_| ApiError::Unavailable)?;
@@ -214,7 +214,7 @@ async fn hash_password(password: String) -> ApiResult<String> {
 }
 
 /// Applies the profile fields a representation names (not the username, not credentials).
-fn apply_profile(user: &mut User, rep: &UserRep) -> ApiResult<()> {
+pub(crate) fn apply_profile(user: &mut User, rep: &UserRep) -> ApiResult<()> {
     if let Some(email) = &rep.email {
         user.email = valid_email(email)?;
     }
@@ -241,7 +241,11 @@ fn same_username() -> ApiError {
 }
 
 /// 409 when another user of the realm has this email (Keycloak's default: no duplicates).
-async fn check_email_free(app: &AppState, rt: &RealmRuntime, user: &User) -> ApiResult<()> {
+pub(crate) async fn check_email_free(
+    app: &AppState,
+    rt: &RealmRuntime,
+    user: &User,
+) -> ApiResult<()> {
     let Some(email) = &user.email else {
         return Ok(());
     };

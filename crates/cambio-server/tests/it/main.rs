@@ -15,6 +15,7 @@ mod grants;
 mod harness;
 mod hostile;
 mod keycloak;
+mod migration;
 mod openapi;
 mod outbound;
 mod postgres;
