@@ -389,6 +389,8 @@ fn scope_to_rep(scope: &ClientScope) -> ClientScopeRep {
     }
 }
 
+mod groups;
+
 /// Roles under construction, indexed by (owning client uuid or None, name).
 #[derive(Default)]
 struct RoleTable {
@@ -801,12 +803,16 @@ pub(crate) async fn import(
         }
     }
 
+    let imported_groups =
+        groups::from_rep(rep.groups.as_deref().unwrap_or(&[]), &table, &client_index)?;
+
     // Users, their passwords hashed off the async workers, and the missing service accounts.
     let mut users = Vec::new();
     let mut clear_passwords = Vec::new();
     for user_rep in rep.users.iter().flatten() {
-        let (user, clear) =
+        let (mut user, clear) =
             user_from_rep(user_rep, &table, &client_index, &client_ids_by_uuid, now)?;
+        user.groups = groups::memberships(user_rep, &imported_groups)?;
         if users.iter().any(|u: &User| u.username == user.username) {
             return Err(RealmIoError::Conflict(format!(
                 "User {} already exists",
@@ -857,6 +863,10 @@ pub(crate) async fn import(
         }
         for role in &table.roles {
             app.insert_role(&realm.id, &Approved::by_system(role.clone()))
+                .await?;
+        }
+        for group in &imported_groups.groups {
+            app.insert_group(&realm.id, &Approved::by_system(group.clone()))
                 .await?;
         }
         for user in &users {
@@ -997,6 +1007,7 @@ pub(crate) async fn export(
             realm: Some(realm_roles),
             client: Some(by_client),
         });
+        rep.groups = Some(groups::to_rep(rt));
     }
 
     if options.clients {
@@ -1059,6 +1070,7 @@ pub(crate) async fn export(
                 let (realm, clients) = role_names(snapshot, &user.role_ids);
                 user_rep.realm_roles = Some(realm);
                 user_rep.client_roles = (!clients.is_empty()).then_some(clients);
+                user_rep.groups = Some(groups::paths_of(snapshot, &user));
             }
             if options.users {
                 user_rep.credentials = user.password_hash.as_ref().map(|hash| {

@@ -9,6 +9,7 @@ mod authz;
 pub(crate) mod clients;
 mod escalation;
 mod events;
+pub(crate) mod groups;
 mod idps;
 mod realms;
 mod roles;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(realms::routes())
         .merge(authz::routes())
         .merge(idps::routes())
+        .merge(groups::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
             "/admin/realms/{realm}/keys/rotate",
@@ -96,6 +98,8 @@ pub enum Need {
     ManageClients,
     ViewUsers,
     ManageUsers,
+    /// Listing and counting groups (Keycloak: `query-groups`, or a right to view users).
+    QueryGroups,
     ViewEvents,
     ViewAuthorization,
     ManageAuthorization,
@@ -111,6 +115,7 @@ impl Need {
             Need::ManageClients => &["manage-clients"],
             Need::ViewUsers => &["view-users", "manage-users", "query-users"],
             Need::ManageUsers => &["manage-users"],
+            Need::QueryGroups => &["view-users", "manage-users", "query-groups"],
             Need::ViewEvents => &["view-events", "manage-events"],
             Need::ViewAuthorization => &["view-authorization", "manage-authorization"],
             Need::ManageAuthorization => &["manage-authorization"],
