@@ -14,12 +14,12 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::admin::Approved;
 
 mod groups;
-pub use groups::GroupRemoval;
 use crate::audit::AuditQueue;
 use crate::keys::{self, StoredKey};
 pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
+pub use groups::GroupRemoval;
 
 pub const KIND_REALM: &str = "realm";
 pub const KIND_CLIENT: &str = "client";

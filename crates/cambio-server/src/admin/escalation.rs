@@ -101,10 +101,10 @@ pub fn approve_group(
             })),
             // A new group has no members yet; counting its parent's roles anyway keeps the
             // bound an upper one whatever the group is given later.
-            None => gained.extend(rt.snapshot.role_closure(
-                rt.snapshot.roles_through_groups(parent),
-                None,
-            )),
+            None => gained.extend(
+                rt.snapshot
+                    .role_closure(rt.snapshot.roles_through_groups(parent), None),
+            ),
         }
     }
     ensure_grantable(admin, rt, gained)?;

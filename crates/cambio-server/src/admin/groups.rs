@@ -52,10 +52,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(g, get(list).post(create_top))
         .route(&format!("{g}/count"), get(count))
         .route(&one, get(get_one).put(update).delete(delete_group))
-        .route(
-            &format!("{one}/children"),
-            get(children).post(create_child),
-        )
+        .route(&format!("{one}/children"), get(children).post(create_child))
         .route(&format!("{one}/members"), get(members))
         .route(&m, get(all_mappings))
         .route(
@@ -80,10 +77,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             &format!("{m}/clients/{{client}}/available"),
             get(client_available),
         )
-        .route(
-            "/admin/realms/{realm}/group-by-path/{*path}",
-            get(by_path),
-        )
+        .route("/admin/realms/{realm}/group-by-path/{*path}", get(by_path))
         .route(u, get(user_groups))
         .route(&format!("{u}/count"), get(user_group_count))
         .route(&format!("{u}/{{group}}"), put(join).delete(leave))
@@ -176,6 +170,26 @@ fn name_matcher(search: Option<&str>, exact: bool) -> Box<dyn Fn(&Group) -> bool
 
 // Lookups and validation.
 
+/// The group ids of the paths a new user's representation names (Keycloak's `groups` on user
+/// creation); an unknown path is 404, as in Keycloak. Joining is judged with the user.
+pub fn ids_of_paths(rt: &RealmRuntime, paths: Option<&[String]>) -> ApiResult<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for path in paths.into_iter().flatten() {
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let group = rt
+            .snapshot
+            .group_by_path(&path)
+            .ok_or_else(|| ApiError::Admin {
+                status: axum::http::StatusCode::NOT_FOUND,
+                message: format!("Group {path} not found"),
+            })?;
+        if !ids.contains(&group.id) {
+            ids.push(group.id.clone());
+        }
+    }
+    Ok(ids)
+}
+
 fn group_or_404<'a>(rt: &'a RealmRuntime, id: &str) -> ApiResult<&'a Group> {
     rt.snapshot
         .group(id)
@@ -215,7 +229,10 @@ fn name_taken(rt: &RealmRuntime, parent: Option<&str>, name: &str, except: &str)
         .any(|g| g.name == name && g.id != except)
 }
 
-fn store_conflict(parent: Option<&str>, name: &str) -> impl Fn(cambio_store::StoreError) -> ApiError {
+fn store_conflict(
+    parent: Option<&str>,
+    name: &str,
+) -> impl Fn(cambio_store::StoreError) -> ApiError {
     let parent = parent.map(str::to_owned);
     let name = name.to_owned();
     move |e| match e {
@@ -272,7 +289,11 @@ pub async fn count(
     let rt = realm_or_404(&app, &realm)?;
     let count = if query.search.is_some() {
         let matches = name_matcher(query.search.as_deref(), false);
-        rt.snapshot.groups().into_iter().filter(|g| matches(g)).count()
+        rt.snapshot
+            .groups()
+            .into_iter()
+            .filter(|g| matches(g))
+            .count()
     } else if query.top.unwrap_or(false) {
         rt.snapshot.subgroups(None).count()
     } else {
@@ -421,7 +442,9 @@ async fn place(
     if let Some(id) = existing {
         let current = group_or_404(&rt, id)?.clone();
         if parent.is_some_and(|p| rt.snapshot.would_loop(id, p)) {
-            return Err(bad_request("Cannot move group to itself or one of its subgroups"));
+            return Err(bad_request(
+                "Cannot move group to itself or one of its subgroups",
+            ));
         }
         if name_taken(&rt, parent, &current.name, id) {
             return Err(sibling_conflict(parent, &current.name));
@@ -501,7 +524,11 @@ pub async fn user_groups(
         .filter_map(|id| rt.snapshot.group(id))
         .filter(|g| matches(g))
         .collect();
-    groups.sort_by(|a, b| rt.snapshot.group_path(&a.id).cmp(&rt.snapshot.group_path(&b.id)));
+    groups.sort_by(|a, b| {
+        rt.snapshot
+            .group_path(&a.id)
+            .cmp(&rt.snapshot.group_path(&b.id))
+    });
     groups.dedup_by(|a, b| a.id == b.id);
     let reps = groups
         .into_iter()
@@ -756,7 +783,14 @@ pub async fn client_mappings(
     Path((realm, id, client)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), Some(&client), MappingView::Direct).await
+    view(
+        &app,
+        &headers,
+        (&realm, &id),
+        Some(&client),
+        MappingView::Direct,
+    )
+    .await
 }
 
 pub async fn client_composite(
@@ -764,7 +798,14 @@ pub async fn client_composite(
     Path((realm, id, client)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), Some(&client), MappingView::Composite).await
+    view(
+        &app,
+        &headers,
+        (&realm, &id),
+        Some(&client),
+        MappingView::Composite,
+    )
+    .await
 }
 
 pub async fn client_available(
@@ -772,7 +813,14 @@ pub async fn client_available(
     Path((realm, id, client)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), Some(&client), MappingView::Available).await
+    view(
+        &app,
+        &headers,
+        (&realm, &id),
+        Some(&client),
+        MappingView::Available,
+    )
+    .await
 }
 
 pub async fn add_client_mappings(

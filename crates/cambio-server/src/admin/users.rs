@@ -455,6 +455,7 @@ pub async fn create(
         ..Default::default()
     };
     apply_profile(&mut user, &rep)?;
+    user.groups = super::groups::ids_of_paths(&rt, rep.groups.as_deref())?;
     let password = password_in(rep.credentials.as_ref())?;
     if app.user_by_name(rt.id(), &user.username).await?.is_some() {
         return Err(same_username());

@@ -79,7 +79,10 @@ pub(super) fn from_rep(
 }
 
 /// A user's memberships by path; an unknown path fails the import, as in Keycloak.
-pub(super) fn memberships(rep: &UserRep, groups: &ImportedGroups) -> Result<Vec<String>, RealmIoError> {
+pub(super) fn memberships(
+    rep: &UserRep,
+    groups: &ImportedGroups,
+) -> Result<Vec<String>, RealmIoError> {
     let mut ids: Vec<String> = Vec::new();
     for path in rep.groups.iter().flatten() {
         let path = format!("/{}", path.trim_start_matches('/'));

@@ -18,7 +18,11 @@ pub struct GroupRemoval {
 /// A group's unique name in the store: siblings may not share a name, groups under different
 /// parents may. Parent ids hold no `/`, so `parent/name` cannot be read two ways.
 fn unique_name(group: &Group) -> String {
-    format!("{}/{}", group.parent_id.as_deref().unwrap_or(""), group.name)
+    format!(
+        "{}/{}",
+        group.parent_id.as_deref().unwrap_or(""),
+        group.name
+    )
 }
 
 impl AppState {
@@ -66,7 +70,8 @@ impl AppState {
             user.groups.retain(|id| !removal.group_ids.contains(id));
             if user.groups.len() != before {
                 // Losing memberships hands out nothing; the removal itself was approved.
-                self.update_user(realm_id, &Approved::by_system(user)).await?;
+                self.update_user(realm_id, &Approved::by_system(user))
+                    .await?;
             }
         }
         Ok(())

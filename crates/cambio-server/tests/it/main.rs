@@ -12,6 +12,7 @@ mod endpoints;
 mod exchange;
 mod external;
 mod grants;
+mod groups;
 mod harness;
 mod hostile;
 mod keycloak;
