@@ -191,6 +191,8 @@ pub enum ClaimTarget {
     Access,
     Id,
     Userinfo,
+    /// The introspection answer for an access token.
+    Introspection,
 }
 
 /// Claim names Cambio sets itself; a mapper may not replace them (a token must never say two
@@ -228,8 +230,10 @@ const RESERVED_CLAIMS: &[&str] = &[
 ];
 
 /// Whether the mapper writes to `target`. Keycloak's defaults: the access token unless
-/// `access.token.claim` says otherwise, the ID token only when `id.token.claim` is true, and
-/// userinfo when `userinfo.token.claim` is true or, absent, when the ID token gets it.
+/// `access.token.claim` says otherwise, the ID token only when `id.token.claim` is true,
+/// userinfo when `userinfo.token.claim` is true or, absent, when the ID token gets it, and
+/// introspection when `introspection.token.claim` is true or, absent, when the access token
+/// gets it.
 fn mapper_targets(mapper: &ProtocolMapper, target: ClaimTarget) -> bool {
     let flag = |name: &str| mapper.config.get(name).map(|v| v == "true");
     match target {
@@ -238,6 +242,8 @@ fn mapper_targets(mapper: &ProtocolMapper, target: ClaimTarget) -> bool {
         ClaimTarget::Userinfo => {
             flag("userinfo.token.claim").unwrap_or_else(|| flag("id.token.claim").unwrap_or(false))
         }
+        ClaimTarget::Introspection => flag("introspection.token.claim")
+            .unwrap_or_else(|| mapper_targets(mapper, ClaimTarget::Access)),
     }
 }
 

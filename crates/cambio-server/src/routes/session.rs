@@ -45,6 +45,21 @@ pub async fn introspect(
             Ok(Value::Object(map)) => map,
             _ => return Ok(inactive),
         };
+        // Mapped claims are not read back from a token; introspection computes them from
+        // the present state (the user's groups now), for the token's client and scopes.
+        if let Some(client) = rt.snapshot.client_by_client_id(&live.token.claims.azp) {
+            let scope = cambio_core::scope::GrantedScope::from_stored(&live.token.claims.scope);
+            let mapped = cambio_core::groups::mapped_claims(
+                &rt.snapshot,
+                client,
+                &scope,
+                &live.user,
+                cambio_core::groups::ClaimTarget::Introspection,
+            );
+            for (name, value) in mapped {
+                out.entry(name).or_insert(value);
+            }
+        }
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));
         out.insert("username".into(), json!(live.user.username));

@@ -318,6 +318,10 @@ async fn roles_through_groups_reach_tokens_exchange_and_userinfo() {
     let info = s.get(&s.oidc("demo", "userinfo"), Some(&token)).await;
     assert_eq!(info.status, 200, "{}", info.text);
     assert_eq!(info.body["groups"], json!(["/company/finance"]));
+    assert_eq!(
+        s.introspect(&token).await["groups"],
+        json!(["/company/finance"])
+    );
 
     // An exchanged token carries the claim only if the client it is issued to has the mapper.
     let exchanged = s.exchange(&token, &[("audience", "orders-api")]).await;
@@ -744,4 +748,81 @@ fn strip_ids(groups: &mut Value) {
         }
         strip_ids(&mut group["subGroups"]);
     }
+}
+
+/// Groups on PostgreSQL: sibling names are unique in the database too, a move changes the
+/// unique key, and groups and memberships come back after a restart (skipped without
+/// `CAMBIO_TEST_POSTGRES_URL`, like the other PostgreSQL tests).
+#[tokio::test]
+async fn groups_on_postgres_survive_a_restart() {
+    let Some(db) = cambio_store::conformance::PgTestDatabase::create("server_groups").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = crate::demo_config();
+        config.database_url = db.url().to_owned();
+        config.data_dir = Some(dir.path().to_owned());
+        config
+    };
+    let s = TestServer::start_with(config()).await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    root.create("/roles", json!({"name": "auditor"})).await;
+    let company = group(&root, None, "company").await;
+    let finance = group(&root, None, "finance").await;
+    group(&root, Some(&company), "finance").await;
+    root.expect(
+        204,
+        Method::POST,
+        &format!("/groups/{company}/role-mappings/realm"),
+        Some(realm_role(&root, "auditor").await),
+    )
+    .await;
+    // Moving the top-level `finance` under `company`, which has a `finance`, is a conflict.
+    let moved = root
+        .send(
+            Method::POST,
+            &format!("/groups/{company}/children"),
+            Some(json!({"id": finance})),
+        )
+        .await;
+    assert_admin_error(&moved, 409, "Sibling group named 'finance' already exists.");
+    root.expect(
+        204,
+        Method::PUT,
+        &format!("/groups/{finance}"),
+        Some(json!({"name": "treasury"})),
+    )
+    .await;
+    root.expect(
+        204,
+        Method::POST,
+        &format!("/groups/{company}/children"),
+        Some(json!({"id": finance})),
+    )
+    .await;
+    let alice = user_id(&root, "alice").await;
+    root.expect(
+        204,
+        Method::PUT,
+        &format!("/users/{alice}/groups/{finance}"),
+        None,
+    )
+    .await;
+    let address = s.base.trim_start_matches("http://").to_owned();
+    s.stop().await;
+
+    let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
+    let s = TestServer::start_on(config(), listener).await;
+    let root = Admin::new(&s, "demo", &s.admin_token().await);
+    assert_eq!(
+        root.ok(&format!("/groups/{finance}")).await["path"],
+        "/company/treasury"
+    );
+    let c = claims(&s.alice(None).await.access_token());
+    assert!(
+        strings(&c["realm_access"]["roles"]).contains(&"auditor".to_owned()),
+        "{c}"
+    );
+    s.stop().await;
 }
