@@ -1,4 +1,5 @@
-//! `/admin/realms/{realm}/groups`: groups, subgroups, members and group role mappings;
+//! `/admin/realms/{realm}/groups`: groups, subgroups and members (role mappings are in
+//! `group_mappings`);
 //! `/users/{id}/groups` (membership) and `/group-by-path/{path}`, with Keycloak's paths and
 //! representations.
 //!
@@ -21,12 +22,11 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use cambio_core::model::{Group, User};
-use cambio_proto::admin::{ClientMappingsRep, GroupRep, MappingsRep, RoleRep, UserRep};
+use cambio_proto::admin::{GroupRep, UserRep};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::escalation::{approve_group, approve_group_removal, approve_user, ensure_may_act_as};
-use super::roles::{resolve_roles, role_reps};
 use super::{
     Admin, Need, authorize, bad_request, conflict, created, no_content, page, parse_json,
     realm_or_404,
@@ -37,8 +37,6 @@ use crate::state::{AppState, RealmRuntime};
 
 const GROUP_NOT_FOUND: &str = "Could not find group by id";
 const USER_NOT_FOUND: &str = "User not found";
-const ROLE_NOT_FOUND: &str = "Role not found";
-const CLIENT_NOT_FOUND: &str = "Client not found";
 const PATH_NOT_FOUND: &str = "Group path does not exist";
 /// Keycloak's page size for members when `max` is not given.
 const DEFAULT_MAX: i64 = 100;
@@ -46,7 +44,6 @@ const DEFAULT_MAX: i64 = 100;
 pub fn routes() -> Router<Arc<AppState>> {
     let g = "/admin/realms/{realm}/groups";
     let one = format!("{g}/{{id}}");
-    let m = format!("{one}/role-mappings");
     let u = "/admin/realms/{realm}/users/{id}/groups";
     Router::new()
         .route(g, get(list).post(create_top))
@@ -54,30 +51,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(&one, get(get_one).put(update).delete(delete_group))
         .route(&format!("{one}/children"), get(children).post(create_child))
         .route(&format!("{one}/members"), get(members))
-        .route(&m, get(all_mappings))
-        .route(
-            &format!("{m}/realm"),
-            get(realm_mappings)
-                .post(add_realm_mappings)
-                .delete(remove_realm_mappings),
-        )
-        .route(&format!("{m}/realm/composite"), get(realm_composite))
-        .route(&format!("{m}/realm/available"), get(realm_available))
-        .route(
-            &format!("{m}/clients/{{client}}"),
-            get(client_mappings)
-                .post(add_client_mappings)
-                .delete(remove_client_mappings),
-        )
-        .route(
-            &format!("{m}/clients/{{client}}/composite"),
-            get(client_composite),
-        )
-        .route(
-            &format!("{m}/clients/{{client}}/available"),
-            get(client_available),
-        )
         .route("/admin/realms/{realm}/group-by-path/{*path}", get(by_path))
+        .merge(super::group_mappings::routes())
         .route(u, get(user_groups))
         .route(&format!("{u}/count"), get(user_group_count))
         .route(&format!("{u}/{{group}}"), put(join).delete(leave))
@@ -190,7 +165,7 @@ pub fn ids_of_paths(rt: &RealmRuntime, paths: Option<&[String]>) -> ApiResult<Ve
     Ok(ids)
 }
 
-fn group_or_404<'a>(rt: &'a RealmRuntime, id: &str) -> ApiResult<&'a Group> {
+pub(super) fn group_or_404<'a>(rt: &'a RealmRuntime, id: &str) -> ApiResult<&'a Group> {
     rt.snapshot
         .group(id)
         .ok_or(ApiError::NotFound(GROUP_NOT_FOUND))
@@ -600,243 +575,4 @@ async fn change_membership(
     let user = approve_user(&admin, &rt, Some(&before), user)?;
     app.update_user(rt.id(), &user).await?;
     Ok(no_content())
-}
-
-// Group role mappings.
-
-/// Authorizes, loads the realm and the group (and checks the client, when one is named).
-async fn mapping_context(
-    app: &AppState,
-    headers: &HeaderMap,
-    (realm, id): (&str, &str),
-    client: Option<&str>,
-    need: Need,
-) -> ApiResult<(Admin, Arc<RealmRuntime>, Group)> {
-    let admin = authorize(app, headers, realm, need).await?;
-    let rt = realm_or_404(app, realm)?;
-    let group = group_or_404(&rt, id)?.clone();
-    if let Some(client) = client
-        && rt.snapshot.client(client).is_none()
-    {
-        return Err(ApiError::NotFound(CLIENT_NOT_FOUND));
-    }
-    Ok((admin, rt, group))
-}
-
-/// Role reps of the given ids that belong to `owner` (None: realm roles).
-fn reps_of(
-    rt: &RealmRuntime,
-    ids: impl IntoIterator<Item = String>,
-    owner: Option<&str>,
-) -> Vec<RoleRep> {
-    let ids: Vec<String> = ids.into_iter().collect();
-    let roles = ids
-        .iter()
-        .filter_map(|id| rt.snapshot.role(id))
-        .filter(|r| r.client_id.as_deref() == owner);
-    role_reps(rt, roles, true)
-}
-
-/// Every role the group's members hold through it: its mappings, those of the groups above
-/// it, and everything they contain (Keycloak's effective view of a group).
-fn effective(rt: &RealmRuntime, group: &Group) -> std::collections::BTreeSet<String> {
-    rt.snapshot
-        .role_closure(rt.snapshot.roles_through_groups([group.id.as_str()]), None)
-}
-
-fn available(rt: &RealmRuntime, group: &Group, owner: Option<&str>) -> Vec<RoleRep> {
-    let held = effective(rt, group);
-    let roles = rt
-        .snapshot
-        .roles()
-        .filter(|r| r.client_id.as_deref() == owner && !held.contains(&r.id));
-    role_reps(rt, roles, true)
-}
-
-async fn change_mappings(
-    app: &AppState,
-    headers: &HeaderMap,
-    path: (&str, &str),
-    client: Option<&str>,
-    body: &[u8],
-    add: bool,
-) -> ApiResult<Response> {
-    let (admin, rt, before) =
-        mapping_context(app, headers, path, client, Need::ManageUsers).await?;
-    let reps: Vec<RoleRep> = parse_json(body)?;
-    let ids = resolve_roles(&rt, &reps, Some(client), ROLE_NOT_FOUND)?;
-    let mut group = before.clone();
-    if add {
-        for id in ids {
-            if !group.role_ids.contains(&id) {
-                group.role_ids.push(id);
-            }
-        }
-    } else {
-        group.role_ids.retain(|id| !ids.contains(id));
-    }
-    let group = approve_group(&admin, &rt, Some(&before), group)?;
-    app.update_group(rt.id(), &group).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
-    Ok(no_content())
-}
-
-pub async fn all_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<MappingsRep>> {
-    let (_, rt, group) =
-        mapping_context(&app, &headers, (&realm, &id), None, Need::ViewUsers).await?;
-    let realm_mappings = reps_of(&rt, group.role_ids.iter().cloned(), None);
-    let mut by_client: BTreeMap<String, ClientMappingsRep> = BTreeMap::new();
-    for role in group.role_ids.iter().filter_map(|id| rt.snapshot.role(id)) {
-        let Some(client) = role
-            .client_id
-            .as_deref()
-            .and_then(|c| rt.snapshot.client(c))
-        else {
-            continue;
-        };
-        by_client
-            .entry(client.client_id.clone())
-            .or_insert_with(|| ClientMappingsRep {
-                id: client.id.clone(),
-                client: client.client_id.clone(),
-                mappings: reps_of(&rt, group.role_ids.iter().cloned(), Some(&client.id)),
-            });
-    }
-    Ok(Json(MappingsRep {
-        realm_mappings: (!realm_mappings.is_empty()).then_some(realm_mappings),
-        client_mappings: (!by_client.is_empty()).then_some(by_client),
-    }))
-}
-
-/// One of the six views of a group's roles: direct, effective or available, for realm roles
-/// (`client` None) or one client's.
-async fn view(
-    app: &AppState,
-    headers: &HeaderMap,
-    path: (&str, &str),
-    client: Option<&str>,
-    kind: MappingView,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    let (_, rt, group) = mapping_context(app, headers, path, client, Need::ViewUsers).await?;
-    Ok(Json(match kind {
-        MappingView::Direct => reps_of(&rt, group.role_ids.iter().cloned(), client),
-        MappingView::Composite => reps_of(&rt, effective(&rt, &group), client),
-        MappingView::Available => available(&rt, &group, client),
-    }))
-}
-
-#[derive(Debug, Clone, Copy)]
-enum MappingView {
-    Direct,
-    Composite,
-    Available,
-}
-
-pub async fn realm_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), None, MappingView::Direct).await
-}
-
-pub async fn realm_composite(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), None, MappingView::Composite).await
-}
-
-pub async fn realm_available(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(&app, &headers, (&realm, &id), None, MappingView::Available).await
-}
-
-pub async fn add_realm_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    change_mappings(&app, &headers, (&realm, &id), None, &body, true).await
-}
-
-pub async fn remove_realm_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    change_mappings(&app, &headers, (&realm, &id), None, &body, false).await
-}
-
-pub async fn client_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id, client)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(
-        &app,
-        &headers,
-        (&realm, &id),
-        Some(&client),
-        MappingView::Direct,
-    )
-    .await
-}
-
-pub async fn client_composite(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id, client)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(
-        &app,
-        &headers,
-        (&realm, &id),
-        Some(&client),
-        MappingView::Composite,
-    )
-    .await
-}
-
-pub async fn client_available(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id, client)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<RoleRep>>> {
-    view(
-        &app,
-        &headers,
-        (&realm, &id),
-        Some(&client),
-        MappingView::Available,
-    )
-    .await
-}
-
-pub async fn add_client_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id, client)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    change_mappings(&app, &headers, (&realm, &id), Some(&client), &body, true).await
-}
-
-pub async fn remove_client_mappings(
-    State(app): State<Arc<AppState>>,
-    Path((realm, id, client)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    change_mappings(&app, &headers, (&realm, &id), Some(&client), &body, false).await
 }

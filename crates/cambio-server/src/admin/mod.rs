@@ -9,6 +9,7 @@ mod authz;
 pub(crate) mod clients;
 mod escalation;
 mod events;
+mod group_mappings;
 pub(crate) mod groups;
 mod idps;
 mod realms;

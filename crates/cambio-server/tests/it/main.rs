@@ -13,6 +13,7 @@ mod exchange;
 mod external;
 mod grants;
 mod groups;
+mod groups_import;
 mod harness;
 mod hostile;
 mod keycloak;
