@@ -12,8 +12,9 @@
 //!
 //! [`Approved::by_system`] is for writes no administrator asks for: the first-start bootstrap,
 //! the operator's `cambio realm import`, a realm created from a representation by a `master`
-//! administrator (who may grant everything), and first-use provisioning of external users
-//! (which maps no role itself; the provider's mappings were approved when it was stored).
+//! administrator (who may grant everything), first-use provisioning of external users
+//! (which maps no role itself; the provider's mappings were approved when it was stored), and
+//! the users whose memberships an approved group removal ends (they only lose roles).
 //!
 //! What an administrator "may grant" follows Keycloak: roles that confer no administration are
 //! grantable by whoever may manage the thing being changed; the `realm-management` client's
