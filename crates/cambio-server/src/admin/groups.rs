@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use cambio_core::model::{Group, User};
@@ -80,7 +80,8 @@ fn role_names(rt: &RealmRuntime, ids: &[String]) -> (Vec<String>, BTreeMap<Strin
 }
 
 /// A group in Keycloak's form. The brief form has the name, path and parent only; the full
-/// form adds attributes, role mappings by name and the caller's rights. `subGroups` is empty
+/// form adds attributes and role mappings by name; `access` (the caller's rights) is there
+/// when a caller is given. `subGroups` is empty
 /// unless the caller fills it (searches and realm exports), as in Keycloak 23 and later.
 pub fn group_rep(rt: &RealmRuntime, group: &Group, brief: bool, admin: Option<&Admin>) -> GroupRep {
     let mut rep = GroupRep {
@@ -97,17 +98,18 @@ pub fn group_rep(rt: &RealmRuntime, group: &Group, brief: bool, admin: Option<&A
         rep.attributes = Some(group.attributes.clone());
         rep.realm_roles = Some(realm);
         rep.client_roles = Some(clients);
-        rep.access = admin.map(|admin| {
-            let manage = admin.may(Need::ManageUsers);
-            let view = admin.may(Need::ViewUsers);
-            BTreeMap::from([
-                ("view".to_owned(), view),
-                ("viewMembers".to_owned(), view),
-                ("manage".to_owned(), manage),
-                ("manageMembership".to_owned(), manage),
-            ])
-        });
     }
+    rep.access = admin.map(|admin| {
+        let manage = admin.may(Need::ManageUsers);
+        let view = admin.may(Need::ViewUsers);
+        BTreeMap::from([
+            ("view".to_owned(), view),
+            ("viewMembers".to_owned(), view),
+            ("manage".to_owned(), manage),
+            ("manageMembers".to_owned(), manage),
+            ("manageMembership".to_owned(), manage),
+        ])
+    });
     rep
 }
 
@@ -118,16 +120,17 @@ fn search_tree(
     group: &Group,
     matches: &dyn Fn(&Group) -> bool,
     brief: bool,
+    admin: &Admin,
 ) -> Option<GroupRep> {
     let below: Vec<GroupRep> = rt
         .snapshot
         .subgroups(Some(&group.id))
-        .filter_map(|child| search_tree(rt, child, matches, brief))
+        .filter_map(|child| search_tree(rt, child, matches, brief, admin))
         .collect();
     if below.is_empty() && !matches(group) {
         return None;
     }
-    let mut rep = group_rep(rt, group, brief, None);
+    let mut rep = group_rep(rt, group, brief, Some(admin));
     rep.sub_groups = Some(below);
     Some(rep)
 }
@@ -237,7 +240,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<GroupQuery>,
 ) -> ApiResult<Json<Vec<GroupRep>>> {
-    authorize(&app, &headers, &realm, Need::QueryGroups).await?;
+    let admin = authorize(&app, &headers, &realm, Need::QueryGroups).await?;
     let rt = realm_or_404(&app, &realm)?;
     let brief = query.brief_representation.unwrap_or(true);
     let matches = name_matcher(query.search.as_deref(), query.exact.unwrap_or(false));
@@ -245,8 +248,8 @@ pub async fn list(
         .snapshot
         .subgroups(None)
         .filter_map(|g| match query.search {
-            Some(_) => search_tree(&rt, g, &*matches, brief),
-            None => Some(group_rep(&rt, g, brief, None)),
+            Some(_) => search_tree(&rt, g, &*matches, brief, &admin),
+            None => Some(group_rep(&rt, g, brief, Some(&admin))),
         })
         .collect();
     Ok(Json(page(reps, query.first, query.max)))
@@ -449,10 +452,23 @@ async fn place(
         .await
         .map_err(store_conflict(parent, &name))?;
     app.reload_realm(rt.id(), random::now()).await?;
-    Ok(created(format!(
-        "{}/admin/realms/{realm}/groups/{}",
-        app.base_url, group.id
-    )))
+    let location = format!("{}/admin/realms/{realm}/groups/{}", app.base_url, group.id);
+    // Keycloak answers a new subgroup with its representation (read from the rebuilt
+    // snapshot, which knows its path), a new top-level group without.
+    let fresh = realm_or_404(app, realm)?;
+    match fresh.snapshot.group(&group.id).filter(|_| parent.is_some()) {
+        Some(stored) => {
+            let mut response = Json(group_rep(&fresh, stored, false, Some(&admin))).into_response();
+            *response.status_mut() = axum::http::StatusCode::CREATED;
+            if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, value);
+            }
+            Ok(response)
+        }
+        None => Ok(created(location)),
+    }
 }
 
 /// The direct members of a group, ordered by username.
@@ -560,7 +576,9 @@ async fn change_membership(
     let admin = authorize(app, headers, realm, Need::ManageUsers).await?;
     let rt = realm_or_404(app, realm)?;
     let before = user_or_404(app, &rt, user_id).await?;
-    group_or_404(&rt, group_id)?;
+    if rt.snapshot.group(group_id).is_none() {
+        return Err(ApiError::NotFound("Group not found"));
+    }
     let member = before.groups.iter().any(|g| g == group_id);
     if member == join {
         return Ok(no_content());

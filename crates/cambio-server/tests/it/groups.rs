@@ -45,7 +45,19 @@ async fn groups_api_follows_keycloak_paths_and_representations() {
     let root = Admin::new(&s, "demo", &s.admin_token().await);
     let staff = group(&root, None, "staff").await;
     let team = group(&root, Some(&staff), "team").await;
-    group(&root, Some(&team), "night").await;
+    // A new subgroup is answered with its representation, as Keycloak does.
+    let night = root
+        .send(
+            Method::POST,
+            &format!("/groups/{team}/children"),
+            Some(json!({"name": "night"})),
+        )
+        .await;
+    assert_eq!(night.status, 201, "{}", night.text);
+    assert_eq!(night.body["path"], "/staff/team/night");
+    assert_eq!(night.body["parentId"], team.as_str());
+    let location = night.headers["location"].to_str().unwrap();
+    assert!(location.ends_with(night.body["id"].as_str().unwrap()));
 
     // Siblings may not share a name; groups under different parents may.
     let again = root
@@ -107,6 +119,15 @@ async fn groups_api_follows_keycloak_paths_and_representations() {
         names(&root.ok(&format!("/groups/{staff}/children")).await),
         ["team"]
     );
+    let alice = user_id(&root, "alice").await;
+    let no_group = root
+        .send(
+            Method::PUT,
+            &format!("/users/{alice}/groups/no-such-id"),
+            None,
+        )
+        .await;
+    assert_admin_error(&no_group, 404, "Group not found");
 
     // Rename and attributes; a rename onto a sibling's name is a conflict.
     root.expect(
