@@ -225,10 +225,13 @@ fn store_conflict(
 #[serde(rename_all = "camelCase")]
 pub struct GroupQuery {
     search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     exact: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     brief_representation: Option<bool>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     top: Option<bool>,
 }
 
@@ -355,9 +358,11 @@ pub async fn delete_group(
 #[serde(rename_all = "camelCase")]
 pub struct PageQuery {
     search: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     exact: Option<bool>,
     first: Option<i64>,
     max: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     brief_representation: Option<bool>,
 }
 

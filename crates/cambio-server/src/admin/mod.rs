@@ -257,6 +257,13 @@ pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// A boolean query parameter read as Keycloak (Java's `Boolean.parseBoolean`) reads it: `true`
+/// in any case is true, anything else false. python-keycloak sends `True` and `False`.
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.map(|v| v.eq_ignore_ascii_case("true")))
+}
+
 /// Keycloak's paging: `first` (offset) and `max` (count; negative or absent means all).
 pub fn page<T>(items: Vec<T>, first: Option<i64>, max: Option<i64>) -> Vec<T> {
     let first = usize::try_from(first.unwrap_or(0).max(0)).unwrap_or(0);
