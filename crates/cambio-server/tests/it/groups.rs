@@ -524,6 +524,29 @@ async fn a_restricted_admin_cannot_escalate_through_groups() {
         0
     );
 
+    // Holding realm-admin through a group puts boss out of reach as a direct mapping would:
+    // no new password, no profile change, no deletion.
+    d.expect(
+        403,
+        Method::PUT,
+        &format!("/users/{boss}/reset-password"),
+        Some(json!({"type": "password", "value": "taken-over", "temporary": false})),
+    )
+    .await;
+    d.expect(
+        403,
+        Method::PUT,
+        &format!("/users/{boss}"),
+        Some(json!({"email": "x@example.com"})),
+    )
+    .await;
+    d.expect(403, Method::DELETE, &format!("/users/{boss}"), None)
+        .await;
+    assert_eq!(
+        root.ok(&format!("/users/{boss}")).await["email"],
+        Value::Null
+    );
+
     // Taking realm-admin away from its holders: removing boss, unmapping the role, renaming,
     // moving or deleting the group.
     d.expect(
