@@ -7,6 +7,8 @@ use serde_json::{Map, Value, json};
 use super::Report;
 use crate::{EXCHANGE, Reply, TestServer, encode_form, reply};
 
+mod groups;
+
 const REALM: &str = "oracle";
 const ACCESS_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const REFRESH_TYPE: &str = "urn:ietf:params:oauth:token-type:refresh_token";
@@ -118,6 +120,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     exchanges(&kc, &cb, report).await;
     introspection_and_revocation(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
+    groups::groups(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
 /// Replaces what differs by nature between two servers: the base URL, ids, times, signatures.
