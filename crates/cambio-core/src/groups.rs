@@ -10,9 +10,16 @@ use crate::model::{Client, GROUP_MEMBERSHIP_MAPPER, Group, ProtocolMapper, User}
 use crate::realm::RealmSnapshot;
 use crate::scope::GrantedScope;
 
-/// The groups of one realm, indexed. Only groups whose parents lead to the top are kept: a
-/// group whose parent is missing, or that sits in a loop of parents (which the admin API never
-/// makes, but an imported or damaged document could), has no path and confers nothing.
+/// How many levels a group hierarchy may have. Every walk over a hierarchy (paths, searches,
+/// nested representations and their JSON) is then bounded by it, and a realm export of the
+/// deepest hierarchy still parses within the JSON reader's nesting limit. The admin API and
+/// imports refuse deeper hierarchies; the index leaves out any group deeper than this.
+pub const MAX_GROUP_DEPTH: usize = 32;
+
+/// The groups of one realm, indexed. Only groups whose parents lead to the top within
+/// [`MAX_GROUP_DEPTH`] levels are kept: a group whose parent is missing, that sits in a loop of
+/// parents or too deep (which the admin API never makes, but a damaged document or two nodes
+/// moving groups at once could), has no path and confers nothing.
 #[derive(Debug, Default)]
 pub struct GroupIndex {
     groups: HashMap<String, Group>,
@@ -58,12 +65,12 @@ impl GroupIndex {
     }
 }
 
-/// `/top/.../name`, or None when a parent is missing or the parents loop. The walk takes at
-/// most one step per group.
+/// `/top/.../name`, or None when a parent is missing, the parents loop or the group is deeper
+/// than [`MAX_GROUP_DEPTH`].
 fn path_of(all: &HashMap<&str, &Group>, group: &Group) -> Option<String> {
     let mut names = vec![group.name.as_str()];
     let mut current = group;
-    for _ in 0..all.len() {
+    for _ in 0..MAX_GROUP_DEPTH {
         let Some(parent) = &current.parent_id else {
             names.reverse();
             return Some(format!("/{}", names.join("/")));
@@ -144,6 +151,22 @@ impl RealmSnapshot {
             pending.extend(self.subgroups(Some(id)).map(|g| g.id.as_str()));
         }
         found
+    }
+
+    /// How many levels a hierarchy has from the top down to `id` (1 for a top-level group, 0
+    /// for None or an unknown id).
+    pub fn group_depth(&self, id: Option<&str>) -> usize {
+        id.map_or(0, |id| self.group_and_ancestors(id).len())
+    }
+
+    /// How many levels the subtree of `id` has (1 for a group without subgroups).
+    pub fn group_height(&self, id: &str) -> usize {
+        let top = self.group_depth(Some(id));
+        self.group_subtree(id)
+            .iter()
+            .map(|g| self.group_depth(Some(&g.id)) + 1 - top)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether `group` placed under `parent` would be its own ancestor.
@@ -362,6 +385,9 @@ mod tests {
         for id in ["g-orphan", "g-loop-a", "g-loop-b"] {
             assert!(snap.group(id).is_none(), "{id}");
         }
+        assert_eq!(snap.group_depth(Some("g-leaf")), 3);
+        assert_eq!(snap.group_height("g-top"), 3);
+        assert_eq!(snap.group_height("g-leaf"), 1);
         assert!(snap.would_loop("g-top", "g-leaf"));
         assert!(snap.would_loop("g-mid", "g-mid"));
         assert!(!snap.would_loop("g-leaf", "g-top"));
@@ -371,6 +397,20 @@ mod tests {
             .map(|g| g.id.as_str())
             .collect();
         assert_eq!(subtree, ["g-mid", "g-leaf"]);
+    }
+
+    #[test]
+    fn hierarchies_deeper_than_the_bound_are_left_out() {
+        let chain: Vec<Group> = (0..=MAX_GROUP_DEPTH)
+            .map(|level| {
+                let parent = level.checked_sub(1).map(|p| format!("g{p}"));
+                group(&format!("g{level}"), "level", parent.as_deref(), &[])
+            })
+            .collect();
+        let snap = RealmSnapshot::default().with_groups(chain);
+        let deepest_kept = format!("g{}", MAX_GROUP_DEPTH - 1);
+        assert_eq!(snap.group_depth(Some(&deepest_kept)), MAX_GROUP_DEPTH);
+        assert!(snap.group(&format!("g{MAX_GROUP_DEPTH}")).is_none());
     }
 
     #[test]

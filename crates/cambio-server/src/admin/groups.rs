@@ -21,6 +21,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use cambio_core::groups::MAX_GROUP_DEPTH;
 use cambio_core::model::{Group, User};
 use cambio_proto::admin::{GroupRep, UserRep};
 use serde::Deserialize;
@@ -191,6 +192,12 @@ fn valid_group_name(name: Option<&str>) -> ApiResult<String> {
         return Err(bad_request("Invalid group name"));
     }
     Ok(name.to_owned())
+}
+
+fn too_deep() -> ApiError {
+    bad_request(format!(
+        "A group hierarchy may have at most {MAX_GROUP_DEPTH} levels"
+    ))
 }
 
 fn sibling_conflict(parent: Option<&str>, name: &str) -> ApiError {
@@ -433,6 +440,9 @@ async fn place(
         if name_taken(&rt, parent, &current.name, id) {
             return Err(sibling_conflict(parent, &current.name));
         }
+        if rt.snapshot.group_depth(parent) + rt.snapshot.group_height(id) > MAX_GROUP_DEPTH {
+            return Err(too_deep());
+        }
         let mut group = current.clone();
         group.parent_id = parent.map(str::to_owned);
         let group = approve_group(&admin, &rt, Some(&current), group)?;
@@ -445,6 +455,9 @@ async fn place(
     let name = valid_group_name(rep.name.as_deref())?;
     if name_taken(&rt, parent, &name, "") {
         return Err(sibling_conflict(parent, &name));
+    }
+    if rt.snapshot.group_depth(parent) + 1 > MAX_GROUP_DEPTH {
+        return Err(too_deep());
     }
     let group = Group {
         id: random::uuid(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use cambio_core::groups::MAX_GROUP_DEPTH;
 use cambio_core::model::{Group, User};
 use cambio_core::realm::RealmSnapshot;
 use cambio_proto::admin::{GroupRep, UserRep};
@@ -17,8 +18,8 @@ pub(super) struct ImportedGroups {
 }
 
 /// Reads the groups of a representation. Role names resolve like users' role mappings;
-/// siblings may not share a name, ids may not repeat. The walk is as deep as the JSON, whose
-/// nesting the parser already bounds.
+/// siblings may not share a name, ids may not repeat, and a hierarchy has at most
+/// `MAX_GROUP_DEPTH` levels.
 pub(super) fn from_rep(
     reps: &[GroupRep],
     table: &RoleTable,
@@ -44,6 +45,11 @@ pub(super) fn from_rep(
             return Err(invalid(format!("Invalid group name {name}")));
         }
         let path = format!("{parent_path}/{name}");
+        if path.matches('/').count() > MAX_GROUP_DEPTH {
+            return Err(invalid(format!(
+                "A group hierarchy may have at most {MAX_GROUP_DEPTH} levels"
+            )));
+        }
         let id = rep
             .id
             .clone()

@@ -171,6 +171,38 @@ async fn groups_api_follows_keycloak_paths_and_representations() {
     assert_eq!(looped.status, 400, "{}", looped.text);
     assert_eq!(root.ok(&format!("/groups/{team}")).await["path"], "/crew");
 
+    // A hierarchy has at most 32 levels, made or moved.
+    let mut deepest = group(&root, None, "level-1").await;
+    for level in 2..=32 {
+        deepest = group(&root, Some(&deepest), &format!("level-{level}")).await;
+    }
+    let too_deep = root
+        .send(
+            Method::POST,
+            &format!("/groups/{deepest}/children"),
+            Some(json!({"name": "level-33"})),
+        )
+        .await;
+    assert_admin_error(
+        &too_deep,
+        400,
+        "A group hierarchy may have at most 32 levels",
+    );
+    let moved = root
+        .send(
+            Method::POST,
+            &format!("/groups/{deepest}/children"),
+            Some(json!({"id": team})),
+        )
+        .await;
+    assert_admin_error(&moved, 400, "A group hierarchy may have at most 32 levels");
+    let level_1 = root.ok("/group-by-path/level-1").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    root.expect(204, Method::DELETE, &format!("/groups/{level_1}"), None)
+        .await;
+
     // Deleting a group deletes its subgroups.
     root.expect(204, Method::DELETE, &format!("/groups/{team}"), None)
         .await;
