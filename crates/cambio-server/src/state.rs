@@ -12,13 +12,13 @@ use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::admin::Approved;
-
-mod groups;
 use crate::audit::AuditQueue;
 use crate::keys::{self, StoredKey};
 pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
+
+mod groups;
 pub use groups::GroupRemoval;
 
 pub const KIND_REALM: &str = "realm";

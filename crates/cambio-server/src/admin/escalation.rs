@@ -131,7 +131,7 @@ pub fn approve_group_removal(
 
 /// Refuses to let `admin` change groups that confer (themselves or through a group above
 /// them) roles it could not grant.
-pub fn ensure_may_manage_groups<'a>(
+fn ensure_may_manage_groups<'a>(
     admin: &Admin,
     rt: &'a RealmRuntime,
     ids: impl IntoIterator<Item = &'a str>,

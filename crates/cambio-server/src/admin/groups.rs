@@ -1,7 +1,6 @@
 //! `/admin/realms/{realm}/groups`: groups, subgroups and members (role mappings are in
-//! `group_mappings`);
-//! `/users/{id}/groups` (membership) and `/group-by-path/{path}`, with Keycloak's paths and
-//! representations.
+//! `group_mappings`), `/users/{id}/groups` (membership) and `/group-by-path/{path}`, with
+//! Keycloak's paths and representations.
 //!
 //! Who may do what follows Keycloak: `query-groups` or a right to view users lists groups,
 //! `view-users` reads them, `manage-users` changes them and their memberships. Every change
@@ -82,8 +81,8 @@ fn role_names(rt: &RealmRuntime, ids: &[String]) -> (Vec<String>, BTreeMap<Strin
 
 /// A group in Keycloak's form. The brief form has the name, path and parent only; the full
 /// form adds attributes and role mappings by name; `access` (the caller's rights) is there
-/// when a caller is given. `subGroups` is empty
-/// unless the caller fills it (searches and realm exports), as in Keycloak 23 and later.
+/// when a caller is given. `subGroups` is empty unless the caller fills it (searches and realm
+/// exports), as in Keycloak 23 and later.
 pub fn group_rep(rt: &RealmRuntime, group: &Group, brief: bool, admin: Option<&Admin>) -> GroupRep {
     let mut rep = GroupRep {
         id: Some(group.id.clone()),
@@ -115,7 +114,8 @@ pub fn group_rep(rt: &RealmRuntime, group: &Group, brief: bool, admin: Option<&A
 }
 
 /// The group with, under `subGroups`, only the branches that lead to a match (`None` when
-/// nothing at or below it matches). The walk visits each group once.
+/// nothing at or below it matches). The walk visits each group once and is as deep as the
+/// hierarchy, at most `MAX_GROUP_DEPTH`.
 fn search_tree(
     rt: &RealmRuntime,
     group: &Group,
