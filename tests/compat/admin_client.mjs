@@ -392,6 +392,50 @@ async function main() {
     );
   });
 
+  // --- groups ----------------------------------------------------------------------------------
+  await check("groups.create, groups.createChildGroup, groups.find({search})", async () => {
+    s.parentGroup = (await kc.groups.create({ name: "npm-staff" })).id;
+    s.childGroup = (await kc.groups.createChildGroup({ id: need(s.parentGroup, "parent id") }, { name: "npm-team" })).id;
+    need(s.childGroup, "child id");
+    const found = await kc.groups.find({ search: "npm-team" });
+    expect(found.length === 1 && found[0].subGroups?.[0]?.path === "/npm-staff/npm-team", JSON.stringify(found));
+    const count = await kc.groups.count({ search: "npm-" });
+    expect(count.count === 2, `count ${JSON.stringify(count)}`);
+    await rejects(() => kc.groups.create({ name: "npm-staff" }), 409);
+  });
+
+  await check("groups.addRealmRoleMappings, users.addToGroup: the parent's role reaches alice's token", async () => {
+    await kc.roles.create({ name: "npm-auditor" });
+    const role = await kc.roles.findOneByName({ name: "npm-auditor" });
+    await kc.groups.addRealmRoleMappings({ id: need(s.parentGroup, "parent id"), roles: [{ id: role.id, name: role.name }] });
+    const [alice] = await kc.users.find({ username: "alice", exact: true });
+    s.aliceId = alice.id;
+    await kc.users.addToGroup({ id: alice.id, groupId: need(s.childGroup, "child id") });
+    const groups = await kc.users.listGroups({ id: alice.id });
+    expect(groups.length === 1 && groups[0].path === "/npm-staff/npm-team", JSON.stringify(groups));
+    const members = await kc.groups.listMembers({ id: s.childGroup });
+    expect(members.map((m) => m.username).join() === "alice", JSON.stringify(members));
+    const composite = await kc.groups.listCompositeRealmRoleMappings({ id: s.childGroup });
+    expect(composite.some((r) => r.name === "npm-auditor"), JSON.stringify(composite));
+    const reply = await tokenRequest(base, {
+      grant_type: "password",
+      client_id: "subject-client",
+      client_secret: "subject-secret",
+      username: "alice",
+      password: "alice",
+    });
+    const roles = claims(reply.body.access_token).realm_access?.roles ?? [];
+    expect(roles.includes("npm-auditor"), `realm roles ${JSON.stringify(roles)}`);
+    await kc.users.delFromGroup({ id: alice.id, groupId: s.childGroup });
+    expect((await kc.users.listGroups({ id: alice.id })).length === 0, "still a member");
+  });
+
+  await check("groups.del deletes its subgroups", async () => {
+    await kc.groups.del({ id: need(s.parentGroup, "parent id") });
+    // findOne answers null for a 404.
+    expect((await kc.groups.findOne({ id: need(s.childGroup, "child id") })) === null, "subgroup still found");
+  });
+
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed === 0 ? 0 : 1);
 }

@@ -424,6 +424,44 @@ def main():
 
     check("the deleted target's token-exchange permission is gone", permission_gone)
 
+    # --- groups ----------------------------------------------------------------------------------
+    def groups_create():
+        s["g_parent"] = adm().create_group({"name": "py-staff"})
+        s["g_child"] = adm().create_group({"name": "py-team"}, parent=need(s, "g_parent"))
+        group = adm().get_group_by_path("/py-staff/py-team")
+        expect(group["id"] == need(s, "g_child"), f"{group!r}")
+        rejects(lambda: adm().create_group({"name": "py-staff"}), KeycloakPostError, 409)
+        return f"child {group['path']}"
+
+    check("create_group, create_group(parent=...), get_group_by_path, 409 for a taken name", groups_create)
+
+    def groups_roles_and_members():
+        adm().create_realm_role({"name": "py-auditor"}, skip_exists=True)
+        adm().assign_group_realm_roles(need(s, "g_parent"), [adm().get_realm_role("py-auditor")])
+        alice_id = adm().get_user_id("alice")
+        adm().group_user_add(alice_id, need(s, "g_child"))
+        paths = [g["path"] for g in adm().get_user_groups(alice_id)]
+        expect(paths == ["/py-staff/py-team"], f"user groups {paths!r}")
+        members = [m["username"] for m in adm().get_group_members(need(s, "g_child"))]
+        expect(members == ["alice"], f"members {members!r}")
+        subject_client = KeycloakOpenID(
+            server_url=base, realm_name=REALM, client_id="subject-client", client_secret_key="subject-secret"
+        )
+        token = subject_client.token("alice", "alice")["access_token"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+        roles = claims.get("realm_access", {}).get("roles", [])
+        expect("py-auditor" in roles, f"realm roles {roles!r}")
+        adm().group_user_remove(alice_id, need(s, "g_child"))
+        expect(adm().get_user_groups(alice_id) == [], "still a member")
+
+    check("assign_group_realm_roles, group_user_add: the parent's role reaches alice's token", groups_roles_and_members)
+
+    def groups_delete():
+        adm().delete_group(need(s, "g_parent"))
+        rejects(lambda: adm().get_group(need(s, "g_child")), KeycloakGetError, 404)
+
+    check("delete_group deletes its subgroups", groups_delete)
+
     finish()
 
 

@@ -126,10 +126,17 @@ pub fn issue(realm: &RealmSnapshot, spec: IssueSpec<'_>) -> Issued {
     );
     access.act = spec.data.act.clone();
     access.exchanged_from = spec.data.exchanged_from.clone();
-    let id_token = spec
-        .scope
-        .openid
-        .then(|| tokens::id_token_claims(&access, spec.nonce, spec.id_jti));
+    let id_token = spec.scope.openid.then(|| {
+        let mut id_token = tokens::id_token_claims(&access, spec.nonce, spec.id_jti);
+        id_token.mapped = crate::groups::mapped_claims(
+            realm,
+            spec.client,
+            spec.scope,
+            spec.user,
+            crate::groups::ClaimTarget::Id,
+        );
+        id_token
+    });
     let scope = access.scope.clone();
     let refresh = spec.refresh_lifetime.map(|lifetime| RefreshPlan {
         lifetime,

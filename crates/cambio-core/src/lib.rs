@@ -15,6 +15,7 @@ pub mod form;
 #[cfg(test)]
 mod fuzz_corpus;
 pub mod grants;
+pub mod groups;
 pub mod issue;
 pub mod model;
 pub mod permissions;

@@ -277,6 +277,13 @@ pub struct User {
     pub service_account_client_id: Option<String>,
     pub federated_identities: Vec<FederatedIdentity>,
     pub created_timestamp: u64,
+    /// Ids of the groups the user is a direct member of. Membership is kept on the user, not
+    /// as records of its own: every token path (issuing, exchange narrowing, the admin
+    /// caller) already holds the user from the user cache, so with these ids and the groups
+    /// in the realm snapshot effective roles stay a memory read. The price is paid by the
+    /// admin API, which scans the realm's users to list a group's members. Ids of groups
+    /// deleted since are ignored wherever roles are resolved.
+    pub groups: Vec<String>,
 }
 
 impl Default for User {
@@ -295,6 +302,7 @@ impl Default for User {
             service_account_client_id: None,
             federated_identities: Vec::new(),
             created_timestamp: 0,
+            groups: Vec::new(),
         }
     }
 }
@@ -308,6 +316,23 @@ impl User {
         }
     }
 }
+
+/// A group (Keycloak semantics): its members hold its roles and those of every group above
+/// it. The path (`/parent/child`) is not stored; the realm snapshot derives it from the parents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    /// The group this one is a subgroup of; None for a top-level group.
+    pub parent_id: Option<String>,
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// Role ids mapped to the group (realm and client roles).
+    pub role_ids: Vec<String>,
+}
+
+/// Keycloak's group membership protocol mapper: puts the user's groups in a claim.
+pub const GROUP_MEMBERSHIP_MAPPER: &str = "oidc-group-membership-mapper";
 
 /// A client scope. Cambio gives the built-in names their Keycloak meaning (`profile`, `email`,
 /// `roles`, `offline_access`...); other scopes only appear in the `scope` claim.

@@ -53,6 +53,8 @@ pub struct RealmSnapshot {
     pub permissions: Permissions,
     /// Trusted external identity providers by alias (valid ones only).
     providers: HashMap<String, ProviderTrust>,
+    /// The realm's groups (see `crate::groups`).
+    pub(crate) groups: crate::groups::GroupIndex,
 }
 
 impl RealmSnapshot {
@@ -195,8 +197,9 @@ impl RealmSnapshot {
         self.scopes.values()
     }
 
-    /// Every role id the user holds: direct mappings, the realm's default roles, and
-    /// everything reachable through composites (cycles are harmless).
+    /// Every role id the user holds: direct mappings, the roles of its groups and of every
+    /// group above them, the realm's default roles, and everything reachable through
+    /// composites (cycles are harmless).
     pub fn effective_role_ids(&self, user: &User) -> BTreeSet<String> {
         self.effective_roles(user)
             .into_iter()
@@ -204,10 +207,14 @@ impl RealmSnapshot {
             .collect()
     }
 
-    /// The roles `user` holds, through composites and the realm's default roles, each once
-    /// (in no particular order), with their ids. Mappings to deleted roles are ignored.
+    /// The roles `user` holds, through its groups (Keycloak: a member holds the roles of its
+    /// group and of every ancestor group), composites and the realm's default roles, each once
+    /// (in no particular order), with their ids. Mappings to deleted roles and memberships of
+    /// deleted groups are ignored. Every role decision (tokens, exchange narrowing, the admin
+    /// caller, the escalation guard) comes through here.
     fn effective_roles<'s>(&'s self, user: &'s User) -> Vec<(&'s str, &'s Role)> {
         let mut pending: Vec<&str> = user.role_ids.iter().map(String::as_str).collect();
+        pending.extend(self.roles_through_groups(user.groups.iter().map(String::as_str)));
         // Service accounts do not get the realm's default roles in Cambio: a machine identity
         // holds only what was given to it.
         if user.service_account_client_id.is_none() {

@@ -39,6 +39,24 @@ pub enum RoleChange<'a> {
         before: &'a [String],
         after: &'a [String],
     },
+    /// A user's group memberships (group ids): the roles of the groups joined and of every
+    /// group above them.
+    GroupMembership {
+        before: &'a [String],
+        after: &'a [String],
+    },
+    /// A group's role mappings (role ids): every member of the group or of a group below it
+    /// gets what they newly reach.
+    GroupMappings {
+        before: &'a [String],
+        after: &'a [String],
+    },
+    /// A group placed under another parent (None: made top-level): the members of the group
+    /// and of every group below it get the roles of the new ancestors.
+    GroupParent {
+        group: &'a str,
+        parent: Option<&'a str>,
+    },
 }
 
 impl RealmSnapshot {
@@ -62,6 +80,26 @@ impl RealmSnapshot {
                 self.role_closure(by_name(before), None),
                 self.role_closure(by_name(after), None),
             ),
+            RoleChange::GroupMappings { before, after } => (
+                self.role_closure(by_id(before), None),
+                self.role_closure(by_id(after), None),
+            ),
+            RoleChange::GroupMembership { before, after } => (
+                self.role_closure(self.roles_through_groups(by_id(before)), None),
+                self.role_closure(self.roles_through_groups(by_id(after)), None),
+            ),
+            RoleChange::GroupParent { group, parent } => {
+                let own = self
+                    .group(group)
+                    .map(|g| by_id(&g.role_ids))
+                    .unwrap_or_default();
+                let mut after = own.clone();
+                after.extend(self.roles_through_groups(parent));
+                (
+                    self.role_closure(self.roles_through_groups([group]), None),
+                    self.role_closure(after, None),
+                )
+            }
             RoleChange::Composites { role, after } => (
                 self.role_closure([role], None),
                 self.role_closure([role], Some((role, after))),
@@ -128,6 +166,16 @@ mod tests {
             ..Default::default()
         };
         RealmSnapshot::new(realm, "http://x/realms/r".into(), vec![], roles, vec![])
+    }
+
+    fn group(id: &str, parent: Option<&str>, roles: &[&str]) -> crate::model::Group {
+        crate::model::Group {
+            id: id.into(),
+            name: id.into(),
+            parent_id: parent.map(String::from),
+            role_ids: ids(roles),
+            ..Default::default()
+        }
     }
 
     fn ids(list: &[&str]) -> Vec<String> {
@@ -223,6 +271,58 @@ mod tests {
                 after: &bundle,
             },
             &["r-bundle"],
+        );
+        check(
+            RoleChange::GroupMappings {
+                before: &reader,
+                after: &with_admin,
+            },
+            &["r-admin"],
+        );
+    }
+
+    #[test]
+    fn gains_through_groups() {
+        let snap = snapshot().with_groups(vec![
+            group("g-admins", None, &["r-admin"]),
+            group("g-staff", None, &["r-bundle"]),
+            group("g-team", Some("g-staff"), &[]),
+            group("g-ops", Some("g-admins"), &[]),
+        ]);
+        let gained = |change| -> Vec<String> { snap.roles_gained(change).into_iter().collect() };
+        let none: Vec<String> = vec![];
+        let team = ids(&["g-team"]);
+        let ops = ids(&["g-ops"]);
+        let staff = ids(&["g-staff"]);
+        // Joining a subgroup hands out what every group above it carries.
+        assert_eq!(
+            gained(RoleChange::GroupMembership {
+                before: &none,
+                after: &ops,
+            }),
+            ["r-admin"]
+        );
+        assert_eq!(
+            gained(RoleChange::GroupMembership {
+                before: &staff,
+                after: &team,
+            }),
+            Vec::<String>::new()
+        );
+        // Moving a group under another parent hands out the new parent's roles.
+        assert_eq!(
+            gained(RoleChange::GroupParent {
+                group: "g-team",
+                parent: Some("g-admins"),
+            }),
+            ["r-admin"]
+        );
+        assert_eq!(
+            gained(RoleChange::GroupParent {
+                group: "g-ops",
+                parent: None,
+            }),
+            Vec::<String>::new()
         );
     }
 }

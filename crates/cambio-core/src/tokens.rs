@@ -78,6 +78,11 @@ pub struct AccessTokenClaims {
         deserialize_with = "present"
     )]
     pub cnf: Option<Value>,
+    /// Claims added by protocol mappers (`crate::groups::mapped_claims`), by name. Written
+    /// only: they are computed afresh for every token issued, and leaving them out of reading
+    /// keeps the parse of every presented token as cheap as before.
+    #[serde(flatten, skip_deserializing)]
+    pub mapped: BTreeMap<String, Value>,
 }
 
 /// A token's role claims bound what may be issued from it.
@@ -131,6 +136,9 @@ pub struct IdTokenClaims {
     pub given_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
+    /// Claims added by protocol mappers for the ID token, by name (written only).
+    #[serde(flatten, skip_deserializing)]
+    pub mapped: BTreeMap<String, Value>,
 }
 
 /// Who a token is about and in which session.
@@ -238,6 +246,13 @@ pub fn access_token_claims(realm: &RealmSnapshot, spec: AccessTokenSpec<'_>) -> 
         exchanged_from: Vec::new(),
         may_act: None,
         cnf: None,
+        mapped: crate::groups::mapped_claims(
+            realm,
+            client,
+            scope,
+            user,
+            crate::groups::ClaimTarget::Access,
+        ),
     }
 }
 
@@ -265,6 +280,7 @@ pub fn id_token_claims(
         name: access.name.clone(),
         given_name: access.given_name.clone(),
         family_name: access.family_name.clone(),
+        mapped: BTreeMap::new(),
     }
 }
 

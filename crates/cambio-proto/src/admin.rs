@@ -207,6 +207,9 @@ pub struct UserRep {
     pub disableable_credential_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<BTreeMap<String, bool>>,
+    /// Group paths the user is a member of (realm import and export, user creation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 /// `FederatedIdentityRepresentation`.
@@ -329,6 +332,9 @@ pub struct RealmRep {
     /// `org.keycloak.keys.KeyProvider` components (full exports only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub components: Option<Value>,
+    /// The top-level groups, each with its subgroups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupRep>>,
 }
 
 /// `RolesRepresentation`: realm roles and client roles per `clientId`.
@@ -372,4 +378,31 @@ pub struct ClientMappingsRep {
     /// The client's `clientId`.
     pub client: String,
     pub mappings: Vec<RoleRep>,
+}
+
+/// `GroupRepresentation`: a group with its path, and (in full form) its attributes and role
+/// mappings by name; `subGroups` nests in realm exports and searches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_group_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_groups: Option<Vec<GroupRep>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_roles: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<BTreeMap<String, bool>>,
 }

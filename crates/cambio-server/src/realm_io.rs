@@ -390,6 +390,8 @@ fn scope_to_rep(scope: &ClientScope) -> ClientScopeRep {
     }
 }
 
+mod groups;
+
 /// Roles under construction, indexed by (owning client uuid or None, name).
 #[derive(Default)]
 struct RoleTable {
@@ -804,12 +806,15 @@ pub(crate) async fn import(
         }
     }
 
+    let imported_groups =
+        groups::from_rep(rep.groups.as_deref().unwrap_or(&[]), &table, &client_index)?;
+
     // Users, their passwords hashed off the async workers, and the missing service accounts.
     let mut users = Vec::new();
     let mut clear_passwords = Vec::new();
     for (at, user_rep) in rep.users.iter().flatten().enumerate() {
         let path = format!("users[{at}]");
-        let (user, clear) = user_from_rep(
+        let (mut user, clear) = user_from_rep(
             user_rep,
             &table,
             &client_index,
@@ -817,6 +822,7 @@ pub(crate) async fn import(
             now,
             (&path, report),
         )?;
+        user.groups = groups::memberships(user_rep, &imported_groups)?;
         if users.iter().any(|u: &User| u.username == user.username) {
             return Err(RealmIoError::Conflict(format!(
                 "User {} already exists",
@@ -867,6 +873,10 @@ pub(crate) async fn import(
         }
         for role in &table.roles {
             app.insert_role(&realm.id, &Approved::by_system(role.clone()))
+                .await?;
+        }
+        for group in &imported_groups.groups {
+            app.insert_group(&realm.id, &Approved::by_system(group.clone()))
                 .await?;
         }
         for user in &users {
@@ -1009,6 +1019,7 @@ pub(crate) async fn export(
             realm: Some(realm_roles),
             client: Some(by_client),
         });
+        rep.groups = Some(groups::to_rep(rt));
     }
 
     if options.clients {
@@ -1071,6 +1082,7 @@ pub(crate) async fn export(
                 let (realm, clients) = role_names(snapshot, &user.role_ids);
                 user_rep.realm_roles = Some(realm);
                 user_rep.client_roles = (!clients.is_empty()).then_some(clients);
+                user_rep.groups = Some(groups::paths_of(snapshot, &user));
             }
             if options.users {
                 user_rep.credentials = user.password_hash.as_ref().map(|hash| {

@@ -18,6 +18,9 @@ pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
 
+mod groups;
+pub use groups::GroupRemoval;
+
 pub const KIND_REALM: &str = "realm";
 pub const KIND_CLIENT: &str = "client";
 pub const KIND_USER: &str = "user";
@@ -28,6 +31,7 @@ pub const KIND_AUTHZ_POLICY: &str = "authz-policy";
 pub const KIND_AUTHZ_RESOURCE: &str = "authz-resource";
 pub const KIND_AUTHZ_SCOPE: &str = "authz-scope";
 pub const KIND_IDP: &str = "identity-provider";
+pub const KIND_GROUP: &str = "group";
 /// Links from `(provider alias, external subject)` to a local user id; the object's name is
 /// [`federated_link_name`], so the store's unique index keeps one user per external identity.
 pub const KIND_FEDERATED_LINK: &str = "federated-link";
@@ -325,9 +329,12 @@ impl AppState {
             decode_all(&self.store.list_objects(&id, KIND_IDP).await?)?;
         let policies: Vec<cambio_core::permissions::AuthzPolicy> =
             decode_all(&self.store.list_objects(&id, KIND_AUTHZ_POLICY).await?)?;
+        let groups: Vec<cambio_core::model::Group> =
+            decode_all(&self.store.list_objects(&id, KIND_GROUP).await?)?;
         let snapshot = RealmSnapshot::new(realm, issuer.clone(), clients, roles, scopes)
             .with_permissions(cambio_core::permissions::Permissions::new(policies))
-            .with_providers(&providers);
+            .with_providers(&providers)
+            .with_groups(groups);
         let (signer, verifiers) = keys::select(&self.secrets, &stored_keys, alg, now)?;
         let jwks_json = keys::jwks_json(&verifiers);
         Ok(RealmRuntime {

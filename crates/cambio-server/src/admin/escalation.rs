@@ -2,8 +2,9 @@
 //!
 //! An administrator may only cause someone to receive roles it could grant itself. Every
 //! stored change that can alter the roles anyone ends up with (a user's or service account's
-//! mappings, a role's composites, the realm's default roles, a client's scope mappings, an
-//! identity provider's role mappings) is written through [`AppState`] functions that accept
+//! mappings and group memberships, a role's composites, the realm's default roles, a client's
+//! scope mappings, an identity provider's role mappings, a group's mappings, parent or
+//! deletion) is written through [`AppState`] functions that accept
 //! only an [`Approved`] value, and the only ways to make one are the `approve_*` functions
 //! below, which compute what the change hands out (`cambio_core::role_change`) and refuse it
 //! with 403 unless the caller may grant every role in it. A new endpoint cannot store such a
@@ -13,7 +14,8 @@
 //! the operator's `cambio realm import`, a realm created from a representation by a `master`
 //! administrator (who may grant everything), first-use provisioning of external users
 //! (which maps no role itself; the provider's mappings were approved when it was stored), and
-//! the rehash of an imported password hash after a successful login (the hash alone changes).
+//! the rehash of an imported password hash after a successful login (the hash alone changes), and
+//! the users whose memberships an approved group removal ends (they only lose roles).
 //!
 //! What an administrator "may grant" follows Keycloak: roles that confer no administration are
 //! grantable by whoever may manage the thing being changed; the `realm-management` client's
@@ -24,13 +26,13 @@
 use std::ops::Deref;
 
 use cambio_core::federation::{IdentityProvider, ProviderTrust};
-use cambio_core::model::{Client, Realm, Role, User};
+use cambio_core::model::{Client, Group, Realm, Role, User};
 use cambio_core::role_change::RoleChange;
 
 use super::{Admin, forbidden};
 use crate::bootstrap::{ADMIN_ROLE, MASTER, REALM_MANAGEMENT};
 use crate::error::ApiResult;
-use crate::state::RealmRuntime;
+use crate::state::{GroupRemoval, RealmRuntime};
 
 /// A value that passed the escalation guard, ready to be stored.
 #[derive(Debug, Clone)]
@@ -50,21 +52,98 @@ impl<T> Deref for Approved<T> {
     }
 }
 
-/// A user (or service account) as created or changed: the mappings it gains must be
-/// grantable by the caller.
+/// A user (or service account) as created or changed: the mappings it gains, and the roles
+/// of the groups it joins (with every group above them), must be grantable by the caller.
 pub fn approve_user(
     admin: &Admin,
     rt: &RealmRuntime,
     before: Option<&User>,
     after: User,
 ) -> ApiResult<Approved<User>> {
-    let before = before.map(|user| user.role_ids.as_slice()).unwrap_or(&[]);
-    let change = RoleChange::UserMappings {
-        before,
+    let mappings = RoleChange::UserMappings {
+        before: before.map(|user| user.role_ids.as_slice()).unwrap_or(&[]),
         after: &after.role_ids,
     };
-    ensure_grantable(admin, rt, rt.snapshot.roles_gained(change))?;
+    let membership = RoleChange::GroupMembership {
+        before: before.map(|user| user.groups.as_slice()).unwrap_or(&[]),
+        after: &after.groups,
+    };
+    let mut gained = rt.snapshot.roles_gained(mappings);
+    gained.extend(rt.snapshot.roles_gained(membership));
+    ensure_grantable(admin, rt, gained)?;
     Ok(Approved(after))
+}
+
+/// A group as created or changed. A change to a group that confers roles the caller could
+/// not grant is refused outright (as a change to a user holding such roles is): renaming,
+/// moving or unmapping it would take those roles from its members. Then whatever the change
+/// hands out must be grantable: roles newly mapped to the group, and the roles of a new
+/// parent and the groups above it, which the members of the group and of its subgroups get.
+pub fn approve_group(
+    admin: &Admin,
+    rt: &RealmRuntime,
+    before: Option<&Group>,
+    after: Group,
+) -> ApiResult<Approved<Group>> {
+    if let Some(before) = before {
+        ensure_may_manage_groups(admin, rt, [before.id.as_str()])?;
+    }
+    let mappings = RoleChange::GroupMappings {
+        before: before.map(|g| g.role_ids.as_slice()).unwrap_or(&[]),
+        after: &after.role_ids,
+    };
+    let mut gained = rt.snapshot.roles_gained(mappings);
+    let moved = before.is_none_or(|b| b.parent_id != after.parent_id);
+    if moved {
+        let parent = after.parent_id.as_deref();
+        match before {
+            Some(_) => gained.extend(rt.snapshot.roles_gained(RoleChange::GroupParent {
+                group: &after.id,
+                parent,
+            })),
+            // A new group has no members yet; counting its parent's roles anyway keeps the
+            // bound an upper one whatever the group is given later.
+            None => gained.extend(
+                rt.snapshot
+                    .role_closure(rt.snapshot.roles_through_groups(parent), None),
+            ),
+        }
+    }
+    ensure_grantable(admin, rt, gained)?;
+    Ok(Approved(after))
+}
+
+/// Deleting a group deletes the groups below it and every membership of them: the members
+/// lose roles. Like a change, it needs the right to grant everything those groups confer.
+pub fn approve_group_removal(
+    admin: &Admin,
+    rt: &RealmRuntime,
+    group: &Group,
+) -> ApiResult<Approved<GroupRemoval>> {
+    let group_ids: Vec<String> = rt
+        .snapshot
+        .group_subtree(&group.id)
+        .iter()
+        .map(|g| g.id.clone())
+        .collect();
+    ensure_may_manage_groups(admin, rt, group_ids.iter().map(String::as_str))?;
+    Ok(Approved(GroupRemoval { group_ids }))
+}
+
+/// Refuses to let `admin` change groups that confer (themselves or through a group above
+/// them) roles it could not grant.
+fn ensure_may_manage_groups<'a>(
+    admin: &Admin,
+    rt: &'a RealmRuntime,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> ApiResult<()> {
+    let conferred: Vec<String> = rt
+        .snapshot
+        .roles_through_groups(ids)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    ensure_grantable(admin, rt, conferred)
 }
 
 /// A role as created or changed: whatever its composites newly contain must be grantable.
@@ -191,12 +270,13 @@ mod tests {
     /// hand such an object to the store's raw writes.
     #[test]
     fn role_affecting_objects_are_written_only_through_approved_values() {
-        const GUARDED_KINDS: [&str; 5] = [
+        const GUARDED_KINDS: [&str; 6] = [
             "KIND_USER",
             "KIND_ROLE",
             "KIND_REALM",
             "KIND_CLIENT,",
             "KIND_IDP",
+            "KIND_GROUP",
         ];
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut pending = vec![src.clone()];
@@ -208,7 +288,8 @@ mod tests {
                     pending.push(path);
                     continue;
                 }
-                if path.extension().is_none_or(|e| e != "rs") || path == src.join("state.rs") {
+                let in_state = path == src.join("state.rs") || path.starts_with(src.join("state"));
+                if path.extension().is_none_or(|e| e != "rs") || in_state {
                     continue;
                 }
                 let text = std::fs::read_to_string(&path).unwrap();

@@ -11,6 +11,8 @@ pub(crate) mod authz_imported;
 pub(crate) mod clients;
 mod escalation;
 mod events;
+mod group_mappings;
+pub(crate) mod groups;
 pub(crate) mod idp_mappers;
 pub(crate) mod idps;
 mod partial_import;
@@ -47,6 +49,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(idps::routes())
         .merge(idp_mappers::routes())
         .merge(partial_import::routes())
+        .merge(groups::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
             "/admin/realms/{realm}/keys/rotate",
@@ -102,6 +105,8 @@ pub enum Need {
     ManageClients,
     ViewUsers,
     ManageUsers,
+    /// Listing and counting groups (Keycloak: `query-groups`, or a right to view users).
+    QueryGroups,
     ViewEvents,
     ViewAuthorization,
     ManageAuthorization,
@@ -117,6 +122,7 @@ impl Need {
             Need::ManageClients => &["manage-clients"],
             Need::ViewUsers => &["view-users", "manage-users", "query-users"],
             Need::ManageUsers => &["manage-users"],
+            Need::QueryGroups => &["view-users", "manage-users", "query-groups"],
             Need::ViewEvents => &["view-events", "manage-events"],
             Need::ViewAuthorization => &["view-authorization", "manage-authorization"],
             Need::ManageAuthorization => &["manage-authorization"],
@@ -257,6 +263,13 @@ pub fn created(location: String) -> Response {
 
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// A boolean query parameter read as Keycloak (Java's `Boolean.parseBoolean`) reads it: `true`
+/// in any case is true, anything else false. python-keycloak sends `True` and `False`.
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.map(|v| v.eq_ignore_ascii_case("true")))
 }
 
 /// Keycloak's paging: `first` (offset) and `max` (count; negative or absent means all).

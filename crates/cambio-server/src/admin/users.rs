@@ -284,8 +284,12 @@ pub struct ListQuery {
     email: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    // Read as Keycloak reads them: python-keycloak's `get_user_id` sends `exact=True`.
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     exact: Option<bool>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     email_verified: Option<bool>,
     idp_alias: Option<String>,
     idp_user_id: Option<String>,
@@ -294,6 +298,7 @@ pub struct ListQuery {
     first: Option<i64>,
     max: Option<i64>,
     #[allow(dead_code)]
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     brief_representation: Option<bool>,
 }
 
@@ -459,6 +464,7 @@ pub async fn create(
         ..Default::default()
     };
     apply_profile(&mut user, &rep)?;
+    user.groups = super::groups::ids_of_paths(&rt, rep.groups.as_deref())?;
     let password = password_in(rep.credentials.as_ref())?;
     if app.user_by_name(rt.id(), &user.username).await?.is_some() {
         return Err(same_username());

@@ -175,6 +175,21 @@ pub async fn userinfo(
         out.insert("email".into(), json!(email));
         out.insert("email_verified".into(), json!(user.email_verified));
     }
+    // Protocol mappers (the group membership mapper) of the client and of the scopes the
+    // token names, with the user's present groups.
+    if let Some(client) = rt.snapshot.client_by_client_id(&active.claims.azp) {
+        let scope = cambio_core::scope::GrantedScope::from_stored(&active.claims.scope);
+        let mapped = cambio_core::groups::mapped_claims(
+            &rt.snapshot,
+            client,
+            &scope,
+            &user,
+            cambio_core::groups::ClaimTarget::Userinfo,
+        );
+        for (name, value) in mapped {
+            out.entry(name).or_insert(value);
+        }
+    }
     let response = Json(Value::Object(out)).into_response();
     Ok(match rt.snapshot.client_by_client_id(&active.claims.azp) {
         Some(client) => cors::allow(response, CorsPolicy::Client(client.clone())),

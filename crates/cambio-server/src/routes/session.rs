@@ -45,6 +45,21 @@ pub async fn introspect(
             Ok(Value::Object(map)) => map,
             _ => return Ok(inactive),
         };
+        // Mapped claims are not read back from a token; introspection computes them from
+        // the present state (the user's groups now), for the token's client and scopes.
+        if let Some(client) = rt.snapshot.client_by_client_id(&live.token.claims.azp) {
+            let scope = cambio_core::scope::GrantedScope::from_stored(&live.token.claims.scope);
+            let mapped = cambio_core::groups::mapped_claims(
+                &rt.snapshot,
+                client,
+                &scope,
+                &live.user,
+                cambio_core::groups::ClaimTarget::Introspection,
+            );
+            for (name, value) in mapped {
+                out.entry(name).or_insert(value);
+            }
+        }
         out.insert("active".into(), json!(true));
         // RFC 9449 §6.2: a bound token is introspected with its `cnf` (part of the claims)
         // and the DPoP token type.

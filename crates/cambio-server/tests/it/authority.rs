@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use crate::{EXCHANGE, Reply, TestServer, reply};
 
 /// JSON admin calls against `/admin/realms/{realm}` with one bearer token.
-struct Admin<'a> {
+pub(crate) struct Admin<'a> {
     server: &'a TestServer,
     realm: &'a str,
     token: String,
 }
 
 impl<'a> Admin<'a> {
-    fn new(server: &'a TestServer, realm: &'a str, token: &str) -> Self {
+    pub(crate) fn new(server: &'a TestServer, realm: &'a str, token: &str) -> Self {
         Admin {
             server,
             realm,
@@ -23,7 +23,7 @@ impl<'a> Admin<'a> {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let url = format!("{}/admin/realms/{}{path}", self.server.base, self.realm);
         let mut request = self
             .server
@@ -36,18 +36,18 @@ impl<'a> Admin<'a> {
         reply(request.send().await.unwrap()).await
     }
 
-    async fn status(&self, method: Method, path: &str, body: Option<Value>) -> u16 {
+    pub(crate) async fn status(&self, method: Method, path: &str, body: Option<Value>) -> u16 {
         self.send(method, path, body).await.status.as_u16()
     }
 
-    async fn ok(&self, path: &str) -> Value {
+    pub(crate) async fn ok(&self, path: &str) -> Value {
         let reply = self.send(Method::GET, path, None).await;
         assert_eq!(reply.status, 200, "GET {path}: {}", reply.text);
         reply.body
     }
 
     /// POST that must answer 201; returns the new id (last segment of `Location`).
-    async fn create(&self, path: &str, body: Value) -> String {
+    pub(crate) async fn create(&self, path: &str, body: Value) -> String {
         let reply = self.send(Method::POST, path, Some(body)).await;
         assert_eq!(reply.status, 201, "POST {path}: {}", reply.text);
         let location = reply.headers["location"].to_str().unwrap();
@@ -55,7 +55,13 @@ impl<'a> Admin<'a> {
     }
 
     /// A call that must answer `status`.
-    async fn expect(&self, status: u16, method: Method, path: &str, body: Option<Value>) {
+    pub(crate) async fn expect(
+        &self,
+        status: u16,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) {
         let reply = self.send(method.clone(), path, body).await;
         assert_eq!(
             reply.status.as_u16(),
@@ -65,20 +71,20 @@ impl<'a> Admin<'a> {
         );
     }
 
-    async fn client_uuid(&self, client_id: &str) -> String {
+    pub(crate) async fn client_uuid(&self, client_id: &str) -> String {
         let list = self.ok(&format!("/clients?clientId={client_id}")).await;
         list[0]["id"].as_str().unwrap().to_owned()
     }
 
     /// A client role by name, as a one-element mapping body.
-    async fn client_role(&self, client_id: &str, name: &str) -> Value {
+    pub(crate) async fn client_role(&self, client_id: &str, name: &str) -> Value {
         let uuid = self.client_uuid(client_id).await;
         let role = self.ok(&format!("/clients/{uuid}/roles/{name}")).await;
         json!([{"id": role["id"], "name": role["name"]}])
     }
 
     /// Creates an enabled user with a password and the given `realm-management` roles.
-    async fn user_with(&self, username: &str, management_roles: &[&str]) -> String {
+    pub(crate) async fn user_with(&self, username: &str, management_roles: &[&str]) -> String {
         let id = self
             .create(
                 "/users",
@@ -90,7 +96,7 @@ impl<'a> Admin<'a> {
         id
     }
 
-    async fn map_management(&self, user_id: &str, roles: &[&str]) {
+    pub(crate) async fn map_management(&self, user_id: &str, roles: &[&str]) {
         let management = self.client_uuid("realm-management").await;
         for role in roles {
             let body = self.client_role("realm-management", role).await;
@@ -107,7 +113,7 @@ impl<'a> Admin<'a> {
 
 /// A password-grant access token: demo users log in through subject-client, master users
 /// through admin-cli.
-async fn login(server: &TestServer, realm: &str, username: &str) -> String {
+pub(crate) async fn login(server: &TestServer, realm: &str, username: &str) -> String {
     let password = format!("{username}-pass");
     let mut form = vec![
         ("grant_type", "password"),

@@ -1,8 +1,8 @@
 //! Compatibility with real third-party clients, run against a live server:
 //! - tests/compat/test_python_clients.py (PyJWT, python-keycloak's token calls);
 //! - tests/compat/test_python_admin.py (python-keycloak's KeycloakAdmin: the fine-grained
-//!   token-exchange setup, then the exchange it permits);
-//! - tests/compat/admin_client.mjs (@keycloak/keycloak-admin-client: the same setup);
+//!   token-exchange setup, then the exchange it permits; groups, members and their roles);
+//! - tests/compat/admin_client.mjs (@keycloak/keycloak-admin-client: the same setup and groups);
 //! - tests/compat/test_dpop.py (DPoP proofs made by PyJWT, every RFC 9449 rule Cambio enforces).
 //!
 //! The Python clients live in the `.venv-test` virtualenv and the Node ones in

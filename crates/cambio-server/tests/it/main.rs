@@ -12,6 +12,8 @@ mod endpoints;
 mod exchange;
 mod external;
 mod grants;
+mod groups;
+mod groups_import;
 mod harness;
 mod hostile;
 mod keycloak;

@@ -7,6 +7,7 @@ mod authz;
 mod browser;
 mod clients;
 mod federation;
+mod groups;
 mod legacy;
 mod oidc;
 mod sessions;
@@ -156,6 +157,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     sessions::cascades(&kc, &cb, report).await;
     browser::front_door(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
+    groups::groups(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
 /// Replaces what differs by nature between two servers: the base URL, ids, times, signatures.
