@@ -38,3 +38,4 @@ fi
 
 # The language bindings of the client SDK, each against a real `cambio serve --demo`.
 ./scripts/test-python-sdk.sh
+./scripts/test-kotlin-sdk.sh

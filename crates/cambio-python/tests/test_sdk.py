@@ -3,6 +3,11 @@
 import asyncio
 import base64
 import json
+import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -229,3 +234,43 @@ def test_the_module_exports(server):
         assert issubclass(getattr(cambio_sdk, name), Exception)
     assert issubclass(LoginRequired, CambioError)
     assert issubclass(OAuthError, CambioError)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _sign_in_like_a_browser(url):
+    """What a browser does with the authorization URL: fetch the login page (its binding
+    cookie and field), post alice's credentials, follow the redirect to the loopback listener."""
+    opener = urllib.request.build_opener(_NoRedirects)
+    with opener.open(url, timeout=10) as page:
+        cookie = page.headers["set-cookie"].split(";")[0]
+        html = page.read().decode()
+    binding = re.search(r'name="browser_binding" value="([^"]+)"', html).group(1)
+    form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    form.update(username="alice", password="alice", browser_binding=binding)
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), headers={"Cookie": cookie})
+    try:
+        opener.open(request, timeout=10)
+        raise AssertionError("the login did not redirect")
+    except urllib.error.HTTPError as redirect:
+        assert redirect.code == 302, redirect.code
+        location = redirect.headers["location"]
+    with urllib.request.urlopen(location, timeout=10) as landed:
+        assert landed.status == 200
+
+
+def test_browser_login(server):
+    client = Client(server.issuer, "sdk-app", client_secret="sdk-secret")
+    login = client.browser_login()
+    assert login.authorization_url.startswith(server.issuer)
+    assert login.redirect_uri.startswith("http://127.0.0.1:")
+    browser = threading.Thread(target=_sign_in_like_a_browser, args=(login.authorization_url,))
+    browser.start()
+    login.finish(timeout=30)
+    browser.join()
+    assert client.claims()["preferred_username"] == "alice"
+    with pytest.raises(CambioError):
+        login.finish()
