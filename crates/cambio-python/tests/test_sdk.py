@@ -3,7 +3,10 @@
 import asyncio
 import base64
 import json
+import pathlib
 import re
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -274,3 +277,20 @@ def test_browser_login(server):
     assert client.claims()["preferred_username"] == "alice"
     with pytest.raises(CambioError):
         login.finish()
+
+
+def test_the_example_runs(server, tmp_path):
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "exchange.py"
+    run = subprocess.run(
+        [sys.executable, str(example), server.issuer, "--logout"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "logged in as alice"
+    assert "signed in as alice" in run.stdout
+    assert lines[-1] == "logged out"
+    assert not (tmp_path / "example-session.json").exists()

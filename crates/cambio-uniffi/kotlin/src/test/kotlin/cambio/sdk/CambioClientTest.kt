@@ -232,6 +232,16 @@ class CambioClientTest {
     }
 
     @Test
+    fun `the example runs`() = runBlocking {
+        val tokenFile = File(Files.createTempDirectory("cambio-kotlin").toFile(), "session.json")
+        val lines = cambio.sdk.example.exchangeExample(issuer, tokenFile.path)
+        assertEquals("logged in as alice", lines.first())
+        assertTrue(lines.any { it.startsWith("claims: ") && it.contains("\"preferred_username\":\"alice\"") })
+        assertEquals("logged out", lines.last())
+        assertFalse(tokenFile.exists())
+    }
+
+    @Test
     fun `the internal token has no way out`() {
         // What the generated class offers apps: the SDK's calls and UniFFI's handle upkeep,
         // nothing that returns the internal access or refresh token.
