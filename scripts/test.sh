@@ -35,3 +35,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace
 fi
+
+# The language bindings of the client SDK, each against a real `cambio serve --demo`.
+./scripts/test-python-sdk.sh
+./scripts/test-kotlin-sdk.sh

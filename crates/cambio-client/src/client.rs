@@ -279,8 +279,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::LoginRequired`] when there is no session or it ended; [`Error::OAuth`] with
-    /// the server's refusal; [`Error::InvalidRequest`] for an empty audience or a trace
-    /// header that is not a valid header value.
+    /// the server's refusal; [`Error::InvalidRequest`] for an empty audience, a malformed
+    /// `traceparent` (refused even when the cache could answer) or a `tracestate` that is
+    /// not a valid header value.
     pub async fn exchange(&self, request: ExchangeRequest) -> Result<ExchangedToken> {
         let ExchangeRequest {
             audience,
@@ -292,6 +293,10 @@ impl Client {
         } = request;
         if audience.is_empty() {
             return Err(Error::InvalidRequest("the audience is empty".into()));
+        }
+        if let Some(parent) = &trace_parent {
+            cambio_proto::trace::TraceParent::parse(parent)
+                .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         }
         let key = CacheKey {
             epoch: self.inner.epoch.load(Ordering::Acquire),

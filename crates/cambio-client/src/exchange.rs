@@ -115,6 +115,38 @@ impl ExchangedToken {
         }))
     }
 
+    /// A token read back from a [`crate::FileTokenCache`]: the remaining life is counted on
+    /// the wall clock from `expires_at`. `None` when the clock says more life remains than
+    /// the token ever had (the clock was set back), so no token outlives what the server
+    /// granted.
+    pub(crate) fn restored(
+        token: String,
+        token_type: String,
+        issued_token_type: String,
+        scope: String,
+        expires_at: SystemTime,
+        lifetime: Duration,
+        margin: &RenewalMargin,
+    ) -> Option<ExchangedToken> {
+        let remaining = expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if remaining > lifetime {
+            return None;
+        }
+        let now = Instant::now();
+        Some(ExchangedToken(Arc::new(TokenData {
+            token,
+            token_type,
+            issued_token_type,
+            scope,
+            expires_at,
+            lifetime,
+            renew_at: now + remaining.saturating_sub(margin.of(lifetime)),
+            received_at: now.checked_sub(lifetime - remaining).unwrap_or(now),
+        })))
+    }
+
     /// The token, to send as `Authorization: Bearer {token}` to the audience.
     pub fn token(&self) -> &str {
         &self.0.token
@@ -145,7 +177,8 @@ impl ExchangedToken {
         self.0.lifetime
     }
 
-    /// Whether the cache may still hand this token out.
+    /// Whether the cache may still hand this token out: more than the [`RenewalMargin`] of
+    /// its lifetime remains. The one rule for the memory cache and the file cache.
     pub(crate) fn fresh(&self, now: Instant) -> bool {
         now < self.0.renew_at
     }

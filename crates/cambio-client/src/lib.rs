@@ -32,6 +32,8 @@
 //!   one request, and an entry is reused while more than its [`RenewalMargin`] remains.
 //! - Claims: [`Client::access_token_claims`], verified against the realm's JWKS.
 //! - Events: [`Client::event_handle`] gives an [`EventHandle`] for event-loop apps.
+//! - Between runs: a [`TokenStore`] keeps the refresh token; a [`FileTokenCache`] keeps
+//!   exchanged tokens for short-lived programs such as the `cambio` CLI.
 //!
 //! Errors keep the server's OAuth `error` and `error_description` ([`OAuthError`]); a refused
 //! refresh token becomes [`Error::LoginRequired`].
@@ -39,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod browser;
+mod cache_file;
 mod client;
 mod error;
 mod events;
@@ -47,6 +50,7 @@ mod http;
 mod store;
 
 pub use browser::BrowserLogin;
+pub use cache_file::FileTokenCache;
 pub use cambio_jose::SigningKey;
 pub use client::{Claims, Client, ClientBuilder};
 pub use error::{Error, OAuthError, Result};

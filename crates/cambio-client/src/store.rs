@@ -148,23 +148,37 @@ impl TokenStore for FileTokenStore {
 
     fn save(&self, session: &StoredSession) -> std::io::Result<()> {
         let json = Zeroizing::new(serde_json::to_vec_pretty(session)?);
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_private_dir(parent)?;
-        }
-        let mut name = self.path.file_name().unwrap_or_default().to_owned();
-        name.push(".tmp");
-        let temporary = self.path.with_file_name(name);
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = private_file(&temporary)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &self.path)
+        write_private(&self.path, &json)
     }
 
     fn clear(&self) -> std::io::Result<()> {
         match std::fs::remove_file(&self.path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Replaces the file at `path` with `bytes`, readable by its owner only (its directory is
+/// created 0700 when missing). The bytes go to a temporary file of this process first, which
+/// then replaces the old one, so a crash or a concurrent writer never leaves half a file.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temporary);
+    let written = private_file(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(e)
         }
     }
 }

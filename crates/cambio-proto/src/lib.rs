@@ -1,9 +1,11 @@
 //! Wire types of Cambio's HTTP interface: OAuth 2.0 responses (RFC 6749 §5.1, RFC 8693 §2.2.1)
-//! and the discovery document (RFC 8414, OpenID Connect Discovery). No logic lives here.
+//! and the discovery document (RFC 8414, OpenID Connect Discovery), and the W3C
+//! `traceparent` header ([`trace`]). No logic lives here beyond reading these formats.
 
 pub mod admin;
 #[cfg(test)]
 mod fuzz_corpus;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,13 +1,19 @@
 //! The client commands, built on the SDK (`cambio-client`): `login`, `exchange`, `claims` and
 //! `logout`. Between invocations the session (issuer, client id and the refresh token, never
-//! the client secret) lives in a state file readable by its owner only.
+//! the client secret) lives in a state file readable by its owner only, and the exchanged
+//! tokens in a cache file beside it (`FileTokenCache`, also 0600), so that a second
+//! `cambio exchange` within a token's life asks the server nothing.
 
-use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cambio_client::{Client, Error, ExchangeRequest, FileTokenStore, TokenStore};
+use cambio_client::{
+    Client, Error, ExchangeRequest, FileTokenCache, FileTokenStore, RenewalMargin, StoredSession,
+    TokenStore,
+};
+use cambio_proto::trace::TraceParent;
 use clap::Args;
 use zeroize::Zeroizing;
 
@@ -25,6 +31,10 @@ pub struct SessionArgs {
     /// command that talks to the server.
     #[arg(long, env = "CAMBIO_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
+    /// Read the client secret from this file instead (its first line; keep the file private).
+    /// Takes precedence over CAMBIO_CLIENT_SECRET.
+    #[arg(long, value_name = "PATH")]
+    client_secret_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -69,11 +79,12 @@ pub struct ExchangeArgs {
     /// RFC 8693 `requested_token_type`.
     #[arg(long)]
     requested_token_type: Option<String>,
-    /// Accepted for symmetry with the SDK; every invocation fetches a new token anyway,
-    /// since the cache lives in memory.
+    /// Fetch a new token even when the cache file holds one with enough life left, and
+    /// replace the cached one.
     #[arg(long)]
     force_update: bool,
-    /// A W3C `traceparent` to send with the exchange.
+    /// A W3C `traceparent` (00-<trace id>-<parent id>-<flags>) to send with the exchange; not
+    /// sent when the token comes from the cache.
     #[arg(long)]
     trace_parent: Option<String>,
     /// Print the whole result as JSON instead of the bare token.
@@ -97,8 +108,8 @@ pub async fn login(args: LoginArgs) -> Result<(), String> {
     let store = args.session.store()?;
     let mut builder = Client::builder(&args.issuer, &args.client_id)
         .token_store(Arc::new(store.clone()) as Arc<dyn TokenStore>);
-    if let Some(secret) = &args.session.client_secret {
-        builder = builder.client_secret(secret);
+    if let Some(secret) = args.session.secret()? {
+        builder = builder.client_secret(secret.as_str());
     }
     let client = builder.build().await.map_err(describe)?;
     match &args.username {
@@ -124,17 +135,20 @@ pub async fn login(args: LoginArgs) -> Result<(), String> {
             login.finish(BROWSER_TIMEOUT).await.map_err(describe)?;
         }
     }
-    println!(
+    // Tokens exchanged in the previous session are not this one's.
+    forget_cache(&cache_beside(&store));
+    print(&format!(
         "logged in to {} through {}; session saved in {}",
         client.issuer(),
         client.client_id(),
         store.path().display()
-    );
-    Ok(())
+    ))
 }
 
 pub async fn exchange(args: ExchangeArgs) -> Result<(), String> {
-    let client = args.session.restore().await?;
+    if let Some(parent) = &args.trace_parent {
+        TraceParent::parse(parent).map_err(|e| format!("--trace-parent {parent:?}: {e}"))?;
+    }
     let request = ExchangeRequest {
         audience: args.audience,
         scope: args.scope,
@@ -143,7 +157,36 @@ pub async fn exchange(args: ExchangeArgs) -> Result<(), String> {
         trace_parent: args.trace_parent,
         trace_state: None,
     };
-    let token = client.exchange(request).await.map_err(describe)?;
+    let store = args.session.store()?;
+    let stored = args.session.stored(&store)?;
+    let cache = cache_beside(&store);
+    // The cache is read before anything is sent: a hit needs no refresh and no exchange.
+    let cached = if request.force_update {
+        None
+    } else {
+        cache
+            .get(
+                &stored.issuer,
+                &stored.client_id,
+                &request,
+                &RenewalMargin::default(),
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("cambio: ignoring {}: {e}", cache.path().display());
+                None
+            })
+    };
+    let token = match cached {
+        Some(token) => token,
+        None => {
+            let client = args.session.restore(&store, &stored).await?;
+            let token = client.exchange(request.clone()).await.map_err(describe)?;
+            if let Err(e) = cache.put(client.issuer(), client.client_id(), &request, &token) {
+                eprintln!("cambio: cannot write {}: {e}", cache.path().display());
+            }
+            token
+        }
+    };
     if args.json {
         let expires_in = token
             .expires_at()
@@ -157,33 +200,32 @@ pub async fn exchange(args: ExchangeArgs) -> Result<(), String> {
             "expires_in": expires_in,
             "scope": token.scope(),
         });
-        println!("{json:#}");
+        print(&format!("{json:#}"))
     } else {
-        println!("{}", token.token());
+        print(token.token())
     }
-    Ok(())
 }
 
 pub async fn claims(args: ClaimsArgs) -> Result<(), String> {
-    let client = args.session.restore().await?;
+    let store = args.session.store()?;
+    let stored = args.session.stored(&store)?;
+    let client = args.session.restore(&store, &stored).await?;
     let claims = client.access_token_claims().await.map_err(describe)?;
-    println!("{:#}", serde_json::Value::Object(claims));
-    Ok(())
+    print(&format!("{:#}", serde_json::Value::Object(claims)))
 }
 
 pub async fn logout(args: LogoutArgs) -> Result<(), String> {
     let store = args.session.store()?;
-    if store.load().map_err(|e| e.to_string())?.is_none() {
-        println!("not logged in");
-        return Ok(());
-    }
+    forget_cache(&cache_beside(&store));
+    let Some(stored) = store.load().map_err(|e| e.to_string())? else {
+        return print("not logged in");
+    };
     // A session the server already ended cannot be restored; forgetting it is all there is.
-    match args.session.restore().await {
+    match args.session.restore(&store, &stored).await {
         Ok(client) => client.logout().await.map_err(describe)?,
         Err(_) => store.clear().map_err(|e| e.to_string())?,
     }
-    println!("logged out");
-    Ok(())
+    print("logged out")
 }
 
 impl SessionArgs {
@@ -199,21 +241,85 @@ impl SessionArgs {
         Ok(FileTokenStore::new(path))
     }
 
-    /// A client for the stored session, refreshed once (so the session is known alive).
-    async fn restore(&self) -> Result<Client, String> {
-        let store = self.store()?;
-        let stored = store
+    /// The stored session; an error saying to log in when there is none.
+    fn stored(&self, store: &FileTokenStore) -> Result<StoredSession, String> {
+        store
             .load()
             .map_err(|e| format!("{}: {e}", store.path().display()))?
-            .ok_or("not logged in: run `cambio login` first")?;
+            .ok_or_else(|| "not logged in: run `cambio login` first".to_owned())
+    }
+
+    /// The client secret from `--client-secret-file`, else `--client-secret` or the
+    /// environment.
+    fn secret(&self) -> Result<Option<Zeroizing<String>>, String> {
+        let Some(path) = &self.client_secret_file else {
+            return Ok(self.client_secret.clone().map(Zeroizing::new));
+        };
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--client-secret-file {}: {e}", path.display()))?,
+        );
+        let secret = text.lines().next().unwrap_or_default();
+        if secret.is_empty() {
+            return Err(format!(
+                "--client-secret-file {}: the first line is empty",
+                path.display()
+            ));
+        }
+        Ok(Some(Zeroizing::new(secret.to_owned())))
+    }
+
+    /// A client for the stored session, refreshed once (so the session is known alive).
+    async fn restore(
+        &self,
+        store: &FileTokenStore,
+        stored: &StoredSession,
+    ) -> Result<Client, String> {
         let mut builder = Client::builder(&stored.issuer, &stored.client_id)
-            .token_store(Arc::new(store) as Arc<dyn TokenStore>);
-        if let Some(secret) = &self.client_secret {
-            builder = builder.client_secret(secret);
+            .token_store(Arc::new(store.clone()) as Arc<dyn TokenStore>);
+        if let Some(secret) = self.secret()? {
+            builder = builder.client_secret(secret.as_str());
         }
         let client = builder.build().await.map_err(describe)?;
-        client.restore().await.map_err(describe)?;
+        if let Err(error) = client.restore().await {
+            if error.is_login_required() {
+                // The session is over: so are the tokens exchanged in it.
+                forget_cache(&cache_beside(store));
+            }
+            return Err(describe(error));
+        }
         Ok(client)
+    }
+}
+
+/// The exchanged-token cache beside the session file: `session.json` → `session.cache.json`.
+fn cache_beside(store: &FileTokenStore) -> FileTokenCache {
+    FileTokenCache::new(store.path().with_extension(cache_extension(store.path())))
+}
+
+fn cache_extension(session: &Path) -> String {
+    match session.extension() {
+        Some(extension) => format!("cache.{}", extension.to_string_lossy()),
+        None => "cache".to_owned(),
+    }
+}
+
+/// Clears the cache; a failure is reported but stops nothing.
+fn forget_cache(cache: &FileTokenCache) {
+    if let Err(e) = cache.clear() {
+        eprintln!("cambio: cannot remove {}: {e}", cache.path().display());
+    }
+}
+
+/// Writes one line to standard output. A reader that went away (`cambio exchange | head -c
+/// 10`) is not an error: there is no one left to tell, so the command ends quietly.
+fn print(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 

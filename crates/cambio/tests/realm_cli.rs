@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+mod support;
+use support::{ServeChild, client_command, jwt_claims, stderr, stdout};
+
 fn cambio(args: &[&str], data_dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cambio"))
         .args(args)
@@ -15,10 +18,6 @@ fn cambio(args: &[&str], data_dir: &Path) -> Output {
         .env_remove("CAMBIO_DATABASE")
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -126,73 +125,6 @@ fn import_then_export() {
     );
 }
 
-// The client commands (`login`, `exchange`, `claims`, `logout`) against `cambio serve`.
-
-/// `cambio serve --demo` on a free port; killed when dropped.
-struct ServeChild {
-    child: std::process::Child,
-    base: String,
-}
-
-impl ServeChild {
-    fn start(data_dir: &Path) -> ServeChild {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cambio"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--demo", "--data-dir"])
-            .arg(data_dir)
-            .env("CAMBIO_ADMIN_PASSWORD", "admin-password")
-            .env("CAMBIO_LOG", "error")
-            .env_remove("CAMBIO_DATABASE")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines.next().expect("the server exited").unwrap();
-            if let Some(address) = line.strip_prefix("listening on ") {
-                break address.trim().to_owned();
-            }
-        };
-        // Keep reading so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ServeChild { child, base }
-    }
-}
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client_command(args: &[&str], state_file: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cambio"))
-        .args(args)
-        .arg("--state-file")
-        .arg(state_file)
-        .env("CAMBIO_LOG", "error")
-        .env_remove("CAMBIO_CLIENT_SECRET")
-        .env_remove("CAMBIO_STATE_FILE")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The payload of a JWT, unverified.
-fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.trim().split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[test]
 fn login_exchange_claims_logout() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,8 +201,12 @@ fn login_exchange_claims_logout() {
     assert!(plain.status.success(), "{}", stderr(&plain));
     assert_eq!(jwt_claims(&stdout(&plain))["aud"], "billing-api");
 
-    // Without the secret the confidential client cannot refresh.
-    let no_secret = client_command(&["exchange", "--audience", "orders-api"], &state);
+    // Without the secret the confidential client cannot refresh (the forced update skips the
+    // token the cache file holds for orders-api).
+    let no_secret = client_command(
+        &["exchange", "--audience", "orders-api", "--force-update"],
+        &state,
+    );
     assert!(!no_secret.status.success());
     assert!(
         stderr(&no_secret).contains("invalid_client"),

@@ -205,3 +205,27 @@ async fn the_trace_parent_reaches_the_server() {
         .await;
     assert!(!events.is_empty());
 }
+
+#[tokio::test]
+async fn a_malformed_trace_parent_is_refused_even_on_a_cache_hit() {
+    let s = TestServer::start().await;
+    let client = s.alice().await;
+    client
+        .exchange(ExchangeRequest::new("orders-api"))
+        .await
+        .unwrap();
+    for bad in [
+        "garbage",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    ] {
+        let refused = client
+            .exchange(ExchangeRequest::new("orders-api").trace(bad, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidRequest(m) if m.starts_with("traceparent must be 00-")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(s.count(EXCHANGE).await, 1);
+}

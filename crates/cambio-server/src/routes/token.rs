@@ -160,24 +160,11 @@ async fn token_inner(
     }
 }
 
-/// The trace id of a valid `traceparent` header (W3C Trace Context §3.2): version `00`,
-/// 32 lowercase hex digits not all zero, 16 hex digits not all zero, 2 hex digits of flags.
+/// The trace id of a valid `traceparent` header (`cambio_proto::trace::TraceParent`).
 pub(crate) fn trace_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let valid = version == "00"
-        && parts.next().is_none()
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_owned())
+    let parent = cambio_proto::trace::TraceParent::parse(value).ok()?;
+    Some(parent.trace_id().to_owned())
 }
 
 fn event_type(grant: GrantType) -> &'static str {
