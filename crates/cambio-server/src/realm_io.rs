@@ -13,6 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// The realm attribute holding Cambio's `exchangeLifetimeCappedBySubject` (also accepted as a
+/// top-level member, as earlier versions wrote it).
+pub const CAPPED_BY_SUBJECT_ATTRIBUTE: &str = "cambio.exchangeLifetimeCappedBySubject";
+
 use axum::http::StatusCode;
 use cambio_core::model::{
     BUILTIN_CLIENT_SCOPES, Client, ClientScope, FederatedIdentity, ProtocolMapper, Realm, Role,
@@ -217,6 +221,14 @@ pub(crate) fn apply_settings(realm: &mut Realm, rep: &RealmRep) -> Result<(), Re
     }
     if let Some(attributes) = &rep.attributes {
         for (name, value) in attributes {
+            if name == CAPPED_BY_SUBJECT_ATTRIBUTE {
+                realm.exchange_lifetime_capped_by_subject = match value {
+                    Value::Bool(b) => *b,
+                    Value::String(s) if s == "true" || s == "false" => s == "true",
+                    _ => return Err(invalid(format!("Invalid value for attribute {name}"))),
+                };
+                continue;
+            }
             let value = match value {
                 Value::String(s) => s.clone(),
                 Value::Bool(b) => b.to_string(),
@@ -294,12 +306,18 @@ pub(crate) fn settings_rep(realm: &Realm) -> RealmRep {
         offline_session_idle_timeout: secs(realm.offline_session_idle_timeout),
         access_code_lifespan: secs(realm.access_code_lifespan),
         default_signature_algorithm: Some(realm.default_signature_algorithm.as_str().to_owned()),
-        exchange_lifetime_capped_by_subject: Some(realm.exchange_lifetime_capped_by_subject),
+        // Written as an attribute, where Keycloak keeps what it does not know: Keycloak's
+        // import refuses unknown members, so an export of Cambio's imports into Keycloak.
+        exchange_lifetime_capped_by_subject: None,
         attributes: Some(
             realm
                 .attributes
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .chain(std::iter::once((
+                    CAPPED_BY_SUBJECT_ATTRIBUTE.to_owned(),
+                    Value::String(realm.exchange_lifetime_capped_by_subject.to_string()),
+                )))
                 .collect(),
         ),
         default_roles: Some(realm.default_roles.clone()),

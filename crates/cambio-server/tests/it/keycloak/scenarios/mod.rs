@@ -6,6 +6,7 @@ mod admin;
 mod authz;
 mod browser;
 mod clients;
+mod exports;
 mod federation;
 mod groups;
 mod legacy;
@@ -158,6 +159,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     browser::front_door(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
     groups::groups(&kc, &kc_admin, &cb, &cb_admin, report).await;
+    exports::realistic_exports(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
 /// Replaces what differs by nature between two servers: the base URL, ids, times, signatures.
