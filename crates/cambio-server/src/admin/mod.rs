@@ -10,6 +10,7 @@ pub(crate) mod clients;
 mod escalation;
 mod events;
 mod idps;
+pub(crate) mod preview;
 mod realms;
 mod roles;
 pub(crate) mod users;

@@ -10,6 +10,7 @@ mod browser_forms;
 mod compat;
 mod endpoints;
 mod exchange;
+mod exchange_preview;
 mod external;
 mod grants;
 mod harness;
