@@ -8,6 +8,7 @@ mod authority;
 mod browser;
 mod browser_forms;
 mod compat;
+mod console;
 mod endpoints;
 mod exchange;
 mod exchange_preview;
