@@ -22,6 +22,8 @@ const ADMIN_PASSWORD = process.env.CAMBIO_ADMIN_PASSWORD || 'admin-password';
 const SHOTS = process.env.CAMBIO_CONSOLE_SCREENSHOTS;
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const STEP_TIMEOUT = 15_000;
+// The W3C trace id the refused exchange carries, which its event must show.
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 let passed = 0;
 
@@ -49,8 +51,8 @@ async function shot(page, name) {
 }
 
 // The admin REST API and token endpoint, called from Node (setup and the API's own answers).
-async function form(url, body, basic) {
-  const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+async function form(url, body, basic, extraHeaders = {}) {
+  const headers = { 'Content-Type': 'application/x-www-form-urlencoded', ...extraHeaders };
   if (basic) headers.Authorization = `Basic ${Buffer.from(basic.join(':')).toString('base64')}`;
   const response = await fetch(url, { method: 'POST', headers, body: new URLSearchParams(body) });
   return { status: response.status, body: await response.json().catch(() => null) };
@@ -229,12 +231,14 @@ async function run(browser) {
     const ok = await form(token, { grant_type: EXCHANGE, subject_token: alice, audience: 'orders-api' },
       ['requester-client', 'requester-secret']);
     expect(ok.status === 200, JSON.stringify(ok.body));
-    const refused = await form(token, { grant_type: EXCHANGE, subject_token: alice }, ['sdk-app', 'sdk-secret']);
+    const refused = await form(token, { grant_type: EXCHANGE, subject_token: alice }, ['sdk-app', 'sdk-secret'],
+      { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` });
     expect(refused.status === 403, JSON.stringify(refused.body));
     await go(page, '#/demo/events');
     // Events are written by a queue: ask again until they are there (bounded).
     for (const [type, client, needle] of [['TOKEN_EXCHANGE', 'requester-client', 'audience=orders-api'],
-      ['TOKEN_EXCHANGE_ERROR', 'sdk-app', 'Client is not within the token audience']]) {
+      ['TOKEN_EXCHANGE_ERROR', 'sdk-app', 'Client is not within the token audience'],
+      ['TOKEN_EXCHANGE_ERROR', 'sdk-app', TRACE_ID]]) {
       let found = false;
       for (let attempt = 0; attempt < 20 && !found; attempt += 1) {
         await page.getByLabel(/^Type/).fill(type);

@@ -62,9 +62,14 @@ export function table(caption, headers, rows) {
 }
 
 /** Shows a message in the live region (read out by screen readers). */
+let notifyTimer;
+
 export function notify(message, kind = 'ok') {
   const status = document.getElementById('status');
   status.replaceChildren(h('p', { class: kind }, message));
+  // Confirmations fade after a while; errors stay until the next message.
+  clearTimeout(notifyTimer);
+  if (kind === 'ok') notifyTimer = setTimeout(() => status.replaceChildren(), 6000);
 }
 
 /** Shows an error where the user acted, and in the live region. */
