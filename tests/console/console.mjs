@@ -225,6 +225,41 @@ async function run(browser) {
     expect(description === 'Client is not within the token audience', description);
   });
 
+  await step('an audience mapper on subject-client lets console-requester exchange', async () => {
+    await go(page, '#/demo/clients');
+    await page.getByRole('link', { name: 'subject-client' }).click();
+    await pick(page, 'Audience client', 'console-requester');
+    await page.getByRole('button', { name: 'Add audience' }).click();
+    await page.getByRole('cell', { name: 'console-requester audience', exact: true }).waitFor();
+    const result = await previewAs(page, { requester: 'console-requester' });
+    await result.getByRole('heading', { name: 'Would be issued' }).waitFor();
+    const text = await result.innerText();
+    expect(text.includes('standard token exchange (V2)'), text);
+    expect(text.includes('"azp": "console-requester"'), text);
+  });
+
+  await step('register an identity provider', async () => {
+    await go(page, '#/demo/idps');
+    await page.getByLabel('Alias').fill('partner-idp');
+    await page.getByLabel('Issuer', { exact: true }).fill('https://partner.example');
+    await page.getByLabel('JWKS URL').fill('https://partner.example/jwks');
+    await page.getByLabel('Accepted audiences').fill('cambio-demo');
+    await page.getByLabel('Accepted algorithms').fill('ES256');
+    await pick(page, 'Provisioning', 'Create users on first use');
+    await page.getByRole('button', { name: 'Register provider' }).click();
+    await page.getByRole('heading', { name: 'partner-idp', exact: true }).waitFor();
+    expect(await page.getByLabel('Issuer', { exact: true }).inputValue() === 'https://partner.example', 'issuer not kept');
+    expect(await page.getByLabel('Provisioning').inputValue() === 'create', 'provisioning not kept');
+    await shot(page, 'identity-provider');
+  });
+
+  await step('create a realm role', async () => {
+    await go(page, '#/demo/roles');
+    await page.getByLabel('Role name').fill('console-role');
+    await page.getByRole('button', { name: 'Create role' }).click();
+    await page.getByRole('cell', { name: 'console-role', exact: true }).waitFor();
+  });
+
   await step('find the exchange and the refused exchange among the events', async () => {
     const alice = await passwordToken('demo', 'subject-client', 'alice', 'alice', 'subject-secret');
     const token = `${BASE}/realms/demo/protocol/openid-connect/token`;
@@ -263,9 +298,6 @@ async function run(browser) {
   });
 
   await step('create a user, set a password, map a role, see its sessions', async () => {
-    const root = await passwordToken('master', 'admin-cli', 'admin', ADMIN_PASSWORD);
-    const role = await admin(root, 'POST', '/demo/roles', { name: 'console-role' });
-    expect(role.status === 201, JSON.stringify(role.body));
     await go(page, '#/demo/users');
     await page.getByLabel('Username').fill('console-user');
     await page.getByRole('button', { name: 'Create user' }).click();

@@ -52,6 +52,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("permissions.js", JS, include_str!("assets/permissions.js")),
     ("events.js", JS, include_str!("assets/events.js")),
     ("keys.js", JS, include_str!("assets/keys.js")),
+    ("idps.js", JS, include_str!("assets/idps.js")),
+    ("roles.js", JS, include_str!("assets/roles.js")),
     ("console.css", CSS, include_str!("assets/console.css")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";

@@ -12,6 +12,8 @@ import * as users from './users.js';
 import * as permissions from './permissions.js';
 import * as events from './events.js';
 import * as keys from './keys.js';
+import * as idps from './idps.js';
+import * as roles from './roles.js';
 
 const SCREENS = [
   { id: 'settings', title: 'Realm settings', module: realms, needs: 'viewRealm' },
@@ -19,6 +21,8 @@ const SCREENS = [
   { id: 'preview', title: 'Exchange preview', module: preview, needs: ['viewClients', 'viewUsers'] },
   { id: 'users', title: 'Users', module: users, needs: 'viewUsers' },
   { id: 'permissions', title: 'Permissions', module: permissions, needs: ['viewClients', 'viewAuthorization'] },
+  { id: 'roles', title: 'Roles and scopes', module: roles, needs: 'viewRealm' },
+  { id: 'idps', title: 'Identity providers', module: idps, needs: 'viewRealm' },
   { id: 'events', title: 'Events', module: events, needs: 'viewEvents' },
   { id: 'keys', title: 'Keys', module: keys, needs: 'viewRealm' },
 ];

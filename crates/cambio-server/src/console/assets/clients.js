@@ -105,6 +105,50 @@ async function renderOne(view, { realm, access }, id) {
     view.append(box);
   }
   await renderScopes(view, api, path, manage);
+  await renderAudienceMappers(view, api, path, manage, c);
+}
+
+const AUDIENCE_MAPPER = 'oidc-audience-mapper';
+
+/** Audience mappers: which clients this client's tokens name in `aud`. */
+async function renderAudienceMappers(view, api, path, manage, initial) {
+  const box = section('Audience mappers');
+  const others = (await api.get('/clients')).filter((o) => o.id !== initial.id);
+  const fill = async (client) => {
+    const mappers = client.protocolMappers || [];
+    const audiences = mappers.filter((m) => m.protocolMapper === AUDIENCE_MAPPER);
+    const save = async (next) => {
+      await api.put(path, { clientId: client.clientId, protocolMappers: next });
+      await fill(await api.get(path));
+    };
+    box.replaceChildren(h('h2', {}, 'Audience mappers'),
+      h('p', {}, `Tokens issued to ${client.clientId} name these clients in aud, so they may exchange them (standard token exchange).`),
+      table('Audience mappers', ['Mapper', 'Audience', ''], audiences.map((m) => [m.name, m.config?.['included.client.audience'] || '',
+        manage ? h('button', {
+          type: 'button',
+          'aria-label': `Remove mapper ${m.name}`,
+          onclick: action(box, async () => {
+            await save(mappers.filter((x) => x !== m));
+            notify(`Mapper ${m.name} removed`);
+          }),
+        }, 'Remove') : ''])));
+    if (manage) {
+      box.append(form('Add audience mapper', [
+        field('Audience client', select('audience', others.map((o) => [o.clientId, o.clientId]))),
+      ], 'Add audience', async (data) => {
+        const audience = String(data.get('audience'));
+        await save([...mappers, {
+          name: `${audience} audience`,
+          protocol: 'openid-connect',
+          protocolMapper: AUDIENCE_MAPPER,
+          config: { 'included.client.audience': audience, 'access.token.claim': 'true' },
+        }]);
+        notify(`${audience} added to the audience of ${client.clientId}'s tokens`);
+      }));
+    }
+  };
+  await fill(initial);
+  view.append(box);
 }
 
 async function renderScopes(view, api, path, manage) {

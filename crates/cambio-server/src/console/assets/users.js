@@ -80,6 +80,7 @@ async function renderOne(view, { realm, access }, id) {
   };
   await fillRoles();
   view.append(roles);
+  view.append(await clientRoles(api, path, manage));
 
   const sessions = section('Sessions');
   const fillSessions = async () => {
@@ -106,4 +107,40 @@ async function renderOne(view, { realm, access }, id) {
   const links = await api.get(`${path}/federated-identity`).catch(() => []);
   view.append(section('Linked identities', table('Linked identities', ['Provider', 'External user'],
     links.map((l) => [l.identityProvider, `${l.userName || ''} (${l.userId})`]))));
+}
+
+/** Client role mappings of one user, one client at a time. */
+async function clientRoles(api, path, manage) {
+  const clients = await api.get('/clients');
+  const box = section('Client role mappings');
+  const holder = h('div', {});
+  const show = async (clientId) => {
+    const base = `${path}/role-mappings/clients/${enc(clientId)}`;
+    const [assigned, available] = await Promise.all([
+      api.get(base), manage ? api.get(`${base}/available`) : Promise.resolve([]),
+    ]);
+    holder.replaceChildren(table('Assigned client roles', ['Role', ''], assigned.map((r) => [r.name, manage ? h('button', {
+      type: 'button',
+      'aria-label': `Remove client role ${r.name}`,
+      onclick: action(holder, async () => {
+        await api.del(base, [r]);
+        notify(`Client role ${r.name} removed`);
+        await show(clientId);
+      }),
+    }, 'Remove') : ''])));
+    if (manage && available.length) {
+      holder.append(form('Assign client role', [field('Client role', select('role', available.map((r) => [r.id, r.name])))],
+        'Assign client role', async (data) => {
+          const role = available.find((r) => r.id === data.get('role'));
+          await api.post(base, [role]);
+          notify(`Client role ${role.name} assigned`);
+          await show(clientId);
+        }));
+    }
+  };
+  const picker = select('client', clients.map((c) => [c.id, c.clientId]));
+  picker.addEventListener('change', action(holder, () => show(picker.value)));
+  box.append(field('Client', picker), holder);
+  if (clients.length) await show(clients[0].id);
+  return box;
 }
