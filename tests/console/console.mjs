@@ -13,6 +13,7 @@
 // Prints "ok   name" or "FAIL name" per step and stops at the first failure (later steps build
 // on earlier ones); exits 1 when a step failed.
 
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -118,6 +119,22 @@ async function previewAs(page, { requester, audience = '', type }) {
   const result = page.locator('#preview-result section');
   await result.waitFor({ timeout: STEP_TIMEOUT });
   return result;
+}
+
+/** A partner identity provider's ES256 key, and tokens it signs (node:crypto, no library). */
+function partnerKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'partner-1', alg: 'ES256', use: 'sig' };
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const token = (sub, aud) => {
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: 'partner-1' })}.${b64({
+      iss: 'https://partner.example', sub, aud, iat: now, exp: now + 300,
+    })}`;
+    const signature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${signature.toString('base64url')}`;
+  };
+  return { jwk, token };
 }
 
 async function main() {
@@ -238,19 +255,46 @@ async function run(browser) {
     expect(text.includes('"azp": "console-requester"'), text);
   });
 
+  const partner = partnerKey();
   await step('register an identity provider', async () => {
     await go(page, '#/demo/idps');
     await page.getByLabel('Alias').fill('partner-idp');
     await page.getByLabel('Issuer', { exact: true }).fill('https://partner.example');
-    await page.getByLabel('JWKS URL').fill('https://partner.example/jwks');
+    await page.getByLabel('Inline JWKS (instead of a URL)').fill(JSON.stringify({ keys: [partner.jwk] }));
     await page.getByLabel('Accepted audiences').fill('cambio-demo');
     await page.getByLabel('Accepted algorithms').fill('ES256');
+    await page.getByLabel('Clients that may exchange its tokens').fill('requester-client');
     await pick(page, 'Provisioning', 'Create users on first use');
     await page.getByRole('button', { name: 'Register provider' }).click();
     await page.getByRole('heading', { name: 'partner-idp', exact: true }).waitFor();
     expect(await page.getByLabel('Issuer', { exact: true }).inputValue() === 'https://partner.example', 'issuer not kept');
     expect(await page.getByLabel('Provisioning').inputValue() === 'create', 'provisioning not kept');
     await shot(page, 'identity-provider');
+  });
+
+  await step('test a partner token in the preview: accepted, and refused for another audience', async () => {
+    const ask = async (aud) => {
+      await go(page, '#/demo/preview');
+      await pick(page, 'Requester client', 'requester-client');
+      await pick(page, 'Subject', 'A pasted token');
+      await page.getByLabel('Subject token').fill(partner.token('partner-carol', aud));
+      await pick(page, 'Identity provider (for an external token)', 'partner-idp');
+      await page.getByLabel('Audience (space-separated client IDs)').fill('');
+      await page.getByRole('button', { name: 'Preview exchange' }).click();
+      const result = page.locator('#preview-result section');
+      await result.waitFor({ timeout: STEP_TIMEOUT });
+      return result;
+    };
+    const accepted = await ask('cambio-demo');
+    await accepted.getByRole('heading', { name: 'Would be issued' }).waitFor();
+    const local = await accepted.locator('.local-user').innerText();
+    expect(local.includes('would be created'), local);
+    await accepted.scrollIntoViewIfNeeded();
+    await shot(page, 'preview-external');
+    const refused = await ask('somebody-else');
+    await refused.getByRole('heading', { name: 'Refused' }).waitFor();
+    const detail = await refused.locator('.detail').innerText();
+    expect(detail.includes('accepted audiences: cambio-demo'), detail);
   });
 
   await step('create a realm role', async () => {

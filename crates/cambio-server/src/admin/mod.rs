@@ -11,6 +11,7 @@ mod escalation;
 mod events;
 mod idps;
 pub(crate) mod preview;
+mod preview_external;
 mod realms;
 mod roles;
 pub(crate) mod users;

@@ -33,6 +33,7 @@ use super::{Need, caller, forbidden, parse_json, realm_or_404};
 use crate::common::live_access_token;
 use crate::error::{ApiError, ApiResult};
 use crate::random;
+use crate::routes::external;
 use crate::state::AppState;
 
 /// The question: who asks for what, on behalf of whom.
@@ -47,8 +48,12 @@ pub struct PreviewRequest {
     subject_client: Option<String>,
     /// The scope of that login.
     subject_scope: Option<String>,
-    /// Or a real access token of this realm.
+    /// Or a real access token of this realm, or an external provider's token.
     subject_token: Option<String>,
+    /// The provider alias of an external subject token (`subject_issuer`).
+    subject_issuer: Option<String>,
+    /// `subject_token_type` as the token endpoint would receive it (default: access token).
+    subject_token_type: Option<String>,
     #[serde(default)]
     audience: Vec<String>,
     scope: Option<String>,
@@ -57,7 +62,7 @@ pub struct PreviewRequest {
 
 /// Where along the token endpoint's steps a refusal happened.
 #[derive(Debug, Clone, Copy)]
-enum Stage {
+pub(super) enum Stage {
     Requester,
     Parameters,
     Subject,
@@ -75,13 +80,20 @@ impl Stage {
     }
 }
 
-struct Refusal {
-    stage: Stage,
-    error: OAuthError,
+pub(super) struct Refusal {
+    pub(super) stage: Stage,
+    pub(super) error: OAuthError,
+    /// Why an external token did not verify: what the token endpoint writes only into its
+    /// audit event (`token_error`), shown here to an administrator who may read events too.
+    pub(super) detail: Option<String>,
 }
 
-fn at(stage: Stage) -> impl Fn(OAuthError) -> Refusal {
-    move |error| Refusal { stage, error }
+pub(super) fn at(stage: Stage) -> impl Fn(OAuthError) -> Refusal {
+    move |error| Refusal {
+        stage,
+        error,
+        detail: None,
+    }
 }
 
 pub async fn preview(
@@ -102,11 +114,24 @@ pub async fn preview(
                 "Give either userId or subjectToken, not both",
             ));
         }
+        (Some(_), None) if request.subject_issuer.is_some() => {
+            return Err(super::bad_request(
+                "subjectIssuer names the provider of a pasted subjectToken",
+            ));
+        }
+        // An external token shows how a provider's settings map it: those are realm settings.
+        (None, Some(_)) if request.subject_issuer.is_some() && !admin.may(Need::ViewRealm) => {
+            return Err(forbidden());
+        }
         _ => run(&app, &rt, &request).await?,
     };
     let body = match answer {
         Ok(outcome) => outcome,
-        Err(Refusal { stage, error }) => {
+        Err(Refusal {
+            stage,
+            error,
+            detail,
+        }) => {
             let status = match error.code {
                 cambio_core::ErrorCode::AccessDenied => 403,
                 _ => 400,
@@ -118,6 +143,7 @@ pub async fn preview(
                 "error": error.code.as_str(),
                 "error_description": error.description,
                 "rule": rule(&error.description),
+                "detail": detail,
             })
         }
     };
@@ -160,6 +186,10 @@ async fn run(
         Ok(form) => form,
         Err(error) => return Ok(Err(at(Stage::Parameters)(error))),
     };
+    // The token endpoint's own switch between our tokens and external providers' tokens.
+    if request.subject_token.is_some() && external::is_external_exchange(rt, &form) {
+        return super::preview_external::run(app, rt, &requester, &form).await;
+    }
     let params = match ExchangeParams::parse(&form, &requester, snapshot) {
         Ok(params) => params,
         Err(error) => return Ok(Err(at(Stage::Parameters)(error))),
@@ -265,7 +295,16 @@ fn token_form(request: &PreviewRequest) -> String {
         "subject_token",
         request.subject_token.as_deref().unwrap_or("preview"),
     );
-    form.append_pair("subject_token_type", TOKEN_TYPE_ACCESS);
+    form.append_pair(
+        "subject_token_type",
+        request
+            .subject_token_type
+            .as_deref()
+            .unwrap_or(TOKEN_TYPE_ACCESS),
+    );
+    if let Some(alias) = &request.subject_issuer {
+        form.append_pair("subject_issuer", alias);
+    }
     for audience in &request.audience {
         form.append_pair("audience", audience);
     }

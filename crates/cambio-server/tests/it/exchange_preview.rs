@@ -82,13 +82,20 @@ async fn a_preview_shows_the_claims_the_token_endpoint_issues() {
     );
 }
 
+/// A requester, its secret, extra form parameters, and words of the rule the preview names.
+type RefusalCase = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[tokio::test]
 async fn a_preview_refuses_with_the_token_endpoints_own_error() {
     let s = TestServer::start().await;
     let admin = s.admin_token().await;
     let alice = s.alice(None).await.access_token();
-    // (requester, its secret, extra form parameters, the rule the preview names)
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    let cases: &[RefusalCase] = &[
         ("sdk-app", "sdk-secret", &[], "subject token's aud"),
         (
             "orders-api",
@@ -320,4 +327,143 @@ async fn a_preview_needs_view_clients_and_view_users() {
     let exchanged = s.exchange(&both, &[]).await;
     let refused = preview(&s, Some(&exchanged.access_token()), question).await;
     assert_eq!(refused.status, 401, "{}", refused.text);
+}
+
+/// A provider `partner` with an inline ES256 key, which creates users on first use, and a
+/// token it signed for `sub` with audience `aud`.
+async fn partner(s: &TestServer, admin: &str) -> cambio_jose::SigningKey {
+    let key = cambio_jose::SigningKey::generate(cambio_jose::Algorithm::Es256).unwrap();
+    let jwks = json!({"keys": [key.public_jwk()]}).to_string();
+    let created = s
+        .http
+        .post(format!(
+            "{}/admin/realms/demo/identity-provider/instances",
+            s.base
+        ))
+        .bearer_auth(admin)
+        .json(
+            &json!({"alias": "partner", "providerId": "oidc", "enabled": true, "config": {
+                "issuer": "https://partner.example",
+                "cambio.jwks": jwks,
+                "cambio.allowedAudiences": "cambio",
+                "cambio.allowedAlgorithms": "ES256",
+                "cambio.allowedClients": "requester-client",
+                "cambio.provisioning": "create",
+            }}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    key
+}
+
+fn external_token(key: &cambio_jose::SigningKey, sub: &str, aud: &str) -> String {
+    let now = crate::now();
+    key.sign(
+        "JWT",
+        &json!({"iss": "https://partner.example", "sub": sub, "aud": aud,
+                "iat": now, "exp": now + 300}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_external_token_is_previewed_without_creating_its_user() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let key = partner(&s, &admin).await;
+    let token = external_token(&key, "ext-bob", "cambio");
+    let question = json!({"requester": "requester-client", "subjectToken": token,
+                          "subjectIssuer": "partner"});
+    let shown = preview(&s, Some(&admin), question.clone()).await;
+    assert_eq!(shown.body["outcome"], "issued", "{}", shown.text);
+    assert_eq!(shown.body["userCreated"], true);
+    assert_eq!(shown.body["externalSubject"], "ext-bob");
+    // The preview stored no user.
+    let users = s
+        .get(
+            &format!("{}/admin/realms/demo/users?username=ext-bob", s.base),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(users.body, json!([]), "{}", users.text);
+    let real = s
+        .token(
+            &[
+                ("grant_type", EXCHANGE),
+                ("subject_token", token.as_str()),
+                ("subject_token_type", crate::ACCESS_TOKEN_TYPE),
+                ("subject_issuer", "partner"),
+            ],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await;
+    assert_eq!(real.status, 200, "{}", real.text);
+    let mut issued = stable(crate::claims(&real.access_token()));
+    let mut previewed = stable(shown.body["accessToken"].clone());
+    for claims in [&mut issued, &mut previewed] {
+        claims.as_object_mut().unwrap().remove("sub");
+    }
+    assert_eq!(previewed, issued);
+    // Now linked: the same question names the user the exchange created.
+    let again = preview(&s, Some(&admin), question).await;
+    assert_eq!(again.body["userCreated"], false, "{}", again.text);
+    assert_eq!(
+        again.body["accessToken"]["sub"],
+        crate::claims(&real.access_token())["sub"]
+    );
+
+    // A token for another audience: the token endpoint's refusal, and the reason it logs.
+    let wrong = external_token(&key, "ext-bob", "elsewhere");
+    let real = s
+        .token(
+            &[
+                ("grant_type", EXCHANGE),
+                ("subject_token", wrong.as_str()),
+                ("subject_token_type", crate::ACCESS_TOKEN_TYPE),
+                ("subject_issuer", "partner"),
+            ],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await;
+    let refused = preview(
+        &s,
+        Some(&admin),
+        json!({"requester": "requester-client", "subjectToken": wrong, "subjectIssuer": "partner"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            refused.body["status"].as_u64(),
+            refused.body["error"].as_str(),
+            refused.body["error_description"].as_str()
+        ),
+        (
+            Some(u64::from(real.status.as_u16())),
+            Some(real.error()),
+            Some(real.description())
+        ),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("accepted audiences: cambio"),
+        "{}",
+        refused.text
+    );
+    // A client the provider does not allow is refused before any token is verified.
+    let other = preview(
+        &s,
+        Some(&admin),
+        json!({"requester": "sdk-app", "subjectToken": token, "subjectIssuer": "partner"}),
+    )
+    .await;
+    assert_eq!(
+        other.body["error_description"],
+        "Client not allowed to exchange"
+    );
 }
