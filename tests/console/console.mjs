@@ -194,6 +194,27 @@ async function run(browser) {
     await page.locator('output.secret').filter({ hasText: /\S/ }).waitFor();
   });
 
+  await step('the server\'s errorMessage is shown where the user acted', async () => {
+    await go(page, '#/demo/clients');
+    await page.getByLabel('Client ID').fill('console-requester');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Client console-requester already exists' }).waitFor();
+  });
+
+  await step('the sections are reachable with the keyboard alone', async () => {
+    await go(page, '#/demo/settings');
+    await page.locator('body').focus();
+    let reached = false;
+    for (let presses = 0; presses < 40 && !reached; presses += 1) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent === 'Events'
+        && document.activeElement.closest('nav') !== null);
+    }
+    expect(reached, 'Tab never reached the Events section link');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Events · demo' }).waitFor();
+  });
+
   await step('set the token-exchange permission of orders-api for console-requester', async () => {
     await go(page, '#/demo/permissions');
     await pick(page, 'Target client (the audience)', 'orders-api');
