@@ -162,7 +162,8 @@ async function run(browser) {
 
   await step('/ leads to the console', async () => {
     const response = await fetch(`${BASE}/`, { redirect: 'manual' });
-    expect(response.status === 303 && response.headers.get('location') === '/admin/console/',
+    const expected = `${new URL(BASE).pathname.replace(/\/$/, '')}/admin/console/`;
+    expect(response.status === 303 && response.headers.get('location') === expected,
       `GET / answered ${response.status} ${response.headers.get('location')}`);
   });
 
@@ -385,8 +386,14 @@ async function run(browser) {
   await step('realm settings', async () => {
     await go(page, '#/demo/settings');
     await page.getByLabel('Access token lifespan (seconds)').fill('600');
+    const defaults = page.getByLabel('Default roles');
+    await defaults.fill(`${await defaults.inputValue()} console-role`);
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByText('Realm settings saved').waitFor();
+    const root = await passwordToken('master', 'admin-cli', 'admin', ADMIN_PASSWORD);
+    const realm = (await admin(root, 'GET', '/demo')).body;
+    expect(realm.accessTokenLifespan === 600 && realm.defaultRoles.includes('console-role'),
+      `settings not stored: ${realm.accessTokenLifespan} ${realm.defaultRoles}`);
     await shot(page, 'realm');
   });
 

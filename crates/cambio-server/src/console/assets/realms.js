@@ -15,24 +15,29 @@ export async function render(view, { realm, access, me }) {
     field('Access token lifespan (seconds)', number('accessTokenLifespan', rep.accessTokenLifespan)),
     field('SSO session idle timeout (seconds)', number('ssoSessionIdleTimeout', rep.ssoSessionIdleTimeout)),
     field('SSO session max lifespan (seconds)', number('ssoSessionMaxLifespan', rep.ssoSessionMaxLifespan)),
+    field('Default roles', input({ name: 'defaultRoles', value: (rep.defaultRoles || []).join(' '), disabled: !manage }),
+      'Realm roles every user holds, space-separated.'),
     field('Exchanged tokens never outlive their subject token',
       h('input', { type: 'checkbox', name: 'exchangeLifetimeCappedBySubject', checked: rep.exchangeLifetimeCappedBySubject !== false, disabled: !manage })),
   ];
   const settings = manage
     ? form('Realm settings', fields, 'Save settings', async (data) => {
-      await api.put('', {
+      const body = {
         enabled: data.has('enabled'),
         displayName: data.get('displayName'),
         accessTokenLifespan: Number(data.get('accessTokenLifespan')),
         ssoSessionIdleTimeout: Number(data.get('ssoSessionIdleTimeout')),
         ssoSessionMaxLifespan: Number(data.get('ssoSessionMaxLifespan')),
         exchangeLifetimeCappedBySubject: data.has('exchangeLifetimeCappedBySubject'),
-      });
+      };
+      // Sent only when changed: a new default role passes the API's escalation guard.
+      const defaults = String(data.get('defaultRoles') || '').split(/\s+/).filter(Boolean);
+      if (defaults.join(' ') !== (rep.defaultRoles || []).join(' ')) body.defaultRoles = defaults;
+      await api.put('', body);
       notify('Realm settings saved');
     })
     : h('div', {}, fields);
-  const defaults = (rep.defaultRoles || []).join(', ') || '(none)';
-  view.append(section('Settings', settings, h('p', {}, `Default roles: ${defaults}`)));
+  view.append(section('Settings', settings));
 
   let list;
   try {
