@@ -192,7 +192,23 @@ async function run(browser) {
     await page.getByRole('button', { name: 'Create client' }).click();
     await page.getByRole('heading', { name: 'console-requester (confidential)' }).waitFor();
     await page.getByRole('button', { name: 'Show secret' }).click();
-    await page.locator('output.secret').filter({ hasText: /\S/ }).waitFor();
+    const secret = page.locator('output.secret');
+    await secret.filter({ hasText: /\S/ }).waitFor();
+    const first = await secret.innerText();
+    await page.getByRole('button', { name: 'Regenerate secret' }).click();
+    await page.getByText('A new secret was generated').waitFor();
+    const second = await secret.innerText();
+    expect(second && second !== first, 'the secret did not change');
+  });
+
+  await step('create a public client: no secret, no standard token exchange', async () => {
+    await go(page, '#/demo/clients');
+    await page.getByLabel('Client ID').fill('console-spa');
+    await pick(page, 'Client type', 'Public \\(no secret\\)');
+    await page.getByRole('button', { name: 'Create client' }).click();
+    await page.getByRole('heading', { name: 'console-spa (public)' }).waitFor();
+    expect(await page.getByLabel('Standard token exchange', { exact: true }).isDisabled(), 'exchange switch enabled');
+    expect(await page.getByRole('button', { name: 'Show secret' }).count() === 0, 'a public client shows a secret');
   });
 
   await step('the server\'s errorMessage is shown where the user acted', async () => {
