@@ -306,7 +306,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let address = server.local_addr().map_err(|e| e.to_string())?;
     println!("listening on http://{address}");
     println!("realms under {}/realms/", server.base_url());
-    println!("admin console at {}/admin/console/", server.base_url());
     if let Some(password) = &server.bootstrapped().generated_admin_password {
         println!(
             "created administrator '{}' in realm master with generated password: {password}\n\
@@ -314,6 +313,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             config.admin_user
         );
     }
+    println!("admin console at {}/admin/console/", server.base_url());
     if config.demo {
         print_walkthrough(server.base_url());
     }
