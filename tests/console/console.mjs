@@ -410,6 +410,11 @@ async function run(browser) {
     const realm = (await admin(root, 'GET', '/demo')).body;
     expect(realm.accessTokenLifespan === 600 && realm.defaultRoles.includes('console-role'),
       `settings not stored: ${realm.accessTokenLifespan} ${realm.defaultRoles}`);
+    await page.getByLabel('Realm name').fill('console-realm');
+    await page.getByRole('button', { name: 'Create realm' }).click();
+    await page.getByRole('heading', { name: 'Realm settings · console-realm' }).waitFor();
+    expect(await page.locator('#realm-picker option', { hasText: 'console-realm' }).count() === 1,
+      'the new realm is not in the picker');
     await shot(page, 'realm');
   });
 
