@@ -5,6 +5,9 @@
 #     (`npm ci`; needs Node >= 18 and npm).
 #   - Keycloak's server distribution (scripts/install-keycloak.sh: Maven Central through `mvn`,
 #     unpacked under ~/.cache/cambio) for the differential suite.
+#   - tests/console/node_modules (playwright-core, `npm ci`) and Debian's Chromium
+#     (`apt-get install chromium chromium-driver` when /usr/bin/chromium is missing; needs root)
+#     for the console's browser test; playwright-core never downloads a browser of its own.
 #   - PostgreSQL's server binaries for scripts/pg-test-cluster.sh: when no
 #     /usr/lib/postgresql/*/bin/initdb exists, `apt-get install postgresql` (needs root; CI runs
 #     as root).
@@ -38,7 +41,7 @@ install_python() {
 }
 
 install_node() {
-    local dir=tests/compat
+    local dir=${1:-tests/compat}
     local lock="$dir/package-lock.json"
     local stamp="$dir/node_modules/.package-lock.sha256"
     local npm=${NPM:-npm}
@@ -62,6 +65,30 @@ install_node() {
     echo "install-test-deps: installing $lock into $dir/node_modules"
     (cd "$dir" && "$npm" ci --no-audit --no-fund --loglevel=error)
     echo "$want" >"$stamp"
+}
+
+install_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    local why=""
+    if [[ $(id -u) -ne 0 ]]; then
+        why="not root"
+    elif ! command -v apt-get >/dev/null 2>&1; then
+        why="no apt-get"
+    fi
+    if [[ -n "$why" ]]; then
+        if [[ -n "${CI:-}" ]]; then
+            echo "install-test-deps: Chromium not found and cannot be installed ($why); the console's browser test needs it" >&2
+            exit 1
+        fi
+        echo "install-test-deps: Chromium not found and cannot be installed ($why), skipping (the console's browser test will be skipped)" >&2
+        return 0
+    fi
+    echo "install-test-deps: installing Chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
 install_postgres() {
@@ -104,6 +131,8 @@ install_keycloak() {
 }
 
 install_python
-install_node
+install_node tests/compat
+install_node tests/console
+install_chromium
 install_postgres
 install_keycloak

@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod bootstrap;
 mod common;
+mod console;
 mod cors;
 mod dpop;
 mod error;
@@ -210,6 +211,8 @@ impl Server {
                     other => other?,
                 };
         }
+        // The console's login client accepts the console under this start's base URL.
+        console::client::ensure_console_client(&state, &base_url).await?;
         // Listen before loading, so that no change made meanwhile by another node is missed.
         let changes = state.store.subscribe().await?;
         state.load_all(now).await?;
@@ -481,6 +484,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/health/ready", get(oidc::ready))
         .route("/metrics", get(oidc::metrics))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(console::routes())
         .merge(admin::routes().layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::serialize_writes,

@@ -320,6 +320,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             config.admin_user
         );
     }
+    println!("admin console at {}/admin/console/", server.base_url());
     if config.demo {
         print_walkthrough(server.base_url());
     }

@@ -16,6 +16,8 @@ pub(crate) mod groups;
 pub(crate) mod idp_mappers;
 pub(crate) mod idps;
 mod partial_import;
+pub(crate) mod preview;
+mod preview_external;
 mod realms;
 mod roles;
 pub(crate) mod users;

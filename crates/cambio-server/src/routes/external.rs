@@ -167,7 +167,7 @@ pub async fn exchange(
 
 /// Token types: the URNs everywhere, and the short forms under an alias grant. Refresh
 /// tokens are never issued for external tokens.
-fn check_token_types(form: &FormParams, grant: ExternalGrant) -> Result<(), OAuthError> {
+pub(crate) fn check_token_types(form: &FormParams, grant: ExternalGrant) -> Result<(), OAuthError> {
     let short = grant == ExternalGrant::Alias;
     match form.get("subject_token_type") {
         Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID | TOKEN_TYPE_ACCESS) => {}
@@ -198,7 +198,7 @@ fn check_token_types(form: &FormParams, grant: ExternalGrant) -> Result<(), OAut
 
 /// The provider a request means: `provider` or `subject_issuer` (they must agree), the
 /// alias grant's provider, or the single provider whose issuer equals the token's `iss`.
-fn select_provider<'a>(
+pub(crate) fn select_provider<'a>(
     rt: &'a RealmRuntime,
     form: &FormParams,
     grant: ExternalGrant,
@@ -235,7 +235,7 @@ fn select_provider<'a>(
 
 /// Verifies the external token with its provider's keys only, with the provider's
 /// algorithms and audiences. Nothing in the token's header can add a key or a URL.
-async fn verify(
+pub(crate) async fn verify(
     app: &AppState,
     provider: &ProviderTrust,
     client: &Client,
