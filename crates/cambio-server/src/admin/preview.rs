@@ -249,6 +249,9 @@ async fn run(
         subject: &subject,
         subject_user: &user,
         actor: None,
+        // A preview carries no DPoP proof: a bound subject token is refused as the token
+        // endpoint refuses it without one.
+        proof: None,
         now,
         access_jti,
         id_jti,
