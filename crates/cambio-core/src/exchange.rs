@@ -110,6 +110,9 @@ pub struct ExchangeParams<'a> {
     /// token with the access token whenever one can be had (Terradue's guide relies on it).
     pub legacy_default: bool,
     pub audiences: Vec<&'a str>,
+    /// Whether `resource` parameters named the targets (then a target the token cannot carry
+    /// is `invalid_target`, RFC 8707 §2).
+    pub by_resource: bool,
     pub scope: Option<&'a str>,
     pub actor_token: Option<&'a str>,
 }
@@ -120,9 +123,12 @@ impl<'a> ExchangeParams<'a> {
     pub fn parse(
         form: &'a FormParams,
         requester: &Client,
-        realm: &RealmSnapshot,
+        realm: &'a RealmSnapshot,
     ) -> OAuthResult<ExchangeParams<'a>> {
-        let audiences: Vec<&str> = form.all("audience").collect();
+        // RFC 8707 resources name clients too; with audiences they narrow to the common ones.
+        let resources: Vec<&str> = form.all("resource").collect();
+        let audiences =
+            crate::resource::targets(realm, &resources, form.all("audience").collect())?;
         let mode = permission_model(realm, requester, &audiences)?;
         // Keycloak's own words for the standard model (observed by the differential suite).
         let subject_token = match (&mode, form.get("subject_token")) {
@@ -177,12 +183,6 @@ impl<'a> ExchangeParams<'a> {
                 return Err(OAuthError::invalid_request("actor_token_type unsupported"));
             }
         }
-        if form.contains("resource") {
-            return Err(OAuthError::new(
-                crate::ErrorCode::InvalidTarget,
-                "Parameter 'resource' is not supported; use 'audience'",
-            ));
-        }
         let legacy_default = matches!(mode, PermissionModel::Legacy { .. })
             && form.get("requested_token_type").is_none();
         Ok(ExchangeParams {
@@ -191,6 +191,7 @@ impl<'a> ExchangeParams<'a> {
             requested,
             legacy_default,
             audiences,
+            by_resource: !resources.is_empty(),
             scope: form.get("scope"),
             actor_token,
         })
@@ -453,9 +454,14 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
                 .flatten()
                 .find(|a| !issued.access.aud.contains(a))
             {
-                return Err(OAuthError::invalid_request(format!(
-                    "Requested audience not available: {missing}"
-                )));
+                let code = match params.by_resource {
+                    true => crate::ErrorCode::InvalidTarget,
+                    false => crate::ErrorCode::InvalidRequest,
+                };
+                return Err(OAuthError::new(
+                    code,
+                    format!("Requested audience not available: {missing}"),
+                ));
             }
         }
     }

@@ -83,6 +83,7 @@ pub fn client_credentials(
     client: &Client,
     service_account: &User,
     requested_scope: Option<&str>,
+    resources: Option<&[String]>,
     now: u64,
     ids: Ids,
 ) -> OAuthResult<Issued> {
@@ -110,7 +111,7 @@ pub fn client_credentials(
             scope: &scope,
             session_id: None,
             roles: realm.roles_in_scope(service_account, client),
-            audience_filter: None,
+            audience_filter: resources,
             lifetime: client.access_token_lifespan(&realm.realm),
             refresh_lifetime: None,
             offline: false,
@@ -121,6 +122,23 @@ pub fn client_credentials(
             id_jti: ids.id_jti,
         },
     ))
+    .and_then(|issued| reaches_resources(issued, resources))
+}
+
+/// Refuses an issuance that does not reach every resource the request named (RFC 8707 §2):
+/// the resource's client is neither an audience the roles give nor one a mapper adds.
+fn reaches_resources(issued: Issued, resources: Option<&[String]>) -> OAuthResult<Issued> {
+    match resources
+        .into_iter()
+        .flatten()
+        .find(|r| !issued.access.aud.contains(r))
+    {
+        Some(missing) => Err(OAuthError::new(
+            crate::ErrorCode::InvalidTarget,
+            format!("Requested audience not available: {missing}"),
+        )),
+        None => Ok(issued),
+    }
 }
 
 /// Checks that a client may use the password grant, before any password is hashed.
@@ -148,6 +166,9 @@ pub struct Login<'a> {
     pub session_id: &'a str,
     pub nonce: Option<&'a str>,
     pub auth_time: u64,
+    /// The clients the request's `resource` parameters stand for (RFC 8707), which the token
+    /// and its refreshes are narrowed to.
+    pub resources: Option<&'a [String]>,
     pub now: u64,
 }
 
@@ -165,13 +186,14 @@ pub fn login(realm: &RealmSnapshot, login: Login<'_>, ids: Ids) -> OAuthResult<I
             scope: login.scope,
             session_id: Some(login.session_id),
             roles: realm.roles_in_scope(login.user, login.client),
-            audience_filter: None,
+            audience_filter: login.resources,
             lifetime: login.client.access_token_lifespan(&realm.realm),
             refresh_lifetime,
             offline,
             nonce: login.nonce,
             data: RefreshData {
                 auth_time: Some(login.auth_time),
+                audience_filter: login.resources.map(<[String]>::to_vec),
                 ..Default::default()
             },
             now: login.now,
@@ -179,6 +201,7 @@ pub fn login(realm: &RealmSnapshot, login: Login<'_>, ids: Ids) -> OAuthResult<I
             id_jti: ids.id_jti,
         },
     ))
+    .and_then(|issued| reaches_resources(issued, login.resources))
 }
 
 fn refresh_lifetime(realm: &RealmSnapshot, client: &Client, offline: bool) -> Option<u64> {

@@ -21,6 +21,7 @@ pub mod model;
 pub mod permissions;
 pub mod realm;
 pub mod redirect;
+pub mod resource;
 pub mod role_change;
 pub mod scope;
 pub mod tokens;

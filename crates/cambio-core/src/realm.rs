@@ -55,6 +55,9 @@ pub struct RealmSnapshot {
     providers: HashMap<String, ProviderTrust>,
     /// The realm's groups (see `crate::groups`).
     pub(crate) groups: crate::groups::GroupIndex,
+    /// Client uuids by the normalised resource URIs they stand for (`crate::resource`); the
+    /// first client listing a URI keeps it.
+    client_by_resource: HashMap<String, String>,
 }
 
 impl RealmSnapshot {
@@ -82,6 +85,17 @@ impl RealmSnapshot {
             snapshot
                 .client_uuid_by_client_id
                 .insert(client.client_id.clone(), client.id.clone());
+            for uri in client
+                .attribute(crate::resource::ATTR_RESOURCE_URIS)
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(crate::resource::normalise)
+            {
+                snapshot
+                    .client_by_resource
+                    .entry(uri)
+                    .or_insert_with(|| client.id.clone());
+            }
             snapshot.clients.insert(client.id.clone(), Arc::new(client));
         }
         for role in roles {
@@ -159,6 +173,13 @@ impl RealmSnapshot {
     pub fn client_by_client_id(&self, client_id: &str) -> Option<&Arc<Client>> {
         self.client_uuid_by_client_id
             .get(client_id)
+            .and_then(|uuid| self.clients.get(uuid))
+    }
+
+    /// The client standing for a resource URI (normalised by `crate::resource::normalise`).
+    pub fn client_by_resource(&self, uri: &str) -> Option<&Arc<Client>> {
+        self.client_by_resource
+            .get(uri)
             .and_then(|uuid| self.clients.get(uuid))
     }
 

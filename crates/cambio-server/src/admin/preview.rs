@@ -230,6 +230,7 @@ async fn run(
                                 session_id: "preview-session",
                                 nonce: None,
                                 auth_time: now,
+                                resources: None,
                                 now,
                             },
                             Ids { access_jti, id_jti },

@@ -324,11 +324,13 @@ async fn client_credentials(
         .into());
     };
     event.user_id = Some(account.id.clone());
+    let resources = requested_resources(rt, form)?;
     let issued = grants::client_credentials(
         &rt.snapshot,
         client,
         &account,
         form.get("scope"),
+        resources.as_deref(),
         now,
         ids(),
     )?;
@@ -353,6 +355,7 @@ async fn password(
         .details
         .insert("username", username.chars().take(64).collect());
     let scope = GrantedScope::resolve(&rt.snapshot, client, form.get("scope"))?;
+    let resources = requested_resources(rt, form)?;
     let Some(user) = common::check_password_login(app, rt.id(), peer, username, password).await?
     else {
         return Err(ApiError::UserCredentials(grants::invalid_user_credentials()));
@@ -370,11 +373,30 @@ async fn password(
             session_id: &session.id,
             nonce: None,
             auth_time: now,
+            resources: resources.as_deref(),
             now,
         },
         ids(),
-    )?;
+    );
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(refused) => {
+            // The session was made for this login only: it goes with the refusal.
+            end_session(app, &session.id, now).await?;
+            return Err(refused.into());
+        }
+    };
     respond(app, rt, client, issued, Some(&session), None, proof, now).await
+}
+
+/// The clients the request's RFC 8707 `resource` parameters stand for, if it names any.
+fn requested_resources(rt: &RealmRuntime, form: &FormParams) -> ApiResult<Option<Vec<String>>> {
+    let resources: Vec<&str> = form.all("resource").collect();
+    if resources.is_empty() {
+        return Ok(None);
+    }
+    let targets = cambio_core::resource::targets(&rt.snapshot, &resources, Vec::new())?;
+    Ok(Some(targets.into_iter().map(str::to_owned).collect()))
 }
 
 /// A new user session for a login.
@@ -416,6 +438,15 @@ async fn refresh(
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
     let presented = form.require("refresh_token")?;
+    if form.contains("resource") {
+        // A refresh keeps the resources of the login it continues (its audience filter);
+        // narrowing further at refresh (RFC 8707 §2.2) is not offered.
+        return Err(OAuthError::new(
+            cambio_core::ErrorCode::InvalidTarget,
+            "The resource parameter is not supported with the refresh_token grant",
+        )
+        .into());
+    }
     let invalid = || OAuthError::invalid_grant("Invalid refresh token");
     if presented.len() > 512 {
         return Err(invalid().into());
@@ -540,6 +571,7 @@ async fn authorization_code(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("User not found"))?;
     let scope = GrantedScope::from_stored(&grant.scope);
+    let resources = requested_resources(rt, form)?;
     let issued = grants::login(
         &rt.snapshot,
         Login {
@@ -549,6 +581,7 @@ async fn authorization_code(
             session_id: &session.id,
             nonce: grant.nonce.as_deref(),
             auth_time: grant.auth_time,
+            resources: resources.as_deref(),
             now,
         },
         ids(),

@@ -228,7 +228,7 @@ async fn subject_token_checks() {
         .exchange(&id_token, &[])
         .await
         .assert_error(400, "invalid_request", "Invalid token");
-    // Repeated parameters are refused, as is `resource` (audience is the supported form).
+    // Repeated parameters are refused, as is a `resource` no client stands for.
     server
         .exchange(&subject, &[("subject_token", &subject)])
         .await

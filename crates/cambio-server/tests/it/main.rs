@@ -23,6 +23,7 @@ mod migration;
 mod openapi;
 mod outbound;
 mod postgres;
+mod resources;
 mod token_state;
 
 pub use harness::*;

@@ -1,0 +1,175 @@
+//! Resource indicators (RFC 8707): `resource` names a client by the URIs its
+//! `cambio.resourceUris` attribute lists, at the token endpoint and in token exchange; the
+//! token is narrowed to it, it never widens what the subject or the user allows, and anything
+//! unknown, malformed or unreachable is `invalid_target`.
+
+use serde_json::json;
+
+use crate::{TestServer, claims, strings};
+
+const ORDERS: &str = "https://orders.example/api";
+const BILLING: &str = "https://billing.example/";
+const INVENTORY: &str = "https://inventory.example/";
+
+/// The demo realm with resource URIs on orders-api and billing-api, and an inventory-api no
+/// one holds roles in.
+async fn server() -> TestServer {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let http = reqwest::Client::new();
+    let clients = format!("{}/admin/realms/demo/clients", server.base);
+    for (client_id, uri) in [("orders-api", ORDERS), ("billing-api", BILLING)] {
+        let list = server
+            .get(&format!("{clients}?clientId={client_id}"), Some(&admin))
+            .await;
+        let mut rep = list.body[0].clone();
+        rep["attributes"]["cambio.resourceUris"] = json!(uri);
+        let id = rep["id"].as_str().unwrap().to_owned();
+        let status = http
+            .put(format!("{clients}/{id}"))
+            .bearer_auth(&admin)
+            .json(&rep)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 204);
+    }
+    let status = http
+        .post(&clients)
+        .bearer_auth(&admin)
+        .json(
+            &json!({"clientId": "inventory-api", "secret": "inventory-secret",
+                      "attributes": {"cambio.resourceUris": INVENTORY}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    server
+}
+
+#[tokio::test]
+async fn an_exchange_is_narrowed_to_the_named_resources() {
+    let server = server().await;
+    let subject = server.alice(None).await.access_token();
+    for resource in [ORDERS, "HTTPS://Orders.Example:443/api"] {
+        let reply = server.exchange(&subject, &[("resource", resource)]).await;
+        assert_eq!(reply.status, 200, "{resource}: {}", reply.text);
+        let c = claims(&reply.access_token());
+        assert_eq!(strings(&c["aud"]), ["orders-api"], "{c}");
+        let granted: Vec<&String> = c["resource_access"].as_object().unwrap().keys().collect();
+        assert_eq!(granted, ["orders-api"], "{c}");
+    }
+    // With `audience` too: the common target, or nothing.
+    let both = server
+        .exchange(
+            &subject,
+            &[
+                ("resource", ORDERS),
+                ("resource", BILLING),
+                ("audience", "billing-api"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        strings(&claims(&both.access_token())["aud"]),
+        ["billing-api"]
+    );
+    server
+        .exchange(
+            &subject,
+            &[("resource", ORDERS), ("audience", "billing-api")],
+        )
+        .await
+        .assert_error(
+            400,
+            "invalid_target",
+            "The audience and resource parameters name no common target",
+        );
+    let invalid = "Invalid resource: an absolute URI without a fragment is required";
+    for (resource, description) in [
+        ("https://unknown.example/", "Unknown resource"),
+        ("orders", invalid),
+        ("https://orders.example/api#x", invalid),
+        ("urn:example:orders", invalid),
+    ] {
+        server
+            .exchange(&subject, &[("resource", resource)])
+            .await
+            .assert_error(400, "invalid_target", description);
+    }
+    // A resource never widens: alice holds nothing in inventory-api.
+    server
+        .exchange(&subject, &[("resource", INVENTORY)])
+        .await
+        .assert_error(
+            400,
+            "invalid_target",
+            "Requested audience not available: inventory-api",
+        );
+}
+
+/// alice's password grant by subject-client, naming `resource`.
+async fn login_for(server: &TestServer, resource: &str) -> crate::Reply {
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", "subject-client"),
+        ("client_secret", "subject-secret"),
+        ("username", "alice"),
+        ("password", "alice"),
+        ("resource", resource),
+    ];
+    server.token(&form, None).await
+}
+
+#[tokio::test]
+async fn a_login_and_its_refreshes_are_narrowed_to_the_named_resource() {
+    let server = server().await;
+    let login = login_for(&server, BILLING).await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(
+        strings(&claims(&login.access_token())["aud"]),
+        ["billing-api"]
+    );
+    let refresh_token = login.body["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed = server.refresh(&refresh_token).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(
+        strings(&claims(&refreshed.access_token())["aud"]),
+        ["billing-api"]
+    );
+    let next = refreshed.body["refresh_token"].as_str().unwrap();
+    server
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", next),
+                ("resource", ORDERS),
+            ],
+            Some(("subject-client", "subject-secret")),
+        )
+        .await
+        .assert_error(
+            400,
+            "invalid_target",
+            "The resource parameter is not supported with the refresh_token grant",
+        );
+    // Unreachable or unknown resources are refused for logins and service accounts alike.
+    login_for(&server, INVENTORY).await.assert_error(
+        400,
+        "invalid_target",
+        "Requested audience not available: inventory-api",
+    );
+    server
+        .token(
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://unknown.example/"),
+            ],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await
+        .assert_error(400, "invalid_target", "Unknown resource");
+}
