@@ -280,6 +280,33 @@ def main():
 
     check("revocation of a bound token holds", revocation)
 
+    # --- server nonces (RFC 9449 §8), switched on for the realm last -------------------------
+    def nonces():
+        realm_url = f"{base}/admin/realms/{REALM}"
+        auth = {"Authorization": f"Bearer {s['admin']}"}
+        rep = http.get(realm_url, headers=auth).json()
+        rep.setdefault("attributes", {})["cambio.dpopNonceRequired"] = "true"
+        r = http.put(realm_url, headers=auth, json=rep)
+        expect(r.status_code == 204, f"realm update {r.status_code} {r.text}")
+        r = alice(proof=key.proof("POST", token_url))
+        expect_error(r, 400, "use_dpop_nonce", "Authorization server requires nonce in DPoP proof")
+        nonce = r.headers.get("DPoP-Nonce")
+        expect(nonce, f"no DPoP-Nonce header: {r.headers}")
+        forged = b64url(bytes(24))
+        expect_error(alice(proof=key.proof("POST", token_url, nonce=forged)), 400, "use_dpop_nonce")
+        r = alice(proof=key.proof("POST", token_url, nonce=nonce))
+        expect(r.status_code == 200 and r.headers.get("DPoP-Nonce"), f"{r.status_code} {r.headers} {r.text}")
+        t = r.json()["access_token"]
+        r = http.get(userinfo_url, headers={"Authorization": f"DPoP {t}", "DPoP": key.proof("GET", userinfo_url, t)})
+        expect(r.status_code == 401 and r.json().get("error") == "use_dpop_nonce" and r.headers.get("DPoP-Nonce")
+               and 'error="use_dpop_nonce"' in r.headers.get("WWW-Authenticate", ""), f"{r.status_code} {r.headers} {r.text}")
+        fresh = r.headers["DPoP-Nonce"]
+        r = http.get(userinfo_url, headers={"Authorization": f"DPoP {t}",
+                                            "DPoP": key.proof("GET", userinfo_url, t, nonce=fresh)})
+        expect(r.status_code == 200, f"userinfo with the nonce: {r.status_code} {r.text}")
+
+    check("cambio.dpopNonceRequired: proofs without the server's nonce get use_dpop_nonce and a fresh one", nonces)
+
     finish()
 
 

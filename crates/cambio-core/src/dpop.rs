@@ -14,6 +14,8 @@ pub const PROOF_MAX_AGE: u64 = 60;
 pub const PROOF_CLOCK_SKEW: u64 = 5;
 /// The longest `jti` accepted (RFC 9449 §4.2 suggests 96 bits of randomness; UUIDs fit).
 pub const MAX_JTI_BYTES: usize = 128;
+/// The realm attribute that makes every proof carry a server nonce (RFC 9449 §8).
+pub const REALM_REQUIRES_NONCE: &str = "cambio.dpopNonceRequired";
 /// The client attribute that makes DPoP required (Keycloak's name).
 pub const CLIENT_REQUIRES_DPOP: &str = "dpop.bound.access.tokens";
 
@@ -38,6 +40,8 @@ pub struct AcceptedProof {
     /// The proof's `ath`, if it has one (checked against `access_token_hash` when one was
     /// expected).
     pub ath: Option<String>,
+    /// The proof's `nonce`, if it has one (the server checks it when the realm asks for one).
+    pub nonce: Option<String>,
     /// Until when the `jti` must stay remembered: past it, the `iat` check refuses the proof.
     pub remember_until: u64,
 }
@@ -80,6 +84,7 @@ pub fn check(proof: &DpopProof, context: &ProofContext<'_>) -> OAuthResult<Accep
         jkt: proof.jkt.clone(),
         jti: jti.to_owned(),
         ath: text("ath").map(str::to_owned),
+        nonce: text("nonce").map(str::to_owned),
         remember_until: iat.saturating_add(PROOF_MAX_AGE + PROOF_CLOCK_SKEW),
     })
 }
@@ -293,6 +298,7 @@ mod tests {
             jkt: "k".into(),
             jti: "j".into(),
             ath: ath.map(str::to_owned),
+            nonce: None,
             remember_until: 0,
         };
         assert!(check_presented_token(None, None, "h").is_ok());

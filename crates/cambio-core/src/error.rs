@@ -19,6 +19,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// A DPoP proof is missing, malformed, or does not fit the request (RFC 9449 §5, §7.1).
     InvalidDpopProof,
+    /// The server wants a DPoP proof carrying the nonce it sends (RFC 9449 §8).
+    UseDpopNonce,
     /// The server could not complete the request (storage down). Never used for bad input.
     TemporarilyUnavailable,
 }
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }

@@ -3,13 +3,14 @@
 //! (the store's one-time values), and the `Authorization: DPoP` scheme of resource requests.
 
 use axum::http::{HeaderMap, header};
+use base64::Engine as _;
 use cambio_core::OAuthError;
 use cambio_core::dpop::{self, AcceptedProof, ProofContext};
 use cambio_jose::Algorithm;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AppState, RealmRuntime};
 
 /// The algorithms a proof may be signed with (listed in discovery as
 /// `dpop_signing_alg_values_supported`): every asymmetric algorithm Cambio verifies.
@@ -37,6 +38,7 @@ const JTI_CONTEXT: &str = "dpop-jti";
 /// `invalid_dpop_proof` for a proof that fails, a storage error for the replay check.
 pub async fn request_proof(
     app: &AppState,
+    realm: &RealmRuntime,
     headers: &HeaderMap,
     method: &str,
     path: &str,
@@ -66,6 +68,17 @@ pub async fn request_proof(
             access_token_hash: hash.as_deref(),
         },
     )?;
+    if nonce_required(realm)
+        && !accepted
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonce_is_current(app, realm, n, now))
+    {
+        return Err(ApiError::DpopNonce {
+            nonce: nonce(app, realm, now),
+            at_resource: access_token.is_some(),
+        });
+    }
     // One use per proof, across nodes: keyed by the key as well, so that two clients cannot
     // collide on a `jti` they did not coordinate.
     let once = format!("{}:{}", accepted.jkt, accepted.jti);
@@ -113,6 +126,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<(Scheme, &str)> {
 /// [`ApiError::Dpop`] (401 with a `DPoP` challenge) saying what is wrong.
 pub async fn check_resource_request(
     app: &AppState,
+    realm: &RealmRuntime,
     headers: &HeaderMap,
     request: (&str, &str),
     now: u64,
@@ -133,7 +147,7 @@ pub async fn check_resource_request(
             "The DPoP scheme is for DPoP-bound tokens".into(),
         )),
         (Scheme::Dpop, Some(bound)) => {
-            let proof = request_proof(app, headers, method, path, now, Some(presented.1))
+            let proof = request_proof(app, realm, headers, method, path, now, Some(presented.1))
                 .await
                 .map_err(|e| match e {
                     ApiError::OAuth(e) => refuse("invalid_dpop_proof", e.description.into_owned()),
@@ -144,6 +158,60 @@ pub async fn check_resource_request(
                 .map_err(|e| refuse("invalid_dpop_proof", e.description.into_owned()))
         }
     }
+}
+
+/// How long one nonce window lasts; a nonce is accepted in its window and the next, so for one
+/// to two windows.
+const NONCE_WINDOW: u64 = 60;
+/// The bytes of a nonce's MAC kept (128 bits).
+const NONCE_TAG_BYTES: usize = 16;
+
+/// Whether the realm makes every proof carry a server nonce (RFC 9449 §8).
+pub fn nonce_required(realm: &RealmRuntime) -> bool {
+    realm
+        .snapshot
+        .realm
+        .attributes
+        .get(dpop::REALM_REQUIRES_NONCE)
+        .is_some_and(|v| v == "true")
+}
+
+/// The realm's current nonce: the time window and a MAC over it and the realm, so that any
+/// node (they share the data-encryption key the MAC key comes from) can check it without
+/// storing anything, and a nonce of one realm is worthless in another.
+pub fn nonce(app: &AppState, realm: &RealmRuntime, now: u64) -> String {
+    let window = now / NONCE_WINDOW;
+    let tag = app.secrets.mac(&nonce_message(realm, window));
+    let mut bytes = window.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&tag.as_ref()[..NONCE_TAG_BYTES]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn nonce_is_current(app: &AppState, realm: &RealmRuntime, nonce: &str, now: u64) -> bool {
+    use base64::Engine as _;
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(nonce) else {
+        return false;
+    };
+    let Some((window, tag)) = bytes.split_first_chunk::<8>() else {
+        return false;
+    };
+    let window = u64::from_be_bytes(*window);
+    let current = now / NONCE_WINDOW;
+    let recent = window == current || window.saturating_add(1) == current;
+    recent
+        && tag.len() == NONCE_TAG_BYTES
+        && truncated_mac_matches(app, &nonce_message(realm, window), tag)
+}
+
+/// Compares a truncated MAC in constant time.
+fn truncated_mac_matches(app: &AppState, message: &[u8], tag: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let full = app.secrets.mac(message);
+    bool::from(full.as_ref()[..NONCE_TAG_BYTES].ct_eq(tag))
+}
+
+fn nonce_message(realm: &RealmRuntime, window: u64) -> Vec<u8> {
+    format!("dpop-nonce:{}:{window}", realm.id()).into_bytes()
 }
 
 /// The scheme, host and port of the public base URL: request paths are appended to it to

@@ -29,6 +29,9 @@ pub enum ApiError {
         error: &'static str,
         description: String,
     },
+    /// A DPoP proof without the server's current nonce in a realm that asks for one
+    /// (RFC 9449 §8, §9): the answer carries a fresh nonce in `DPoP-Nonce`.
+    DpopNonce { nonce: String, at_resource: bool },
     /// Unknown realm or path.
     NotFound(&'static str),
     /// Admin API errors, in Keycloak's shape `{"error", "errorMessage"}`.
@@ -130,6 +133,24 @@ impl IntoResponse for ApiError {
                 let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                no_store(response)
+            }
+            ApiError::DpopNonce { nonce, at_resource } => {
+                let description = "Authorization server requires nonce in DPoP proof";
+                let body = Json(json!({"error": "use_dpop_nonce", "error_description": description}));
+                let status = if at_resource { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+                let mut response = (status, body).into_response();
+                let headers = response.headers_mut();
+                if let Ok(value) = HeaderValue::from_str(&nonce) {
+                    headers.insert("dpop-nonce", value);
+                }
+                if at_resource {
+                    let algs = crate::dpop::ALGORITHMS.map(|a| a.as_str()).join(" ");
+                    let challenge = format!("DPoP algs=\"{algs}\", error=\"use_dpop_nonce\", error_description=\"{description}\"");
+                    if let Ok(value) = HeaderValue::from_str(&challenge) {
+                        headers.insert(header::WWW_AUTHENTICATE, value);
+                    }
                 }
                 no_store(response)
             }

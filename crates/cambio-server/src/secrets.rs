@@ -10,6 +10,9 @@ const PREFIX: &str = "v1:";
 /// Seals and opens values with the server's data-encryption key.
 pub struct SecretBox {
     key: LessSafeKey,
+    /// A MAC key derived from the same secret, for values this server mints and later checks
+    /// (DPoP nonces), so that every node sharing the data-encryption key accepts them.
+    mac: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -28,10 +31,18 @@ pub enum SecretError {
 
 impl SecretBox {
     pub fn new(key: &[u8]) -> Result<SecretBox, SecretError> {
+        let mac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        let mac_key = aws_lc_rs::hmac::sign(&mac, b"cambio: minted-value MAC key");
         let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| SecretError::BadKey)?;
         Ok(SecretBox {
             key: LessSafeKey::new(key),
+            mac: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, mac_key.as_ref()),
         })
+    }
+
+    /// The MAC of `message` under the derived key.
+    pub fn mac(&self, message: &[u8]) -> aws_lc_rs::hmac::Tag {
+        aws_lc_rs::hmac::sign(&self.mac, message)
     }
 
     /// Encrypts `plain`; `context` (such as the object id) is bound as associated data so a

@@ -137,6 +137,7 @@ pub async fn userinfo(
     };
     crate::dpop::check_resource_request(
         &app,
+        &rt,
         &headers,
         (method.as_str(), uri.path()),
         now,

@@ -116,6 +116,7 @@ async fn token_inner(
         ) => e.code.as_str(),
         Err(ApiError::Unavailable) => "temporarily_unavailable",
         Err(ApiError::TooManyRequests(_)) => "too_many_requests",
+        Err(ApiError::DpopNonce { .. }) => "use_dpop_nonce",
         Err(_) => "invalid_request",
     };
     tracing::Span::current().record("outcome", outcome_label);
@@ -136,6 +137,12 @@ async fn token_inner(
             let h = response.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            // The next nonce, so that a client keeps one without a refused request (§8.2).
+            if crate::dpop::nonce_required(&rt)
+                && let Ok(value) = HeaderValue::from_str(&crate::dpop::nonce(&app, &rt, now))
+            {
+                h.insert("dpop-nonce", value);
+            }
             response
         }
         Err(error) => {
@@ -148,6 +155,7 @@ async fn token_inner(
                     e.code.as_str().to_owned()
                 }
                 ApiError::Unavailable => "temporarily_unavailable".to_owned(),
+                ApiError::DpopNonce { .. } => "use_dpop_nonce".to_owned(),
                 _ => "invalid_request".to_owned(),
             });
             app.audit.record(event);
@@ -225,7 +233,7 @@ async fn handle(
         );
     }
     // A DPoP proof binds what this request issues to the proof's key (RFC 9449 §5).
-    let proof = crate::dpop::request_proof(app, headers, "POST", path, now, None).await?;
+    let proof = crate::dpop::request_proof(app, rt, headers, "POST", path, now, None).await?;
     if proof.is_none() && client.attribute_is_true(cambio_core::dpop::CLIENT_REQUIRES_DPOP) {
         return Err(
             OAuthError::invalid_dpop_proof("DPoP proof is required for this client").into(),
