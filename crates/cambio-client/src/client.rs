@@ -69,6 +69,7 @@ pub struct ClientBuilder {
     margin: RenewalMargin,
     cache_capacity: u64,
     timeout: Duration,
+    dpop: Option<SigningKey>,
 }
 
 impl Client {
@@ -83,6 +84,7 @@ impl Client {
             margin: RenewalMargin::default(),
             cache_capacity: 1000,
             timeout: Duration::from_secs(30),
+            dpop: None,
         }
     }
 }
@@ -100,6 +102,18 @@ impl ClientBuilder {
     #[must_use]
     pub fn private_key(mut self, key: SigningKey) -> Self {
         self.auth = ClientAuth::PrivateKeyJwt(key);
+        self
+    }
+
+    /// Proves possession of `key` (DPoP, RFC 9449) at every token request, so that the
+    /// internal tokens and every exchanged token are bound to it: a copy of one is worthless
+    /// without the key. A server nonce is picked up and used as the server asks. Use
+    /// [`Client::dpop_proof`] to present an exchanged token to a resource server. A public
+    /// client's refresh token is bound to the key too, so keep the key with the token store
+    /// ([`StoredSession`](crate::StoredSession) does) for [`Client::restore`] to work.
+    #[must_use]
+    pub fn dpop_key(mut self, key: SigningKey) -> Self {
+        self.dpop = Some(key);
         self
     }
 
@@ -150,6 +164,7 @@ impl ClientBuilder {
                     endpoints,
                     client_id: self.client_id,
                     auth: self.auth,
+                    dpop: self.dpop.map(http::Dpop::new),
                 },
                 margin: self.margin,
                 epoch: AtomicU64::new(0),
@@ -163,6 +178,26 @@ impl ClientBuilder {
 }
 
 impl Client {
+    /// A DPoP proof for presenting `access_token` (an exchanged token of this client, bound to
+    /// its DPoP key) in a `method` request to `url`: send it in the `DPoP` header, with
+    /// `Authorization: DPoP {token}`. `None` when the client has no DPoP key.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] if the proof cannot be signed.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: &str,
+    ) -> Result<Option<String>> {
+        self.inner
+            .wire
+            .dpop
+            .as_ref()
+            .map(|dpop| dpop.proof(method, url, Some(access_token), false))
+            .transpose()
+    }
+
     /// The realm's issuer URL.
     pub fn issuer(&self) -> &str {
         &self.inner.wire.endpoints.issuer

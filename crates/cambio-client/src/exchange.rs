@@ -152,7 +152,7 @@ impl ExchangedToken {
         &self.0.token
     }
 
-    /// The `token_type` of the response (`Bearer`).
+    /// The `token_type` of the response (`Bearer`, or `DPoP` for a client with a DPoP key).
     pub fn token_type(&self) -> &str {
         &self.0.token_type
     }

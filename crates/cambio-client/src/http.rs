@@ -67,6 +67,61 @@ pub(crate) struct Wire {
     pub endpoints: Endpoints,
     pub client_id: String,
     pub auth: ClientAuth,
+    /// The DPoP key token requests prove possession of (RFC 9449), if the client has one.
+    pub dpop: Option<Dpop>,
+}
+
+/// A DPoP key and the last nonce the server handed out for it.
+pub(crate) struct Dpop {
+    pub key: SigningKey,
+    nonce: std::sync::Mutex<Option<String>>,
+}
+
+impl Dpop {
+    pub fn new(key: SigningKey) -> Dpop {
+        Dpop {
+            key,
+            nonce: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A fresh proof for one request (RFC 9449 §4.2): `htu` without query or fragment, `ath`
+    /// when an access token goes with it, and the server's last nonce for token requests.
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: bool,
+    ) -> Result<String> {
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        let mut claims = serde_json::json!({
+            "jti": random_token(),
+            "htm": method,
+            "htu": htu,
+            "iat": unix_now(),
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = serde_json::json!(cambio_jose::access_token_hash(token));
+        }
+        if nonce && let Some(nonce) = self.nonce.lock().ok().and_then(|n| n.clone()) {
+            claims["nonce"] = serde_json::json!(nonce);
+        }
+        self.key
+            .sign_dpop_proof(&claims)
+            .map_err(|e| Error::Protocol(format!("DPoP proof: {e}")))
+    }
+
+    /// Keeps the nonce a server answer carried, if any; whether one came.
+    fn remember_nonce(&self, headers: &HeaderMap) -> bool {
+        let Some(nonce) = headers.get("dpop-nonce").and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        if let Ok(mut slot) = self.nonce.lock() {
+            *slot = Some(nonce.to_owned());
+        }
+        true
+    }
 }
 
 impl Wire {
@@ -152,34 +207,44 @@ impl Wire {
         form: &[(&str, &str)],
         extra_headers: Option<HeaderMap>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let mut headers = extra_headers.unwrap_or_default();
-        let body = self.authenticated_form(form, &mut headers)?;
-        let response = self
-            .http
-            .post(url)
-            .headers(headers)
-            .body(body.as_bytes().to_vec())
-            .send()
-            .await?;
-        let status = response.status();
-        let bytes = read_limited(response).await?;
-        if status.is_success() {
-            return Ok(bytes);
+        // Token requests prove the DPoP key; a server that wants a nonce says so once
+        // (`use_dpop_nonce` with the nonce), and the request is sent again with it (§8).
+        let proving = self.dpop.as_ref().filter(|_| url == self.endpoints.token);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut headers = extra_headers.clone().unwrap_or_default();
+            if let Some(dpop) = proving {
+                // A bound subject token is accepted only with a proof naming it (`ath`).
+                let subject = form
+                    .iter()
+                    .find(|(name, _)| *name == "subject_token")
+                    .map(|(_, value)| *value);
+                let proof = dpop.proof("POST", url, subject, true)?;
+                let value = HeaderValue::from_str(&proof)
+                    .map_err(|_| Error::Protocol("DPoP proof is not a header value".into()))?;
+                headers.insert("dpop", value);
+            }
+            let body = self.authenticated_form(form, &mut headers)?;
+            let response = self
+                .http
+                .post(url)
+                .headers(headers)
+                .body(body.as_bytes().to_vec())
+                .send()
+                .await?;
+            let status = response.status();
+            let fresh_nonce = proving.is_some_and(|d| d.remember_nonce(response.headers()));
+            let bytes = read_limited(response).await?;
+            if status.is_success() {
+                return Ok(bytes);
+            }
+            let error = oauth_error(status, &bytes);
+            if error.error == "use_dpop_nonce" && fresh_nonce && attempts == 1 {
+                continue;
+            }
+            return Err(Error::OAuth(error));
         }
-        Err(Error::OAuth(
-            match serde_json::from_slice::<ErrorResponse>(&bytes) {
-                Ok(e) => OAuthError {
-                    status: status.as_u16(),
-                    error: e.error,
-                    error_description: e.error_description,
-                },
-                Err(_) => OAuthError {
-                    status: status.as_u16(),
-                    error: "server_error".into(),
-                    error_description: Some(format!("HTTP {status} without an OAuth error body")),
-                },
-            },
-        ))
     }
 
     /// The form body with the client's authentication added, to the body or to `headers`.
@@ -307,6 +372,22 @@ pub(crate) fn http_client(timeout: Duration, direct: bool) -> Result<reqwest::Cl
 }
 
 /// Reads a body up to [`MAX_BODY_BYTES`]; the copy is wiped when dropped.
+/// The OAuth error of a refusal, as the server sent it.
+fn oauth_error(status: reqwest::StatusCode, bytes: &[u8]) -> OAuthError {
+    match serde_json::from_slice::<ErrorResponse>(bytes) {
+        Ok(e) => OAuthError {
+            status: status.as_u16(),
+            error: e.error,
+            error_description: e.error_description,
+        },
+        Err(_) => OAuthError {
+            status: status.as_u16(),
+            error: "server_error".into(),
+            error_description: Some(format!("HTTP {status} without an OAuth error body")),
+        },
+    }
+}
+
 async fn read_limited(mut response: reqwest::Response) -> Result<Zeroizing<Vec<u8>>> {
     let mut body = Zeroizing::new(Vec::new());
     while let Some(chunk) = response.chunk().await? {
@@ -328,7 +409,7 @@ fn basic(id: &str, secret: &str) -> Zeroizing<String> {
     ))
 }
 
-/// 32 random bytes, base64url: PKCE verifiers, `state` values, assertion ids.
+/// 32 random bytes, base64url: PKCE verifiers, `state` values, assertion and proof ids.
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     // aws-lc-rs reads the operating system's generator; it fails only if that is broken,

@@ -129,12 +129,28 @@ impl TestServer {
             .admin_get(&format!("/clients?clientId={client_id}"))
             .await;
         let uuid = clients[0]["id"].as_str().unwrap().to_owned();
+        self.admin_put(
+            &format!("/clients/{uuid}"),
+            json!({"attributes": {name: value}}),
+        )
+        .await;
+    }
+
+    /// Sets an attribute of the demo realm (such as `cambio.dpopNonceRequired`).
+    pub async fn set_realm_attribute(&self, name: &str, value: &str) {
+        let mut realm = self.admin_get("").await;
+        realm["attributes"][name] = json!(value);
+        self.admin_put("", realm).await;
+    }
+
+    /// PUT on the demo realm's admin API; asserts success.
+    async fn admin_put(&self, path: &str, body: Value) {
         let admin = self.admin_token().await;
         let response = self
             .http
-            .put(format!("{}/admin/realms/demo/clients/{uuid}", self.base))
+            .put(format!("{}/admin/realms/demo{path}", self.base))
             .bearer_auth(admin)
-            .json(&json!({"attributes": {name: value}}))
+            .json(&body)
             .send()
             .await
             .unwrap();

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod dpop;
 mod events;
 mod exchange;
 mod login;
