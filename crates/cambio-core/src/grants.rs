@@ -372,6 +372,35 @@ pub struct CodeGrant {
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub auth_time: u64,
+    /// The clients the authorization request's `resource` parameters named (RFC 8707).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+}
+
+/// The resources a code's token is narrowed to (RFC 8707 §2.2): those of the token request,
+/// which must be among the authorization request's when that named any, else those.
+///
+/// # Errors
+/// `invalid_target` when the token request names a resource the authorization did not.
+pub fn code_resources(
+    grant: &CodeGrant,
+    requested: Option<Vec<String>>,
+) -> OAuthResult<Option<Vec<String>>> {
+    match requested {
+        Some(requested) if !grant.resources.is_empty() => {
+            if requested.iter().all(|r| grant.resources.contains(r)) {
+                Ok(Some(requested))
+            } else {
+                Err(OAuthError::new(
+                    crate::ErrorCode::InvalidTarget,
+                    "The resource was not named in the authorization request",
+                ))
+            }
+        }
+        Some(requested) => Ok(Some(requested)),
+        None if grant.resources.is_empty() => Ok(None),
+        None => Ok(Some(grant.resources.clone())),
+    }
 }
 
 /// Checks a presented code against what was stored for it (RFC 6749 §4.1.3, RFC 7636 §4.6).

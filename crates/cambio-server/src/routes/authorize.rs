@@ -56,6 +56,8 @@ struct Trusted {
 struct Checked {
     trusted: Trusted,
     scope: GrantedScope,
+    /// The clients the request's `resource` parameters stand for (RFC 8707).
+    resources: Vec<String>,
 }
 
 impl Trusted {
@@ -156,7 +158,17 @@ fn check(rt: &RealmRuntime, form: &FormParams) -> Result<Checked, Response> {
     }
     let scope = GrantedScope::resolve(&rt.snapshot, &trusted.client, form.get("scope"))
         .map_err(|e| back(e.code.as_str(), &e.description))?;
-    Ok(Checked { trusted, scope })
+    let named: Vec<&str> = form.all("resource").collect();
+    let resources = cambio_core::resource::targets(&rt.snapshot, &named, Vec::new())
+        .map_err(|e| back(e.code.as_str(), &e.description))?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok(Checked {
+        trusted,
+        scope,
+        resources,
+    })
 }
 
 const TITLE: &str = "Cannot sign in";
@@ -177,6 +189,7 @@ fn login_form(
     let carried: String = CARRIED
         .iter()
         .filter_map(|name| form.get(name).map(|value| hidden(name, value)))
+        .chain(form.all("resource").map(|value| hidden("resource", value)))
         .collect();
     let message = message
         .map(|m| format!("<p role=\"alert\">{}</p>", escape(m)))
@@ -351,6 +364,7 @@ async fn login(
         nonce: form.get("nonce").map(str::to_owned),
         code_challenge: form.get("code_challenge").map(str::to_owned),
         auth_time: now,
+        resources: checked.resources.clone(),
     };
     let data = serde_json::to_string(&grant).map_err(|_| ApiError::Unavailable)?;
     // Kept as long as the session can live: a replay at any time ends what the code issued.

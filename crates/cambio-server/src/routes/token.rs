@@ -579,7 +579,7 @@ async fn authorization_code(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("User not found"))?;
     let scope = GrantedScope::from_stored(&grant.scope);
-    let resources = requested_resources(rt, form)?;
+    let resources = grants::code_resources(&grant, requested_resources(rt, form)?)?;
     let issued = grants::login(
         &rt.snapshot,
         Login {

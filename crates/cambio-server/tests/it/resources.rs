@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::{TestServer, claims, strings};
+use crate::{TestServer, browser, claims, strings};
 
 const ORDERS: &str = "https://orders.example/api";
 const BILLING: &str = "https://billing.example/";
@@ -172,4 +172,58 @@ async fn a_login_and_its_refreshes_are_narrowed_to_the_named_resource() {
         )
         .await
         .assert_error(400, "invalid_target", "Unknown resource");
+}
+
+/// The code of a browser sign-in of alice at web-app, with `extra` authorization parameters.
+async fn code_for(server: &TestServer, extra: &[(&str, &str)]) -> String {
+    let params = browser::web_params(browser::WILD_CB, extra);
+    let signed_in = browser::sign_in(server, &params, "alice").await;
+    let (_, params) = browser::redirect_params(&signed_in, false);
+    browser::get_param(&params, "code").unwrap().to_owned()
+}
+
+/// Redeems `code` at the token endpoint, with `extra` token request parameters.
+async fn redeem(server: &TestServer, code: &str, extra: &[(&str, &str)]) -> crate::Reply {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", browser::WILD_CB),
+        ("code_verifier", crate::PKCE_VERIFIER),
+    ];
+    form.extend_from_slice(extra);
+    server.token(&form, Some(browser::WEB)).await
+}
+
+#[tokio::test]
+async fn resources_named_at_authorization_narrow_the_code_token() {
+    let server = server().await;
+    browser::web_app(&server).await;
+    let code = code_for(&server, &[("resource", ORDERS)]).await;
+    let tokens = redeem(&server, &code, &[]).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    assert_eq!(
+        strings(&claims(&tokens.access_token())["aud"]),
+        ["orders-api"]
+    );
+    // The token request may repeat an authorized resource, not add another.
+    let code = code_for(&server, &[("resource", ORDERS)]).await;
+    redeem(&server, &code, &[("resource", BILLING)])
+        .await
+        .assert_error(
+            400,
+            "invalid_target",
+            "The resource was not named in the authorization request",
+        );
+    // An unknown resource is answered at the redirect URI, before any sign-in.
+    let params = browser::web_params(
+        browser::WILD_CB,
+        &[("resource", "https://unknown.example/")],
+    );
+    let refused = server.get(&browser::auth_url(&server, &params), None).await;
+    let (_, params) = browser::redirect_params(&refused, false);
+    assert_eq!(browser::get_param(&params, "error"), Some("invalid_target"));
+    assert_eq!(
+        browser::get_param(&params, "error_description"),
+        Some("Unknown resource")
+    );
 }
