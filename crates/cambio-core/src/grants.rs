@@ -625,8 +625,17 @@ mod tests {
             nonce: None,
             code_challenge: Some(s256(verifier)),
             auth_time: 0,
+            resources: vec!["orders-api".into()],
         };
         let uri = Some("http://127.0.0.1/cb");
+        // RFC 8707 §2.2: the token request narrows the authorized resources, never adds one.
+        let named = |r: &[&str]| Some(r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(code_resources(&grant, None), Ok(named(&["orders-api"])));
+        assert_eq!(
+            code_resources(&grant, named(&["orders-api"])),
+            Ok(named(&["orders-api"]))
+        );
+        assert!(code_resources(&grant, named(&["billing-api"])).is_err());
         assert_eq!(check_code(&grant, &client, uri, Some(verifier)), Ok(()));
         let bad = "x".repeat(43);
         assert_eq!(
