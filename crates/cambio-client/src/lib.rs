@@ -51,7 +51,7 @@ mod store;
 
 pub use browser::BrowserLogin;
 pub use cache_file::FileTokenCache;
-pub use cambio_jose::SigningKey;
+pub use cambio_jose::{Algorithm, SigningKey};
 pub use client::{Claims, Client, ClientBuilder};
 pub use error::{Error, OAuthError, Result};
 pub use events::{Event, EventHandle, ResultEvent, TraceContext};

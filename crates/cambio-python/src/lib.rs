@@ -140,6 +140,8 @@ struct Config {
     client_secret: Option<String>,
     token_file: Option<PathBuf>,
     timeout: Duration,
+    /// Whether the client holds a DPoP key (RFC 9449), generated here and never exported.
+    dpop: bool,
 }
 
 impl Config {
@@ -149,6 +151,7 @@ impl Config {
         client_secret: Option<String>,
         token_file: Option<PathBuf>,
         timeout: f64,
+        dpop: bool,
     ) -> PyResult<Config> {
         let timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| PyValueError::new_err("timeout must be a positive number of seconds"))?;
@@ -158,6 +161,7 @@ impl Config {
             client_secret,
             token_file,
             timeout,
+            dpop,
         })
     }
 
@@ -170,6 +174,11 @@ impl Config {
         }
         if let Some(path) = self.token_file {
             builder = builder.token_store(Arc::new(sdk::FileTokenStore::new(path)));
+        }
+        if self.dpop {
+            let key = sdk::SigningKey::generate(sdk::Algorithm::Es256)
+                .map_err(|e| sdk::Error::Config(format!("DPoP key: {e}")))?;
+            builder = builder.dpop_key(key);
         }
         let client = builder.build().await?;
         let events = client.event_handle();
@@ -260,7 +269,7 @@ fn exchange_request(
 /// A client of one realm whose calls block the calling thread (the GIL is released while
 /// they wait). Thread-safe: threads may share one client, and share its cache.
 ///
-/// Client(issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0) reads the
+/// Client(issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0, dpop=False) reads the
 /// realm's discovery document. With `token_file`, the refresh token is kept in that file
 /// (mode 0600) between runs; `restore()` resumes it.
 #[pyclass(frozen, module = "cambio_sdk")]
@@ -271,7 +280,7 @@ struct Client {
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0))]
+    #[pyo3(signature = (issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0, dpop=false))]
     fn new(
         py: Python<'_>,
         issuer: String,
@@ -279,8 +288,9 @@ impl Client {
         client_secret: Option<String>,
         token_file: Option<PathBuf>,
         timeout: f64,
+        dpop: bool,
     ) -> PyResult<Client> {
-        let config = Config::new(issuer, client_id, client_secret, token_file, timeout)?;
+        let config = Config::new(issuer, client_id, client_secret, token_file, timeout, dpop)?;
         let shared = blocking(py, config.build())?;
         Ok(Client { shared })
     }
@@ -289,6 +299,22 @@ impl Client {
     #[getter]
     fn issuer(&self) -> &str {
         self.shared.client.issuer()
+    }
+
+    /// A DPoP proof for sending `token` (an exchanged token of this client) in a `method`
+    /// request to `url`: put it in the `DPoP` header, with `Authorization: DPoP <token>`.
+    /// None when the client was made without `dpop=True`.
+    fn dpop_proof(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        url: &str,
+        token: &str,
+    ) -> PyResult<Option<String>> {
+        self.shared
+            .client
+            .dpop_proof(method, url, token)
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// The client id.
@@ -385,7 +411,7 @@ struct AsyncClient {
 impl AsyncClient {
     /// Reads the realm's discovery document and answers the client.
     #[staticmethod]
-    #[pyo3(signature = (issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0))]
+    #[pyo3(signature = (issuer, client_id, *, client_secret=None, token_file=None, timeout=30.0, dpop=false))]
     fn connect(
         py: Python<'_>,
         issuer: String,
@@ -393,8 +419,9 @@ impl AsyncClient {
         client_secret: Option<String>,
         token_file: Option<PathBuf>,
         timeout: f64,
+        dpop: bool,
     ) -> PyResult<Bound<'_, PyAny>> {
-        let config = Config::new(issuer, client_id, client_secret, token_file, timeout)?;
+        let config = Config::new(issuer, client_id, client_secret, token_file, timeout, dpop)?;
         awaitable(py, async move {
             Ok(AsyncClient {
                 shared: config.build().await?,
@@ -405,6 +432,22 @@ impl AsyncClient {
     #[getter]
     fn issuer(&self) -> &str {
         self.shared.client.issuer()
+    }
+
+    /// A DPoP proof for sending `token` (an exchanged token of this client) in a `method`
+    /// request to `url`: put it in the `DPoP` header, with `Authorization: DPoP <token>`.
+    /// None when the client was made without `dpop=True`.
+    fn dpop_proof(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        url: &str,
+        token: &str,
+    ) -> PyResult<Option<String>> {
+        self.shared
+            .client
+            .dpop_proof(method, url, token)
+            .map_err(|e| to_py_err(py, e))
     }
 
     #[getter]
@@ -498,7 +541,7 @@ impl ExchangedToken {
         self.0.token()
     }
 
-    /// The `token_type` of the response (`Bearer`).
+    /// The `token_type` of the response (`Bearer`, or `DPoP` for a client made with `dpop=True`).
     #[getter]
     fn token_type(&self) -> &str {
         self.0.token_type()

@@ -174,6 +174,7 @@ def test_the_internal_token_is_not_readable(server):
         "browser_login",
         "claims",
         "client_id",
+        "dpop_proof",
         "exchange",
         "is_logged_in",
         "issuer",
@@ -294,3 +295,24 @@ def test_the_example_runs(server, tmp_path):
     assert "signed in as alice" in run.stdout
     assert lines[-1] == "logged out"
     assert not (tmp_path / "example-session.json").exists()
+
+
+def test_a_dpop_client_binds_its_tokens_and_makes_proofs(server):
+    client = alice(server, dpop=True)
+    token = client.exchange("orders-api", scope="openid")
+    assert token.token_type == "DPoP"
+    assert "jkt" in claims_of(token.token)["cnf"]
+    userinfo = f"{server.issuer}/protocol/openid-connect/userinfo"
+    request = urllib.request.Request(userinfo)
+    request.add_header("Authorization", f"DPoP {token.token}")
+    request.add_header("DPoP", client.dpop_proof("GET", userinfo, token.token))
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["preferred_username"] == "alice"
+    # As a bearer token it is worthless.
+    request = urllib.request.Request(userinfo)
+    request.add_header("Authorization", f"Bearer {token.token}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    # A client without a key makes no proofs.
+    assert alice(server).dpop_proof("GET", userinfo, token.token) is None
