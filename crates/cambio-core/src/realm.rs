@@ -34,7 +34,7 @@ impl RoleSet {
 }
 
 /// One realm's configuration with lookup indexes.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RealmSnapshot {
     pub realm: Realm,
     /// The issuer URL, `{public base}/realms/{name}`.
@@ -103,6 +103,29 @@ impl RealmSnapshot {
             snapshot.scopes.insert(scope.name.clone(), scope);
         }
         snapshot
+    }
+
+    /// The realm as it would be with `clients` and `roles` added (or put in place of the ones
+    /// with the same id), for deciding about a batch of writes before any is made.
+    pub fn with_planned(mut self, clients: &[Client], roles: &[Role]) -> Self {
+        for client in clients {
+            self.client_uuid_by_client_id
+                .insert(client.client_id.clone(), client.id.clone());
+            self.clients
+                .insert(client.id.clone(), Arc::new(client.clone()));
+        }
+        for role in roles {
+            match &role.client_id {
+                None => self
+                    .realm_role_by_name
+                    .insert(role.name.clone(), role.id.clone()),
+                Some(client) => self
+                    .client_role_by_name
+                    .insert((client.clone(), role.name.clone()), role.id.clone()),
+            };
+            self.roles.insert(role.id.clone(), role.clone());
+        }
+        self
     }
 
     /// Adds the realm's fine-grained permissions.
