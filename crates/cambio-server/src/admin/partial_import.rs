@@ -491,6 +491,9 @@ pub async fn partial_import(
     for (user, overwrite) in &planned_users {
         if *overwrite {
             app.update_user(rt.id(), user).await?;
+            // Keycloak replaces a user by deleting it, which ends its sessions; the replaced
+            // user's tokens end here too.
+            super::users::end_user_sessions(&app, &rt, &user.id).await?;
         } else {
             app.insert_user(rt.id(), user).await?;
         }

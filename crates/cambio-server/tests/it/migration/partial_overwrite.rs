@@ -145,6 +145,9 @@ async fn partial_import_overwrite_replaces_by_name_through_the_guard() {
         .body[0]["id"]
         .clone();
     let plain_id = user(&server, &admin, "plain").await["id"].clone();
+    let before = public_login(&server, "whole", "admin-cli", "plain", "plain-pw").await;
+    assert_eq!(before.status, 200, "{}", before.text);
+    let refresh_token = before.body["refresh_token"].as_str().unwrap().to_owned();
 
     let done = partial_import(
         &server,
@@ -216,6 +219,20 @@ async fn partial_import_overwrite_replaces_by_name_through_the_guard() {
     let old_password = public_login(&server, "whole", "admin-cli", "plain", "plain-pw").await;
     assert_eq!(old_password.status, 400);
     assert_eq!(old_password.body["error"], "invalid_grant");
+    // The replaced user's sessions end, as when Keycloak deletes it to replace it.
+    let refreshed = server
+        .post_form(
+            &server.oidc("whole", "token"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", "admin-cli"),
+                ("refresh_token", &refresh_token),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, 400, "{}", refreshed.text);
+    assert_eq!(refreshed.body["error"], "invalid_grant");
 
     // A restricted administrator cannot replace a user holding roles it could not grant
     // (that would set the password of a realm administrator)...
