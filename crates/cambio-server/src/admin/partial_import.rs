@@ -28,7 +28,7 @@ use cambio_proto::admin::{ClientRep, RoleRep, UserRep};
 use serde_json::{Value, json};
 
 use super::escalation::{approve_client, approve_role, approve_user};
-use super::{Need, authorize, bad_request, conflict, realm_or_404};
+use super::{Need, authorize, bad_request, conflict, forbidden, realm_or_404};
 use crate::error::ApiResult;
 use crate::import_report::ImportReport;
 use crate::keycloak_passwords::{self, Password};
@@ -225,12 +225,11 @@ pub async fn partial_import(
             Some(current) => {
                 client.id = current.id.clone();
                 client.created_at = current.created_at;
-                // Whoever replaces a client sets its secret, and so can act as its service
-                // account.
+                // Replacing a client is changing it: the same rule as an update (whoever sets
+                // its secret can act as its service account; the clients administrators sign
+                // in through need realm-admin).
+                super::clients::ensure_may_manage_client(&app, &admin, &rt, current).await?;
                 account = app.cached_service_account(rt.id(), current).await?;
-                if let Some(account) = &account {
-                    super::escalation::ensure_may_act_as(&admin, &rt, account)?;
-                }
             }
             None => {
                 if let Some(id) = rep.id.clone().filter(|id| !id.is_empty())
@@ -270,6 +269,10 @@ pub async fn partial_import(
             .filter(|n| !n.is_empty())
             .ok_or_else(|| bad_request("Role name is missing"))?;
         once(&mut seen, "REALM_ROLE", &name)?;
+        super::roles::validate_role_name(&name)?;
+        if !super::roles::may_edit(&admin, &rt, None, &name) {
+            return Err(forbidden());
+        }
         let current = rt.snapshot.realm_role_id(&name).map(str::to_owned);
         if current.is_some() && policy == Policy::Skip {
             blank(format!("/roles/realm/{at}"));
@@ -296,6 +299,10 @@ pub async fn partial_import(
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| bad_request("Role name is missing"))?;
             once(&mut seen, &format!("CLIENT_ROLE {client_id}"), &name)?;
+            super::roles::validate_role_name(&name)?;
+            if !super::roles::may_edit(&admin, &with_clients, Some(&owner), &name) {
+                return Err(forbidden());
+            }
             let current = with_clients
                 .snapshot
                 .client_role_id(&owner, &name)

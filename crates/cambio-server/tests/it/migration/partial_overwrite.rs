@@ -277,6 +277,35 @@ async fn partial_import_overwrite_replaces_by_name_through_the_guard() {
     let staff = admin_get(&server, &admin, "roles/staff").await;
     assert_eq!(staff.body["description"], "new");
     assert_eq!(staff.body["composite"], false, "{}", staff.text);
+    // ...nor replace the client administrators sign in through, nor the roles of
+    // realm-management.
+    let sign_in_client = partial_import(
+        &server,
+        &helper,
+        "whole",
+        json!({"ifResourceExists": "OVERWRITE",
+               "clients": [{"clientId": "admin-cli", "publicClient": true,
+                            "redirectUris": ["https://evil.example/*"]}]}),
+    )
+    .await;
+    assert_eq!(sign_in_client.status, 403, "{}", sign_in_client.text);
+    let admin_cli = admin_get(&server, &admin, "clients?clientId=admin-cli").await;
+    assert_eq!(
+        admin_cli.body[0]["redirectUris"],
+        json!([]),
+        "{}",
+        admin_cli.text
+    );
+    let management_role = partial_import(
+        &server,
+        &helper,
+        "whole",
+        json!({"ifResourceExists": "OVERWRITE",
+               "roles": {"client": {"realm-management": [
+                   {"name": "view-users", "composites": {"client": {"realm-management": ["manage-realm"]}}}]}}}),
+    )
+    .await;
+    assert_eq!(management_role.status, 403, "{}", management_role.text);
     // ...but may replace a user with roles it may grant.
     let allowed = partial_import(
         &server,
