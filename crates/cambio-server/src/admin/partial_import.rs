@@ -388,6 +388,20 @@ pub async fn partial_import(
         outcome.record(current.is_some(), "IDP", &idp.alias, &idp.internal_id);
         planned_providers.push((idp, current.is_some()));
     }
+    // A replaced provider's mappers go with it, as when Keycloak deletes it to replace it.
+    let mut replaced_mappers = Vec::new();
+    if planned_providers.iter().any(|(_, overwrite)| *overwrite) {
+        for mapper in super::idp_mappers::all(&app, rt.id()).await? {
+            let alias = mapper["identityProviderAlias"].as_str().unwrap_or_default();
+            if planned_providers
+                .iter()
+                .any(|(idp, overwrite)| *overwrite && idp.alias == alias)
+                && let Some(id) = mapper["id"].as_str()
+            {
+                replaced_mappers.push(id.to_owned());
+            }
+        }
+    }
     let mut planned_mappers = Vec::new();
     for (at, mapper) in list("identityProviderMappers").iter().enumerate() {
         let here = format!("identityProviderMappers[{at}]");
@@ -406,6 +420,7 @@ pub async fn partial_import(
         let id = random::uuid();
         mapper["id"] = Value::String(id.clone());
         let name = format!("{alias}/{}", mapper["name"].as_str().unwrap_or(&id));
+        once(&mut seen, "IDP_MAPPER", &name)?;
         planned_mappers.push(crate::state::object(
             rt.id(),
             super::idp_mappers::KIND_PROVIDER_MAPPER,
@@ -490,6 +505,11 @@ pub async fn partial_import(
         } else {
             app.insert_provider(rt.id(), idp).await?;
         }
+    }
+    for id in &replaced_mappers {
+        app.store
+            .delete_object(rt.id(), super::idp_mappers::KIND_PROVIDER_MAPPER, id)
+            .await?;
     }
     for mapper in &planned_mappers {
         app.store.insert_object(mapper).await?;

@@ -19,6 +19,11 @@ async fn realm_with_helper(server: &TestServer, admin: &str) {
             {"alias": "partner", "providerId": "oidc", "enabled": true,
              "config": {"issuer": "https://old.partner.example",
                         "jwksUrl": "https://old.partner.example/jwks"}}],
+        "identityProviderMappers": [
+            {"name": "staff", "identityProviderAlias": "partner",
+             "identityProviderMapper": "oidc-role-idp-mapper", "config": {"role": "staff"}},
+            {"name": "gone", "identityProviderAlias": "partner",
+             "identityProviderMapper": "oidc-role-idp-mapper", "config": {"role": "staff"}}],
         "users": [
             {"username": "helper", "enabled": true,
              "credentials": [{"type": "password", "value": "helper-pw"}],
@@ -161,6 +166,9 @@ async fn partial_import_overwrite_replaces_by_name_through_the_guard() {
                 {"alias": "partner", "providerId": "oidc", "enabled": true,
                  "config": {"issuer": "https://new.partner.example",
                             "jwksUrl": "https://new.partner.example/jwks"}}],
+            "identityProviderMappers": [
+                {"name": "staff", "identityProviderAlias": "partner",
+                 "identityProviderMapper": "oidc-role-idp-mapper", "config": {"role": "added"}}],
             "users": [{"username": "plain", "enabled": true, "firstName": "Replaced",
                        "realmRoles": ["staff"],
                        "credentials": [{"type": "password", "value": "new-pw"}]}]
@@ -206,6 +214,24 @@ async fn partial_import_overwrite_replaces_by_name_through_the_guard() {
         partner.body["config"]["issuer"], "https://new.partner.example",
         "{}",
         partner.text
+    );
+    // The replaced provider's mappers are the document's, not the old ones beside them.
+    let mappers = admin_get(
+        &server,
+        &admin,
+        "identity-provider/instances/partner/mappers",
+    )
+    .await;
+    assert_eq!(
+        mappers.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        mappers.text
+    );
+    assert_eq!(
+        mappers.body[0]["config"]["role"], "added",
+        "{}",
+        mappers.text
     );
     let plain = user(&server, &admin, "plain").await;
     assert_eq!(plain["firstName"], "Replaced");
