@@ -324,6 +324,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn planned_roles_and_clients_are_found_and_replace_by_id() {
+        let current = snapshot();
+        let planned = current.clone().with_planned(
+            &[Client {
+                id: "c-new".into(),
+                client_id: "new-app".into(),
+                ..Default::default()
+            }],
+            &[
+                role("r-new", "auditor", None, &["r-user"]),
+                role("r-admin", "admin", None, &[]),
+                role("r-view", "view", Some("c-new"), &[]),
+            ],
+        );
+        assert_eq!(planned.client_by_client_id("new-app").unwrap().id, "c-new");
+        assert_eq!(planned.realm_role_id("auditor"), Some("r-new"));
+        assert_eq!(planned.client_role_id("c-new", "view"), Some("r-view"));
+        // A replaced role keeps its id and loses what it contained before.
+        assert_eq!(
+            planned.role("r-admin").unwrap().composites,
+            Vec::<String>::new()
+        );
+        assert!(planned.role_closure(["r-new"], None).contains("r-user"));
+        // The realm it was planned from is unchanged.
+        assert_eq!(current.role("r-admin").unwrap().composites.len(), 2);
+        assert!(current.client_by_client_id("new-app").is_none());
+    }
+
     fn snapshot() -> RealmSnapshot {
         let clients = vec![
             Client {
