@@ -20,7 +20,7 @@ pub const MAX_GROUP_DEPTH: usize = 32;
 /// [`MAX_GROUP_DEPTH`] levels are kept: a group whose parent is missing, that sits in a loop of
 /// parents or too deep (which the admin API never makes, but a damaged document or two nodes
 /// moving groups at once could), has no path and confers nothing.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GroupIndex {
     groups: HashMap<String, Group>,
     paths: HashMap<String, String>,

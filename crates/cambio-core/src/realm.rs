@@ -34,7 +34,7 @@ impl RoleSet {
 }
 
 /// One realm's configuration with lookup indexes.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RealmSnapshot {
     pub realm: Realm,
     /// The issuer URL, `{public base}/realms/{name}`.
@@ -117,6 +117,29 @@ impl RealmSnapshot {
             snapshot.scopes.insert(scope.name.clone(), scope);
         }
         snapshot
+    }
+
+    /// The realm as it would be with `clients` and `roles` added (or put in place of the ones
+    /// with the same id), for deciding about a batch of writes before any is made.
+    pub fn with_planned(mut self, clients: &[Client], roles: &[Role]) -> Self {
+        for client in clients {
+            self.client_uuid_by_client_id
+                .insert(client.client_id.clone(), client.id.clone());
+            self.clients
+                .insert(client.id.clone(), Arc::new(client.clone()));
+        }
+        for role in roles {
+            match &role.client_id {
+                None => self
+                    .realm_role_by_name
+                    .insert(role.name.clone(), role.id.clone()),
+                Some(client) => self
+                    .client_role_by_name
+                    .insert((client.clone(), role.name.clone()), role.id.clone()),
+            };
+            self.roles.insert(role.id.clone(), role.clone());
+        }
+        self
     }
 
     /// Adds the realm's fine-grained permissions.
@@ -320,6 +343,35 @@ mod tests {
             composites: composites.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn planned_roles_and_clients_are_found_and_replace_by_id() {
+        let current = snapshot();
+        let planned = current.clone().with_planned(
+            &[Client {
+                id: "c-new".into(),
+                client_id: "new-app".into(),
+                ..Default::default()
+            }],
+            &[
+                role("r-new", "auditor", None, &["r-user"]),
+                role("r-admin", "admin", None, &[]),
+                role("r-view", "view", Some("c-new"), &[]),
+            ],
+        );
+        assert_eq!(planned.client_by_client_id("new-app").unwrap().id, "c-new");
+        assert_eq!(planned.realm_role_id("auditor"), Some("r-new"));
+        assert_eq!(planned.client_role_id("c-new", "view"), Some("r-view"));
+        // A replaced role keeps its id and loses what it contained before.
+        assert_eq!(
+            planned.role("r-admin").unwrap().composites,
+            Vec::<String>::new()
+        );
+        assert!(planned.role_closure(["r-new"], None).contains("r-user"));
+        // The realm it was planned from is unchanged.
+        assert_eq!(current.role("r-admin").unwrap().composites.len(), 2);
+        assert!(current.client_by_client_id("new-app").is_none());
     }
 
     fn snapshot() -> RealmSnapshot {

@@ -59,6 +59,22 @@ pub struct RealmRuntime {
     pub generation: u64,
 }
 
+impl RealmRuntime {
+    /// This realm as it would be with `clients` and `roles` added or replaced, to decide about
+    /// a batch of writes (a partial import) before any of them is made. It serves no request.
+    pub fn with_planned(&self, clients: &[Client], roles: &[Role]) -> RealmRuntime {
+        RealmRuntime {
+            snapshot: self.snapshot.clone().with_planned(clients, roles),
+            signer: self.signer.clone(),
+            verifiers: self.verifiers.clone(),
+            jwks_json: self.jwks_json.clone(),
+            token_endpoint: self.token_endpoint.clone(),
+            next_key_change: self.next_key_change,
+            generation: self.generation,
+        }
+    }
+}
+
 /// A fresh [`RealmRuntime::generation`].
 pub fn next_runtime_generation() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -157,7 +157,7 @@ fn find<'a>(idps: &'a [IdentityProvider], alias: &str) -> ApiResult<&'a Identity
         .ok_or(ApiError::NotFound("Could not find identity provider"))
 }
 
-async fn all(app: &AppState, rt: &RealmRuntime) -> ApiResult<Vec<IdentityProvider>> {
+pub(crate) async fn all(app: &AppState, rt: &RealmRuntime) -> ApiResult<Vec<IdentityProvider>> {
     Ok(app
         .store
         .list_objects(rt.id(), KIND_IDP)

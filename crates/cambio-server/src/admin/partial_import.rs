@@ -1,14 +1,20 @@
 //! Keycloak's partial import (`POST /admin/realms/{realm}/partialImport`): realm roles, client
 //! roles, clients, identity providers (with their mappers, kept as data) and users of a
 //! `PartialImportRepresentation` added to an existing realm, with `ifResourceExists` `FAIL`
-//! (the default: nothing is written when anything exists) or `SKIP`. Users keep their Keycloak
-//! password hashes as a full import does. Every role mapping, composite, scope mapping and
-//! provider role mapping passes the escalation guard as the matching admin request would; a
-//! refusal stops the import at that entry, and what came before it stays, as after the same
-//! sequence of admin requests. What is not imported or not kept (groups, `OVERWRITE`,
-//! credentials Cambio cannot read, provider secrets, fields Cambio has no place for) is in the
-//! answer's `notImported`, beside Keycloak's `added`, `skipped`, `overwritten` and `results`.
+//! (the default: nothing is written when anything exists), `SKIP` or `OVERWRITE` (an existing
+//! entry of the same name is replaced, keeping its id so that what refers to it stays valid).
+//! Users keep their Keycloak password hashes as a full import does.
+//!
+//! The import is decided whole before anything is written: every entry is built and every role
+//! mapping, composite, scope mapping and provider role mapping passes the escalation guard as
+//! the matching admin request would (an overwrite as an update, and only by an administrator
+//! who may act as the user or service account it replaces), against the realm as it will be
+//! with the import's own clients and roles. A refusal, a conflict or a bad entry anywhere
+//! writes nothing. What is not imported or not kept (groups, credentials Cambio cannot read,
+//! provider secrets, fields Cambio has no place for) is in the answer's `notImported`, beside
+//! Keycloak's `added`, `skipped`, `overwritten` and `results`.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
@@ -22,7 +28,7 @@ use cambio_proto::admin::{ClientRep, RoleRep, UserRep};
 use serde_json::{Value, json};
 
 use super::escalation::{approve_client, approve_role, approve_user};
-use super::{Need, authorize, bad_request, conflict, realm_or_404};
+use super::{Need, authorize, bad_request, conflict, forbidden, realm_or_404};
 use crate::error::ApiResult;
 use crate::import_report::ImportReport;
 use crate::keycloak_passwords::{self, Password};
@@ -36,6 +42,50 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// One line of Keycloak's `results`.
 fn result(action: &str, kind: &str, name: &str, id: &str) -> Value {
     json!({"action": action, "resourceType": kind, "resourceName": name, "id": id})
+}
+
+/// What `ifResourceExists` asks for when an entry's name is taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Fail,
+    Skip,
+    Overwrite,
+}
+
+/// Keycloak's counts and `results`, as the entries are decided.
+#[derive(Default)]
+struct Outcome {
+    results: Vec<Value>,
+    added: u64,
+    skipped: u64,
+    overwritten: u64,
+}
+
+impl Outcome {
+    fn record(&mut self, overwrite: bool, kind: &str, name: &str, id: &str) {
+        if overwrite {
+            self.overwritten += 1;
+            self.results.push(result("OVERWRITTEN", kind, name, id));
+        } else {
+            self.added += 1;
+            self.results.push(result("ADDED", kind, name, id));
+        }
+    }
+
+    fn skip(&mut self, kind: &str, name: &str) {
+        self.skipped += 1;
+        self.results.push(result("SKIPPED", kind, name, ""));
+    }
+}
+
+/// Refuses a name the document gives twice for the same kind of entry: the second would
+/// silently replace the first.
+fn once(seen: &mut HashSet<String>, kind: &str, name: &str) -> ApiResult<()> {
+    if seen.insert(format!("{kind}/{name}")) {
+        Ok(())
+    } else {
+        Err(bad_request(format!("{kind} {name} appears twice")))
+    }
 }
 
 pub async fn partial_import(
@@ -53,12 +103,13 @@ pub async fn partial_import(
             .cloned()
             .unwrap_or_default()
     };
-    let skip = match document.get("ifResourceExists").and_then(Value::as_str) {
-        None | Some("FAIL") => false,
-        Some("SKIP") => true,
+    let policy = match document.get("ifResourceExists").and_then(Value::as_str) {
+        None | Some("FAIL") => Policy::Fail,
+        Some("SKIP") => Policy::Skip,
+        Some("OVERWRITE") => Policy::Overwrite,
         Some(other) => {
             return Err(bad_request(format!(
-                "ifResourceExists {other} is not supported by Cambio (FAIL or SKIP)"
+                "ifResourceExists {other} is not one of FAIL, SKIP, OVERWRITE"
             )));
         }
     };
@@ -70,7 +121,7 @@ pub async fn partial_import(
     let realm_roles: Vec<RoleRep> =
         serde_json::from_value(roles.get("realm").cloned().unwrap_or(json!([])))
             .map_err(|e| bad_request(format!("Invalid realm roles: {e}")))?;
-    let client_roles: std::collections::BTreeMap<String, Vec<RoleRep>> =
+    let client_roles: BTreeMap<String, Vec<RoleRep>> =
         serde_json::from_value(roles.get("client").cloned().unwrap_or(json!({})))
             .map_err(|e| bad_request(format!("Invalid client roles: {e}")))?;
     if !users.is_empty() {
@@ -91,8 +142,8 @@ pub async fn partial_import(
             );
         }
     }
-    let mut results = Vec::new();
-    let (mut added, mut skipped) = (0u64, 0u64);
+    let mut outcome = Outcome::default();
+    let mut seen = HashSet::new();
     // The document as far as it was imported: skipped entries are blanked, so that the
     // comparison with the realm afterwards reports only what was added and not kept.
     let mut imported = document.clone();
@@ -104,93 +155,138 @@ pub async fn partial_import(
 
     // First what exists already: with FAIL, nothing is written when anything does.
     let rt = realm_or_404(&app, &realm)?;
-    let mut existing = Vec::new();
-    for role in &realm_roles {
-        let name = role.name.clone().unwrap_or_default();
-        if rt.snapshot.realm_role_id(&name).is_some() {
-            existing.push(("REALM_ROLE", name));
+    let current_providers = if list("identityProviders").is_empty() {
+        Vec::new()
+    } else {
+        super::idps::all(&app, &rt).await?
+    };
+    if policy == Policy::Fail {
+        let mut existing = Vec::new();
+        for role in &realm_roles {
+            let name = role.name.clone().unwrap_or_default();
+            if rt.snapshot.realm_role_id(&name).is_some() {
+                existing.push(("REALM_ROLE", name));
+            }
+        }
+        for (client_id, reps) in &client_roles {
+            if let Some(owner) = rt.snapshot.client_by_client_id(client_id) {
+                for role in reps {
+                    let name = role.name.clone().unwrap_or_default();
+                    if rt.snapshot.client_role_id(&owner.id, &name).is_some() {
+                        existing.push(("CLIENT_ROLE", name));
+                    }
+                }
+            }
+        }
+        for client in &clients {
+            let client_id = client.client_id.clone().unwrap_or_default();
+            if rt.snapshot.client_by_client_id(&client_id).is_some() {
+                existing.push(("CLIENT", client_id));
+            }
+        }
+        for provider in list("identityProviders") {
+            if let Some(alias) = provider.get("alias").and_then(Value::as_str)
+                && current_providers.iter().any(|p| p.alias == alias)
+            {
+                existing.push(("IDP", alias.to_owned()));
+            }
+        }
+        for user in &users {
+            let name = user.username.clone().unwrap_or_default().to_lowercase();
+            if app.user_by_name(rt.id(), &name).await?.is_some() {
+                existing.push(("USER", name));
+            }
+        }
+        if let Some((kind, name)) = existing.first() {
+            return Err(conflict(format!("{kind} {name} already exists")));
         }
     }
-    for client in &clients {
-        let client_id = client.client_id.clone().unwrap_or_default();
-        if rt.snapshot.client_by_client_id(&client_id).is_some() {
-            existing.push(("CLIENT", client_id));
-        }
-    }
-    for provider in list("identityProviders") {
-        if let Some(alias) = provider.get("alias").and_then(Value::as_str)
-            && rt.snapshot.provider(alias).is_some()
-        {
-            existing.push(("IDP", alias.to_owned()));
-        }
-    }
-    for user in &users {
-        let name = user.username.clone().unwrap_or_default().to_lowercase();
-        if app.user_by_name(rt.id(), &name).await?.is_some() {
-            existing.push(("USER", name));
-        }
-    }
-    if let Some((kind, name)) = existing.first()
-        && !skip
-    {
-        return Err(conflict(format!("{kind} {name} already exists")));
-    }
-    let exists = |kind: &str, name: &str| existing.iter().any(|(k, n)| *k == kind && n == name);
 
-    // Clients, then roles (realm and client), each through the guard.
+    // Clients, each through the guard as a creation or (overwriting) an update.
     let now = random::now();
+    let mut planned_clients = Vec::new();
     for (at, rep) in clients.iter().enumerate() {
         let client_id = rep
             .client_id
             .clone()
             .ok_or_else(|| bad_request("clientId is required"))?;
-        if exists("CLIENT", &client_id) {
+        once(&mut seen, "CLIENT", &client_id)?;
+        let current = rt.snapshot.client_by_client_id(&client_id).cloned();
+        if current.is_some() && policy == Policy::Skip {
             blank(format!("/clients/{at}"));
-            skipped += 1;
-            results.push(result("SKIPPED", "CLIENT", &client_id, ""));
+            outcome.skip("CLIENT", &client_id);
             continue;
         }
         let mut client = crate::bootstrap::new_client(&rt.snapshot.realm, &client_id);
         client.direct_access_grants_enabled = false;
-        if let Some(id) = rep.id.clone().filter(|id| !id.is_empty())
-            && rt.snapshot.client(&id).is_none()
-        {
-            client.id = id;
+        client.created_at = now;
+        let mut account = None;
+        match &current {
+            Some(current) => {
+                client.id = current.id.clone();
+                client.created_at = current.created_at;
+                // Replacing a client is changing it: the same rule as an update (whoever sets
+                // its secret can act as its service account; the clients administrators sign
+                // in through need realm-admin).
+                super::clients::ensure_may_manage_client(&app, &admin, &rt, current).await?;
+                account = app.cached_service_account(rt.id(), current).await?;
+            }
+            None => {
+                if let Some(id) = rep.id.clone().filter(|id| !id.is_empty())
+                    && rt.snapshot.client(&id).is_none()
+                {
+                    client.id = id;
+                }
+            }
         }
         super::clients::apply_rep(&mut client, rep, &rt)?;
         if client.is_confidential() && client.secret.is_none() {
             client.secret = Some(random::token());
         }
-        client.created_at = now;
-        let client = approve_client(&admin, &rt, None, client)?;
-        app.insert_client(rt.id(), &client).await?;
-        if client.service_accounts_enabled {
+        let client = approve_client(&admin, &rt, current.as_deref(), client)?;
+        let new_account = if client.service_accounts_enabled && account.is_none() {
             let account = crate::bootstrap::service_account(&client, now);
-            app.insert_user(rt.id(), &approve_user(&admin, &rt, None, account)?)
-                .await?;
-        }
-        added += 1;
-        results.push(result("ADDED", "CLIENT", &client_id, &client.id));
+            Some(approve_user(&admin, &rt, None, account)?)
+        } else {
+            None
+        };
+        outcome.record(current.is_some(), "CLIENT", &client_id, &client.id);
+        planned_clients.push((client, new_account, current.is_some()));
     }
-    app.reload_realm(rt.id(), now).await?;
-    let rt = realm_or_404(&app, &realm)?;
-    let mut new_roles: Vec<(Option<String>, &RoleRep, Role)> = Vec::new();
+    let client_values: Vec<_> = planned_clients
+        .iter()
+        .map(|(client, _, _)| (**client).clone())
+        .collect();
+    let with_clients = rt.with_planned(&client_values, &[]);
+
+    // Roles (realm and client), first without composites, so that composites may name each
+    // other; each role's composites then pass the guard as if the role had none before.
+    let mut planned_roles: Vec<(&RoleRep, Role, bool)> = Vec::new();
     for (at, rep) in realm_roles.iter().enumerate() {
         let name = rep
             .name
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| bad_request("Role name is missing"))?;
-        if exists("REALM_ROLE", &name) {
+        once(&mut seen, "REALM_ROLE", &name)?;
+        super::roles::validate_role_name(&name)?;
+        if !super::roles::may_edit(&admin, &rt, None, &name) {
+            return Err(forbidden());
+        }
+        let current = rt.snapshot.realm_role_id(&name).map(str::to_owned);
+        if current.is_some() && policy == Policy::Skip {
             blank(format!("/roles/realm/{at}"));
-            skipped += 1;
-            results.push(result("SKIPPED", "REALM_ROLE", &name, ""));
+            outcome.skip("REALM_ROLE", &name);
             continue;
         }
-        new_roles.push((None, rep, role_from(rep, None, name)));
+        let mut role = role_from(rep, None, name);
+        if let Some(id) = &current {
+            role.id = id.clone();
+        }
+        planned_roles.push((rep, role, current.is_some()));
     }
     for (client_id, reps) in &client_roles {
-        let owner = rt
+        let owner = with_clients
             .snapshot
             .client_by_client_id(client_id)
             .ok_or_else(|| bad_request(format!("Client {client_id} not found")))?
@@ -202,55 +298,61 @@ pub async fn partial_import(
                 .clone()
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| bad_request("Role name is missing"))?;
-            if rt.snapshot.client_role_id(&owner, &name).is_some() {
-                if !skip {
-                    return Err(conflict(format!("CLIENT_ROLE {name} already exists")));
-                }
+            once(&mut seen, &format!("CLIENT_ROLE {client_id}"), &name)?;
+            super::roles::validate_role_name(&name)?;
+            if !super::roles::may_edit(&admin, &with_clients, Some(&owner), &name) {
+                return Err(forbidden());
+            }
+            let current = with_clients
+                .snapshot
+                .client_role_id(&owner, &name)
+                .map(str::to_owned);
+            if current.is_some() && policy == Policy::Skip {
                 blank(format!("/roles/client/{}/{at}", pointer_token(client_id)));
-                skipped += 1;
-                results.push(result("SKIPPED", "CLIENT_ROLE", &name, ""));
+                outcome.skip("CLIENT_ROLE", &name);
                 continue;
             }
-            new_roles.push((
-                Some(client_id.clone()),
-                rep,
-                role_from(rep, Some(owner.clone()), name),
-            ));
+            let mut role = role_from(rep, Some(owner.clone()), name);
+            if let Some(id) = &current {
+                role.id = id.clone();
+            }
+            planned_roles.push((rep, role, current.is_some()));
         }
     }
-    // Roles first without composites, so that composites may name each other.
-    for (_, _, role) in &new_roles {
-        let bare = Role {
+    let bare: Vec<Role> = planned_roles
+        .iter()
+        .map(|(_, role, _)| Role {
             composites: Vec::new(),
             ..role.clone()
-        };
-        app.insert_role(rt.id(), &approve_role(&admin, &rt, bare)?)
-            .await?;
-    }
-    app.reload_realm(rt.id(), now).await?;
-    let rt = realm_or_404(&app, &realm)?;
-    for (client_id, rep, mut role) in new_roles {
+        })
+        .collect();
+    let with_bare_roles = with_clients.with_planned(&[], &bare);
+    let mut approved_roles = Vec::new();
+    for (rep, mut role, overwrite) in planned_roles {
         if let Some(composites) = &rep.composites {
-            role.composites = resolve(&rt, composites.realm.as_ref(), composites.client.as_ref())?;
-            if !role.composites.is_empty() {
-                app.replace_role(rt.id(), &approve_role(&admin, &rt, role.clone())?)
-                    .await?;
-            }
+            role.composites = resolve(
+                &with_bare_roles,
+                composites.realm.as_ref(),
+                composites.client.as_ref(),
+            )?;
         }
-        let kind = if client_id.is_some() {
+        let kind = if role.client_id.is_some() {
             "CLIENT_ROLE"
         } else {
             "REALM_ROLE"
         };
-        added += 1;
-        results.push(result("ADDED", kind, &role.name, &role.id));
+        outcome.record(overwrite, kind, &role.name, &role.id);
+        approved_roles.push((approve_role(&admin, &with_bare_roles, role)?, overwrite));
     }
-    app.reload_realm(rt.id(), now).await?;
-    let rt = realm_or_404(&app, &realm)?;
+    let role_values: Vec<Role> = approved_roles
+        .iter()
+        .map(|(role, _)| (**role).clone())
+        .collect();
+    let planned = with_clients.with_planned(&[], &role_values);
 
     // Identity providers (their role mappings through the guard, and the users already
     // linked to their alias as if the provider were re-pointed), then their mappers as data.
-    let mut provider_aliases = Vec::new();
+    let mut planned_providers = Vec::new();
     for (at, given) in list("identityProviders").iter().enumerate() {
         let here = format!("identityProviders[{at}]");
         let mut given = given.clone();
@@ -262,35 +364,52 @@ pub async fn partial_import(
                 "not kept: Cambio makes no requests to the provider's token endpoint",
             );
         }
-        let idp = match super::idps::from_import(&app, &given) {
+        let mut idp = match super::idps::from_import(&app, &given) {
             Ok(idp) => idp,
             Err(reason) => {
                 report.add(here, format!("not imported: {reason}"));
                 continue;
             }
         };
-        if exists("IDP", &idp.alias) {
+        once(&mut seen, "IDP", &idp.alias)?;
+        let current = current_providers.iter().find(|p| p.alias == idp.alias);
+        if current.is_some() && policy == Policy::Skip {
             blank(format!("/identityProviders/{at}"));
-            skipped += 1;
-            results.push(result("SKIPPED", "IDP", &idp.alias, ""));
+            outcome.skip("IDP", &idp.alias);
             continue;
+        }
+        if let Some(current) = current {
+            idp.internal_id = current.internal_id.clone();
         }
         for user in super::idps::linked_users(&app, &rt, &idp.alias).await? {
             super::escalation::ensure_may_act_as(&admin, &rt, &user)?;
         }
-        let idp = super::escalation::approve_provider(&admin, &rt, None, idp)?;
-        app.insert_provider(rt.id(), &idp).await?;
-        added += 1;
-        results.push(result("ADDED", "IDP", &idp.alias, &idp.internal_id));
-        provider_aliases.push(idp.alias.clone());
+        let idp = super::escalation::approve_provider(&admin, &planned, current, idp)?;
+        outcome.record(current.is_some(), "IDP", &idp.alias, &idp.internal_id);
+        planned_providers.push((idp, current.is_some()));
     }
+    // A replaced provider's mappers go with it, as when Keycloak deletes it to replace it.
+    let mut replaced_mappers = Vec::new();
+    if planned_providers.iter().any(|(_, overwrite)| *overwrite) {
+        for mapper in super::idp_mappers::all(&app, rt.id()).await? {
+            let alias = mapper["identityProviderAlias"].as_str().unwrap_or_default();
+            if planned_providers
+                .iter()
+                .any(|(idp, overwrite)| *overwrite && idp.alias == alias)
+                && let Some(id) = mapper["id"].as_str()
+            {
+                replaced_mappers.push(id.to_owned());
+            }
+        }
+    }
+    let mut planned_mappers = Vec::new();
     for (at, mapper) in list("identityProviderMappers").iter().enumerate() {
         let here = format!("identityProviderMappers[{at}]");
         let alias = mapper
             .get("identityProviderAlias")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if !provider_aliases.iter().any(|a| a == alias) {
+        if !planned_providers.iter().any(|(idp, _)| idp.alias == alias) {
             report.add(
                 here,
                 format!("not imported: its provider {alias:?} was not added here"),
@@ -301,29 +420,26 @@ pub async fn partial_import(
         let id = random::uuid();
         mapper["id"] = Value::String(id.clone());
         let name = format!("{alias}/{}", mapper["name"].as_str().unwrap_or(&id));
-        app.store
-            .insert_object(&crate::state::object(
-                rt.id(),
-                super::idp_mappers::KIND_PROVIDER_MAPPER,
-                &id,
-                &name,
-                &mapper,
-            )?)
-            .await?;
+        once(&mut seen, "IDP_MAPPER", &name)?;
+        planned_mappers.push(crate::state::object(
+            rt.id(),
+            super::idp_mappers::KIND_PROVIDER_MAPPER,
+            &id,
+            &name,
+            &mapper,
+        )?);
         report.add(here, super::idp_mappers::NOT_APPLIED);
     }
-    if !provider_aliases.is_empty() {
-        app.reload_realm(rt.id(), now).await?;
-    }
-    let rt = realm_or_404(&app, &realm)?;
 
-    // Users, with their role mappings and passwords.
+    // Users, with their role mappings and passwords. Replacing a user is acting as it.
+    let mut planned_users = Vec::new();
     for (at, rep) in users.iter().enumerate() {
         let username = super::users::valid_username(rep.username.as_deref().unwrap_or(""))?;
-        if exists("USER", &username) {
+        once(&mut seen, "USER", &username)?;
+        let current = app.user_by_name(rt.id(), &username).await?;
+        if current.is_some() && policy == Policy::Skip {
             blank(format!("/users/{at}"));
-            skipped += 1;
-            results.push(result("SKIPPED", "USER", &username, ""));
+            outcome.skip("USER", &username);
             continue;
         }
         let mut user = User {
@@ -337,9 +453,18 @@ pub async fn partial_import(
             created_timestamp: rep.created_timestamp.unwrap_or(now * 1000),
             ..Default::default()
         };
+        if let Some(current) = &current {
+            super::escalation::ensure_may_act_as(&admin, &rt, current)?;
+            user.id = current.id.clone();
+            user.service_account_client_id = current.service_account_client_id.clone();
+        }
         super::users::apply_profile(&mut user, rep)?;
         super::users::check_email_free(&app, &rt, &user).await?;
-        user.role_ids = resolve(&rt, rep.realm_roles.as_ref(), rep.client_roles.as_ref())?;
+        user.role_ids = resolve(
+            &planned,
+            rep.realm_roles.as_ref(),
+            rep.client_roles.as_ref(),
+        )?;
         match keycloak_passwords::password(
             rep.credentials.as_deref(),
             &format!("users[{at}]"),
@@ -351,20 +476,64 @@ pub async fn partial_import(
             Password::Hash(hash) => user.password_hash = Some(hash),
             Password::None => {}
         }
-        let user = approve_user(&admin, &rt, None, user)?;
-        app.insert_user(rt.id(), &user).await?;
-        added += 1;
-        results.push(result("ADDED", "USER", &username, &user.id));
+        let user = approve_user(&admin, &planned, current.as_ref(), user)?;
+        outcome.record(current.is_some(), "USER", &username, &user.id);
+        planned_users.push((user, current.is_some()));
+    }
+
+    // Everything passed: now the writes.
+    for (client, account, overwrite) in &planned_clients {
+        if *overwrite {
+            app.update_client(rt.id(), client).await?;
+        } else {
+            app.insert_client(rt.id(), client).await?;
+        }
+        if let Some(account) = account {
+            app.insert_user(rt.id(), account).await?;
+        }
+    }
+    for (role, overwrite) in &approved_roles {
+        if *overwrite {
+            app.replace_role(rt.id(), role).await?;
+        } else {
+            app.insert_role(rt.id(), role).await?;
+        }
+    }
+    for (idp, overwrite) in &planned_providers {
+        if *overwrite {
+            app.update_provider(rt.id(), idp).await?;
+        } else {
+            app.insert_provider(rt.id(), idp).await?;
+        }
+    }
+    for id in &replaced_mappers {
+        app.store
+            .delete_object(rt.id(), super::idp_mappers::KIND_PROVIDER_MAPPER, id)
+            .await?;
+    }
+    for mapper in &planned_mappers {
+        app.store.insert_object(mapper).await?;
+    }
+    app.reload_realm(rt.id(), now).await?;
+    for (user, overwrite) in &planned_users {
+        if *overwrite {
+            app.update_user(rt.id(), user).await?;
+            // Keycloak replaces a user by deleting it, which ends its sessions; the replaced
+            // user's tokens end here too.
+            super::users::end_user_sessions(&app, &rt, &user.id).await?;
+        } else {
+            app.insert_user(rt.id(), user).await?;
+        }
     }
     let rt = realm_or_404(&app, &realm)?;
     let kept = crate::realm_io::export(&app, &rt, crate::realm_io::ExportOptions::FULL).await?;
     let kept = serde_json::to_value(kept).map_err(|e| bad_request(e.to_string()))?;
     crate::import_report::compare(&imported, &kept, &mut report);
     Ok(Json(json!({
-        "overwritten": 0,
-        "added": added,
-        "skipped": skipped,
-        "results": results,
+        "overwritten": outcome.overwritten,
+        "added": outcome.added,
+        "skipped": outcome.skipped,
+        "results": outcome.results,
         "notImported": report.not_imported,
     })))
 }
@@ -393,7 +562,7 @@ fn role_from(rep: &RoleRep, client: Option<String>, name: String) -> Role {
 fn resolve(
     rt: &crate::state::RealmRuntime,
     realm_names: Option<&Vec<String>>,
-    client_names: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+    client_names: Option<&BTreeMap<String, Vec<String>>>,
 ) -> ApiResult<Vec<String>> {
     let mut ids = Vec::new();
     for name in realm_names.into_iter().flatten() {

@@ -153,7 +153,7 @@ pub fn role_reps<'a>(
 
 /// Whether `admin` may create, rename, delete or recompose a role named `name` owned by
 /// `client` (an internal id; None for realm roles).
-fn may_edit(admin: &Admin, rt: &RealmRuntime, client: Option<&str>, name: &str) -> bool {
+pub(crate) fn may_edit(admin: &Admin, rt: &RealmRuntime, client: Option<&str>, name: &str) -> bool {
     if admin.superuser {
         return true;
     }
@@ -220,7 +220,7 @@ pub fn resolve_roles(
     Ok(ids)
 }
 
-fn validate_role_name(name: &str) -> ApiResult<()> {
+pub(crate) fn validate_role_name(name: &str) -> ApiResult<()> {
     if name.trim().is_empty() {
         return Err(bad_request("Role name is missing"));
     }

@@ -262,7 +262,11 @@ pub(crate) async fn check_email_free(
 }
 
 /// Ends every session of a user, online and offline, in the store and in memory.
-async fn end_user_sessions(app: &AppState, rt: &RealmRuntime, user_id: &str) -> ApiResult<()> {
+pub(crate) async fn end_user_sessions(
+    app: &AppState,
+    rt: &RealmRuntime,
+    user_id: &str,
+) -> ApiResult<()> {
     let now = random::now();
     for id in app
         .store

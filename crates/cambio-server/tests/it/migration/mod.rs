@@ -4,6 +4,7 @@
 mod exports;
 mod keys;
 mod partial;
+mod partial_overwrite;
 mod passwords;
 
 use base64::Engine as _;

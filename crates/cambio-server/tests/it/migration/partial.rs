@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{PASSWORD, SALT, credential, import, public_login, reason, report_paths};
 use crate::{TestServer, claims, reply};
 
-async fn partial_import(
+pub(super) async fn partial_import(
     server: &TestServer,
     token: &str,
     realm: &str,
