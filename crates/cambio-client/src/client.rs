@@ -164,7 +164,9 @@ impl ClientBuilder {
                     endpoints,
                     client_id: self.client_id,
                     auth: self.auth,
-                    dpop: self.dpop.map(http::Dpop::new),
+                    dpop: std::sync::RwLock::new(
+                        self.dpop.map(|key| Arc::new(http::Dpop::new(key))),
+                    ),
                 },
                 margin: self.margin,
                 epoch: AtomicU64::new(0),
@@ -192,8 +194,7 @@ impl Client {
     ) -> Result<Option<String>> {
         self.inner
             .wire
-            .dpop
-            .as_ref()
+            .dpop()
             .map(|dpop| dpop.proof(method, url, Some(access_token), false))
             .transpose()
     }
@@ -261,6 +262,10 @@ impl Client {
         let stored = store.load()?.ok_or(Error::LoginRequired(None))?;
         if stored.issuer != self.issuer() || stored.client_id != self.client_id() {
             return Err(Error::LoginRequired(None));
+        }
+        // The stored session's tokens are bound to the key it was made with.
+        if let Some(key) = stored.dpop_key() {
+            self.inner.wire.set_dpop(key);
         }
         let reply = self
             .refresh_grant(stored.expose_refresh_token(), None)
@@ -517,11 +522,11 @@ impl Client {
 
     fn save(&self, session: &Session) -> Result<()> {
         if let (Some(store), Some(refresh)) = (&self.inner.store, &session.refresh_token) {
-            store.save(&StoredSession::new(
-                self.issuer(),
-                self.client_id(),
-                refresh,
-            ))?;
+            let mut record = StoredSession::new(self.issuer(), self.client_id(), refresh);
+            if let Some(dpop) = self.inner.wire.dpop() {
+                record = record.with_dpop_key(&dpop.key);
+            }
+            store.save(&record)?;
         }
         Ok(())
     }

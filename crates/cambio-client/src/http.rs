@@ -67,8 +67,9 @@ pub(crate) struct Wire {
     pub endpoints: Endpoints,
     pub client_id: String,
     pub auth: ClientAuth,
-    /// The DPoP key token requests prove possession of (RFC 9449), if the client has one.
-    pub dpop: Option<Dpop>,
+    /// The DPoP key token requests prove possession of (RFC 9449), if the client has one; a
+    /// restored session brings back the key its tokens are bound to.
+    pub dpop: std::sync::RwLock<Option<std::sync::Arc<Dpop>>>,
 }
 
 /// A DPoP key and the last nonce the server handed out for it.
@@ -167,6 +168,18 @@ impl Wire {
         })
     }
 
+    /// The client's DPoP key, if it has one.
+    pub fn dpop(&self) -> Option<std::sync::Arc<Dpop>> {
+        self.dpop.read().ok().and_then(|d| d.clone())
+    }
+
+    /// Makes `key` the client's DPoP key (a restored session's).
+    pub fn set_dpop(&self, key: SigningKey) {
+        if let Ok(mut slot) = self.dpop.write() {
+            *slot = Some(std::sync::Arc::new(Dpop::new(key)));
+        }
+    }
+
     /// POSTs a grant to the token endpoint with client authentication.
     pub async fn token(
         &self,
@@ -209,12 +222,12 @@ impl Wire {
     ) -> Result<Zeroizing<Vec<u8>>> {
         // Token requests prove the DPoP key; a server that wants a nonce says so once
         // (`use_dpop_nonce` with the nonce), and the request is sent again with it (§8).
-        let proving = self.dpop.as_ref().filter(|_| url == self.endpoints.token);
+        let proving = self.dpop().filter(|_| url == self.endpoints.token);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let mut headers = extra_headers.clone().unwrap_or_default();
-            if let Some(dpop) = proving {
+            if let Some(dpop) = &proving {
                 // A bound subject token is accepted only with a proof naming it (`ath`).
                 let subject = form
                     .iter()
@@ -234,7 +247,9 @@ impl Wire {
                 .send()
                 .await?;
             let status = response.status();
-            let fresh_nonce = proving.is_some_and(|d| d.remember_nonce(response.headers()));
+            let fresh_nonce = proving
+                .as_ref()
+                .is_some_and(|d| d.remember_nonce(response.headers()));
             let bytes = read_limited(response).await?;
             if status.is_success() {
                 return Ok(bytes);

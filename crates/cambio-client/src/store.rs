@@ -18,6 +18,10 @@ pub struct StoredSession {
     /// The client the refresh token was issued to.
     pub client_id: String,
     refresh_token: Zeroizing<String>,
+    /// The DPoP key a public client's refresh token is bound to, as `{alg}.{PKCS#8, base64url}`:
+    /// a restore must prove the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<Zeroizing<String>>,
 }
 
 impl StoredSession {
@@ -27,7 +31,35 @@ impl StoredSession {
             issuer: issuer.to_owned(),
             client_id: client_id.to_owned(),
             refresh_token: Zeroizing::new(refresh_token.to_owned()),
+            dpop_key: None,
         }
+    }
+
+    /// The record with the DPoP key the session's tokens are bound to.
+    #[must_use]
+    pub fn with_dpop_key(mut self, key: &cambio_jose::SigningKey) -> StoredSession {
+        use base64::Engine as _;
+        let der = key.pkcs8_der();
+        self.dpop_key = Some(Zeroizing::new(format!(
+            "{}.{}",
+            key.algorithm().as_str(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(der.as_slice())
+        )));
+        self
+    }
+
+    /// The stored DPoP key, if there is one; `None` also for a record that does not parse
+    /// (the session then cannot be resumed with its key and the user signs in again).
+    pub(crate) fn dpop_key(&self) -> Option<cambio_jose::SigningKey> {
+        use base64::Engine as _;
+        let (alg, der) = self.dpop_key.as_deref()?.split_once('.')?;
+        let alg = cambio_jose::Algorithm::from_name(alg)?;
+        let der = Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(der)
+                .ok()?,
+        );
+        cambio_jose::SigningKey::from_pkcs8(alg, &der).ok()
     }
 
     /// The refresh token itself. Only for [`TokenStore`] implementations that must write it
@@ -43,6 +75,7 @@ impl fmt::Debug for StoredSession {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("refresh_token", &"[redacted]")
+            .field("dpop_key", &self.dpop_key.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }

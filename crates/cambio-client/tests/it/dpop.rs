@@ -69,3 +69,52 @@ async fn the_servers_nonce_is_picked_up_and_used() {
     assert_eq!(token.token_type(), "DPoP");
     assert_eq!(server.count_outcome("LOGIN", "use_dpop_nonce").await, 1);
 }
+
+#[tokio::test]
+async fn a_restored_public_session_proves_the_key_its_refresh_token_is_bound_to() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let created = server
+        .http
+        .post(format!("{}/admin/realms/demo/clients", server.base))
+        .bearer_auth(&admin)
+        .json(&json!({"clientId": "dpop-public", "publicClient": true,
+                      "directAccessGrantsEnabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let dir = tempfile::tempdir().unwrap();
+    let store = || {
+        std::sync::Arc::new(cambio_client::FileTokenStore::new(
+            dir.path().join("session.json"),
+        ))
+    };
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let thumbprint = key.public_jwk().thumbprint().unwrap();
+    let first = cambio_client::Client::builder(server.issuer(), "dpop-public")
+        .dpop_key(key)
+        .token_store(store())
+        .build()
+        .await
+        .unwrap();
+    first.login_password("alice", "alice").await.unwrap();
+    drop(first);
+    // The next run makes a new key; the restored session brings back the one it is bound to.
+    let second = cambio_client::Client::builder(server.issuer(), "dpop-public")
+        .dpop_key(SigningKey::generate(Algorithm::Es256).unwrap())
+        .token_store(store())
+        .build()
+        .await
+        .unwrap();
+    second.restore().await.unwrap();
+    let claims = second.access_token_claims().await.unwrap();
+    assert_eq!(claims["cnf"]["jkt"], json!(thumbprint));
+    // The file keeps the key for the owner only, as it keeps the refresh token.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join("session.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
