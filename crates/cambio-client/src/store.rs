@@ -48,6 +48,23 @@ impl StoredSession {
         self
     }
 
+    /// A DPoP proof by the session's key for presenting `access_token` (a token exchanged in
+    /// this session) in a `method` request to `url`, made without contacting the server;
+    /// `None` when the session has no DPoP key.
+    ///
+    /// # Errors
+    /// [`crate::Error::Protocol`] if the proof cannot be signed.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: &str,
+    ) -> crate::Result<Option<String>> {
+        self.dpop_key()
+            .map(|key| crate::http::Dpop::new(key).proof(method, url, Some(access_token), false))
+            .transpose()
+    }
+
     /// The stored DPoP key, if there is one; `None` also for a record that does not parse
     /// (the session then cannot be resumed with its key and the user signs in again).
     pub(crate) fn dpop_key(&self) -> Option<cambio_jose::SigningKey> {

@@ -64,6 +64,25 @@ pub struct LoginArgs {
     /// Scopes to request at login, space-separated.
     #[arg(long)]
     scope: Option<String>,
+    /// Bind the session and every exchanged token to a new DPoP key (RFC 9449), kept in the
+    /// state file beside the refresh token; `cambio proof` signs with it.
+    #[arg(long)]
+    dpop: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProofArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// The HTTP method of the request the proof is for.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// The URL of the request the proof is for.
+    #[arg(long)]
+    url: String,
+    /// The (DPoP-bound) access token the request presents.
+    #[arg(long)]
+    token: String,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +129,11 @@ pub async fn login(args: LoginArgs) -> Result<(), String> {
         .token_store(Arc::new(store.clone()) as Arc<dyn TokenStore>);
     if let Some(secret) = args.session.secret()? {
         builder = builder.client_secret(secret.as_str());
+    }
+    if args.dpop {
+        let key = cambio_client::SigningKey::generate(cambio_client::Algorithm::Es256)
+            .map_err(|e| format!("cannot make a DPoP key: {e}"))?;
+        builder = builder.dpop_key(key);
     }
     let client = builder.build().await.map_err(describe)?;
     match &args.username {
@@ -203,6 +227,19 @@ pub async fn exchange(args: ExchangeArgs) -> Result<(), String> {
         print(&format!("{json:#}"))
     } else {
         print(token.token())
+    }
+}
+
+/// Prints a DPoP proof by the session's key for one request, without contacting the server.
+pub fn proof(args: ProofArgs) -> Result<(), String> {
+    let store = args.session.store()?;
+    let stored = args.session.stored(&store)?;
+    match stored
+        .dpop_proof(&args.method.to_ascii_uppercase(), &args.url, &args.token)
+        .map_err(describe)?
+    {
+        Some(proof) => print(&proof),
+        None => Err("the session has no DPoP key (log in with --dpop)".into()),
     }
 }
 

@@ -41,6 +41,9 @@ enum Command {
     Exchange(cli::ExchangeArgs),
     /// Print the verified claims of a fresh internal access token.
     Claims(cli::ClaimsArgs),
+    /// Print a DPoP proof (RFC 9449) by the session's key, to send in the `DPoP` header with a
+    /// DPoP-bound token (`Authorization: DPoP <token>`).
+    Proof(cli::ProofArgs),
     /// Revoke the session at the server and delete the state file.
     Logout(cli::LogoutArgs),
 }
@@ -216,6 +219,7 @@ fn main() -> std::process::ExitCode {
         Command::Login(args) => runtime.block_on(cli::login(args)),
         Command::Exchange(args) => runtime.block_on(cli::exchange(args)),
         Command::Claims(args) => runtime.block_on(cli::claims(args)),
+        Command::Proof(args) => cli::proof(args),
         Command::Logout(args) => runtime.block_on(cli::logout(args)),
     };
     // The last spans, exported while the runtime still runs.

@@ -5,7 +5,9 @@
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{ServeChild, client_command, count, jwt_claims, login_alice, stderr, stdout};
+use support::{
+    ServeChild, client_command, count, jwt_claims, login_alice, login_alice_with, stderr, stdout,
+};
 
 const EXCHANGE: &str = "TOKEN_EXCHANGE";
 const REFRESH: &str = "REFRESH_TOKEN";
@@ -207,4 +209,57 @@ fn a_closed_standard_output_ends_quietly() {
         assert_eq!(stderr(&output), "");
     }
     assert_eq!(count(&server.base, EXCHANGE), 1);
+}
+
+#[test]
+fn a_dpop_session_binds_exchanged_tokens_and_signs_their_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let state = dir.path().join("session.json");
+    login_alice_with(&server, &state, &["--dpop"]);
+    let issuer = format!("{}/realms/demo", server.base);
+    let exchanged = client_command(
+        &[
+            "exchange",
+            "--audience",
+            "orders-api",
+            "--scope",
+            "openid",
+            "--json",
+            "--client-secret",
+            "sdk-secret",
+        ],
+        &state,
+    );
+    assert!(exchanged.status.success(), "{}", stderr(&exchanged));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&exchanged)).unwrap();
+    assert_eq!(answer["token_type"], "DPoP");
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    assert!(jwt_claims(&token)["cnf"]["jkt"].is_string());
+    let userinfo = format!("{issuer}/protocol/openid-connect/userinfo");
+    let proof = client_command(
+        &[
+            "proof", "--method", "GET", "--url", &userinfo, "--token", &token,
+        ],
+        &state,
+    );
+    assert!(proof.status.success(), "{}", stderr(&proof));
+    let proof = stdout(&proof).trim().to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = |proof: Option<&str>| {
+        runtime.block_on(async {
+            let mut request = reqwest::Client::new()
+                .get(&userinfo)
+                .header("authorization", format!("DPoP {token}"));
+            if let Some(proof) = proof {
+                request = request.header("dpop", proof);
+            }
+            request.send().await.unwrap().status().as_u16()
+        })
+    };
+    assert_eq!(status(Some(&proof)), 200);
+    assert_eq!(status(None), 401);
 }

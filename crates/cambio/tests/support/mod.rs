@@ -101,22 +101,26 @@ pub fn count(base: &str, grant: &str) -> u64 {
 
 /// `cambio login` as alice through `sdk-app`, the session kept in `state`.
 pub fn login_alice(server: &ServeChild, state: &Path) {
+    login_alice_with(server, state, &[]);
+}
+
+/// `login_alice` with extra `cambio login` arguments (such as `--dpop`).
+pub fn login_alice_with(server: &ServeChild, state: &Path, extra: &[&str]) {
     let issuer = format!("{}/realms/demo", server.base);
-    let login = client_command(
-        &[
-            "login",
-            "--issuer",
-            &issuer,
-            "--client-id",
-            "sdk-app",
-            "--client-secret",
-            "sdk-secret",
-            "--username",
-            "alice",
-            "--password",
-            "alice",
-        ],
-        state,
-    );
+    let mut args = vec![
+        "login",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "sdk-app",
+        "--client-secret",
+        "sdk-secret",
+        "--username",
+        "alice",
+        "--password",
+        "alice",
+    ];
+    args.extend_from_slice(extra);
+    let login = client_command(&args, state);
     assert!(login.status.success(), "{}", stderr(&login));
 }
