@@ -184,16 +184,27 @@ pub struct CambioClient {
 impl CambioClient {
     /// Reads the realm's discovery document (`issuer` is `{base}/realms/{realm}`). With
     /// `token_file`, the refresh token is kept there (mode 0600) for [`CambioClient::restore`].
-    #[uniffi::constructor(default(client_secret = None, token_file = None))]
+    /// With `dpop`, the client holds a DPoP key (RFC 9449), generated here and never exported:
+    /// its tokens are bound to it, and [`CambioClient::dpop_proof`] signs with it.
+    #[uniffi::constructor(default(client_secret = None, token_file = None, dpop = false))]
     pub async fn connect(
         issuer: String,
         client_id: String,
         client_secret: Option<String>,
         token_file: Option<String>,
+        dpop: bool,
     ) -> Result<Arc<CambioClient>> {
         let mut builder = sdk::Client::builder(issuer, client_id);
         if let Some(secret) = client_secret {
             builder = builder.client_secret(secret);
+        }
+        if dpop {
+            let key = sdk::SigningKey::generate(sdk::Algorithm::Es256).map_err(|e| {
+                CambioError::Failed {
+                    reason: format!("DPoP key: {e}"),
+                }
+            })?;
+            builder = builder.dpop_key(key);
         }
         if let Some(path) = token_file {
             builder = builder.token_store(Arc::new(sdk::FileTokenStore::new(path)));
@@ -211,6 +222,13 @@ impl CambioClient {
     /// The client id.
     pub fn client_id(&self) -> String {
         self.client.client_id().to_owned()
+    }
+
+    /// A DPoP proof for sending `token` (an exchanged token of this client) in a `method`
+    /// request to `url`: put it in the `DPoP` header, with `Authorization: DPoP <token>`.
+    /// Null when the client was connected without `dpop`.
+    pub fn dpop_proof(&self, method: String, url: String, token: String) -> Result<Option<String>> {
+        Ok(self.client.dpop_proof(&method, &url, &token)?)
     }
 
     /// Whether there is a session (it may still turn out to be ended at the server).

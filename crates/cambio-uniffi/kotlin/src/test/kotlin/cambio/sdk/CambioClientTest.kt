@@ -242,6 +242,24 @@ class CambioClientTest {
     }
 
     @Test
+    fun `a DPoP client binds its tokens and signs their proofs`() = runBlocking {
+        val client = CambioClient.connect(issuer, "sdk-app", clientSecret = "sdk-secret", dpop = true)
+        client.loginPassword("alice", "alice")
+        val token = client.exchange(ExchangeRequest(audience = "orders-api", scope = "openid"))
+        assertEquals("DPoP", token.tokenType())
+        val userinfo = "$issuer/protocol/openid-connect/userinfo"
+        val proof = client.dpopProof("GET", userinfo, token.token())!!
+        val status = { withProof: Boolean ->
+            val request = HttpRequest.newBuilder(URI.create(userinfo)).header("Authorization", "DPoP ${token.token()}")
+            if (withProof) request.header("DPoP", proof)
+            http.send(request.build(), HttpResponse.BodyHandlers.discarding()).statusCode()
+        }
+        assertEquals(401, status(false))
+        assertEquals(200, status(true))
+        assertNull(alice().dpopProof("GET", userinfo, token.token()))
+    }
+
+    @Test
     fun `the internal token has no way out`() {
         // What the generated class offers apps: the SDK's calls and UniFFI's handle upkeep,
         // nothing that returns the internal access or refresh token.
@@ -250,7 +268,7 @@ class CambioClientTest {
             .map { it.name }.toSet()
         assertEquals(
             setOf(
-                "browserLogin", "claimsJson", "clientId", "exchange", "isLoggedIn", "issuer",
+                "browserLogin", "claimsJson", "clientId", "dpopProof", "exchange", "isLoggedIn", "issuer",
                 "loginClientCredentials", "loginPassword", "logout", "restore", "send",
                 "close", "destroy", "getUniffiIsDestroyed", "uniffiCloneHandle",
             ),
