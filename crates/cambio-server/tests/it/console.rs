@@ -91,23 +91,47 @@ async fn the_console_client_accepts_only_the_consoles_own_url() {
     );
     // The login page is offered for the console's URL and refused for any other.
     assert_eq!(
-        authorize(&s, format!("{}/admin/master/console/", s.base))
+        authorize(&s, "master", format!("{}/admin/master/console/", s.base))
             .await
             .status,
         200
     );
     assert_eq!(
-        authorize(&s, "https://attacker.example/admin/master/console/".into())
-            .await
-            .status,
+        authorize(
+            &s,
+            "master",
+            "https://attacker.example/admin/master/console/".into()
+        )
+        .await
+        .status,
         400
     );
 }
 
-/// The console's authorization request with `redirect` as its redirect URI.
-async fn authorize(s: &TestServer, redirect: String) -> crate::Reply {
+#[tokio::test]
+async fn a_realm_made_through_the_admin_api_has_its_own_console_client() {
+    let s = TestServer::start().await;
+    let token = s.admin_token().await;
+    let created = s
+        .http
+        .post(format!("{}/admin/realms", s.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"realm": "team"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // Keycloak's built-in console client, for that realm's console URL and no other.
+    let own = format!("{}/admin/team/console/", s.base);
+    assert_eq!(authorize(&s, "team", own).await.status, 200);
+    let master = format!("{}/admin/master/console/", s.base);
+    assert_eq!(authorize(&s, "team", master).await.status, 400);
+}
+
+/// The console's authorization request in `realm` with `redirect` as its redirect URI.
+async fn authorize(s: &TestServer, realm: &str, redirect: String) -> crate::Reply {
     let url = reqwest::Url::parse_with_params(
-        &s.oidc("master", "auth"),
+        &s.oidc(realm, "auth"),
         &[
             ("client_id", "security-admin-console"),
             ("response_type", "code"),
