@@ -307,14 +307,20 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
     // A bound subject token is usable only by the holder of its key (RFC 9449 §1: a stolen
     // bound token is worthless), and the exchanged token is bound to that key again by the
     // server (never silently turned into a bearer token).
-    crate::dpop::check_presented_token(
-        subject.bound_key(),
-        proof,
-        &cambio_jose::access_token_hash(params.subject_token),
-    )?;
-    if let (Some(actor), Some(actor_token)) = (actor, params.actor_token) {
+    // An unbound token needs nothing; the hash is computed only for a bound one, so the
+    // common (bearer) exchange does no extra work.
+    if let Some(bound) = subject.bound_key() {
         crate::dpop::check_presented_token(
-            actor.bound_key(),
+            Some(bound),
+            proof,
+            &cambio_jose::access_token_hash(params.subject_token),
+        )?;
+    }
+    if let (Some(actor), Some(actor_token)) = (actor, params.actor_token)
+        && let Some(bound) = actor.bound_key()
+    {
+        crate::dpop::check_presented_token(
+            Some(bound),
             proof,
             &cambio_jose::access_token_hash(actor_token),
         )?;

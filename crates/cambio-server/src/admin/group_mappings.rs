@@ -3,7 +3,7 @@
 //! Every change passes `approve_group`: the caller must be able to grant what the group
 //! confers now (unmapping takes it from the members) and what it newly maps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -13,11 +13,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use cambio_core::model::Group;
-use cambio_proto::admin::{ClientMappingsRep, MappingsRep, RoleRep};
+use cambio_proto::admin::{MappingsRep, RoleRep};
 
 use super::escalation::approve_group;
 use super::groups::group_or_404;
 use super::roles::{resolve_roles, role_reps};
+use super::users::{mappings_rep, reps_of};
 use super::{Admin, Need, authorize, no_content, parse_json, realm_or_404};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
@@ -73,20 +74,6 @@ async fn mapping_context(
     Ok((admin, rt, group))
 }
 
-/// Role reps of the given ids that belong to `owner` (None: realm roles).
-fn reps_of(
-    rt: &RealmRuntime,
-    ids: impl IntoIterator<Item = String>,
-    owner: Option<&str>,
-) -> Vec<RoleRep> {
-    let ids: Vec<String> = ids.into_iter().collect();
-    let roles = ids
-        .iter()
-        .filter_map(|id| rt.snapshot.role(id))
-        .filter(|r| r.client_id.as_deref() == owner);
-    role_reps(rt, roles, true)
-}
-
 /// Every role the group's members hold through it: its mappings, those of the groups above
 /// it, and everything they contain (Keycloak's effective view of a group).
 fn effective(rt: &RealmRuntime, group: &Group) -> BTreeSet<String> {
@@ -138,28 +125,7 @@ pub async fn all_mappings(
 ) -> ApiResult<Json<MappingsRep>> {
     let (_, rt, group) =
         mapping_context(&app, &headers, (&realm, &id), None, Need::ViewUsers).await?;
-    let realm_mappings = reps_of(&rt, group.role_ids.iter().cloned(), None);
-    let mut by_client: BTreeMap<String, ClientMappingsRep> = BTreeMap::new();
-    for role in group.role_ids.iter().filter_map(|id| rt.snapshot.role(id)) {
-        let Some(client) = role
-            .client_id
-            .as_deref()
-            .and_then(|c| rt.snapshot.client(c))
-        else {
-            continue;
-        };
-        by_client
-            .entry(client.client_id.clone())
-            .or_insert_with(|| ClientMappingsRep {
-                id: client.id.clone(),
-                client: client.client_id.clone(),
-                mappings: reps_of(&rt, group.role_ids.iter().cloned(), Some(&client.id)),
-            });
-    }
-    Ok(Json(MappingsRep {
-        realm_mappings: (!realm_mappings.is_empty()).then_some(realm_mappings),
-        client_mappings: (!by_client.is_empty()).then_some(by_client),
-    }))
+    Ok(Json(mappings_rep(&rt, &group.role_ids)))
 }
 
 /// One of the six views of a group's roles: direct, effective or available, for realm roles

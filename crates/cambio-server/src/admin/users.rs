@@ -612,7 +612,7 @@ async fn mapping_context(
 }
 
 /// Role reps of the given ids that belong to `owner` (None: realm roles).
-fn reps_of(
+pub(crate) fn reps_of(
     rt: &RealmRuntime,
     ids: impl IntoIterator<Item = String>,
     owner: Option<&str>,
@@ -671,9 +671,15 @@ pub async fn role_mappings(
 ) -> ApiResult<Json<MappingsRep>> {
     let (_, rt, user) =
         mapping_context(&app, &headers, (&realm, &id), None, Need::ViewUsers).await?;
-    let realm_mappings = reps_of(&rt, user.role_ids.iter().cloned(), None);
+    Ok(Json(mappings_rep(&rt, &user.role_ids)))
+}
+
+/// Keycloak's summary of direct role mappings (a user's or a group's): realm roles, and each
+/// client's roles under its `clientId`.
+pub(crate) fn mappings_rep(rt: &RealmRuntime, role_ids: &[String]) -> MappingsRep {
+    let realm_mappings = reps_of(rt, role_ids.iter().cloned(), None);
     let mut by_client: BTreeMap<String, ClientMappingsRep> = BTreeMap::new();
-    for role in user.role_ids.iter().filter_map(|id| rt.snapshot.role(id)) {
+    for role in role_ids.iter().filter_map(|id| rt.snapshot.role(id)) {
         let Some(client) = role
             .client_id
             .as_deref()
@@ -686,13 +692,13 @@ pub async fn role_mappings(
             .or_insert_with(|| ClientMappingsRep {
                 id: client.id.clone(),
                 client: client.client_id.clone(),
-                mappings: reps_of(&rt, user.role_ids.iter().cloned(), Some(&client.id)),
+                mappings: reps_of(rt, role_ids.iter().cloned(), Some(&client.id)),
             });
     }
-    Ok(Json(MappingsRep {
+    MappingsRep {
         realm_mappings: (!realm_mappings.is_empty()).then_some(realm_mappings),
         client_mappings: (!by_client.is_empty()).then_some(by_client),
-    }))
+    }
 }
 
 pub async fn realm_mappings(
