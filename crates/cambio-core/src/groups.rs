@@ -169,6 +169,47 @@ impl RealmSnapshot {
             .unwrap_or(0)
     }
 
+    /// The first path that `group` (None: a new group) or a group below it would share with
+    /// another group if it were named `name` and placed under `parent` (None: the top).
+    ///
+    /// Group names may hold `/`, and paths do not escape it (as in Keycloak unless it is
+    /// started with slash escaping), so `/a/b` could be both `b` under `a` and a top-level
+    /// group named `a/b`. Keycloak then resolves a path by trying each split; Cambio refuses
+    /// the second such group instead, so that a path (in a token's `groups` claim, a user's
+    /// `groups` on import, `group-by-path`) always names exactly one group.
+    pub fn path_clash(
+        &self,
+        group: Option<&str>,
+        parent: Option<&str>,
+        name: &str,
+    ) -> Option<String> {
+        let prefix = match parent {
+            Some(parent) => self.group_path(parent)?,
+            None => "",
+        };
+        let new_path = format!("{prefix}/{name}");
+        let moving = group.map(|id| self.group_subtree(id)).unwrap_or_default();
+        let moving_ids: HashSet<&str> = moving.iter().map(|g| g.id.as_str()).collect();
+        let old_path = group.and_then(|id| self.group_path(id));
+        let mut paths = vec![new_path.clone()];
+        if let Some(old_path) = old_path {
+            for below in moving.iter().filter(|g| Some(g.id.as_str()) != group) {
+                if let Some(rest) = self
+                    .group_path(&below.id)
+                    .and_then(|p| p.strip_prefix(old_path))
+                {
+                    paths.push(format!("{new_path}{rest}"));
+                }
+            }
+        }
+        paths.into_iter().find(|path| {
+            self.groups
+                .by_path
+                .get(path)
+                .is_some_and(|owner| !moving_ids.contains(owner.as_str()))
+        })
+    }
+
     /// Whether `group` placed under `parent` would be its own ancestor.
     pub fn would_loop(&self, group: &str, parent: &str) -> bool {
         self.group_and_ancestors(parent)
@@ -397,6 +438,44 @@ mod tests {
             .map(|g| g.id.as_str())
             .collect();
         assert_eq!(subtree, ["g-mid", "g-leaf"]);
+    }
+
+    #[test]
+    fn a_path_names_one_group_even_when_names_hold_slashes() {
+        let snap = snapshot();
+        // A top-level "top/mid" would share /top/mid with the existing subgroup.
+        assert_eq!(
+            snap.path_clash(None, None, "top/mid").as_deref(),
+            Some("/top/mid")
+        );
+        assert_eq!(snap.path_clash(None, None, "top/other"), None);
+        // Renaming in place is no clash with itself or its own subgroups.
+        assert_eq!(snap.path_clash(Some("g-mid"), Some("g-top"), "mid"), None);
+        // A group moved to the top as "top" clashes; so does a subtree whose groups would
+        // land on existing paths.
+        let snap = snap.with_groups(vec![
+            group("g-top", "top", None, &[]),
+            group("g-mid", "mid", Some("g-top"), &[]),
+            group("g-leaf", "leaf", Some("g-mid"), &[]),
+            group("g-x", "x", None, &[]),
+            group("g-xmid", "mid/leaf", Some("g-x"), &[]),
+        ]);
+        assert_eq!(
+            snap.path_clash(Some("g-xmid"), Some("g-top"), "mid/leaf")
+                .as_deref(),
+            Some("/top/mid/leaf")
+        );
+        assert_eq!(
+            snap.path_clash(Some("g-x"), None, "top").as_deref(),
+            Some("/top")
+        );
+        assert_eq!(
+            snap.path_clash(Some("g-x"), None, "top/mid").as_deref(),
+            Some("/top/mid")
+        );
+        assert_eq!(snap.path_clash(Some("g-x"), None, "y"), None);
+        // Under "top", x's subgroup would be /top/x/mid/leaf: free.
+        assert_eq!(snap.path_clash(Some("g-x"), Some("g-top"), "x"), None);
     }
 
     #[test]

@@ -181,17 +181,36 @@ async fn user_or_404(app: &AppState, rt: &RealmRuntime, id: &str) -> ApiResult<U
         .ok_or(ApiError::NotFound(USER_NOT_FOUND))
 }
 
-/// Group names: not blank, at most 255 characters, no control characters, and no `/`, which
-/// separates the names in a path.
+/// Group names: not blank, at most 255 characters, no control characters. A `/` is allowed,
+/// as in Keycloak; [`ensure_path_free`] keeps paths unambiguous.
 fn valid_group_name(name: Option<&str>) -> ApiResult<String> {
     let name = name.map(str::trim).unwrap_or("");
     if name.is_empty() {
         return Err(bad_request("Group name is missing"));
     }
-    if name.chars().count() > 255 || name.chars().any(|c| c.is_control() || c == '/') {
+    if name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(bad_request("Invalid group name"));
     }
     Ok(name.to_owned())
+}
+
+/// Refuses a name or place that would give `group` (None: a new group), or a group below it,
+/// the path of another group: a name holding `/` could otherwise make one path name two
+/// groups (see `RealmSnapshot::path_clash`).
+fn ensure_path_free(
+    rt: &RealmRuntime,
+    group: Option<&str>,
+    parent: Option<&str>,
+    name: &str,
+) -> ApiResult<()> {
+    match rt.snapshot.path_clash(group, parent, name) {
+        Some(path) => Err(path_taken(&path)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn path_taken(path: &str) -> ApiError {
+    conflict(format!("A group with path '{path}' already exists."))
 }
 
 fn too_deep() -> ApiError {
@@ -339,6 +358,7 @@ pub async fn update(
     if name_taken(&rt, parent.as_deref(), &group.name, &group.id) {
         return Err(sibling_conflict(parent.as_deref(), &group.name));
     }
+    ensure_path_free(&rt, Some(&group.id), parent.as_deref(), &group.name)?;
     let group = approve_group(&admin, &rt, Some(&current), group)?;
     app.update_group(rt.id(), &group)
         .await
@@ -440,6 +460,7 @@ async fn place(
         if name_taken(&rt, parent, &current.name, id) {
             return Err(sibling_conflict(parent, &current.name));
         }
+        ensure_path_free(&rt, Some(id), parent, &current.name)?;
         if rt.snapshot.group_depth(parent) + rt.snapshot.group_height(id) > MAX_GROUP_DEPTH {
             return Err(too_deep());
         }
@@ -456,6 +477,7 @@ async fn place(
     if name_taken(&rt, parent, &name, "") {
         return Err(sibling_conflict(parent, &name));
     }
+    ensure_path_free(&rt, None, parent, &name)?;
     if rt.snapshot.group_depth(parent) + 1 > MAX_GROUP_DEPTH {
         return Err(too_deep());
     }

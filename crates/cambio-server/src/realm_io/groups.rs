@@ -41,7 +41,9 @@ pub(super) fn from_rep(
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| invalid("Group name is missing"))?;
-        if name.contains('/') || name.chars().any(char::is_control) {
+        // A `/` in a name is allowed, as in Keycloak; a path that would then name two groups
+        // is refused below.
+        if name.chars().any(char::is_control) {
             return Err(invalid(format!("Invalid group name {name}")));
         }
         let path = format!("{parent_path}/{name}");
@@ -55,10 +57,13 @@ pub(super) fn from_rep(
             .clone()
             .filter(|id| !id.is_empty())
             .unwrap_or_else(crate::random::uuid);
-        if out.by_path.contains_key(&path) {
-            return Err(RealmIoError::Conflict(format!(
-                "Sibling group named '{name}' already exists."
-            )));
+        if let Some(other) = out.by_path.get(&path) {
+            let sibling = out.groups.iter().any(|g| &g.id == other && g.name == name);
+            return Err(RealmIoError::Conflict(if sibling {
+                format!("Sibling group named '{name}' already exists.")
+            } else {
+                format!("A group with path '{path}' already exists.")
+            }));
         }
         if out.groups.iter().any(|g| g.id == id) {
             return Err(invalid(format!("Duplicate group id {id}")));
@@ -92,9 +97,11 @@ pub(super) fn memberships(
     let mut ids: Vec<String> = Vec::new();
     for path in rep.groups.iter().flatten() {
         let path = format!("/{}", path.trim_start_matches('/'));
+        // A Keycloak started with slash escaping writes a `/` inside a name as `~/`.
         let id = groups
             .by_path
             .get(&path)
+            .or_else(|| groups.by_path.get(&path.replace("~/", "/")))
             .ok_or_else(|| invalid(format!("Group {path} not found")))?;
         if !ids.contains(id) {
             ids.push(id.clone());

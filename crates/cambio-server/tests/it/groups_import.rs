@@ -228,3 +228,139 @@ async fn groups_on_postgres_survive_a_restart() {
     );
     s.stop().await;
 }
+
+/// Keycloak lets a group name hold `/` and writes paths without escaping it, so one path could
+/// name two groups (`b` under `a`, and a top-level `a/b`). Cambio takes such names, from the
+/// admin API and from exports, and refuses the second group of an ambiguous path.
+#[tokio::test]
+async fn group_names_may_hold_slashes_and_a_path_names_one_group() {
+    let s = TestServer::start().await;
+    let token = s.admin_token().await;
+    let root = Admin::new(&s, "master", &token);
+    let platform = group(&root, None, "platform").await;
+    group(&root, Some(&platform), "red").await;
+    let taken = root
+        .send(
+            Method::POST,
+            "/groups",
+            Some(json!({"name": "platform/red"})),
+        )
+        .await;
+    assert_admin_error(
+        &taken,
+        409,
+        "A group with path '/platform/red' already exists.",
+    );
+    let blue = group(&root, None, "team/blue").await;
+    let found = root.ok("/group-by-path/team/blue").await;
+    assert_eq!(found["id"], blue.as_str());
+    assert_eq!(found["name"], "team/blue");
+    assert_eq!(found["path"], "/team/blue");
+    // A user created in it by path; moving or renaming onto a taken path is refused, with
+    // the group's subgroups counted.
+    let member = root
+        .create(
+            "/users",
+            json!({"username": "slash-member", "enabled": true, "groups": ["/team/blue"]}),
+        )
+        .await;
+    let groups = root.ok(&format!("/users/{member}/groups")).await;
+    assert_eq!(groups[0]["path"], "/team/blue");
+    let renamed = root
+        .send(
+            Method::PUT,
+            &format!("/groups/{blue}"),
+            Some(json!({"name": "platform/red"})),
+        )
+        .await;
+    assert_admin_error(
+        &renamed,
+        409,
+        "A group with path '/platform/red' already exists.",
+    );
+    let team = group(&root, None, "team").await;
+    let inner = group(&root, Some(&blue), "inner").await;
+    let moved = root
+        .send(
+            Method::POST,
+            &format!("/groups/{team}/children"),
+            Some(json!({"id": inner, "name": "inner"})),
+        )
+        .await;
+    assert_eq!(moved.status, 204, "{}", moved.text);
+    let clash = root
+        .send(Method::POST, "/groups", Some(json!({"name": "team/inner"})))
+        .await;
+    assert_admin_error(
+        &clash,
+        409,
+        "A group with path '/team/inner' already exists.",
+    );
+
+    // An export with such names imports, memberships by plain or Keycloak-escaped path.
+    let realm = json!({
+        "realm": "slashed-groups",
+        "enabled": true,
+        "groups": [{"name": "ops/oncall"}, {"name": "ops", "subGroups": [{"name": "day"}]}],
+        "users": [
+            {"username": "ann", "enabled": true, "groups": ["/ops/oncall"]},
+            {"username": "ben", "enabled": true, "groups": ["/ops~/oncall", "/ops/day"]}
+        ]
+    });
+    let url = format!("{}/admin/realms", s.base);
+    let created = s
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&realm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let imported = Admin::new(&s, "slashed-groups", &token);
+    let oncall = imported.ok("/group-by-path/ops/oncall").await;
+    assert_eq!(oncall["name"], "ops/oncall");
+    let members = imported
+        .ok(&format!(
+            "/groups/{}/members",
+            oncall["id"].as_str().unwrap()
+        ))
+        .await;
+    let mut names: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ann", "ben"]);
+
+    // An export whose paths would name two groups is refused whole, saying which path.
+    let ambiguous = json!({
+        "realm": "ambiguous-groups",
+        "enabled": true,
+        "groups": [{"name": "a/b"}, {"name": "a", "subGroups": [{"name": "b"}]}]
+    });
+    let refused = s
+        .http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&ambiguous)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["errorMessage"],
+        "A group with path '/a/b' already exists."
+    );
+    let gone = s
+        .http
+        .get(format!("{}/admin/realms/ambiguous-groups", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
