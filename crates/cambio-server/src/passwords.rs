@@ -113,6 +113,46 @@ pub struct HashingGate {
     /// gate is still there for a burst of real logins.)
     per_address: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>,
     per_address_limit: usize,
+    floor: Arc<CheckFloor>,
+}
+
+/// How long the slowest recent password check sets the time every check takes.
+const FLOOR_WINDOW: Duration = Duration::from_secs(600);
+/// The most a check is padded to: above the costliest hash an import accepts, so that even it
+/// is covered, and a bound on what one slow moment of the machine can do to every login.
+const FLOOR_CAP: Duration = Duration::from_secs(3);
+
+/// The time of the slowest password check lately, which every check is padded to.
+///
+/// A hash imported from Keycloak keeps Keycloak's algorithm and cost until the user's first
+/// login (PBKDF2-SHA512 with 210,000 iterations takes several times as long as Cambio's
+/// Argon2id), so without padding a wrong password for such a user would answer at another
+/// speed than an unknown username (checked against Cambio's own dummy hash), and tell that the
+/// user exists. Padding to the slowest check of the last ten minutes makes them answer alike;
+/// only the first slow check after a quiet window is unpadded.
+#[derive(Debug)]
+struct CheckFloor {
+    slowest: std::sync::Mutex<(Duration, std::time::Instant)>,
+}
+
+impl CheckFloor {
+    fn new(now: std::time::Instant) -> CheckFloor {
+        CheckFloor {
+            slowest: std::sync::Mutex::new((Duration::ZERO, now)),
+        }
+    }
+
+    /// Records a check that took `took` and returns the time every check should take now.
+    fn observe(&self, took: Duration, now: std::time::Instant) -> Duration {
+        let Ok(mut slowest) = self.slowest.lock() else {
+            return took;
+        };
+        let took = took.min(FLOOR_CAP);
+        if took >= slowest.0 || now.saturating_duration_since(slowest.1) > FLOOR_WINDOW {
+            *slowest = (took, now);
+        }
+        slowest.0
+    }
 }
 
 /// A client's share of the gate, given back when dropped.
@@ -165,6 +205,7 @@ impl HashingGate {
             wait: limit.wait,
             per_address: Arc::default(),
             per_address_limit: ((concurrent + queue) / 2).max(1),
+            floor: Arc::new(CheckFloor::new(std::time::Instant::now())),
         }
     }
 
@@ -222,23 +263,35 @@ pub struct Verified {
 
 /// Verifies on the blocking pool, through the gate (every form of hash, Keycloak's PBKDF2
 /// and Argon2 included, and the rehash after it, runs within one turn). An unknown user (no
-/// stored hash) is verified against a dummy hash so that the time taken is the same.
+/// stored hash) is verified against a dummy hash, and every check then waits until it has
+/// taken as long as the slowest recent one (see [`CheckFloor`]), so that the time taken does
+/// not tell whether, or with which kind of hash, a user exists.
 pub async fn verify_async(
     gate: &HashingGate,
     peer: IpAddr,
     password: String,
     stored: Option<String>,
 ) -> Result<Verified, GateRefusal> {
-    gate.run(peer, move || {
-        let known = stored.is_some();
-        let stored = stored.as_deref().unwrap_or(dummy_hash());
-        let ok = known && verify(&password, stored);
-        let rehashed = (ok && needs_rehash(stored))
-            .then(|| hash(&password))
-            .filter(|h| !h.is_empty());
-        Verified { ok, rehashed }
-    })
-    .await
+    let (verified, took) = gate
+        .run(peer, move || {
+            let started = std::time::Instant::now();
+            let known = stored.is_some();
+            let stored = stored.as_deref().unwrap_or(dummy_hash());
+            // Verified first, whether the user is known or not: `known && verify(..)` would
+            // skip the dummy check and answer unknown usernames at once.
+            let matches = verify(&password, stored);
+            let ok = known && matches;
+            let took = started.elapsed();
+            let rehashed = (ok && needs_rehash(stored))
+                .then(|| hash(&password))
+                .filter(|h| !h.is_empty());
+            (Verified { ok, rehashed }, took)
+        })
+        .await?;
+    let floor = gate.floor.observe(took, std::time::Instant::now());
+    // Waiting holds no place at the gate and no blocking thread.
+    tokio::time::sleep(floor.saturating_sub(took)).await;
+    Ok(verified)
 }
 
 /// Replaces a user's password hash after a successful login, unless it changed meanwhile
@@ -273,8 +326,48 @@ pub async fn store_rehashed(
 mod tests {
     use super::*;
 
+    #[test]
+    fn checks_are_padded_to_the_slowest_recent_one() {
+        let start = std::time::Instant::now();
+        let floor = CheckFloor::new(start);
+        let ms = Duration::from_millis;
+        assert_eq!(floor.observe(ms(40), start), ms(40));
+        assert_eq!(floor.observe(ms(300), start + ms(10)), ms(300));
+        // A faster check afterwards is padded to the slow one.
+        assert_eq!(
+            floor.observe(ms(40), start + Duration::from_secs(60)),
+            ms(300)
+        );
+        // Once the window has passed without a slow check, the floor follows the present.
+        let later = start + ms(10) + FLOOR_WINDOW + ms(1);
+        assert_eq!(floor.observe(ms(40), later), ms(40));
+        // One slow moment of the machine pads no check beyond the cap.
+        assert_eq!(floor.observe(Duration::from_secs(60), later), FLOOR_CAP);
+    }
+
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, n])
+    }
+
+    /// An unknown username is checked against the dummy hash, not skipped: on fresh gates
+    /// (nothing to pad to yet) it takes about as long as a real user's check.
+    #[tokio::test]
+    async fn an_unknown_user_costs_a_real_check() {
+        let stored = hash("right");
+        dummy_hash();
+        let timed = |stored: Option<String>| async move {
+            let gate = HashingGate::new(HashingLimit::default());
+            let started = std::time::Instant::now();
+            let verified = verify_async(&gate, ip(1), "wrong".into(), stored).await;
+            (verified.map(|v| v.ok), started.elapsed())
+        };
+        let (known, known_took) = timed(Some(stored)).await;
+        let (unknown, unknown_took) = timed(None).await;
+        assert_eq!((known, unknown), (Ok(false), Ok(false)));
+        assert!(
+            unknown_took >= known_took / 2,
+            "unknown {unknown_took:?}, known {known_took:?}"
+        );
     }
 
     #[tokio::test]

@@ -408,7 +408,7 @@ fn scope_to_rep(scope: &ClientScope) -> ClientScopeRep {
     }
 }
 
-mod groups;
+pub(crate) mod groups;
 
 /// Roles under construction, indexed by (owning client uuid or None, name).
 #[derive(Default)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
-use cambio_core::model::{Client, ClientScope, Realm, Role, User};
+use cambio_core::model::{Client, ClientScope, Group, Realm, Role, User};
 use cambio_core::realm::RealmSnapshot;
 use cambio_jose::{SigningKey, VerifyingKey};
 use cambio_store::{GLOBAL, Object, Store, StoreError, StoreResult};
@@ -63,8 +63,18 @@ impl RealmRuntime {
     /// This realm as it would be with `clients` and `roles` added or replaced, to decide about
     /// a batch of writes (a partial import) before any of them is made. It serves no request.
     pub fn with_planned(&self, clients: &[Client], roles: &[Role]) -> RealmRuntime {
+        self.with_snapshot(self.snapshot.clone().with_planned(clients, roles))
+    }
+
+    /// The realm as it will be with `groups` as all of its groups, to judge a change to
+    /// groups and memberships before any of it is written.
+    pub fn with_groups(&self, groups: Vec<Group>) -> RealmRuntime {
+        self.with_snapshot(self.snapshot.clone().with_groups(groups))
+    }
+
+    fn with_snapshot(&self, snapshot: RealmSnapshot) -> RealmRuntime {
         RealmRuntime {
-            snapshot: self.snapshot.clone().with_planned(clients, roles),
+            snapshot,
             signer: self.signer.clone(),
             verifiers: self.verifiers.clone(),
             jwks_json: self.jwks_json.clone(),

@@ -150,7 +150,9 @@ fn name_matcher(search: Option<&str>, exact: bool) -> Box<dyn Fn(&Group) -> bool
 // Lookups and validation.
 
 /// The group ids of the paths a new user's representation names (Keycloak's `groups` on user
-/// creation); an unknown path is 404, as in Keycloak. Joining is judged with the user.
+/// creation and in a partial import); an unknown path is 404, as in Keycloak. A path written
+/// by a Keycloak started with slash escaping (`/a~/b`) is read too. Joining is judged with the
+/// user.
 pub fn ids_of_paths(rt: &RealmRuntime, paths: Option<&[String]>) -> ApiResult<Vec<String>> {
     let mut ids: Vec<String> = Vec::new();
     for path in paths.into_iter().flatten() {
@@ -158,6 +160,7 @@ pub fn ids_of_paths(rt: &RealmRuntime, paths: Option<&[String]>) -> ApiResult<Ve
         let group = rt
             .snapshot
             .group_by_path(&path)
+            .or_else(|| rt.snapshot.group_by_path(&path.replace("~/", "/")))
             .ok_or_else(|| ApiError::Admin {
                 status: axum::http::StatusCode::NOT_FOUND,
                 message: format!("Group {path} not found"),

@@ -1,18 +1,20 @@
 //! Keycloak's partial import (`POST /admin/realms/{realm}/partialImport`): realm roles, client
-//! roles, clients, identity providers (with their mappers, kept as data) and users of a
-//! `PartialImportRepresentation` added to an existing realm, with `ifResourceExists` `FAIL`
-//! (the default: nothing is written when anything exists), `SKIP` or `OVERWRITE` (an existing
-//! entry of the same name is replaced, keeping its id so that what refers to it stays valid).
-//! Users keep their Keycloak password hashes as a full import does.
+//! roles, clients, identity providers (with their mappers, kept as data), groups (top-level
+//! groups with their subgroups) and users of a `PartialImportRepresentation` added to an
+//! existing realm, with `ifResourceExists` `FAIL` (the default: nothing is written when
+//! anything exists, with Keycloak's message for the first), `SKIP` or `OVERWRITE` (an
+//! existing entry of the same name is replaced, keeping its id so that what refers to it stays
+//! valid; a group is replaced whole, with its memberships, as Keycloak replaces it). Users
+//! keep their Keycloak password hashes as a full import does, and join groups by path.
 //!
 //! The import is decided whole before anything is written: every entry is built and every role
-//! mapping, composite, scope mapping and provider role mapping passes the escalation guard as
-//! the matching admin request would (an overwrite as an update, and only by an administrator
-//! who may act as the user or service account it replaces), against the realm as it will be
-//! with the import's own clients and roles. A refusal, a conflict or a bad entry anywhere
-//! writes nothing. What is not imported or not kept (groups, credentials Cambio cannot read,
-//! provider secrets, fields Cambio has no place for) is in the answer's `notImported`, beside
-//! Keycloak's `added`, `skipped`, `overwritten` and `results`.
+//! mapping, composite, scope mapping, provider role mapping and group (its roles, its
+//! replacement, who joins it) passes the escalation guard as the matching admin request would
+//! (an overwrite as an update, and only by an administrator who may act as the user or service
+//! account it replaces), against the realm as it will be with the import's own clients, roles
+//! and groups. A refusal, a conflict or a bad entry anywhere writes nothing. What is not kept
+//! (credentials Cambio cannot read, provider secrets, fields Cambio has no place for) is in the
+//! answer's `notImported`, beside Keycloak's `added`, `skipped`, `overwritten` and `results`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -23,11 +25,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use cambio_core::model::{Role, User};
-use cambio_proto::admin::{ClientRep, RoleRep, UserRep};
+use cambio_core::model::{Group, Role, User};
+use cambio_proto::admin::{ClientRep, GroupRep, RoleRep, UserRep};
 use serde_json::{Value, json};
 
-use super::escalation::{approve_client, approve_role, approve_user};
+use super::escalation::{
+    approve_client, approve_group, approve_group_removal, approve_role, approve_user,
+};
 use super::{Need, authorize, bad_request, conflict, forbidden, realm_or_404};
 use crate::error::ApiResult;
 use crate::import_report::ImportReport;
@@ -117,6 +121,12 @@ pub async fn partial_import(
         .map_err(|e| bad_request(format!("Invalid users: {e}")))?;
     let clients: Vec<ClientRep> = serde_json::from_value(Value::Array(list("clients")))
         .map_err(|e| bad_request(format!("Invalid clients: {e}")))?;
+    let group_reps: Vec<GroupRep> =
+        serde_json::from_value(document.get("groups").cloned().unwrap_or(json!([])))
+            .map_err(|e| bad_request(format!("Invalid groups: {e}")))?;
+    if !group_reps.is_empty() {
+        authorize(&app, &headers, &realm, Need::ManageUsers).await?;
+    }
     let roles = document.get("roles").cloned().unwrap_or(Value::Null);
     let realm_roles: Vec<RoleRep> =
         serde_json::from_value(roles.get("realm").cloned().unwrap_or(json!([])))
@@ -131,17 +141,6 @@ pub async fn partial_import(
         authorize(&app, &headers, &realm, Need::ManageClients).await?;
     }
     let mut report = ImportReport::default();
-    for part in ["groups"] {
-        if document
-            .get(part)
-            .is_some_and(|v| !v.is_null() && v != &json!([]))
-        {
-            report.add(
-                part,
-                "not imported: Cambio's partial import takes roles, clients, identity providers and users",
-            );
-        }
-    }
     let mut outcome = Outcome::default();
     let mut seen = HashSet::new();
     // The document as far as it was imported: skipped entries are blanked, so that the
@@ -161,11 +160,19 @@ pub async fn partial_import(
         super::idps::all(&app, &rt).await?
     };
     if policy == Policy::Fail {
-        let mut existing = Vec::new();
+        // Keycloak's messages, in the order it checks: clients, roles, providers, groups,
+        // users.
+        let mut existing: Vec<String> = Vec::new();
+        for client in &clients {
+            let client_id = client.client_id.clone().unwrap_or_default();
+            if rt.snapshot.client_by_client_id(&client_id).is_some() {
+                existing.push(format!("Client id '{client_id}' already exists"));
+            }
+        }
         for role in &realm_roles {
             let name = role.name.clone().unwrap_or_default();
             if rt.snapshot.realm_role_id(&name).is_some() {
-                existing.push(("REALM_ROLE", name));
+                existing.push(format!("Realm role '{name}' already exists."));
             }
         }
         for (client_id, reps) in &client_roles {
@@ -173,32 +180,34 @@ pub async fn partial_import(
                 for role in reps {
                     let name = role.name.clone().unwrap_or_default();
                     if rt.snapshot.client_role_id(&owner.id, &name).is_some() {
-                        existing.push(("CLIENT_ROLE", name));
+                        existing.push(format!(
+                            "Client role '{name}' for client '{client_id}' already exists."
+                        ));
                     }
                 }
-            }
-        }
-        for client in &clients {
-            let client_id = client.client_id.clone().unwrap_or_default();
-            if rt.snapshot.client_by_client_id(&client_id).is_some() {
-                existing.push(("CLIENT", client_id));
             }
         }
         for provider in list("identityProviders") {
             if let Some(alias) = provider.get("alias").and_then(Value::as_str)
                 && current_providers.iter().any(|p| p.alias == alias)
             {
-                existing.push(("IDP", alias.to_owned()));
+                existing.push(format!("Identity Provider '{alias}' already exists."));
+            }
+        }
+        for rep in &group_reps {
+            let name = rep.name.as_deref().unwrap_or_default().trim();
+            if rt.snapshot.subgroups(None).any(|g| g.name == name) {
+                existing.push(format!("Group '/{name}' already exists"));
             }
         }
         for user in &users {
             let name = user.username.clone().unwrap_or_default().to_lowercase();
             if app.user_by_name(rt.id(), &name).await?.is_some() {
-                existing.push(("USER", name));
+                existing.push(format!("User with user name {name} already exists."));
             }
         }
-        if let Some((kind, name)) = existing.first() {
-            return Err(conflict(format!("{kind} {name} already exists")));
+        if let Some(message) = existing.into_iter().next() {
+            return Err(conflict(message));
         }
     }
 
@@ -431,7 +440,65 @@ pub async fn partial_import(
         report.add(here, super::idp_mappers::NOT_APPLIED);
     }
 
-    // Users, with their role mappings and passwords. Replacing a user is acting as it.
+    // Groups: a top-level group of the same name, with the groups below it, is the existing
+    // entry. Overwriting it deletes it with its memberships and creates the imported one, as
+    // Keycloak does; removing it and every role the new groups hand out pass the guard.
+    let mut removals = Vec::new();
+    let mut new_group_reps = Vec::new();
+    for (at, rep) in group_reps.iter().enumerate() {
+        let name = rep.name.as_deref().unwrap_or_default().trim().to_owned();
+        once(&mut seen, "GROUP", &name)?;
+        let current = planned.snapshot.subgroups(None).find(|g| g.name == name);
+        if current.is_some() && policy == Policy::Skip {
+            blank(format!("/groups/{at}"));
+            outcome.skip("GROUP", &name);
+            continue;
+        }
+        if let Some(current) = current {
+            removals.push(approve_group_removal(&admin, &planned, current)?);
+        }
+        new_group_reps.push((rep.clone(), current.is_some()));
+    }
+    let reps: Vec<GroupRep> = new_group_reps.iter().map(|(rep, _)| rep.clone()).collect();
+    let mut built = crate::realm_io::groups::build(&reps, |realm_names, client_names| {
+        resolve(&planned, realm_names, client_names)
+    })?;
+    let removed: HashSet<&str> = removals
+        .iter()
+        .flat_map(|r| r.group_ids.iter().map(String::as_str))
+        .collect();
+    fresh_group_ids(&mut built.groups, |id| {
+        planned.snapshot.group(id).is_some() && !removed.contains(id)
+    });
+    for path in built.by_path.keys() {
+        if let Some(other) = planned.snapshot.group_by_path(path)
+            && !removed.contains(other.id.as_str())
+        {
+            return Err(super::groups::path_taken(path));
+        }
+    }
+    let mut all_groups: Vec<Group> = planned
+        .snapshot
+        .groups()
+        .into_iter()
+        .filter(|g| !removed.contains(g.id.as_str()))
+        .cloned()
+        .collect();
+    all_groups.extend(built.groups.iter().cloned());
+    let planned = planned.with_groups(all_groups);
+    let mut approved_groups = Vec::new();
+    for group in built.groups {
+        if group.parent_id.is_none()
+            && let Some((_, overwrite)) = new_group_reps
+                .iter()
+                .find(|(rep, _)| rep.name.as_deref().map(str::trim) == Some(group.name.as_str()))
+        {
+            outcome.record(*overwrite, "GROUP", &group.name, &group.id);
+        }
+        approved_groups.push(approve_group(&admin, &planned, None, group)?);
+    }
+
+    // Users, with their role mappings, groups and passwords. Replacing a user is acting as it.
     let mut planned_users = Vec::new();
     for (at, rep) in users.iter().enumerate() {
         let username = super::users::valid_username(rep.username.as_deref().unwrap_or(""))?;
@@ -465,6 +532,7 @@ pub async fn partial_import(
             rep.realm_roles.as_ref(),
             rep.client_roles.as_ref(),
         )?;
+        user.groups = super::groups::ids_of_paths(&planned, rep.groups.as_deref())?;
         match keycloak_passwords::password(
             rep.credentials.as_deref(),
             &format!("users[{at}]"),
@@ -513,6 +581,12 @@ pub async fn partial_import(
     }
     for mapper in &planned_mappers {
         app.store.insert_object(mapper).await?;
+    }
+    for removal in &removals {
+        app.delete_groups(rt.id(), removal).await?;
+    }
+    for group in &approved_groups {
+        app.insert_group(rt.id(), group).await?;
     }
     app.reload_realm(rt.id(), now).await?;
     for (user, overwrite) in &planned_users {
@@ -585,4 +659,21 @@ fn resolve(
         }
     }
     Ok(ids)
+}
+
+/// Gives a new id to every group whose id `taken` says is in use, and points its subgroups at
+/// the new id: an export's ids may belong to groups the realm keeps.
+fn fresh_group_ids(groups: &mut [Group], taken: impl Fn(&str) -> bool) {
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    for group in groups.iter_mut() {
+        if taken(&group.id) {
+            let fresh = random::uuid();
+            renamed.insert(std::mem::replace(&mut group.id, fresh.clone()), fresh);
+        }
+    }
+    for group in groups.iter_mut() {
+        if let Some(fresh) = group.parent_id.as_ref().and_then(|p| renamed.get(p)) {
+            group.parent_id = Some(fresh.clone());
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Groups in realm representations: `groups` (nested through `subGroups`, with `realmRoles`,
 //! `clientRoles` and `attributes`) and each user's `groups` (paths).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use cambio_core::groups::MAX_GROUP_DEPTH;
 use cambio_core::model::{Group, User};
@@ -12,19 +12,33 @@ use super::{ClientIndex, RealmIoError, RoleTable, invalid, resolve_roles};
 use crate::state::RealmRuntime;
 
 /// The groups of a representation, parents before children, and their ids by path.
-pub(super) struct ImportedGroups {
+pub(crate) struct ImportedGroups {
     pub groups: Vec<Group>,
     pub by_path: HashMap<String, String>,
 }
 
-/// Reads the groups of a representation. Role names resolve like users' role mappings;
-/// siblings may not share a name, ids may not repeat, and a hierarchy has at most
-/// `MAX_GROUP_DEPTH` levels.
+/// Reads the groups of a full realm import. Role names resolve like users' role mappings.
 pub(super) fn from_rep(
     reps: &[GroupRep],
     table: &RoleTable,
     clients: &ClientIndex,
 ) -> Result<ImportedGroups, RealmIoError> {
+    build(reps, |realm, client| {
+        resolve_roles(table, clients, realm, client)
+    })
+}
+
+/// Reads nested group representations as top-level groups, resolving each group's
+/// `realmRoles` and `clientRoles` through `roles`. Siblings may not share a name, no two
+/// groups may share a path, ids may not repeat, and a hierarchy has at most
+/// `MAX_GROUP_DEPTH` levels.
+pub(crate) fn build<E: From<RealmIoError>>(
+    reps: &[GroupRep],
+    mut roles: impl FnMut(
+        Option<&Vec<String>>,
+        Option<&BTreeMap<String, Vec<String>>>,
+    ) -> Result<Vec<String>, E>,
+) -> Result<ImportedGroups, E> {
     let mut out = ImportedGroups {
         groups: Vec::new(),
         by_path: HashMap::new(),
@@ -40,17 +54,18 @@ pub(super) fn from_rep(
             .as_deref()
             .map(str::trim)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| invalid("Group name is missing"))?;
+            .ok_or_else(|| E::from(invalid("Group name is missing")))?;
         // A `/` in a name is allowed, as in Keycloak; a path that would then name two groups
         // is refused below.
         if name.chars().any(char::is_control) {
-            return Err(invalid(format!("Invalid group name {name}")));
+            return Err(invalid(format!("Invalid group name {name}")).into());
         }
         let path = format!("{parent_path}/{name}");
         if path.matches('/').count() > MAX_GROUP_DEPTH {
             return Err(invalid(format!(
                 "A group hierarchy may have at most {MAX_GROUP_DEPTH} levels"
-            )));
+            ))
+            .into());
         }
         let id = rep
             .id
@@ -63,17 +78,13 @@ pub(super) fn from_rep(
                 format!("Sibling group named '{name}' already exists.")
             } else {
                 format!("A group with path '{path}' already exists.")
-            }));
+            })
+            .into());
         }
         if out.groups.iter().any(|g| g.id == id) {
-            return Err(invalid(format!("Duplicate group id {id}")));
+            return Err(invalid(format!("Duplicate group id {id}")).into());
         }
-        let role_ids = resolve_roles(
-            table,
-            clients,
-            rep.realm_roles.as_ref(),
-            rep.client_roles.as_ref(),
-        )?;
+        let role_ids = roles(rep.realm_roles.as_ref(), rep.client_roles.as_ref())?;
         out.by_path.insert(path.clone(), id.clone());
         out.groups.push(Group {
             id: id.clone(),

@@ -4,6 +4,7 @@
 mod exports;
 mod keys;
 mod partial;
+mod partial_groups;
 mod partial_overwrite;
 mod passwords;
 

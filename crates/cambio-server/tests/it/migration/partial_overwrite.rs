@@ -9,7 +9,7 @@ use crate::TestServer;
 /// A realm with a restricted administrator `helper` (manage-realm, manage-users and
 /// manage-clients, not realm-admin), a user `root` holding realm-admin, a plain user `plain`,
 /// a role `staff`, a client `app` with a role `viewer`, and a provider `partner`.
-async fn realm_with_helper(server: &TestServer, admin: &str) {
+pub(super) async fn realm_with_helper(server: &TestServer, admin: &str) {
     let document = json!({
         "realm": "whole", "enabled": true,
         "roles": {"realm": [{"name": "staff", "description": "old"}],
@@ -38,13 +38,13 @@ async fn realm_with_helper(server: &TestServer, admin: &str) {
     assert_eq!(created.status, 201, "{}", created.text);
 }
 
-async fn helper_token(server: &TestServer) -> String {
+pub(super) async fn helper_token(server: &TestServer) -> String {
     public_login(server, "whole", "admin-cli", "helper", "helper-pw")
         .await
         .access_token()
 }
 
-async fn admin_get(server: &TestServer, admin: &str, path: &str) -> crate::Reply {
+pub(super) async fn admin_get(server: &TestServer, admin: &str, path: &str) -> crate::Reply {
     server
         .get(
             &format!("{}/admin/realms/whole/{path}", server.base),
@@ -53,7 +53,7 @@ async fn admin_get(server: &TestServer, admin: &str, path: &str) -> crate::Reply
         .await
 }
 
-async fn user(server: &TestServer, admin: &str, username: &str) -> Value {
+pub(super) async fn user(server: &TestServer, admin: &str, username: &str) -> Value {
     let found = admin_get(
         server,
         admin,
@@ -118,7 +118,7 @@ async fn partial_import_refused_at_its_last_entry_writes_nothing() {
     assert_eq!(conflicting.status, 409, "{}", conflicting.text);
     assert_eq!(
         conflicting.body["errorMessage"],
-        "CLIENT_ROLE viewer already exists"
+        "Client role 'viewer' for client 'app' already exists."
     );
     let fresh = admin_get(&server, &admin, "clients?clientId=fresh").await;
     assert_eq!(fresh.body, json!([]), "{}", fresh.text);

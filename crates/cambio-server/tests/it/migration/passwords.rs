@@ -172,3 +172,38 @@ async fn keycloak_password_hashes_log_in_and_are_rehashed() {
     assert_eq!(header(&copied.access_token())["kid"], kids[0].as_str());
     server.stop().await;
 }
+
+/// Until its first login an imported user keeps Keycloak's hash, which costs another time to
+/// check than the dummy check an unknown username gets. Every check is padded to the slowest
+/// recent one, so a wrong password for an unknown username answers no sooner than one for a
+/// user with a costly Keycloak hash: the time does not tell that the user exists.
+#[tokio::test]
+async fn an_unknown_username_answers_no_sooner_than_a_keycloak_hashed_user() {
+    // A costly PBKDF2-SHA512 (600,000 iterations, within the import bound); the stored value
+    // does not matter, since only wrong passwords are tried.
+    let value = STANDARD.encode([7u8; 64]);
+    let realm = json!({
+        "id": "hashes-id", "realm": "hashes", "enabled": true,
+        "clients": [{"clientId": "app", "secret": "app-secret", "directAccessGrantsEnabled": true}],
+        "users": [user("costly", json!([credential("pbkdf2-sha512", 600_000, SALT, &value, json!({}))]))]
+    });
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let created = import(&server, &admin, serde_json::to_vec(&realm).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    let started = std::time::Instant::now();
+    let known = password_login(&server, "costly", "wrong").await;
+    let known_took = started.elapsed();
+    assert_eq!(known.body["error"], "invalid_grant", "{}", known.text);
+    let started = std::time::Instant::now();
+    let unknown = password_login(&server, "nobody-by-this-name", "wrong").await;
+    let unknown_took = started.elapsed();
+    assert_eq!(unknown.body, known.body);
+    // The padding is a lower bound (a sleep), so this holds however busy the machine is; the
+    // margin is the known login's own HTTP and lookup time around its check.
+    assert!(
+        unknown_took >= known_took.mul_f64(0.8),
+        "unknown {unknown_took:?}, known {known_took:?}"
+    );
+}

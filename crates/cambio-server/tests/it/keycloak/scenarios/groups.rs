@@ -341,6 +341,39 @@ pub(super) async fn groups(
         );
     }
 
+    // Names holding `/`: both servers take them; a name that gives an existing path to a
+    // second group is a named difference.
+    let (a, b) = both(
+        &sides,
+        report,
+        "groups: a name holding a slash",
+        post("/groups", json!({"name": "ops/night"})),
+    )
+    .await;
+    sides[0].ids.insert("{ops-night}", created_id(&a));
+    sides[1].ids.insert("{ops-night}", created_id(&b));
+    let (a, b) = both(
+        &sides,
+        report,
+        "groups: find a name holding a slash by path",
+        get("/group-by-path/ops/night"),
+    )
+    .await;
+    compare_bodies(
+        report,
+        "groups: find a name holding a slash by path",
+        &sides,
+        &a,
+        &b,
+    );
+    both(
+        &sides,
+        report,
+        "groups: a name giving a second group an existing path",
+        post("/groups", json!({"name": "company/finance"})),
+    )
+    .await;
+
     // Leaving the group, joining again, deleting the parent.
     let membership = "/users/{gina}/groups/{finance}";
     both(
@@ -402,4 +435,71 @@ pub(super) async fn groups(
         sides[1].gina("subject-client", "subject-secret").await,
     );
     compare_token_answers(report, "groups: token after deletion", &a, &b);
+
+    partial_import(&sides, report).await;
+}
+
+/// Groups in a partial import: added with subgroups and members, skipped, replaced. Keycloak
+/// finds an existing group by the `path` its exports carry, so the bodies carry it too.
+async fn partial_import(sides: &[Side<'_>; 2], report: &mut Report) {
+    let summary = |r: &Reply| {
+        let mut results: Vec<Value> = r.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| json!([x["resourceType"], x["action"], x["resourceName"]]))
+            .collect();
+        results.sort_by_key(|v| v.to_string());
+        json!({"added": r.body["added"], "skipped": r.body["skipped"],
+               "overwritten": r.body["overwritten"], "results": results})
+    };
+    let steps = [
+        (
+            "groups: partial import adds and skips",
+            json!({"ifResourceExists": "SKIP",
+                   "groups": [{"name": "ops/night", "path": "/ops/night"},
+                              {"name": "imported", "path": "/imported",
+                               "realmRoles": ["group-auditor"],
+                               "subGroups": [{"name": "sub", "path": "/imported/sub"}]}],
+                   "users": [{"username": "ivan", "enabled": true,
+                              "groups": ["/imported/sub"]}]}),
+        ),
+        (
+            "groups: partial import refuses an existing group",
+            json!({"groups": [{"name": "imported", "path": "/imported"}]}),
+        ),
+        (
+            "groups: partial import replaces a group",
+            json!({"ifResourceExists": "OVERWRITE",
+                   "groups": [{"name": "imported", "path": "/imported",
+                               "subGroups": [{"name": "other", "path": "/imported/other"}]}]}),
+        ),
+    ];
+    for (scenario, body) in steps {
+        let (a, b) = both(
+            sides,
+            report,
+            scenario,
+            (Method::POST, "/partialImport", Some(body)),
+        )
+        .await;
+        if a.status.is_success() && b.status.is_success() {
+            report.compare(scenario, "counts and results", &summary(&a), &summary(&b));
+        }
+    }
+    for (scenario, path) in [
+        (
+            "groups: a replaced subgroup is gone",
+            "/group-by-path/imported/sub",
+        ),
+        (
+            "groups: the replacing subgroup",
+            "/group-by-path/imported/other",
+        ),
+    ] {
+        let (a, b) = both(sides, report, scenario, (Method::GET, path, None)).await;
+        if a.status.is_success() && b.status.is_success() {
+            compare_bodies(report, scenario, sides, &a, &b);
+        }
+    }
 }
