@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use cambio_core::model::Client;
 use cambio_core::permissions::{
     AuthzPolicy, DecisionStrategy, Logic, MANAGEMENT_SCOPES, client_permission_name,
@@ -38,11 +38,38 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/admin/realms/{realm}/clients/{id}/management/permissions",
             get(get_management).put(set_management).post(set_management),
         )
-        .route(base, get(get_resource_server))
-        .route(&format!("{base}/scope"), get(list_scopes))
-        .route(&format!("{base}/scope/{{scope}}"), get(get_scope))
-        .route(&format!("{base}/resource"), get(list_resources))
-        .route(&format!("{base}/resource/{{resource}}"), get(get_resource))
+        .route(
+            base,
+            get(get_resource_server).put(super::authz_kept::update_resource_server),
+        )
+        .route(
+            &format!("{base}/settings"),
+            get(super::authz_kept::export_settings),
+        )
+        .route(
+            &format!("{base}/import"),
+            post(super::authz_kept::import_settings),
+        )
+        .route(
+            &format!("{base}/scope"),
+            get(list_scopes).post(super::authz_kept::refuse_item_write),
+        )
+        .route(
+            &format!("{base}/scope/{{scope}}"),
+            get(get_scope)
+                .put(super::authz_kept::refuse_item_write_by_id)
+                .delete(super::authz_kept::refuse_item_write_by_id),
+        )
+        .route(
+            &format!("{base}/resource"),
+            get(list_resources).post(super::authz_kept::refuse_item_write),
+        )
+        .route(
+            &format!("{base}/resource/{{resource}}"),
+            get(get_resource)
+                .put(super::authz_kept::refuse_item_write_by_id)
+                .delete(super::authz_kept::refuse_item_write_by_id),
+        )
         .route(
             &format!("{base}/policy"),
             get(list_policies).post(create_policy),
@@ -117,6 +144,22 @@ fn resource_server(rt: &RealmRuntime, id: &str) -> ApiResult<Arc<Client>> {
         .filter(|c| c.client_id == REALM_MANAGEMENT)
         .cloned()
         .ok_or(ApiError::NotFound("Could not find client"))
+}
+
+/// The resource server a policy or permission is written to: `realm-management`. Another
+/// client's kept settings answer that they change through their import (see `authz_kept`).
+async fn writable_resource_server(
+    app: &AppState,
+    rt: &RealmRuntime,
+    id: &str,
+) -> ApiResult<Arc<Client>> {
+    match resource_server(rt, id) {
+        Ok(client) => Ok(client),
+        Err(not_found) => match imported::settings(app, rt, id).await? {
+            Some(_) => Err(super::authz_kept::item_writes_refused()),
+            None => Err(not_found),
+        },
+    }
 }
 
 /// The resource server's scopes, created on first use with ids that then stay stable.
@@ -400,7 +443,7 @@ async fn create(
 ) -> ApiResult<Response> {
     authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
-    resource_server(&rt, id)?;
+    writable_resource_server(app, &rt, id).await?;
     let input: PolicyInput = parse_json(body)?;
     let policy_type = kind
         .or_else(|| input.policy_type.clone())
@@ -436,7 +479,7 @@ async fn update(
 ) -> ApiResult<Response> {
     authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
-    resource_server(&rt, id)?;
+    writable_resource_server(app, &rt, id).await?;
     let mut policy = find_policy(app, rt.id(), pid).await?;
     let input: PolicyInput = parse_json(body)?;
     apply_input(app, &rt, &mut policy, input).await?;
@@ -468,7 +511,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     authorize(app, headers, realm, Need::ManageAuthorization).await?;
     let rt = realm_or_404(app, realm)?;
-    resource_server(&rt, id)?;
+    writable_resource_server(app, &rt, id).await?;
     find_policy(app, rt.id(), pid).await?;
     delete_policies(app, rt.id(), &[pid.to_owned()]).await?;
     app.reload_realm(rt.id(), random::now()).await?;

@@ -8,6 +8,7 @@
 pub(crate) mod authz;
 pub(crate) mod authz_exchange_import;
 pub(crate) mod authz_imported;
+mod authz_kept;
 pub(crate) mod clients;
 mod escalation;
 mod events;

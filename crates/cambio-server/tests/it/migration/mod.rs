@@ -1,6 +1,7 @@
 //! Migration from Keycloak: a realm export imports with its signing keys, its password hashes
 //! and Keycloak's defaults, and the import reports what it could not keep.
 
+mod authz_kept;
 mod exports;
 mod keys;
 mod partial;
