@@ -162,9 +162,18 @@ fn walk(
     }
 }
 
-/// The element of `kept` that stands for `item`: the one with the same identifying field
-/// (`clientId`, `username`, `alias`, `name`), else the one at the same place.
+/// The element of `kept` that stands for `item`: the one with the same `id` (a renamed entry,
+/// such as a service account named after its client, is then reported field by field), else
+/// the same identifying field (`clientId`, `username`, `alias`, `name`), else the one at the
+/// same place.
 fn counterpart<'a>(item: &Value, kept: &'a [Value], at: usize) -> Option<&'a Value> {
+    if let Some(id) = item.get("id").and_then(Value::as_str)
+        && let Some(found) = kept
+            .iter()
+            .find(|k| k.get("id").and_then(Value::as_str) == Some(id))
+    {
+        return Some(found);
+    }
     for key in ["clientId", "username", "alias", "name"] {
         if let Some(wanted) = item.get(key).and_then(Value::as_str) {
             return kept.iter().find(|k| {

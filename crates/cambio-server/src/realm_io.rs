@@ -558,7 +558,16 @@ fn user_from_rep(
                 None => return Err(invalid(format!("Client {owner} not found"))),
             },
         };
-        user.username = format!("service-account-{client_id}");
+        let named = format!("service-account-{client_id}");
+        if user.username != named {
+            // Exports can name it after an earlier client id; Cambio finds a client's service
+            // account by its name, so it takes the client's present one.
+            report.add(
+                format!("{path}.username"),
+                format!("renamed {named}: a service account is named after its client"),
+            );
+        }
+        user.username = named;
         user.service_account_client_id = Some(uuid);
     }
     let mut clear = None;

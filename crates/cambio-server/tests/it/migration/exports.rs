@@ -82,6 +82,13 @@ async fn keycloak_6_and_1_9_exports_keep_their_keys_and_old_credentials() {
     let kc6 = read_export("kc6-nodejs-test.json");
     let created = import(&server, &admin, serde_json::to_vec(&kc6).unwrap()).await;
     assert_eq!(created.status, 201, "{}", created.text);
+    // The service account of `public-client`, exported as `service-account-test-client`, is
+    // kept under its client's name, and the report says exactly that.
+    assert_eq!(
+        reason(&created.body, "users[1].username"),
+        "renamed service-account-public-client: a service account is named after its client"
+    );
+    assert!(!report_paths(&created.body).contains(&"users[1]".to_owned()));
     let provider = kc6["components"]["org.keycloak.keys.KeyProvider"]
         .as_array()
         .unwrap()
