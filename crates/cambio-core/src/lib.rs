@@ -25,5 +25,6 @@ pub mod resource;
 pub mod role_change;
 pub mod scope;
 pub mod tokens;
+pub mod txn_token;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};

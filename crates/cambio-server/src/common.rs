@@ -246,7 +246,7 @@ fn live_client(rt: &RealmRuntime, client_id: &str, issued_at: u64) -> Option<Arc
 }
 
 /// A user of the realm, if it exists and is enabled (through the user cache).
-async fn live_user(
+pub(crate) async fn live_user(
     app: &AppState,
     rt: &RealmRuntime,
     user_id: &str,

@@ -32,6 +32,7 @@ mod revocations;
 mod routes;
 mod secrets;
 mod state;
+mod txn_tokens;
 mod verified_tokens;
 pub use verified_tokens::DEFAULT_CAPACITY as DEFAULT_VERIFIED_TOKEN_CACHE;
 

@@ -252,6 +252,9 @@ async fn handle(
         GrantType::AuthorizationCode => {
             authorization_code(app, rt, &client, &form, proof, now, event).await
         }
+        GrantType::TokenExchange if crate::txn_tokens::is_requested(&form) => {
+            crate::txn_tokens::exchange(app, rt, &client, &form, proof, now, event).await
+        }
         GrantType::TokenExchange if external::is_external_exchange(rt, &form) => {
             external::exchange(
                 app,

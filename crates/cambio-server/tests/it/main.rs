@@ -25,5 +25,6 @@ mod outbound;
 mod postgres;
 mod resources;
 mod token_state;
+mod txn_tokens;
 
 pub use harness::*;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{TestServer, reply};
 
 /// POSTs a realm document (raw bytes) as a `master` administrator.
-async fn import(server: &TestServer, admin: &str, body: Vec<u8>) -> crate::Reply {
+pub(crate) async fn import(server: &TestServer, admin: &str, body: Vec<u8>) -> crate::Reply {
     let response = server
         .http
         .post(format!("{}/admin/realms", server.base))
