@@ -69,6 +69,17 @@ async fn txn_request(
         .await
 }
 
+/// A request that must be refused: client, subject token and type, further parameters, and
+/// the error and description expected.
+type Refusal<'a> = (
+    (&'a str, &'a str),
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a str,
+    &'a str,
+);
+
 fn assert_refused(reply: &crate::Reply, error: &str, description: &str) {
     assert_eq!(reply.status, 400, "{}", reply.text);
     assert_eq!(reply.body["error"], error, "{}", reply.text);
@@ -153,7 +164,7 @@ async fn txn_tokens_are_issued_replaced_and_kept_apart_from_access_tokens() {
     let narrowed = replaced.access_token();
     let orders = ("orders", "orders-secret");
     let gateway = ("gateway", "gateway-secret");
-    let refusals: [(_, &str, &str, &[(&str, &str)], &str, &str); 5] = [
+    let refusals: [Refusal<'_>; 5] = [
         (
             orders,
             &narrowed,
