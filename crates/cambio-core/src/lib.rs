@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod address;
+pub mod chaining;
 pub mod client_auth;
 pub mod dpop;
 pub mod error;
