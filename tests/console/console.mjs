@@ -376,6 +376,12 @@ async function run(browser) {
     await page.getByRole('button', { name: 'Rotate keys' }).click();
     await page.getByText(/^Rotated; new key/).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('table tbody tr').length > n, before);
+    // The new key signs; the one before it only verifies, until a time the table shows.
+    const first = await rows.first().locator('td').allInnerTexts();
+    expect(first[3] === 'ACTIVE' && first[4] === '0' && first[6] === 'yes', `new key row: ${first}`);
+    const passive = page.locator('table tbody tr', { hasText: 'PASSIVE' });
+    expect(await passive.count() >= 1, 'no passive key after rotation');
+    expect(/UTC$/.test(await passive.first().locator('td').nth(5).innerText()), 'no end of publication shown');
     await shot(page, 'keys');
   });
 

@@ -15,6 +15,7 @@ mod group_mappings;
 pub(crate) mod groups;
 pub(crate) mod idp_mappers;
 pub(crate) mod idps;
+mod keys;
 mod partial_import;
 pub(crate) mod preview;
 mod preview_external;
@@ -53,9 +54,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(partial_import::routes())
         .merge(groups::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
+        .route("/admin/realms/{realm}/keys", get(keys::list_keys))
         .route(
             "/admin/realms/{realm}/keys/rotate",
-            post(events::rotate_keys),
+            post(keys::rotate_keys),
         )
         .route(
             "/admin/realms/{realm}/clients",
