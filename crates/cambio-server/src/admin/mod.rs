@@ -17,6 +17,7 @@ pub(crate) mod idp_mappers;
 pub(crate) mod idps;
 mod keys;
 mod partial_import;
+mod protocol_mappers;
 pub(crate) mod preview;
 mod preview_external;
 mod realms;
@@ -54,6 +55,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(partial_import::routes())
         .merge(groups::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
+        .route(
+            "/admin/realms/{realm}/client-scopes/{id}/protocol-mappers/models",
+            get(protocol_mappers::list).post(protocol_mappers::create),
+        )
+        .route(
+            "/admin/realms/{realm}/client-scopes/{id}/protocol-mappers/models/{mapper}",
+            get(protocol_mappers::get_one)
+                .put(protocol_mappers::update)
+                .delete(protocol_mappers::delete),
+        )
         .route("/admin/realms/{realm}/keys", get(keys::list_keys))
         .route(
             "/admin/realms/{realm}/keys/rotate",

@@ -25,6 +25,7 @@ mod openapi;
 mod outbound;
 mod postgres;
 mod resources;
+mod scope_mappers;
 mod token_state;
 
 pub use harness::*;
