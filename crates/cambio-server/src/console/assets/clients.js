@@ -4,6 +4,7 @@
 
 import { enc, realmApi } from './api.js';
 import { action, field, form, h, input, notify, section, select, table } from './ui.js';
+import { clientRoles, realmRoles } from './users.js';
 
 export const ATTR_EXCHANGE = 'standard.token.exchange.enabled';
 export const ATTR_EXCHANGE_REFRESH = 'standard.token.exchange.enableRefreshRequestedTokenType';
@@ -106,6 +107,30 @@ async function renderOne(view, { realm, access }, id) {
   }
   await renderScopes(view, api, path, manage);
   await renderAudienceMappers(view, api, path, manage, c);
+  if (c.serviceAccountsEnabled && access.viewUsers) {
+    await renderServiceAccount(view, api, path, access.manageUsers);
+  }
+}
+
+/** The roles of the client's service account: what its client-credentials tokens carry. */
+async function renderServiceAccount(view, api, path, manage) {
+  const account = await api.get(`${path}/service-account-user`);
+  const userPath = `/users/${enc(account.id)}`;
+  view.append(h('h2', {}, 'Service account roles'),
+    h('p', {}, `Roles of ${account.username}, the user its client-credentials tokens name.`),
+    await realmRoles(api, userPath, manage, {
+      title: 'Service account realm roles',
+      assigned: 'Service account realm roles',
+      role: 'Service account realm role',
+      assign: 'Assign service account role',
+    }),
+    await clientRoles(api, userPath, manage, {
+      title: 'Service account client roles',
+      assigned: 'Service account client roles',
+      client: 'Client of the role',
+      role: 'Service account client role',
+      assign: 'Assign service account client role',
+    }));
 }
 
 const AUDIENCE_MAPPER = 'oidc-audience-mapper';
