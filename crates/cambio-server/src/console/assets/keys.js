@@ -19,7 +19,7 @@ export async function render(view, { realm, access }) {
       table('Keys', ['Key id', 'Algorithm', 'Type', 'Status', 'Priority', 'Published until', 'Signs now'],
         (listed.keys || []).map((k) => [
           h('code', {}, k.kid), k.algorithm, k.type,
-          h('span', { class: `status ${String(k.status).toLowerCase()}` }, k.status),
+          h('span', { class: `key-${String(k.status).toLowerCase()}` }, k.status),
           String(k.providerPriority), until(k.validTo), signing.has(k.kid) ? 'yes' : 'no',
         ])));
     if (access.manageRealm) {
