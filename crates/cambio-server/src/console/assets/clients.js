@@ -1,6 +1,7 @@
 // Clients: list and create (confidential or public), and one client's settings: the standard
 // token exchange switch, refresh tokens in standard exchange, access token lifespan, redirect
-// URIs, its secret, and its default and optional client scopes.
+// URIs, its secret, its default and optional client scopes, its audience mappers and its
+// service account's realm and client roles.
 
 import { enc, realmApi } from './api.js';
 import { action, field, form, h, input, notify, section, select, table } from './ui.js';

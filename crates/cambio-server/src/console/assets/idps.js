@@ -1,6 +1,7 @@
 // Identity providers: whose tokens the realm accepts in an exchange (issuer, keys, audiences,
 // algorithms), how their claims become a user (claim and role mappings, provisioning), which
-// grant types select them and which clients may use them.
+// grant types select them and which clients may use them (its allow-list, and its legacy
+// token-exchange permission).
 
 import { enc, realmApi } from './api.js';
 import { action, field, form, h, input, notify, section, select, table } from './ui.js';
