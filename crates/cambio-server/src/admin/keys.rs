@@ -140,4 +140,3 @@ pub async fn rotate_keys(
     app.reload_realm(rt.id(), now).await?;
     Ok(Json(json!({"kid": kid})))
 }
-

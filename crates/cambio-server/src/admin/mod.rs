@@ -17,9 +17,9 @@ pub(crate) mod idp_mappers;
 pub(crate) mod idps;
 mod keys;
 mod partial_import;
-mod protocol_mappers;
 pub(crate) mod preview;
 mod preview_external;
+mod protocol_mappers;
 mod realms;
 mod roles;
 pub(crate) mod users;
@@ -66,10 +66,7 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(protocol_mappers::delete),
         )
         .route("/admin/realms/{realm}/keys", get(keys::list_keys))
-        .route(
-            "/admin/realms/{realm}/keys/rotate",
-            post(keys::rotate_keys),
-        )
+        .route("/admin/realms/{realm}/keys/rotate", post(keys::rotate_keys))
         .route(
             "/admin/realms/{realm}/clients",
             get(clients::list).post(clients::create),

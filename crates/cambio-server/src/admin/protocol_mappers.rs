@@ -17,7 +17,9 @@ use cambio_core::model::{ClientScope, ProtocolMapper};
 use cambio_proto::admin::ProtocolMapperRep;
 
 use super::roles::scope_by_id;
-use super::{Need, authorize, bad_request, conflict, created, no_content, parse_json, realm_or_404};
+use super::{
+    Need, authorize, bad_request, conflict, created, no_content, parse_json, realm_or_404,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::AppState;
@@ -51,8 +53,7 @@ fn checked(rep: &ProtocolMapperRep, scope: &ClientScope) -> ApiResult<ProtocolMa
         .into_iter()
         .chain(rep.config.keys())
         .any(|text| text.len() > MAX_TEXT);
-    if too_long || rep.config.len() > MAX_SETTINGS || rep.config.values().any(|v| v.len() > 4096)
-    {
+    if too_long || rep.config.len() > MAX_SETTINGS || rep.config.values().any(|v| v.len() > 4096) {
         return Err(bad_request("Protocol mapper is too large"));
     }
     let protocol = if rep.protocol.is_empty() {
@@ -84,7 +85,9 @@ pub async fn list(
     authorize(&app, &headers, &realm, Need::ViewClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let scope = scope_by_id(&rt, &id)?;
-    Ok(Json(scope.protocol_mappers.iter().map(mapper_rep).collect()))
+    Ok(Json(
+        scope.protocol_mappers.iter().map(mapper_rep).collect(),
+    ))
 }
 
 pub async fn get_one(

@@ -49,7 +49,11 @@ async fn ensure_in(
     wanted: &[String],
     create: bool,
 ) -> StoreResult<()> {
-    let Some(realm_object) = state.store.find_object(GLOBAL, KIND_REALM, realm_name).await? else {
+    let Some(realm_object) = state
+        .store
+        .find_object(GLOBAL, KIND_REALM, realm_name)
+        .await?
+    else {
         return Ok(());
     };
     let realm: Realm = decode(&realm_object)?;

@@ -10,7 +10,12 @@ use crate::authority::{Admin, login};
 use crate::{TestServer, header};
 
 fn field_names(key: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut names: Vec<&str> = key
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     names.sort_unstable();
     names
 }

@@ -148,7 +148,12 @@ async fn the_demo_realm_has_its_own_console_client_at_every_start() {
     let admin = crate::authority::Admin::new(&s, "demo", &token);
     let id = admin.client_uuid("security-admin-console").await;
     admin
-        .expect(204, reqwest::Method::DELETE, &format!("/clients/{id}"), None)
+        .expect(
+            204,
+            reqwest::Method::DELETE,
+            &format!("/clients/{id}"),
+            None,
+        )
         .await;
     s.stop().await;
     let s = TestServer::start_in(dir.path()).await;

@@ -468,6 +468,9 @@ async fn an_external_token_is_previewed_without_creating_its_user() {
     );
 }
 
+/// The stage a refusal is shown at, extra form parameters, and words of the rule named.
+type ActorCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 /// Delegation in the preview: an actor token gives the same `act` claim, and the same refusals,
 /// as the token endpoint.
 #[tokio::test]
@@ -514,7 +517,7 @@ async fn a_preview_with_an_actor_token_matches_the_token_endpoint() {
     assert_eq!(shown.body["accessToken"]["act"], issued["act"]);
 
     // Refusals, each the token endpoint's own, at the stage where it happens.
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[ActorCase] = &[
         // An actor token issued to another client than the requester.
         (
             "decision",
@@ -542,10 +545,17 @@ async fn a_preview_with_an_actor_token_matches_the_token_endpoint() {
             ],
             "does not verify",
         ),
-        ("parameters", &[("actor_token_type", crate::ACCESS_TOKEN_TYPE)], "access token"),
         (
             "parameters",
-            &[("actor_token", actor.as_str()), ("actor_token_type", "urn:x")],
+            &[("actor_token_type", crate::ACCESS_TOKEN_TYPE)],
+            "access token",
+        ),
+        (
+            "parameters",
+            &[
+                ("actor_token", actor.as_str()),
+                ("actor_token_type", "urn:x"),
+            ],
             "access token",
         ),
     ];

@@ -109,7 +109,10 @@ async fn a_scope_audience_mapper_names_its_client_in_aud() {
     .await;
     let renamed = root.ok(&format!("{models}/{mapper}")).await;
     assert_eq!(
-        (&renamed["name"], &renamed["config"]["included.client.audience"]),
+        (
+            &renamed["name"],
+            &renamed["config"]["included.client.audience"]
+        ),
         (&json!("renamed"), &json!("orders-api"))
     );
 

@@ -305,7 +305,15 @@ async fn imported_keys_are_listed_with_their_priority() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| json!([k["kid"], k["providerPriority"], k["status"], k["type"], k["algorithm"]]))
+        .map(|k| {
+            json!([
+                k["kid"],
+                k["providerPriority"],
+                k["status"],
+                k["type"],
+                k["algorithm"]
+            ])
+        })
         .collect();
     assert_eq!(
         summary,

@@ -40,7 +40,13 @@ fn listed(list: &Value, field: &str) -> Value {
     json!(values)
 }
 
-pub(super) async fn keys(kc: &Peer, kc_token: &str, cb: &Peer, cb_token: &str, report: &mut Report) {
+pub(super) async fn keys(
+    kc: &Peer,
+    kc_token: &str,
+    cb: &Peer,
+    cb_token: &str,
+    report: &mut Report,
+) {
     let (a, b) = (
         kc.admin(kc_token, Method::GET, "/keys", None).await,
         cb.admin(cb_token, Method::GET, "/keys", None).await,
