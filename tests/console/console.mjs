@@ -1,8 +1,11 @@
 // The admin console driven in a real headless Chromium (Debian's, through playwright-core;
 // no browser download): sign in, create a client, set the fine-grained token-exchange
 // permission, switch on standard token exchange, preview exchanges and their refusals, find
-// the exchanges' events, rotate keys, manage a user, sign out; then a master user who holds
-// only view-clients sees no way to change anything, and the API refuses it too.
+// the exchanges' events, rotate keys, manage a user, client roles and composites, a client
+// scope's audience mapper, a service account's roles, an exchange with an actor token, an
+// identity provider's permission, sign out; then a master user who holds only view-clients
+// sees no way to change anything, and the API refuses it too; and a realm administrator of
+// demo signs in to demo's own console, acts there, and cannot see master.
 //
 // Usage: node tests/console/console.mjs BASE_URL
 //   BASE_URL: the server's base, e.g. http://127.0.0.1:8080; the server must have the demo realm.
@@ -80,13 +83,13 @@ async function admin(token, method, path, body) {
 }
 
 /** Signs in on the login page the console sends the browser to. */
-async function signIn(page, username, password) {
+async function signIn(page, username, password, path = '/admin/console/') {
   const csp = [];
   page.on('console', (message) => {
     if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) csp.push(message.text());
   });
-  const consoleResponse = page.waitForResponse((r) => /\/admin\/console\/?$/.test(new URL(r.url()).pathname));
-  await page.goto(`${BASE}/admin/console/`);
+  const consoleResponse = page.waitForResponse((r) => new URL(r.url()).pathname.replace(/\/?$/, '/').endsWith(path));
+  await page.goto(`${BASE}${path}`);
   const first = await consoleResponse;
   await page.waitForURL(/\/protocol\/openid-connect\/auth/, { timeout: STEP_TIMEOUT });
   await page.getByLabel('Username').fill(username);
@@ -108,13 +111,14 @@ async function pick(page, label, text) {
   await select.selectOption(value);
 }
 
-async function previewAs(page, { requester, audience = '', type }) {
+async function previewAs(page, { requester, audience = '', type, actor = '' }) {
   await go(page, '#/demo/preview');
   await pick(page, 'Requester client', requester);
   await pick(page, 'User', 'alice');
   await pick(page, 'Signed in through client', 'subject-client');
   await page.getByLabel('Audience (space-separated client IDs)').fill(audience);
   if (type) await pick(page, 'Requested token type', type);
+  await page.getByLabel('Actor token (optional)').fill(actor);
   await page.getByRole('button', { name: 'Preview exchange' }).click();
   const result = page.locator('#preview-result section');
   await result.waitFor({ timeout: STEP_TIMEOUT });
@@ -337,9 +341,142 @@ async function run(browser) {
 
   await step('create a realm role', async () => {
     await go(page, '#/demo/roles');
-    await page.getByLabel('Role name').fill('console-role');
+    await page.getByLabel('Role name', { exact: true }).fill('console-role');
     await page.getByRole('button', { name: 'Create role' }).click();
     await page.getByRole('cell', { name: 'console-role', exact: true }).waitFor();
+  });
+
+  await step('create and delete client roles, and make one a composite of a realm role', async () => {
+    await go(page, '#/demo/roles');
+    await pick(page, 'Client of the roles', 'orders-api');
+    for (const name of ['console-orders-role', 'console-temp-role']) {
+      await page.getByLabel('Client role name').fill(name);
+      await page.getByRole('button', { name: 'Create client role' }).click();
+      await page.getByRole('link', { name, exact: true }).waitFor();
+    }
+    await page.getByRole('button', { name: 'Delete client role console-temp-role' }).click();
+    await page.getByText('Client role console-temp-role deleted').waitFor();
+    expect(await page.getByRole('link', { name: 'console-temp-role', exact: true }).count() === 0, 'deleted role still listed');
+    await page.getByRole('link', { name: 'console-role', exact: true }).click();
+    await page.getByRole('heading', { name: 'console-role (realm role)' }).waitFor();
+    await pick(page, 'Composite from', 'Roles of orders-api');
+    await page.getByLabel('Composite role', { exact: true }).locator('option', { hasText: 'console-orders-role' }).waitFor({ state: 'attached' });
+    await pick(page, 'Composite role', 'console-orders-role');
+    await page.getByRole('button', { name: 'Add composite' }).click();
+    await page.getByRole('cell', { name: 'orders-api: console-orders-role', exact: true }).waitFor();
+    // A realm composite too, then removed again.
+    await pick(page, 'Composite from', 'Realm roles');
+    await pick(page, 'Composite role', 'offline_access');
+    await page.getByRole('button', { name: 'Add composite' }).click();
+    await page.getByRole('cell', { name: 'offline_access', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Remove composite offline_access' }).click();
+    await page.getByText('offline_access removed from console-role').waitFor();
+    await shot(page, 'role');
+    const root = await passwordToken('master', 'admin-cli', 'admin', ADMIN_PASSWORD);
+    const composites = (await admin(root, 'GET', '/demo/roles/console-role/composites')).body;
+    expect(JSON.stringify(composites.map((r) => r.name)) === '["console-orders-role"]',
+      `composites: ${JSON.stringify(composites)}`);
+    const orders = (await admin(root, 'GET', '/demo/clients?clientId=orders-api')).body[0].id;
+    const gone = await admin(root, 'GET', `/demo/clients/${orders}/roles/console-temp-role`);
+    expect(gone.status === 404, `deleted client role answered ${gone.status}`);
+  });
+
+  await step('a client scope gets an audience mapper', async () => {
+    await go(page, '#/demo/roles');
+    await page.getByLabel('Scope name').fill('console-scope');
+    await page.getByRole('button', { name: 'Create scope' }).click();
+    await page.getByRole('link', { name: 'console-scope', exact: true }).click();
+    await page.getByRole('heading', { name: 'Client scope console-scope' }).waitFor();
+    await pick(page, 'Audience client', 'billing-api');
+    await page.getByRole('button', { name: 'Add audience mapper' }).click();
+    await page.getByRole('cell', { name: 'billing-api audience', exact: true }).waitFor();
+    await pick(page, 'Audience client', 'orders-api');
+    await page.getByLabel('Mapper name').fill('short-lived');
+    await page.getByRole('button', { name: 'Add audience mapper' }).click();
+    await page.getByRole('cell', { name: 'short-lived', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Delete mapper short-lived' }).click();
+    await page.getByText('Mapper short-lived deleted').waitFor();
+    await shot(page, 'client-scope');
+    const root = await passwordToken('master', 'admin-cli', 'admin', ADMIN_PASSWORD);
+    const scopes = (await admin(root, 'GET', '/demo/client-scopes')).body;
+    const scope = scopes.find((x) => x.name === 'console-scope');
+    const mappers = (await admin(root, 'GET', `/demo/client-scopes/${scope.id}/protocol-mappers/models`)).body;
+    expect(mappers.length === 1 && mappers[0].config['included.client.audience'] === 'billing-api',
+      `mappers: ${JSON.stringify(mappers)}`);
+  });
+
+  await step('assign a realm role to a client\'s service account', async () => {
+    await go(page, '#/demo/clients');
+    await page.getByRole('link', { name: 'requester-client', exact: true }).click();
+    await page.getByRole('heading', { name: 'Service account roles' }).waitFor();
+    await page.getByLabel('Service account realm role', { exact: true }).selectOption({ label: 'console-role' });
+    await page.getByRole('button', { name: 'Assign service account role' }).click();
+    await page.getByText('Role console-role assigned').waitFor();
+    await page.getByRole('table', { name: 'Service account realm roles' })
+      .getByRole('cell', { name: 'console-role', exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Service account roles' }).scrollIntoViewIfNeeded();
+    await shot(page, 'service-account');
+    // The client's own tokens carry it now.
+    const token = await form(`${BASE}/realms/demo/protocol/openid-connect/token`,
+      { grant_type: 'client_credentials' }, ['requester-client', 'requester-secret']);
+    const claims = JSON.parse(Buffer.from(token.body.access_token.split('.')[1], 'base64url'));
+    expect(claims.realm_access?.roles?.includes('console-role'), JSON.stringify(claims.realm_access));
+    // And can be taken away again, the client roles picker naming its own client.
+    await pick(page, 'Client of the role', 'orders-api');
+    await page.getByLabel('Service account client role', { exact: true }).selectOption({ label: 'view-orders' });
+    await page.getByRole('button', { name: 'Assign service account client role' }).click();
+    await page.getByText('Client role view-orders assigned').waitFor();
+    await page.getByRole('button', { name: 'Remove client role view-orders' }).click();
+    await page.getByText('Client role view-orders removed').waitFor();
+  });
+
+  await step('preview an exchange with an actor token: act names the actor', async () => {
+    const actor = await form(`${BASE}/realms/demo/protocol/openid-connect/token`,
+      { grant_type: 'client_credentials' }, ['requester-client', 'requester-secret']);
+    const result = await previewAs(page, { requester: 'requester-client', audience: 'orders-api', actor: actor.body.access_token });
+    await result.getByRole('heading', { name: 'Would be issued' }).waitFor();
+    const act = await result.locator('.actor').innerText();
+    expect(act.endsWith('through requester-client'), act);
+    await result.scrollIntoViewIfNeeded();
+    await shot(page, 'preview-actor');
+    // An actor token issued to another client than the requester is refused, as at the token endpoint.
+    const other = await passwordToken('demo', 'subject-client', 'alice', 'alice', 'subject-secret');
+    const refused = await previewAs(page, { requester: 'requester-client', audience: 'orders-api', actor: other });
+    await refused.getByRole('heading', { name: 'Refused' }).waitFor();
+    const description = await refused.locator('.error-description').innerText();
+    expect(description === 'actor_token was not issued to the requesting client', description);
+  });
+
+  await step('an identity provider\'s token-exchange permission names a client', async () => {
+    // sdk-app is not among the provider's allowed clients: refused until the permission names it.
+    const askAsSdkApp = async () => {
+      await go(page, '#/demo/preview');
+      await pick(page, 'Requester client', 'sdk-app');
+      await pick(page, 'Subject', 'A pasted token');
+      await page.getByLabel('Subject token').fill(partner.token('partner-dave', 'cambio-demo'));
+      await pick(page, 'Identity provider (for an external token)', 'partner-idp');
+      await page.getByLabel('Audience (space-separated client IDs)').fill('');
+      await page.getByLabel('Actor token (optional)').fill('');
+      await page.getByRole('button', { name: 'Preview exchange' }).click();
+      const result = page.locator('#preview-result section');
+      await result.waitFor({ timeout: STEP_TIMEOUT });
+      return result;
+    };
+    const before = await askAsSdkApp();
+    await before.getByRole('heading', { name: 'Refused' }).waitFor();
+    const why = await before.locator('.error-description').innerText();
+    expect(why === 'Client not allowed to exchange', why);
+    await go(page, '#/demo/idps/partner-idp');
+    await page.getByLabel('Provider permissions enabled').check();
+    await page.getByRole('button', { name: 'Apply permissions' }).click();
+    await page.getByRole('heading', { name: 'token-exchange permission' }).waitFor();
+    await pick(page, 'Requester client', 'sdk-app');
+    await page.getByRole('button', { name: 'Allow exchange' }).click();
+    await page.getByRole('cell', { name: 'sdk-app-exchange-policy', exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'token-exchange permission' }).scrollIntoViewIfNeeded();
+    await shot(page, 'identity-provider-permissions');
+    const after = await askAsSdkApp();
+    await after.getByRole('heading', { name: 'Would be issued' }).waitFor();
   });
 
   await step('find the exchange and the refused exchange among the events', async () => {
@@ -376,6 +513,12 @@ async function run(browser) {
     await page.getByRole('button', { name: 'Rotate keys' }).click();
     await page.getByText(/^Rotated; new key/).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('table tbody tr').length > n, before);
+    // The new key signs; the one before it only verifies, until a time the table shows.
+    const first = await rows.first().locator('td').allInnerTexts();
+    expect(first[3] === 'ACTIVE' && first[4] === '0' && first[6] === 'yes', `new key row: ${first}`);
+    const passive = page.locator('table tbody tr', { hasText: 'PASSIVE' });
+    expect(await passive.count() >= 1, 'no passive key after rotation');
+    expect(/UTC$/.test(await passive.first().locator('td').nth(5).innerText()), 'no end of publication shown');
     await shot(page, 'keys');
   });
 
@@ -478,6 +621,53 @@ async function run(browser) {
     expect(get.status === 200, `GET client answered ${get.status}`);
   });
   await viewer.close();
+
+  // A realm administrator of demo (realm-management roles there, nothing in master), in the
+  // demo realm's own console.
+  await step('a demo realm administrator is set up through the API', async () => {
+    const created = await admin(root, 'POST', '/demo/users', {
+      username: 'demo-admin', enabled: true, credentials: [{ type: 'password', value: 'demo-admin-pass' }],
+    });
+    expect(created.status === 201, JSON.stringify(created.body));
+    const userId = created.location.split('/').pop();
+    const management = (await admin(root, 'GET', '/demo/clients?clientId=realm-management')).body[0].id;
+    for (const name of ['view-realm', 'view-clients', 'manage-clients', 'view-users']) {
+      const role = (await admin(root, 'GET', `/demo/clients/${management}/roles/${name}`)).body;
+      const mapped = await admin(root, 'POST', `/demo/users/${userId}/role-mappings/clients/${management}`,
+        [{ id: role.id, name: role.name }]);
+      expect(mapped.status === 204, JSON.stringify(mapped.body));
+    }
+  });
+
+  const demoContext = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const demoPage = await demoContext.newPage();
+  demoPage.setDefaultTimeout(STEP_TIMEOUT);
+  await step('the demo administrator signs in to demo\'s console and creates a client', async () => {
+    await signIn(demoPage, 'demo-admin', 'demo-admin-pass', '/admin/demo/console/');
+    await demoPage.getByText('Signed in as demo-admin').waitFor();
+    const realms = await demoPage.locator('#realm-picker option').allInnerTexts();
+    expect(JSON.stringify(realms) === '["demo"]', `realms offered: ${JSON.stringify(realms)}`);
+    await go(demoPage, '#/demo/clients');
+    await demoPage.getByLabel('Client ID').fill('demo-console-client');
+    await demoPage.getByRole('button', { name: 'Create client' }).click();
+    await demoPage.getByRole('heading', { name: 'demo-console-client (confidential)' }).waitFor();
+    await shot(demoPage, 'realm-console');
+    const made = await admin(root, 'GET', '/demo/clients?clientId=demo-console-client');
+    expect(made.body.length === 1, `client not stored: ${JSON.stringify(made.body)}`);
+  });
+
+  await step('and cannot see master, in the console or through the API', async () => {
+    await go(demoPage, '#/master/');
+    await demoPage.getByRole('heading', { name: 'Not allowed' }).waitFor();
+    await demoPage.locator('main').getByRole('alert').waitFor();
+    expect(await demoPage.locator('main table, main form').count() === 0, 'a master screen was shown');
+    const token = await passwordToken('demo', 'subject-client', 'demo-admin', 'demo-admin-pass', 'subject-secret');
+    const master = await admin(token, 'GET', '/master/clients');
+    expect(master.status === 401, `master clients answered ${master.status}`);
+    const own = await admin(token, 'GET', '/demo/clients');
+    expect(own.status === 200, `demo clients answered ${own.status}`);
+  });
+  await demoContext.close();
 }
 
 main().then(() => {

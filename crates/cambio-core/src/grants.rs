@@ -506,6 +506,69 @@ mod tests {
     }
 
     #[test]
+    fn a_client_scopes_audience_mapper_applies_when_the_scope_does() {
+        use crate::model::{AUDIENCE_MAPPER, ProtocolMapper, Realm};
+        let mapper = |name: &str, audience: &str, in_access_token: &str| ProtocolMapper {
+            id: name.into(),
+            name: name.into(),
+            protocol: "openid-connect".into(),
+            protocol_mapper: AUDIENCE_MAPPER.into(),
+            config: [
+                ("included.client.audience".into(), audience.into()),
+                ("access.token.claim".into(), in_access_token.into()),
+            ]
+            .into(),
+        };
+        let partner = crate::model::ClientScope {
+            name: "partner".into(),
+            protocol_mappers: vec![
+                mapper("orders", "orders-api", "true"),
+                mapper("billing", "billing-api", "false"),
+            ],
+            ..Default::default()
+        };
+        let app = Client {
+            id: "c-app".into(),
+            client_id: "app".into(),
+            default_client_scopes: vec!["roles".into()],
+            optional_client_scopes: vec!["partner".into()],
+            ..Default::default()
+        };
+        let user = User {
+            id: "u".into(),
+            ..Default::default()
+        };
+        let realm = RealmSnapshot::new(
+            Realm::default(),
+            String::new(),
+            vec![app.clone()],
+            vec![],
+            vec![roles_scope(), partner],
+        );
+        // Only when the scope is applied (an optional scope requested), and only the mappers
+        // that add to access tokens.
+        for (requested, expected) in [(None, vec![]), (Some("partner"), vec!["orders-api"])] {
+            let scope = GrantedScope::resolve(&realm, &app, requested).unwrap();
+            let issued = login(
+                &realm,
+                Login {
+                    client: &app,
+                    user: &user,
+                    scope: &scope,
+                    session_id: "s",
+                    nonce: None,
+                    auth_time: 1,
+                    resources: None,
+                    now: 1,
+                },
+                test_ids(),
+            )
+            .unwrap();
+            assert_eq!(issued.access.aud, expected, "{requested:?}");
+        }
+    }
+
+    #[test]
     fn refresh_refuses_a_disabled_audience() {
         // Keycloak CVE-2026-93999: refreshing an exchanged token kept serving a disabled target.
         use crate::model::Realm;

@@ -221,17 +221,22 @@ impl Client {
 
     /// Client ids named by this client's audience mappers.
     pub fn mapped_audiences(&self) -> impl Iterator<Item = &str> {
-        self.protocol_mappers
-            .iter()
-            .filter(|m| m.protocol_mapper == AUDIENCE_MAPPER)
-            .filter(|m| {
-                m.config
-                    .get("access.token.claim")
-                    .is_none_or(|v| v == "true")
-            })
-            .filter_map(|m| m.config.get("included.client.audience"))
-            .map(String::as_str)
+        audience_targets(&self.protocol_mappers)
     }
+}
+
+/// Client ids named by the audience mappers among `mappers` that add to access tokens.
+fn audience_targets(mappers: &[ProtocolMapper]) -> impl Iterator<Item = &str> {
+    mappers
+        .iter()
+        .filter(|m| m.protocol_mapper == AUDIENCE_MAPPER)
+        .filter(|m| {
+            m.config
+                .get("access.token.claim")
+                .is_none_or(|v| v == "true")
+        })
+        .filter_map(|m| m.config.get("included.client.audience"))
+        .map(String::as_str)
 }
 
 /// A realm role (`client_id` is None) or a client role.
@@ -347,6 +352,14 @@ pub struct ClientScope {
     pub include_in_token_scope: bool,
     pub attributes: BTreeMap<String, String>,
     pub protocol_mappers: Vec<ProtocolMapper>,
+}
+
+impl ClientScope {
+    /// Client ids named by this scope's audience mappers: a token the scope is applied to
+    /// names them in `aud`, as a client's own audience mappers do.
+    pub fn mapped_audiences(&self) -> impl Iterator<Item = &str> {
+        audience_targets(&self.protocol_mappers)
+    }
 }
 
 impl Default for ClientScope {

@@ -194,6 +194,18 @@ pub fn access_token_claims(realm: &RealmSnapshot, spec: AccessTokenSpec<'_>) -> 
     } else {
         client.mapped_audiences().map(str::to_owned).collect()
     };
+    // The audience mappers of the client scopes applied to this token add their clients too.
+    for name in &scope.names {
+        for target in realm
+            .client_scope(name)
+            .into_iter()
+            .flat_map(|s| s.mapped_audiences())
+        {
+            if !aud.iter().any(|a| a == target) {
+                aud.push(target.to_owned());
+            }
+        }
+    }
     if let Some(filter) = audience_filter {
         aud.retain(|a| filter.contains(a));
         // The requester may name itself as the audience (it then holds a token for itself).

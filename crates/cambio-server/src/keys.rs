@@ -111,18 +111,70 @@ impl StoredKey {
     }
 }
 
-/// Picks the active key of `alg` with the highest priority (the newest among equals) to sign
-/// with, and every key still published.
+/// What a key does at a given time, in the words of Keycloak's key list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The key may sign (the one of highest priority among its algorithm's does).
+    Active,
+    /// Published and verifying, not signing: an imported passive key, a key whose signing has
+    /// not started yet, or a retired key kept until the tokens it signed have expired.
+    Passive,
+    /// Neither signs nor verifies any more.
+    Disabled,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "ACTIVE",
+            KeyStatus::Passive => "PASSIVE",
+            KeyStatus::Disabled => "DISABLED",
+        }
+    }
+}
+
+impl StoredKey {
+    pub fn status(&self, now: u64) -> KeyStatus {
+        if self.signs(now) {
+            KeyStatus::Active
+        } else if self.published(now) {
+            KeyStatus::Passive
+        } else {
+            KeyStatus::Disabled
+        }
+    }
+
+    /// When the key leaves the JWKS, if that is scheduled: after it, no token it signed is
+    /// accepted any more.
+    pub fn valid_until(&self) -> Option<u64> {
+        self.publish_until
+    }
+
+    /// The DER `SubjectPublicKeyInfo` of the public key.
+    pub(crate) fn public_key_der(&self, secrets: &SecretBox) -> StoreResult<Vec<u8>> {
+        self.open(secrets)?
+            .public_key_spki_der()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+/// The key that signs for `alg` at `now`: among those that may sign, the highest priority,
+/// the newest among equals (Keycloak's rule).
+pub fn signing_choice(stored: &[StoredKey], alg: Algorithm, now: u64) -> Option<&StoredKey> {
+    stored
+        .iter()
+        .filter(|k| k.alg == alg && k.signs(now))
+        .max_by_key(|k| (k.priority, k.created_at))
+}
+
+/// Picks the key that signs for `alg` ([`signing_choice`]) and every key still published.
 pub fn select(
     secrets: &SecretBox,
     stored: &[StoredKey],
     alg: Algorithm,
     now: u64,
 ) -> StoreResult<(SigningKey, Vec<VerifyingKey>)> {
-    let active = stored
-        .iter()
-        .filter(|k| k.alg == alg && k.signs(now))
-        .max_by_key(|k| (k.priority, k.created_at))
+    let active = signing_choice(stored, alg, now)
         .ok_or_else(|| StoreError::Corrupt(format!("no active {} signing key", alg.as_str())))?;
     let signer = active.open(secrets)?;
     let mut verifiers = Vec::new();

@@ -213,7 +213,8 @@ impl Server {
                 };
         }
         // The console's login client accepts the console under this start's base URL.
-        console::client::ensure_console_client(&state, &base_url).await?;
+        console::client::ensure_console_client(&state, &base_url, bootstrapped.demo_created)
+            .await?;
         // Listen before loading, so that no change made meanwhile by another node is missed.
         let changes = state.store.subscribe().await?;
         state.load_all(now).await?;

@@ -1,4 +1,4 @@
-//! Audit events (`GET /admin/realms/{realm}/events`) and signing-key rotation.
+//! Audit events (`GET /admin/realms/{realm}/events`).
 
 use std::sync::Arc;
 
@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::{Need, authorize, realm_or_404};
 use crate::error::{ApiError, ApiResult};
-use crate::random;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Default)]
@@ -120,47 +119,6 @@ pub async fn events(
             })
             .collect(),
     ))
-}
-
-/// Starts signing with a fresh key; the previous keys stay published until tokens they
-/// signed have expired.
-pub async fn rotate_keys(
-    State(app): State<Arc<AppState>>,
-    Path(realm): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    authorize(&app, &headers, &realm, Need::ManageRealm).await?;
-    let rt = realm_or_404(&app, &realm)?;
-    let now = random::now();
-    let snapshot = &rt.snapshot;
-    let longest = snapshot
-        .clients()
-        .map(|c| c.access_token_lifespan(&snapshot.realm))
-        .max()
-        .unwrap_or(0)
-        .max(snapshot.realm.access_token_lifespan);
-    // One rotation at a time across all nodes.
-    let Some(_lock) = app
-        .store
-        .try_lock_job(&format!("cambio.keys.{}", rt.id()))
-        .await?
-    else {
-        return Err(ApiError::Admin {
-            status: StatusCode::CONFLICT,
-            message: "A key rotation is already in progress".into(),
-        });
-    };
-    let kid = crate::keys::rotate(
-        &app,
-        rt.id(),
-        snapshot.realm.default_signature_algorithm,
-        longest + 60,
-        app.key_activation_delay,
-        now,
-    )
-    .await?;
-    app.reload_realm(rt.id(), now).await?;
-    Ok(Json(json!({"kid": kid})))
 }
 
 #[cfg(test)]

@@ -16,9 +16,11 @@ mod group_mappings;
 pub(crate) mod groups;
 pub(crate) mod idp_mappers;
 pub(crate) mod idps;
+mod keys;
 mod partial_import;
 pub(crate) mod preview;
 mod preview_external;
+mod protocol_mappers;
 mod realms;
 mod roles;
 pub(crate) mod users;
@@ -55,9 +57,17 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(groups::routes())
         .route("/admin/realms/{realm}/events", get(events::events))
         .route(
-            "/admin/realms/{realm}/keys/rotate",
-            post(events::rotate_keys),
+            "/admin/realms/{realm}/client-scopes/{id}/protocol-mappers/models",
+            get(protocol_mappers::list).post(protocol_mappers::create),
         )
+        .route(
+            "/admin/realms/{realm}/client-scopes/{id}/protocol-mappers/models/{mapper}",
+            get(protocol_mappers::get_one)
+                .put(protocol_mappers::update)
+                .delete(protocol_mappers::delete),
+        )
+        .route("/admin/realms/{realm}/keys", get(keys::list_keys))
+        .route("/admin/realms/{realm}/keys/rotate", post(keys::rotate_keys))
         .route(
             "/admin/realms/{realm}/clients",
             get(clients::list).post(clients::create),

@@ -3,7 +3,9 @@
 //!
 //! The preview runs the token endpoint's own steps in the same order: the requester's state
 //! (enabled, not bearer-only), [`ExchangeParams::parse`] on the same form, the subject token's
-//! one liveness check ([`live_access_token`]), and [`exchange::decide`]. Only client
+//! one liveness check ([`live_access_token`]), the same check of a pasted actor token
+//! (delegation: `decide` builds the `act` claim and applies `may_act` as the token endpoint
+//! does), and [`exchange::decide`]. Only client
 //! authentication is assumed to have passed. The subject is either a pasted access token of
 //! this realm, which must verify and be good now, or a user, for whom the token a login
 //! through a given client would carry is computed by [`grants::login`].
@@ -54,6 +56,11 @@ pub struct PreviewRequest {
     subject_issuer: Option<String>,
     /// `subject_token_type` as the token endpoint would receive it (default: access token).
     subject_token_type: Option<String>,
+    /// An access token of this realm naming who acts for the subject (delegation, RFC 8693
+    /// §1.1): `actor_token`. It must be a real token, good now, as at the token endpoint.
+    actor_token: Option<String>,
+    /// `actor_token_type` (default, when `actorToken` is given: access token).
+    actor_token_type: Option<String>,
     #[serde(default)]
     audience: Vec<String>,
     scope: Option<String>,
@@ -66,6 +73,7 @@ pub(super) enum Stage {
     Requester,
     Parameters,
     Subject,
+    Actor,
     Decision,
 }
 
@@ -75,6 +83,7 @@ impl Stage {
             Stage::Requester => "requester",
             Stage::Parameters => "parameters",
             Stage::Subject => "subject",
+            Stage::Actor => "actor",
             Stage::Decision => "decision",
         }
     }
@@ -242,6 +251,18 @@ async fn run(
             }
         }
     };
+    // The actor token passes the same liveness check as at the token endpoint.
+    let actor = match params.actor_token {
+        Some(token) => match live_access_token(app, rt, token, now).await? {
+            Some(live) => Some(live.token),
+            None => {
+                return Ok(Err(at(Stage::Actor)(OAuthError::invalid_request(
+                    "Invalid actor token",
+                ))));
+            }
+        },
+        None => None,
+    };
     let (access_jti, id_jti) = random::uuid_pair();
     let decision = exchange::decide(ExchangeInput {
         realm: snapshot,
@@ -249,7 +270,7 @@ async fn run(
         params: &params,
         subject: &subject,
         subject_user: &user,
-        actor: None,
+        actor: actor.as_ref(),
         // A preview carries no DPoP proof: a bound subject token is refused as the token
         // endpoint refuses it without one.
         proof: None,
@@ -306,6 +327,18 @@ fn token_form(request: &PreviewRequest) -> String {
             .as_deref()
             .unwrap_or(TOKEN_TYPE_ACCESS),
     );
+    if let Some(actor) = &request.actor_token {
+        form.append_pair("actor_token", actor);
+        form.append_pair(
+            "actor_token_type",
+            request
+                .actor_token_type
+                .as_deref()
+                .unwrap_or(TOKEN_TYPE_ACCESS),
+        );
+    } else if let Some(kind) = &request.actor_token_type {
+        form.append_pair("actor_token_type", kind);
+    }
     if let Some(alias) = &request.subject_issuer {
         form.append_pair("subject_issuer", alias);
     }
@@ -377,6 +410,31 @@ fn rule(description: &str) -> &'static str {
             "Bearer-only clients cannot request tokens.",
         ),
         ("Invalid client", "The requester is disabled."),
+        (
+            "Invalid actor token",
+            "The actor token does not verify in this realm, has expired, was revoked, or its \
+             user or client is disabled.",
+        ),
+        (
+            "actor_token was not issued to the requesting client",
+            "Delegation: the actor token must have been issued to the requester itself (its \
+             azp), so a client can only name itself as the actor.",
+        ),
+        (
+            "Actor is not allowed to act for the subject",
+            "Delegation: the subject token's may_act claim names another actor (sub, and \
+             client_id when given).",
+        ),
+        (
+            "actor_token is required",
+            "Delegation: the subject token carries may_act, so it can only be exchanged by \
+             the actor it names, with that actor's token.",
+        ),
+        (
+            "actor_token_type",
+            "An actor token is an access token of this realm \
+             (urn:ietf:params:oauth:token-type:access_token).",
+        ),
     ];
     RULES
         .iter()

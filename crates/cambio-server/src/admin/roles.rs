@@ -19,7 +19,7 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use cambio_core::model::{ClientScope, ProtocolMapper, Realm, Role};
-use cambio_proto::admin::{ClientScopeRep, ProtocolMapperRep, RoleRep, UserRep};
+use cambio_proto::admin::{ClientScopeRep, RoleRep, UserRep};
 use cambio_store::GLOBAL;
 use serde::Deserialize;
 
@@ -877,13 +877,7 @@ pub fn scope_rep(scope: &ClientScope) -> ClientScopeRep {
             scope
                 .protocol_mappers
                 .iter()
-                .map(|m| ProtocolMapperRep {
-                    id: Some(m.id.clone()),
-                    name: m.name.clone(),
-                    protocol: m.protocol.clone(),
-                    protocol_mapper: m.protocol_mapper.clone(),
-                    config: m.config.clone(),
-                })
+                .map(super::protocol_mappers::mapper_rep)
                 .collect()
         }),
     }
@@ -942,7 +936,7 @@ fn apply_scope_rep(scope: &mut ClientScope, rep: &ClientScopeRep, creating: bool
     Ok(())
 }
 
-fn scope_by_id<'a>(rt: &'a RealmRuntime, id: &str) -> ApiResult<&'a ClientScope> {
+pub(super) fn scope_by_id<'a>(rt: &'a RealmRuntime, id: &str) -> ApiResult<&'a ClientScope> {
     rt.snapshot
         .client_scopes()
         .find(|s| s.id == id)

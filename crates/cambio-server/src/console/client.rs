@@ -1,9 +1,12 @@
-//! The console's public client in the `master` realm, kept in step with the server's URL.
+//! The console's public client, kept in step with the server's URL: in `master`, and in the
+//! `demo` realm of `serve --demo`.
 //!
 //! Redirect URIs are absolute in Cambio (`cambio_core::redirect`), and the server's public URL
 //! may change between starts (another port, a `--public-url`), so every start makes sure the
-//! client exists and accepts the console's URL under the current base URL. A client an
-//! administrator changed keeps its other settings; only the missing URL is added.
+//! client accepts the console's URL under the current base URL. `master`'s is created when
+//! missing; the demo realm's when the demo realm is made (a later start does not bring back a
+//! client an administrator deleted there). A client an administrator changed keeps its other
+//! settings; only the missing URL is added.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +16,7 @@ use cambio_store::{GLOBAL, StoreError, StoreResult};
 
 use super::CONSOLE_CLIENT;
 use crate::admin::Approved;
-use crate::bootstrap::{MASTER, new_client};
+use crate::bootstrap::{DEMO, MASTER, new_client};
 use crate::state::{AppState, KIND_CLIENT, KIND_REALM, decode};
 
 /// The redirect URI pattern the console of `realm` logs in with under `base_url`.
@@ -21,22 +24,45 @@ pub fn redirect_pattern(base_url: &str, realm: &str) -> String {
     format!("{}/admin/{realm}/console/*", base_url.trim_end_matches('/'))
 }
 
-/// Creates `security-admin-console` in `master` when missing, and adds the console's URLs
-/// under `base_url` to its redirect URIs when they are missing.
-pub async fn ensure_console_client(state: &AppState, base_url: &str) -> StoreResult<()> {
-    let Some(realm_object) = state.store.find_object(GLOBAL, KIND_REALM, MASTER).await? else {
+/// Makes sure `security-admin-console` accepts the console's URLs under `base_url`: in
+/// `master` (created when missing), and in the demo realm when it exists (created there only
+/// when `demo_created`, that is, together with the demo realm).
+pub async fn ensure_console_client(
+    state: &AppState,
+    base_url: &str,
+    demo_created: bool,
+) -> StoreResult<()> {
+    let base = base_url.trim_end_matches('/');
+    let master = [
+        redirect_pattern(base, MASTER),
+        format!("{base}/admin/console/*"),
+    ];
+    ensure_in(state, MASTER, &master, true).await?;
+    ensure_in(state, DEMO, &[redirect_pattern(base, DEMO)], demo_created).await
+}
+
+/// The console client of `realm_name` with `wanted` among its redirect URIs; created when
+/// missing if `create`.
+async fn ensure_in(
+    state: &AppState,
+    realm_name: &str,
+    wanted: &[String],
+    create: bool,
+) -> StoreResult<()> {
+    let Some(realm_object) = state
+        .store
+        .find_object(GLOBAL, KIND_REALM, realm_name)
+        .await?
+    else {
         return Ok(());
     };
     let realm: Realm = decode(&realm_object)?;
-    let wanted = [
-        redirect_pattern(base_url, MASTER),
-        format!("{}/admin/console/*", base_url.trim_end_matches('/')),
-    ];
     let existing = state
         .store
         .find_object(&realm.id, KIND_CLIENT, CONSOLE_CLIENT)
         .await?;
     match existing {
+        None if !create => Ok(()),
         None => {
             let mut client = new_client(&realm, CONSOLE_CLIENT);
             client.name = Some("Cambio admin console".into());
@@ -62,8 +88,9 @@ pub async fn ensure_console_client(state: &AppState, base_url: &str) -> StoreRes
         Some(object) => {
             let mut client: Client = decode(&object)?;
             let missing: Vec<String> = wanted
-                .into_iter()
+                .iter()
                 .filter(|uri| !client.redirect_uris.contains(uri))
+                .cloned()
                 .collect();
             if missing.is_empty() {
                 return Ok(());

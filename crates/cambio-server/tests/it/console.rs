@@ -128,6 +128,39 @@ async fn a_realm_made_through_the_admin_api_has_its_own_console_client() {
     assert_eq!(authorize(&s, "team", master).await.status, 400);
 }
 
+#[tokio::test]
+async fn the_demo_realm_has_its_own_console_client_at_every_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path()).await;
+    let own = |s: &TestServer| format!("{}/admin/demo/console/", s.base);
+    assert_eq!(authorize(&s, "demo", own(&s)).await.status, 200);
+    // Its console only: not master's, nor the master console's short URL.
+    let master = format!("{}/admin/master/console/", s.base);
+    assert_eq!(authorize(&s, "demo", master).await.status, 400);
+    let short = format!("{}/admin/console/", s.base);
+    assert_eq!(authorize(&s, "demo", short).await.status, 400);
+    s.stop().await;
+    // Another start listens on another port: the client follows the server's URL.
+    let s = TestServer::start_in(dir.path()).await;
+    assert_eq!(authorize(&s, "demo", own(&s)).await.status, 200);
+    // A console client an administrator deleted stays deleted at the next start.
+    let token = s.admin_token().await;
+    let admin = crate::authority::Admin::new(&s, "demo", &token);
+    let id = admin.client_uuid("security-admin-console").await;
+    admin
+        .expect(
+            204,
+            reqwest::Method::DELETE,
+            &format!("/clients/{id}"),
+            None,
+        )
+        .await;
+    s.stop().await;
+    let s = TestServer::start_in(dir.path()).await;
+    assert_eq!(authorize(&s, "demo", own(&s)).await.status, 400);
+    s.stop().await;
+}
+
 /// The console's authorization request in `realm` with `redirect` as its redirect URI.
 async fn authorize(s: &TestServer, realm: &str, redirect: String) -> crate::Reply {
     let url = reqwest::Url::parse_with_params(

@@ -467,3 +467,137 @@ async fn an_external_token_is_previewed_without_creating_its_user() {
         "Client not allowed to exchange"
     );
 }
+
+/// The stage a refusal is shown at, extra form parameters, and words of the rule named.
+type ActorCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+/// Delegation in the preview: an actor token gives the same `act` claim, and the same refusals,
+/// as the token endpoint.
+#[tokio::test]
+async fn a_preview_with_an_actor_token_matches_the_token_endpoint() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token().await;
+    let alice = s.alice(None).await.access_token();
+    let actor = s
+        .token(
+            &[("grant_type", "client_credentials")],
+            Some(("requester-client", "requester-secret")),
+        )
+        .await
+        .access_token();
+    let real = s
+        .exchange(
+            &alice,
+            &[
+                ("audience", "orders-api"),
+                ("actor_token", &actor),
+                ("actor_token_type", crate::ACCESS_TOKEN_TYPE),
+            ],
+        )
+        .await;
+    assert_eq!(real.status, 200, "{}", real.text);
+    let shown = preview(
+        &s,
+        Some(&admin),
+        json!({"requester": "requester-client", "subjectToken": alice,
+               "audience": ["orders-api"], "actorToken": actor,
+               "actorTokenType": crate::ACCESS_TOKEN_TYPE}),
+    )
+    .await;
+    assert_eq!(shown.body["outcome"], "issued", "{}", shown.text);
+    let issued = crate::claims(&real.access_token());
+    assert_eq!(
+        stable(shown.body["accessToken"].clone()),
+        stable(issued.clone())
+    );
+    assert_eq!(
+        shown.body["accessToken"]["act"],
+        json!({"sub": crate::claims(&actor)["sub"], "client_id": "requester-client"})
+    );
+    assert_eq!(shown.body["accessToken"]["act"], issued["act"]);
+
+    // Refusals, each the token endpoint's own, at the stage where it happens.
+    let cases: &[ActorCase] = &[
+        // An actor token issued to another client than the requester.
+        (
+            "decision",
+            &[
+                ("actor_token", alice.as_str()),
+                ("actor_token_type", crate::ACCESS_TOKEN_TYPE),
+            ],
+            "azp",
+        ),
+        // A token that does not verify.
+        (
+            "actor",
+            &[
+                ("actor_token", "junk"),
+                ("actor_token_type", crate::ACCESS_TOKEN_TYPE),
+            ],
+            "does not verify",
+        ),
+        // A token of another realm.
+        (
+            "actor",
+            &[
+                ("actor_token", admin.as_str()),
+                ("actor_token_type", crate::ACCESS_TOKEN_TYPE),
+            ],
+            "does not verify",
+        ),
+        (
+            "parameters",
+            &[("actor_token_type", crate::ACCESS_TOKEN_TYPE)],
+            "access token",
+        ),
+        (
+            "parameters",
+            &[
+                ("actor_token", actor.as_str()),
+                ("actor_token_type", "urn:x"),
+            ],
+            "access token",
+        ),
+    ];
+    for (stage, extra, rule) in cases {
+        let mut form = vec![("grant_type", EXCHANGE), ("subject_token", alice.as_str())];
+        form.extend_from_slice(extra);
+        let real = s
+            .token(&form, Some(("requester-client", "requester-secret")))
+            .await;
+        assert!(real.status.is_client_error(), "{extra:?}: {}", real.text);
+        let mut body = json!({"requester": "requester-client", "subjectToken": alice});
+        for (name, value) in *extra {
+            let key = if *name == "actor_token" {
+                "actorToken"
+            } else {
+                "actorTokenType"
+            };
+            body[key] = json!(value);
+        }
+        let shown = preview(&s, Some(&admin), body).await;
+        assert_eq!(
+            (
+                shown.body["outcome"].as_str(),
+                shown.body["stage"].as_str(),
+                shown.body["status"].as_u64(),
+                shown.body["error"].as_str(),
+                shown.body["error_description"].as_str()
+            ),
+            (
+                Some("refused"),
+                Some(*stage),
+                Some(u64::from(real.status.as_u16())),
+                Some(real.error()),
+                Some(real.description())
+            ),
+            "{extra:?}: {}",
+            shown.text
+        );
+        assert!(
+            shown.body["rule"].as_str().unwrap().contains(rule),
+            "{extra:?}: {}",
+            shown.text
+        );
+    }
+}

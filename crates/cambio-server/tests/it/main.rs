@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_authz;
+mod admin_keys;
 mod admin_realms;
 mod admin_users;
 mod authority;
@@ -24,6 +25,7 @@ mod openapi;
 mod outbound;
 mod postgres;
 mod resources;
+mod scope_mappers;
 mod token_state;
 mod txn_tokens;
 

@@ -1,9 +1,11 @@
 // Clients: list and create (confidential or public), and one client's settings: the standard
 // token exchange switch, refresh tokens in standard exchange, access token lifespan, redirect
-// URIs, its secret, and its default and optional client scopes.
+// URIs, its secret, its default and optional client scopes, its audience mappers and its
+// service account's realm and client roles.
 
 import { enc, realmApi } from './api.js';
 import { action, field, form, h, input, notify, section, select, table } from './ui.js';
+import { clientRoles, realmRoles } from './users.js';
 
 export const ATTR_EXCHANGE = 'standard.token.exchange.enabled';
 export const ATTR_EXCHANGE_REFRESH = 'standard.token.exchange.enableRefreshRequestedTokenType';
@@ -106,6 +108,30 @@ async function renderOne(view, { realm, access }, id) {
   }
   await renderScopes(view, api, path, manage);
   await renderAudienceMappers(view, api, path, manage, c);
+  if (c.serviceAccountsEnabled && access.viewUsers) {
+    await renderServiceAccount(view, api, path, access.manageUsers);
+  }
+}
+
+/** The roles of the client's service account: what its client-credentials tokens carry. */
+async function renderServiceAccount(view, api, path, manage) {
+  const account = await api.get(`${path}/service-account-user`);
+  const userPath = `/users/${enc(account.id)}`;
+  view.append(h('h2', {}, 'Service account roles'),
+    h('p', {}, `Roles of ${account.username}, the user its client-credentials tokens name.`),
+    await realmRoles(api, userPath, manage, {
+      title: 'Service account realm roles',
+      assigned: 'Service account realm roles',
+      role: 'Service account realm role',
+      assign: 'Assign service account role',
+    }),
+    await clientRoles(api, userPath, manage, {
+      title: 'Service account client roles',
+      assigned: 'Service account client roles',
+      client: 'Client of the role',
+      role: 'Service account client role',
+      assign: 'Assign service account client role',
+    }));
 }
 
 const AUDIENCE_MAPPER = 'oidc-audience-mapper';

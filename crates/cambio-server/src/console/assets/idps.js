@@ -1,9 +1,11 @@
 // Identity providers: whose tokens the realm accepts in an exchange (issuer, keys, audiences,
 // algorithms), how their claims become a user (claim and role mappings, provisioning), which
-// grant types select them and which clients may use them.
+// grant types select them and which clients may use them (its allow-list, and its legacy
+// token-exchange permission).
 
 import { enc, realmApi } from './api.js';
 import { action, field, form, h, input, notify, section, select, table } from './ui.js';
+import { exchangePermission } from './permissions.js';
 
 // (config key, label, hint, kind)
 const SETTINGS = [
@@ -98,4 +100,34 @@ async function renderOne(view, { realm, access }, alias) {
       }),
     }, 'Delete provider')));
   }
+  if (access.viewAuthorization) await renderPermissions(view, api, path, alias, access);
+}
+
+/**
+ * The provider's legacy (V1) permissions: the management-permissions switch, then its
+ * `token-exchange` permission, whose policies name the clients that may exchange its tokens
+ * (besides those its settings allow).
+ */
+async function renderPermissions(view, api, path, alias, access) {
+  const mpPath = `${path}/management/permissions`;
+  const state = await api.get(mpPath);
+  const manage = access.manageAuthorization;
+  const switchBox = h('input', { type: 'checkbox', name: 'enabled', checked: !!state.enabled, disabled: !manage });
+  const box = section(`Permissions of ${alias}`,
+    field('Provider permissions enabled', switchBox, 'Creates the token-exchange permission of this provider.'),
+    manage ? h('div', { class: 'actions' }, h('button', {
+      type: 'button',
+      onclick: action(view, async () => {
+        await api.put(mpPath, { enabled: switchBox.checked });
+        notify(`Permissions ${switchBox.checked ? 'enabled' : 'disabled'} for ${alias}`);
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+      }),
+    }, 'Apply permissions')) : '');
+  view.append(box);
+  const permissionId = state.scopePermissions?.['token-exchange'];
+  if (!state.enabled || !permissionId) return;
+  const clients = await api.get('/clients');
+  view.append(await exchangePermission(api, {
+    permissionId, clients, what: `tokens of ${alias}`, manage,
+  }));
 }

@@ -1,22 +1,32 @@
-// Keys: the realm's published signing keys (its JWKS) and rotation.
+// Keys: the realm's keys as the admin API lists them (which signs, which only verifies, their
+// priority and until when they are published), and rotation.
 
-import { basePath } from './auth.js';
 import { action, h, notify, section, table } from './ui.js';
-import { enc, realmApi } from './api.js';
+import { realmApi } from './api.js';
+
+function until(ms) {
+  return ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '';
+}
 
 export async function render(view, { realm, access }) {
+  const api = realmApi(realm);
   const box = section('Signing keys');
   const fill = async () => {
-    const response = await fetch(`${basePath}/realms/${enc(realm)}/protocol/openid-connect/certs`, { credentials: 'omit' });
-    const jwks = await response.json();
+    const listed = await api.get('/keys');
+    const signing = new Set(Object.values(listed.active || {}));
     box.replaceChildren(h('h2', {}, 'Signing keys'),
-      table('Published keys', ['Key id', 'Algorithm', 'Type', 'Use'],
-        (jwks.keys || []).map((k) => [k.kid, k.alg || '', k.kty, k.use || ''])));
+      h('p', {}, 'Active keys may sign (the highest priority of each algorithm does); passive keys only verify tokens signed before a rotation.'),
+      table('Keys', ['Key id', 'Algorithm', 'Type', 'Status', 'Priority', 'Published until', 'Signs now'],
+        (listed.keys || []).map((k) => [
+          h('code', {}, k.kid), k.algorithm, k.type,
+          h('span', { class: `key-${String(k.status).toLowerCase()}` }, k.status),
+          String(k.providerPriority), until(k.validTo), signing.has(k.kid) ? 'yes' : 'no',
+        ])));
     if (access.manageRealm) {
       box.append(h('button', {
         type: 'button',
         onclick: action(box, async () => {
-          const answer = await realmApi(realm).post('/keys/rotate');
+          const answer = await api.post('/keys/rotate');
           notify(`Rotated; new key ${answer?.kid || ''}`);
           await fill();
         }),

@@ -18,8 +18,6 @@ export async function render(view, { realm, access, rest, go }) {
   if (!targetId) return;
   const target = byId.get(targetId);
   if (!target) throw new ApiError(404, 'Client not found');
-  const management = clients.find((c) => c.clientId === 'realm-management');
-  const authz = `/clients/${enc(management.id)}/authz/resource-server`;
   const mpPath = `/clients/${enc(targetId)}/management/permissions`;
   const state = await api.get(mpPath);
   const manage = access.manageClients && access.manageAuthorization;
@@ -39,6 +37,20 @@ export async function render(view, { realm, access, rest, go }) {
   const permissionId = state.scopePermissions?.['token-exchange'];
   if (!state.enabled || !permissionId) return;
 
+  view.append(await exchangePermission(api, {
+    permissionId, clients, what: `tokens for ${target.clientId}`, manage, exclude: targetId,
+  }));
+}
+
+/**
+ * A `token-exchange` permission (of a client or of an identity provider) and its policies:
+ * the clients named by them may exchange `what` (e.g. "tokens for orders-api"). Policies
+ * live in realm-management's authorization settings, as in Keycloak.
+ */
+export async function exchangePermission(api, { permissionId, clients, what, manage, exclude }) {
+  const byId = new Map(clients.map((c) => [c.id, c]));
+  const management = clients.find((c) => c.clientId === 'realm-management');
+  const authz = `/clients/${enc(management.id)}/authz/resource-server`;
   const box = section('token-exchange permission');
   const fill = async () => {
     const associated = await api.get(`${authz}/policy/${enc(permissionId)}/associatedPolicies`);
@@ -50,7 +62,7 @@ export async function render(view, { realm, access, rest, go }) {
       }
     };
     box.replaceChildren(h('h2', {}, 'token-exchange permission'),
-      h('p', {}, `Clients named by these policies may exchange tokens for ${target.clientId}.`),
+      h('p', {}, `Clients named by these policies may exchange ${what}.`),
       table('Policies of the token-exchange permission', ['Policy', 'Type', 'Clients', ''], associated.map((p) => [
         p.name, p.type, names(p),
         manage ? h('button', {
@@ -65,7 +77,7 @@ export async function render(view, { realm, access, rest, go }) {
         }, 'Remove') : '',
       ])));
     if (manage) {
-      const requesters = clients.filter((c) => c.id !== targetId && c.clientId !== 'realm-management');
+      const requesters = clients.filter((c) => c.id !== exclude && c.clientId !== 'realm-management');
       box.append(form('Allow a client to exchange', [
         field('Requester client', select('requester', requesters.map((c) => [c.id, c.clientId]))),
         field('Policy name', input({ name: 'name', placeholder: 'default: <requester>-exchange-policy' })),
@@ -84,11 +96,11 @@ export async function render(view, { realm, access, rest, go }) {
         }
         await api.put(`${authz}/permission/scope/${enc(permissionId)}`,
           { policies: [...associated.map((p) => p.id), policyId] });
-        notify(`${requester.clientId} may now exchange tokens for ${target.clientId}`);
+        notify(`${requester.clientId} may now exchange ${what}`);
         await fill();
       }));
     }
   };
   await fill();
-  view.append(box);
+  return box;
 }

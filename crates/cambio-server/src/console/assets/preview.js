@@ -42,12 +42,19 @@ export async function render(view, { realm, access }) {
     field('Audience (space-separated client IDs)', input({ name: 'audience' })),
     field('Scope', input({ name: 'scope' })),
     field('Requested token type', select('requestedTokenType', TYPES)),
+    field('Actor token (optional)', h('textarea', { name: 'actorToken', rows: 3, spellcheck: 'false' }),
+      'Delegation: an access token of this realm issued to the requester; the result names it in act.'),
   ], 'Preview exchange', async (data) => {
     const body = {
       requester: data.get('requester'),
       audience: String(data.get('audience') || '').split(/\s+/).filter(Boolean),
       requestedTokenType: data.get('requestedTokenType'),
     };
+    const actorToken = String(data.get('actorToken') || '').trim();
+    if (actorToken) {
+      body.actorToken = actorToken;
+      body.actorTokenType = 'urn:ietf:params:oauth:token-type:access_token';
+    }
     const scope = String(data.get('scope') || '').trim();
     if (scope) body.scope = scope;
     if (data.get('mode') === 'token') {
@@ -89,6 +96,8 @@ function show(answer) {
       h('dt', {}, 'expires_in'), h('dd', {}, String(answer.expires_in)),
       h('dt', {}, 'scope'), h('dd', {}, answer.scope || '(none)'),
       h('dt', {}, 'Refresh token'), h('dd', {}, answer.refreshToken ? `yes, ${answer.refreshToken.lifetime} s` : 'no'),
+      answer.accessToken?.act ? [h('dt', {}, 'Acting party (act)'),
+        h('dd', { class: 'actor' }, `${answer.accessToken.act.sub} through ${answer.accessToken.act.client_id}`)] : [],
       user),
     h('h3', {}, 'Access token claims'), json(answer.accessToken),
     answer.idToken ? [h('h3', {}, 'ID token claims'), json(answer.idToken)] : [],

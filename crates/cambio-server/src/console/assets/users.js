@@ -52,34 +52,7 @@ async function renderOne(view, { realm, access }, id) {
     })));
   }
 
-  const roles = section('Realm role mappings');
-  const fillRoles = async () => {
-    const [assigned, available] = await Promise.all([
-      api.get(`${path}/role-mappings/realm`),
-      manage ? api.get(`${path}/role-mappings/realm/available`) : Promise.resolve([]),
-    ]);
-    roles.replaceChildren(h('h2', {}, 'Realm role mappings'),
-      table('Assigned realm roles', ['Role', ''], assigned.map((r) => [r.name, manage ? h('button', {
-        type: 'button',
-        'aria-label': `Remove role ${r.name}`,
-        onclick: action(roles, async () => {
-          await api.del(`${path}/role-mappings/realm`, [r]);
-          notify(`Role ${r.name} removed`);
-          await fillRoles();
-        }),
-      }, 'Remove') : ''])));
-    if (manage && available.length) {
-      roles.append(form('Assign realm role', [field('Role', select('role', available.map((r) => [r.id, r.name])))],
-        'Assign role', async (data) => {
-          const role = available.find((r) => r.id === data.get('role'));
-          await api.post(`${path}/role-mappings/realm`, [role]);
-          notify(`Role ${role.name} assigned`);
-          await fillRoles();
-        }));
-    }
-  };
-  await fillRoles();
-  view.append(roles);
+  view.append(await realmRoles(api, path, manage));
   view.append(await clientRoles(api, path, manage));
 
   const sessions = section('Sessions');
@@ -109,17 +82,55 @@ async function renderOne(view, { realm, access }, id) {
     links.map((l) => [l.identityProvider, `${l.userName || ''} (${l.userId})`]))));
 }
 
-/** Client role mappings of one user, one client at a time. */
-async function clientRoles(api, path, manage) {
+/**
+ * Realm role mappings of the user at `path` (a user, or a client's service account), with
+ * assign and remove when `manage`. `names` labels the controls, so that two of these on one
+ * page stay distinct.
+ */
+export async function realmRoles(api, path, manage, names = {}) {
+  const title = names.title || 'Realm role mappings';
+  const roleLabel = names.role || 'Role';
+  const roles = section(title);
+  const fillRoles = async () => {
+    const [assigned, available] = await Promise.all([
+      api.get(`${path}/role-mappings/realm`),
+      manage ? api.get(`${path}/role-mappings/realm/available`) : Promise.resolve([]),
+    ]);
+    roles.replaceChildren(h('h2', {}, title),
+      table(names.assigned || 'Assigned realm roles', ['Role', ''], assigned.map((r) => [r.name, manage ? h('button', {
+        type: 'button',
+        'aria-label': `Remove role ${r.name}`,
+        onclick: action(roles, async () => {
+          await api.del(`${path}/role-mappings/realm`, [r]);
+          notify(`Role ${r.name} removed`);
+          await fillRoles();
+        }),
+      }, 'Remove') : ''])));
+    if (manage && available.length) {
+      roles.append(form(names.assign || 'Assign realm role', [field(roleLabel, select('role', available.map((r) => [r.id, r.name])))],
+        names.assign || 'Assign role', async (data) => {
+          const role = available.find((r) => r.id === data.get('role'));
+          await api.post(`${path}/role-mappings/realm`, [role]);
+          notify(`Role ${role.name} assigned`);
+          await fillRoles();
+        }));
+    }
+  };
+  await fillRoles();
+  return roles;
+}
+
+/** Client role mappings of one user (or service account), one client at a time. */
+export async function clientRoles(api, path, manage, names = {}) {
   const clients = await api.get('/clients');
-  const box = section('Client role mappings');
+  const box = section(names.title || 'Client role mappings');
   const holder = h('div', {});
   const show = async (clientId) => {
     const base = `${path}/role-mappings/clients/${enc(clientId)}`;
     const [assigned, available] = await Promise.all([
       api.get(base), manage ? api.get(`${base}/available`) : Promise.resolve([]),
     ]);
-    holder.replaceChildren(table('Assigned client roles', ['Role', ''], assigned.map((r) => [r.name, manage ? h('button', {
+    holder.replaceChildren(table(names.assigned || 'Assigned client roles', ['Role', ''], assigned.map((r) => [r.name, manage ? h('button', {
       type: 'button',
       'aria-label': `Remove client role ${r.name}`,
       onclick: action(holder, async () => {
@@ -129,8 +140,8 @@ async function clientRoles(api, path, manage) {
       }),
     }, 'Remove') : ''])));
     if (manage && available.length) {
-      holder.append(form('Assign client role', [field('Client role', select('role', available.map((r) => [r.id, r.name])))],
-        'Assign client role', async (data) => {
+      holder.append(form(names.assign || 'Assign client role', [field(names.role || 'Client role', select('role', available.map((r) => [r.id, r.name])))],
+        names.assign || 'Assign client role', async (data) => {
           const role = available.find((r) => r.id === data.get('role'));
           await api.post(base, [role]);
           notify(`Client role ${role.name} assigned`);
@@ -140,7 +151,7 @@ async function clientRoles(api, path, manage) {
   };
   const picker = select('client', clients.map((c) => [c.id, c.clientId]));
   picker.addEventListener('change', action(holder, () => show(picker.value)));
-  box.append(field('Client', picker), holder);
+  box.append(field(names.client || 'Client', picker), holder);
   if (clients.length) await show(clients[0].id);
   return box;
 }

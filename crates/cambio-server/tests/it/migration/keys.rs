@@ -273,3 +273,55 @@ async fn a_body_reads_as_keycloak_reads_it() {
     );
     server.stop().await;
 }
+
+/// The admin key list shows imported keys as Keycloak listed them: their `kid`, their priority,
+/// and the one of highest priority active for its algorithm.
+#[tokio::test]
+async fn imported_keys_are_listed_with_their_priority() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let rsa = SigningKey::generate(Algorithm::Rs256).unwrap();
+    let ec = SigningKey::generate(Algorithm::Es256).unwrap();
+    let (rsa_kid, ec_kid) = (keycloak_kid(&rsa), keycloak_kid(&ec));
+    let created = import(
+        &server,
+        &admin,
+        serde_json::to_vec(&legacy_realm(&rsa, &ec)).unwrap(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let listed = server
+        .get(
+            &format!("{}/admin/realms/legacy/keys", server.base),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(
+        listed.body["active"],
+        json!({"RS256": rsa_kid, "ES256": ec_kid})
+    );
+    let summary: Vec<Value> = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            json!([
+                k["kid"],
+                k["providerPriority"],
+                k["status"],
+                k["type"],
+                k["algorithm"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            json!([rsa_kid, 100, "ACTIVE", "RSA", "RS256"]),
+            json!([ec_kid, 50, "ACTIVE", "EC", "ES256"]),
+        ]
+    );
+    let rsa_public = STANDARD.encode(rsa.public_key_spki_der().unwrap());
+    assert_eq!(listed.body["keys"][0]["publicKey"], rsa_public.as_str());
+}

@@ -9,6 +9,7 @@ mod clients;
 mod exports;
 mod federation;
 mod groups;
+mod keys;
 mod legacy;
 mod oidc;
 mod sessions;
@@ -159,6 +160,7 @@ pub async fn run(keycloak_base: &str, cambio: &TestServer, report: &mut Report) 
     browser::front_door(&kc, &cb, report).await;
     admin_api(&kc, &kc_admin, &cb, &cb_admin, report).await;
     groups::groups(&kc, &kc_admin, &cb, &cb_admin, report).await;
+    keys::keys(&kc, &kc_admin, &cb, &cb_admin, report).await;
     exports::realistic_exports(&kc, &kc_admin, &cb, &cb_admin, report).await;
 }
 
