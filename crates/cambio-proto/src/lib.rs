@@ -68,4 +68,8 @@ pub struct Discovery {
     pub authorization_response_iss_parameter_supported: bool,
     /// RFC 9449 §5.1: the algorithms DPoP proofs may be signed with.
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// draft-ietf-oauth-identity-chaining §3: what a token exchange may ask for to cross into
+    /// another trust domain.
+    #[serde(default)]
+    pub identity_chaining_requested_token_types_supported: Vec<String>,
 }

@@ -8,6 +8,7 @@
 mod admin;
 mod audit;
 mod bootstrap;
+mod chaining;
 mod common;
 mod console;
 mod cors;

@@ -117,6 +117,9 @@ pub async fn exchange(
         }
         grant.bad_token("Invalid token")
     })?;
+    if grant == ExternalGrant::JwtBearer {
+        take_assertion_once(app, provider, &verified, now).await?;
+    }
     let external = federation::identity(provider, &verified).map_err(|e| match grant {
         ExternalGrant::JwtBearer => OAuthError::invalid_grant(e.description),
         _ => e,
@@ -163,6 +166,41 @@ pub async fn exchange(
         _ => Some(RequestedType::AccessToken),
     };
     respond(app, rt, client, issued, None, exchanged, proof, now).await
+}
+
+/// The longest assertion `jti` kept to refuse its replay.
+const MAX_ASSERTION_JTI_BYTES: usize = 256;
+
+/// Takes a JWT bearer assertion that carries a `jti` once (RFC 7523 §3 item 7): a grant seen
+/// again while it could still be accepted, even by another node, is refused. This is the
+/// identity chaining draft's mitigation for a replayed authorization grant; an assertion
+/// without `jti` cannot be told from another one and stays usable until it expires.
+async fn take_assertion_once(
+    app: &AppState,
+    provider: &ProviderTrust,
+    verified: &cambio_jose::VerifiedJwt,
+    now: u64,
+) -> ApiResult<()> {
+    let Some(jti) = verified.jwt_id() else {
+        return Ok(());
+    };
+    if jti.len() > MAX_ASSERTION_JTI_BYTES {
+        return Err(OAuthError::invalid_grant("Invalid token").into());
+    }
+    let until = verified
+        .expires_at()
+        .unwrap_or(now)
+        .saturating_add(federation::EXTERNAL_LEEWAY);
+    let key = format!("{}\u{1f}{jti}", provider.issuer);
+    if app
+        .store
+        .consume_once("jwt-bearer-assertion", &key, until)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant("The assertion has already been used").into())
+    }
 }
 
 /// Token types: the URNs everywhere, and the short forms under an alias grant. Refresh

@@ -83,6 +83,9 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
+        identity_chaining_requested_token_types_supported: strings(&[
+            cambio_core::exchange::TOKEN_TYPE_JWT,
+        ]),
     }
 }
 

@@ -243,6 +243,12 @@ async fn handle(
         event.details.insert("dpop_jkt", proof.jkt.clone());
     }
     let proof = proof.as_ref();
+    if matches!(grant, GrantType::TokenExchange)
+        && let Some(target) = crate::chaining::target(rt, &form)
+    {
+        return crate::chaining::exchange(app, rt, &client, &target, &form, proof, now, event)
+            .await;
+    }
     match grant {
         GrantType::ClientCredentials => {
             client_credentials(app, rt, &client, &form, proof, now, event).await

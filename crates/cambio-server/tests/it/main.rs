@@ -8,6 +8,7 @@ mod admin_users;
 mod authority;
 mod browser;
 mod browser_forms;
+mod chaining;
 mod compat;
 mod console;
 mod endpoints;
