@@ -74,16 +74,7 @@ pub async fn exchange(
         )
         .into());
     }
-    let live = common::live_access_token(app, rt, subject_token, now)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("Invalid token"))?;
-    if let Some(bound) = cambio_core::dpop::bound_key(live.token.claims.cnf.as_ref()) {
-        cambio_core::dpop::check_presented_token(
-            Some(bound),
-            proof,
-            &cambio_jose::access_token_hash(subject_token),
-        )?;
-    }
+    let live = common::live_subject_token(app, rt, subject_token, proof, now).await?;
     let jti = random::uuid();
     let grant = chaining::decide(&ChainingRequest {
         issuer: rt.issuer(),

@@ -166,6 +166,29 @@ pub async fn live_access_token(
     }))
 }
 
+/// A live access token presented as the subject of a request that issues something else
+/// from it (a Txn-Token, an authorization grant): `invalid_request` when it is not live, and a
+/// DPoP-bound token only with a proof by its key that names it, as in every exchange.
+pub async fn live_subject_token(
+    app: &AppState,
+    rt: &RealmRuntime,
+    token: &str,
+    proof: Option<&cambio_core::dpop::AcceptedProof>,
+    now: u64,
+) -> ApiResult<LiveToken> {
+    let live = live_access_token(app, rt, token, now)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("Invalid token"))?;
+    if let Some(bound) = cambio_core::dpop::bound_key(live.token.claims.cnf.as_ref()) {
+        cambio_core::dpop::check_presented_token(
+            Some(bound),
+            proof,
+            &cambio_jose::access_token_hash(token),
+        )?;
+    }
+    Ok(live)
+}
+
 /// A stored refresh token that is good now (apart from having been used, which the refresh
 /// grant turns into reuse detection), with the present state behind it.
 pub struct LiveRefresh {

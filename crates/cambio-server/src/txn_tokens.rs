@@ -68,18 +68,7 @@ pub async fn exchange(
     let held;
     let subject = match subject_type {
         TOKEN_TYPE_ACCESS => {
-            live = common::live_access_token(app, rt, subject_token, now)
-                .await?
-                .ok_or_else(invalid)?;
-            // A bound access token is usable only with a proof by its key naming it, as in
-            // every exchange.
-            if let Some(bound) = cambio_core::dpop::bound_key(live.token.claims.cnf.as_ref()) {
-                cambio_core::dpop::check_presented_token(
-                    Some(bound),
-                    proof,
-                    &cambio_jose::access_token_hash(subject_token),
-                )?;
-            }
+            live = common::live_subject_token(app, rt, subject_token, proof, now).await?;
             let claims = &live.token.claims;
             TxnSubject::AccessToken {
                 sub: &claims.sub,
