@@ -12,8 +12,11 @@ check failed.
 import base64
 import hashlib
 import json
+import os
+import re
 import sys
 import time
+import urllib.parse
 import uuid
 
 import jwt
@@ -26,6 +29,8 @@ EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 PUBLIC_CLIENT = "dpop-public-app"
 STRICT_CLIENT = "dpop-required-app"
+CODE_CLIENT = "dpop-code-app"
+CODE_CALLBACK = "https://app.example/dpop/cb"
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -97,10 +102,11 @@ def main():
         for client_id, attributes in [
             (PUBLIC_CLIENT, {"standard.token.exchange.enabled": "true"}),
             (STRICT_CLIENT, {"dpop.bound.access.tokens": "true"}),
+            (CODE_CLIENT, {}),
         ]:
             r = http.post(f"{base}/admin/realms/{REALM}/clients", headers={"Authorization": f"Bearer {admin}"},
                           json={"clientId": client_id, "publicClient": True, "directAccessGrantsEnabled": True,
-                                "attributes": attributes})
+                                "redirectUris": [CODE_CALLBACK], "attributes": attributes})
             expect(r.status_code == 201, f"{client_id}: {r.status_code} {r.text}")
 
     check("admin API: a public client and a client requiring DPoP", setup)
@@ -279,6 +285,56 @@ def main():
         expect(r.json().get("active") is False, f"{r.text}")
 
     check("revocation of a bound token holds", revocation)
+
+    # --- authorization codes bound to a key (dpop_jkt, RFC 9449 §10) --------------------------
+    auth_url = f"{oidc}/auth"
+
+    def authorize(dpop_jkt):
+        """A browser sign-in of alice at CODE_CLIENT naming dpop_jkt: the redirect's query
+        parameters, and the PKCE verifier of the request."""
+        verifier = b64url(os.urandom(32))
+        params = {"response_type": "code", "client_id": CODE_CLIENT, "redirect_uri": CODE_CALLBACK,
+                  "scope": "openid", "state": "st", "dpop_jkt": dpop_jkt,
+                  "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+                  "code_challenge_method": "S256"}
+        browser = requests.Session()
+        r = browser.get(auth_url, params=params, allow_redirects=False)
+        if r.status_code == 200:
+            field = re.search(r'name="browser_binding" value="([^"]*)"', r.text)
+            form = dict(params, username="alice", password="alice")
+            if field:
+                form["browser_binding"] = field.group(1)
+            r = browser.post(auth_url, data=form, allow_redirects=False)
+        expect(r.status_code == 302, f"authorization: {r.status_code} {r.text[:300]}")
+        location = urllib.parse.urlsplit(r.headers["Location"])
+        expect(location.geturl().startswith(CODE_CALLBACK), f"redirected to {location.geturl()}")
+        return dict(urllib.parse.parse_qsl(location.query)), verifier
+
+    def redeem(code, verifier, proof=None):
+        return token({"grant_type": "authorization_code", "code": code, "client_id": CODE_CLIENT,
+                      "redirect_uri": CODE_CALLBACK, "code_verifier": verifier}, proof)
+
+    def code_binding():
+        for malformed in ["not-a-thumbprint", key.thumbprint + "=", key.thumbprint[:-1], key.jwk["x"] + "AA"]:
+            params, _ = authorize(malformed)
+            expect(params.get("error") == "invalid_request" and "code" not in params
+                   and params.get("error_description")
+                   == "Invalid dpop_jkt: the base64url SHA-256 thumbprint of a JWK is required",
+                   f"{malformed!r}: {params}")
+        params, verifier = authorize(key.thumbprint)
+        expect_error(redeem(params["code"], verifier), 400, "invalid_grant",
+                     "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required")
+        params, verifier = authorize(key.thumbprint)
+        expect_error(redeem(params["code"], verifier, other.proof("POST", token_url)), 400, "invalid_grant",
+                     "The DPoP proof is not by the key the code is bound to (dpop_jkt)")
+        params, verifier = authorize(key.thumbprint)
+        r = redeem(params["code"], verifier, key.proof("POST", token_url))
+        expect(r.status_code == 200 and r.json()["token_type"] == "DPoP", f"{r.status_code} {r.text}")
+        cnf = payload(r.json()["access_token"]).get("cnf")
+        expect(cnf == {"jkt": key.thumbprint}, f"cnf {cnf}")
+
+    check("dpop_jkt binds the code: a malformed one is refused at the authorization endpoint, the token "
+          "request needs a proof by that key (invalid_grant otherwise)", code_binding)
 
     # --- server nonces (RFC 9449 §8), switched on for the realm last -------------------------
     def nonces():

@@ -147,6 +147,45 @@ pub fn check_presented_token(
     Ok(())
 }
 
+/// The thumbprint an authorization request binds its code to (`dpop_jkt`, RFC 9449 §10): the
+/// base64url form (no padding) of a SHA-256 digest, so exactly 43 characters that decode to 32
+/// bytes. `None` for anything else, which the authorization endpoint refuses.
+pub fn parse_code_thumbprint(value: &str) -> Option<&str> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .ok()?;
+    // The decoder accepts a final character with stray low bits set; the thumbprint a client
+    // computed always re-encodes to itself, so anything else is not one.
+    let canonical = decoded.len() == 32
+        && base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&decoded) == value;
+    canonical.then_some(value)
+}
+
+/// Whether a token request may redeem a code bound to `code_jkt` (RFC 9449 §10): only with a
+/// proof by that key, so that a code captured on its way back to the client is worthless to
+/// anyone without the key (§11.9).
+///
+/// # Errors
+/// `invalid_grant` when the code is bound and the request has no proof, or one by another key.
+pub fn check_code_binding(
+    code_jkt: Option<&str>,
+    proof: Option<&AcceptedProof>,
+) -> OAuthResult<()> {
+    let Some(code_jkt) = code_jkt else {
+        return Ok(());
+    };
+    match proof {
+        None => Err(OAuthError::invalid_grant(
+            "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required",
+        )),
+        Some(proof) if constant_time_eq(code_jkt, &proof.jkt) => Ok(()),
+        Some(_) => Err(OAuthError::invalid_grant(
+            "The DPoP proof is not by the key the code is bound to (dpop_jkt)",
+        )),
+    }
+}
+
 /// Compares `htu` with the request URL as RFC 9449 §4.3 step 9 asks: without query and
 /// fragment, after the normalisation of RFC 3986 §6.2.2 and §6.2.3 (case of scheme and host,
 /// default port, percent-encoding), which the `url` crate's parser applies.
@@ -290,6 +329,53 @@ mod tests {
         assert!(check_binding(Some(""), Some("")).is_err());
         assert_eq!(bound_key(Some(&json!({"jkt": "k"}))), Some("k"));
         assert_eq!(bound_key(None), None);
+    }
+
+    #[test]
+    fn a_code_thumbprint_is_a_sha256_in_base64url_and_binds_the_code() {
+        let good = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        assert_eq!(parse_code_thumbprint(good), Some(good));
+        for bad in [
+            "",
+            "abc",
+            // Padded, standard alphabet, too long, too short, a stray bit in the last character.
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs=",
+            "NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9XsA",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9X",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xt",
+        ] {
+            assert_eq!(parse_code_thumbprint(bad), None, "{bad}");
+        }
+        let proof = AcceptedProof {
+            jkt: good.into(),
+            jti: "j".into(),
+            ath: None,
+            nonce: None,
+            remember_until: 0,
+        };
+        assert!(check_code_binding(None, None).is_ok());
+        assert!(check_code_binding(None, Some(&proof)).is_ok());
+        assert!(check_code_binding(Some(good), Some(&proof)).is_ok());
+        let refused = |jkt, proof| {
+            let e = check_code_binding(Some(jkt), proof).unwrap_err();
+            (e.code.as_str(), e.description.into_owned())
+        };
+        assert_eq!(
+            refused(good, None),
+            (
+                "invalid_grant",
+                "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            refused("another-key", Some(&proof)),
+            (
+                "invalid_grant",
+                "The DPoP proof is not by the key the code is bound to (dpop_jkt)".to_owned()
+            )
+        );
     }
 
     #[test]

@@ -375,6 +375,10 @@ pub struct CodeGrant {
     /// The clients the authorization request's `resource` parameters named (RFC 8707).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// The thumbprint of the DPoP key the authorization request bound the code to
+    /// (`dpop_jkt`, RFC 9449 §10): the token request must come with a proof by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The resources a code's token is narrowed to (RFC 8707 §2.2): those of the token request,
@@ -626,6 +630,7 @@ mod tests {
             code_challenge: Some(s256(verifier)),
             auth_time: 0,
             resources: vec!["orders-api".into()],
+            dpop_jkt: None,
         };
         let uri = Some("http://127.0.0.1/cb");
         // RFC 8707 §2.2: the token request narrows the authorized resources, never adds one.

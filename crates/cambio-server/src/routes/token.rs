@@ -568,6 +568,7 @@ async fn authorization_code(
         form.get("redirect_uri"),
         form.get("code_verifier"),
     )?;
+    cambio_core::dpop::check_code_binding(grant.dpop_jkt.as_deref(), proof)?;
     let session = app.store.get_session(&grant.session_id).await?;
     let session = session
         .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
