@@ -446,15 +446,8 @@ async fn refresh(
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
     let presented = form.require("refresh_token")?;
-    if form.contains("resource") {
-        // A refresh keeps the resources of the login it continues (its audience filter);
-        // narrowing further at refresh (RFC 8707 §2.2) is not offered.
-        return Err(OAuthError::new(
-            cambio_core::ErrorCode::InvalidTarget,
-            "The resource parameter is not supported with the refresh_token grant",
-        )
-        .into());
-    }
+    // RFC 8707 §2.2: `resource` narrows this access token within the original grant.
+    let resources = requested_resources(rt, form)?;
     let invalid = || OAuthError::invalid_grant("Invalid refresh token");
     if presented.len() > 512 {
         return Err(invalid().into());
@@ -494,6 +487,29 @@ async fn refresh(
     if let Some(jkt) = live.data.jkt.as_deref() {
         cambio_core::dpop::check_binding(Some(jkt), proof.map(|p| p.jkt.as_str()))?;
     }
+    // The whole decision is taken before the token is used, so that a refused request (a
+    // resource the token cannot carry, a disabled audience) does not burn it; the use below
+    // then makes it single-use. The record read above is the token's stored row, the same
+    // one the use returns.
+    let issued = grants::refresh(
+        &rt.snapshot,
+        client,
+        PresentedRefresh {
+            issued_to: &record.client_id,
+            expires_at: record.expires_at,
+            offline: record.offline,
+            stored_scope: &record.scope,
+            data: &live.data,
+            session_id: &record.session_id,
+            // Both checked by live_refresh_token just above.
+            session_active: true,
+            user: Some(&live.user),
+        },
+        form.get("scope"),
+        resources.as_deref(),
+        now,
+        ids(),
+    )?;
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {
@@ -505,24 +521,6 @@ async fn refresh(
         }
         RefreshTokenUse::Unknown => return Err(invalid().into()),
     };
-    let issued = grants::refresh(
-        &rt.snapshot,
-        client,
-        PresentedRefresh {
-            issued_to: &record.client_id,
-            expires_at: record.expires_at,
-            offline: record.offline,
-            stored_scope: &record.scope,
-            data: &live.data,
-            session_id: &record.session_id,
-            // Both checked by live_refresh_token just before the token was used.
-            session_active: true,
-            user: Some(&live.user),
-        },
-        form.get("scope"),
-        now,
-        ids(),
-    )?;
     app.store.touch_session(&record.session_id, now).await?;
     respond(app, rt, client, issued, session.as_ref(), None, proof, now).await
 }
