@@ -336,6 +336,61 @@ def main():
     check("dpop_jkt binds the code: a malformed one is refused at the authorization endpoint, the token "
           "request needs a proof by that key (invalid_grant otherwise)", code_binding)
 
+    # --- unbinding in an exchange: only when the realm and every audience ask for it ----------
+    def unbinding():
+        auth = {"Authorization": f"Bearer {s['admin']}"}
+        realm_url = f"{base}/admin/realms/{REALM}"
+
+        def realm_allows(value):
+            rep = http.get(realm_url, headers=auth).json()
+            rep.setdefault("attributes", {})["cambio.dpopExchangeUnbind"] = value
+            r = http.put(realm_url, headers=auth, json=rep)
+            expect(r.status_code == 204, f"realm update {r.status_code} {r.text}")
+
+        def bearer_only(client_id, value):
+            rep = http.get(f"{realm_url}/clients", params={"clientId": client_id}, headers=auth).json()[0]
+            rep.setdefault("attributes", {})["cambio.dpopBearerOnly"] = value
+            r = http.put(f"{realm_url}/clients/{rep['id']}", headers=auth, json=rep)
+            expect(r.status_code == 204, f"client update {r.status_code} {r.text}")
+            r = http.get(f"{realm_url}/clients/{rep['id']}", headers=auth)
+            expect(r.json()["attributes"].get("cambio.dpopBearerOnly") == value, f"{r.text}")
+
+        subject = alice(proof=key.proof("POST", token_url)).json()["access_token"]
+
+        def exchanged(audience="orders-api", **extra):
+            form = exchange_form(subject, audience)
+            form.update(extra)
+            r = token(form, key.proof("POST", token_url, subject), auth=requester)
+            expect(r.status_code == 200, f"{audience} {extra}: {r.status_code} {r.text}")
+            body = r.json()
+            claims = payload(body["access_token"])
+            return body["token_type"], claims.get("cnf")
+
+        still_bound = ("DPoP", {"jkt": key.thumbprint})
+        expect(exchanged() == still_bound, "by default the exchanged token stays bound")
+        realm_allows("true")
+        expect(exchanged() == still_bound, "the realm alone does not unbind")
+        realm_allows("false")
+        bearer_only("orders-api", "true")
+        expect(exchanged() == still_bound, "the audience alone does not unbind")
+        realm_allows("true")
+        outcome = exchanged()
+        expect(outcome == ("Bearer", None), f"realm and audience: a bearer token, got {outcome}")
+        # The bound subject token is still proven by its key.
+        expect_error(token(exchange_form(subject), auth=requester), 400, "invalid_dpop_proof",
+                     "The token is DPoP-bound: a DPoP proof by its key is required")
+        expect_error(token(exchange_form(subject), other.proof("POST", token_url, subject), auth=requester), 400,
+                     "invalid_dpop_proof", "The DPoP proof is not by the key the token is bound to")
+        expect(exchanged(["orders-api", "billing-api"]) == still_bound,
+               "an audience that did not ask keeps the token bound")
+        expect(exchanged(requested_token_type="urn:ietf:params:oauth:token-type:refresh_token") == still_bound,
+               "a refresh token keeps the token bound")
+        realm_allows("false")
+        bearer_only("orders-api", "false")
+
+    check("exchange of a bound token gives a bearer token only when the realm (cambio.dpopExchangeUnbind) "
+          "and every audience (cambio.dpopBearerOnly) ask for it", unbinding)
+
     # --- server nonces (RFC 9449 §8), switched on for the realm last -------------------------
     def nonces():
         realm_url = f"{base}/admin/realms/{REALM}"

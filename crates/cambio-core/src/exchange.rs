@@ -285,6 +285,9 @@ pub struct ExchangeInput<'a> {
 pub struct ExchangeDecision {
     pub issued_token_type: RequestedType,
     pub issued: Issued,
+    /// Whether the access token is bound to the request's proof key (when a proof came) or
+    /// issued as a bearer token (see [`crate::dpop::exchange_binding`]).
+    pub binding: crate::dpop::ExchangeBinding,
 }
 
 pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
@@ -476,9 +479,18 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
         RequestedType::AccessToken if refresh_lifetime.is_some() => RequestedType::RefreshToken,
         requested => requested,
     };
+    let binding = crate::dpop::exchange_binding(crate::dpop::BindingInput {
+        realm,
+        requester,
+        presented_bound: subject.bound_key().is_some()
+            || actor.is_some_and(|a| a.bound_key().is_some()),
+        audiences: &issued.access.aud,
+        refresh_token: issued.refresh.is_some(),
+    });
     Ok(ExchangeDecision {
         issued_token_type,
         issued,
+        binding,
     })
 }
 

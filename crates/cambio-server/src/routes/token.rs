@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cambio_core::OAuthError;
-use cambio_core::dpop::AcceptedProof;
+use cambio_core::dpop::{AcceptedProof, ExchangeBinding};
 use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
 use cambio_core::form::FormParams;
 use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
@@ -654,6 +654,15 @@ async fn token_exchange(
         // session), whose part it can later end by revoking that token.
         join_session(app, rt, session, client, now).await?;
     }
+    // The proof binds the new token unless the realm and every audience asked for a bearer
+    // token (the presented tokens were proven by it all the same).
+    let binding_proof = match decision.binding {
+        ExchangeBinding::ProofKey => proof,
+        ExchangeBinding::Bearer => {
+            event.details.insert("dpop_unbound", "true".into());
+            None
+        }
+    };
     respond(
         app,
         rt,
@@ -661,7 +670,7 @@ async fn token_exchange(
         decision.issued,
         session.as_ref(),
         Some(decision.issued_token_type),
-        proof,
+        binding_proof,
         now,
     )
     .await
