@@ -83,6 +83,8 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
             .iter()
             .map(|a| a.as_str().to_owned())
             .collect(),
+        cambio_resource_indicators_supported: true,
+        cambio_resource_uris: cambio_core::resource::published_uris(&rt.snapshot),
     }
 }
 

@@ -335,3 +335,89 @@ async fn resources_named_at_authorization_narrow_the_code_token() {
         Some("Unknown resource")
     );
 }
+
+/// Sets `attributes[name] = value` on the representation at `url` (a realm or a client) through
+/// the admin API.
+async fn set_attribute(server: &TestServer, admin: &str, url: &str, name: &str, value: &str) {
+    let mut rep = server.get(url, Some(admin)).await.body;
+    rep["attributes"][name] = json!(value);
+    let status = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(admin)
+        .json(&rep)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204, "{url}");
+}
+
+#[tokio::test]
+async fn discovery_and_the_admin_api_expose_the_resources() {
+    let server = server().await;
+    let admin = server.admin_token().await;
+    // The admin API shows each client's resource URIs, as set.
+    let clients = format!("{}/admin/realms/demo/clients", server.base);
+    let billing = server
+        .get(&format!("{clients}?clientId=billing-api"), Some(&admin))
+        .await
+        .body[0]
+        .clone();
+    assert_eq!(billing["attributes"]["cambio.resourceUris"], BILLING);
+    let billing_url = format!("{clients}/{}", billing["id"].as_str().unwrap());
+
+    // Discovery says resource indicators are accepted, and lists no URI by default.
+    let discovery_url = format!(
+        "{}/.well-known/openid-configuration",
+        server.realm_url("demo")
+    );
+    let discovery = server.get(&discovery_url, None).await.body;
+    assert_eq!(discovery["cambio_resource_indicators_supported"], true);
+    assert!(
+        discovery.get("cambio_resource_uris").is_none(),
+        "{discovery}"
+    );
+
+    // A realm that publishes them lists the enabled clients' URIs (normalised, sorted), never
+    // the clients behind them.
+    let realm_url = format!("{}/admin/realms/demo", server.base);
+    set_attribute(
+        &server,
+        &admin,
+        &realm_url,
+        "cambio.publishResourceUris",
+        "true",
+    )
+    .await;
+    let listed = |discovery: serde_json::Value| strings(&discovery["cambio_resource_uris"]);
+    assert_eq!(
+        listed(server.get(&discovery_url, None).await.body),
+        [BILLING, INVENTORY, ORDERS]
+    );
+    let mut rep = server.get(&billing_url, Some(&admin)).await.body;
+    rep["enabled"] = json!(false);
+    let status = reqwest::Client::new()
+        .put(&billing_url)
+        .bearer_auth(&admin)
+        .json(&rep)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let discovery = server.get(&discovery_url, None).await;
+    assert_eq!(listed(discovery.body.clone()), [INVENTORY, ORDERS]);
+    assert!(!discovery.text.contains("orders-api"), "{}", discovery.text);
+    // Another realm publishes nothing of this one's.
+    let master = server
+        .get(
+            &format!(
+                "{}/.well-known/openid-configuration",
+                server.realm_url("master")
+            ),
+            None,
+        )
+        .await
+        .body;
+    assert!(master.get("cambio_resource_uris").is_none(), "{master}");
+}
