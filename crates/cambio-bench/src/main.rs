@@ -1084,7 +1084,10 @@ async fn load(
     // The DPoP mode's key: alice's token is bound to it, and each exchange proves it.
     let mut proofs = match args.grant {
         Grant::DpopExchange => {
-            let origin = match (args.target, args.database.as_deref().is_some_and(is_postgres)) {
+            let origin = match (
+                args.target,
+                args.database.as_deref().is_some_and(is_postgres),
+            ) {
                 (None, true) => BENCH_PUBLIC_URL.to_owned(),
                 _ => format!("http://{addr}"),
             };
