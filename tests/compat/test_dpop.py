@@ -261,6 +261,24 @@ def main():
     check("exchange of a bearer subject token with the requester's proof binds to the requester's key",
           exchange_binds_requester)
 
+    def exchanged_refresh_bound():
+        subject = alice(proof=key.proof("POST", token_url)).json()["access_token"]
+        form = exchange_form(subject)
+        form["requested_token_type"] = "urn:ietf:params:oauth:token-type:refresh_token"
+        r = token(form, key.proof("POST", token_url, subject), auth=requester)
+        expect(r.status_code == 200 and r.json().get("refresh_token"), f"{r.status_code} {r.text}")
+        refresh = {"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}
+        expect_error(token(refresh, auth=requester), 400, "invalid_dpop_proof",
+                     "The token is DPoP-bound: a DPoP proof by its key is required")
+        expect_error(token(refresh, other.proof("POST", token_url), auth=requester), 400, "invalid_dpop_proof",
+                     "The DPoP proof is not by the key the token is bound to")
+        r = token(refresh, key.proof("POST", token_url), auth=requester)
+        expect(r.status_code == 200 and r.json()["token_type"] == "DPoP"
+               and payload(r.json()["access_token"]).get("cnf") == {"jkt": key.thumbprint}, f"{r.status_code} {r.text}")
+
+    check("a refresh token exchanged from a bound token is bound too, for a confidential requester as well",
+          exchanged_refresh_bound)
+
     # --- public clients' refresh tokens are bound ---------------------------------------------
     def public_refresh():
         r = alice((PUBLIC_CLIENT, None), proof=key.proof("POST", token_url))

@@ -479,14 +479,21 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
         RequestedType::AccessToken if refresh_lifetime.is_some() => RequestedType::RefreshToken,
         requested => requested,
     };
+    let presented_bound =
+        subject.bound_key().is_some() || actor.is_some_and(|a| a.bound_key().is_some());
     let binding = crate::dpop::exchange_binding(crate::dpop::BindingInput {
         realm,
         requester,
-        presented_bound: subject.bound_key().is_some()
-            || actor.is_some_and(|a| a.bound_key().is_some()),
+        presented_bound,
         audiences: &issued.access.aud,
         refresh_token: issued.refresh.is_some(),
     });
+    // A refresh token made from a bound token is bound to the proof's key as well, even for a
+    // confidential requester (whose refresh tokens are otherwise bound to its credentials
+    // only): refreshing it without the key would turn the bound token into bearer tokens.
+    if presented_bound && let (Some(plan), Some(proof)) = (issued.refresh.as_mut(), proof) {
+        plan.data.jkt = Some(proof.jkt.clone());
+    }
     Ok(ExchangeDecision {
         issued_token_type,
         issued,
