@@ -976,6 +976,47 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_subject_binds_the_exchanged_refresh_token() {
+        let realm = realm();
+        let requester = realm.client_by_client_id("requester").unwrap().clone();
+        let form = FormParams::parse(
+            b"subject_token=t&audience=orders-api&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+        )
+        .unwrap();
+        let params = ExchangeParams::parse(&form, &requester, &realm).unwrap();
+        let proof = crate::dpop::AcceptedProof {
+            jkt: "k".into(),
+            jti: "j".into(),
+            ath: Some(cambio_jose::access_token_hash("t")),
+            nonce: None,
+            remember_until: 0,
+        };
+        let exchange = |cnf: Value| {
+            let subject = subject("app", &["requester", "orders-api"], cnf);
+            decide(ExchangeInput {
+                realm: &realm,
+                requester: &requester,
+                params: &params,
+                subject: &subject,
+                subject_user: &user(),
+                actor: None,
+                proof: Some(&proof),
+                now: NOW,
+                access_jti: "a".into(),
+                id_jti: "i".into(),
+            })
+            .unwrap()
+        };
+        // The confidential requester's refresh token is bound when the subject was.
+        let bound = exchange(json!({"cnf": {"jkt": "k"}}));
+        assert_eq!(bound.binding, crate::dpop::ExchangeBinding::ProofKey);
+        assert_eq!(bound.issued.refresh.unwrap().data.jkt.as_deref(), Some("k"));
+        // From a bearer subject it is bound to the requester's credentials only, as before.
+        let bearer = exchange(json!({}));
+        assert_eq!(bearer.issued.refresh.unwrap().data.jkt, None);
+    }
+
+    #[test]
     fn fine_grained_permissions() {
         use crate::permissions::{
             AuthzPolicy, Permissions, TOKEN_EXCHANGE_SCOPE, client_permission_name,
