@@ -8,6 +8,8 @@
 #   - tests/console/node_modules (playwright-core, `npm ci`) and Debian's Chromium
 #     (`apt-get install chromium chromium-driver` when /usr/bin/chromium is missing; needs root)
 #     for the console's browser test; playwright-core never downloads a browser of its own.
+#   - curl and jq for the README walkthrough's test (crates/cambio/tests/readme.rs), through
+#     `apt-get install curl jq` when either is missing (needs root).
 #   - PostgreSQL's server binaries for scripts/pg-test-cluster.sh: when no
 #     /usr/lib/postgresql/*/bin/initdb exists, `apt-get install postgresql` (needs root; CI runs
 #     as root).
@@ -91,6 +93,30 @@ install_chromium() {
     apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
+install_walkthrough_tools() {
+    if command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; then
+        return 0
+    fi
+    local why=""
+    if [[ $(id -u) -ne 0 ]]; then
+        why="not root"
+    elif ! command -v apt-get >/dev/null 2>&1; then
+        why="no apt-get"
+    fi
+    if [[ -n "$why" ]]; then
+        if [[ -n "${CI:-}" ]]; then
+            echo "install-test-deps: curl or jq not found and cannot be installed ($why); the README walkthrough's test needs them" >&2
+            exit 1
+        fi
+        echo "install-test-deps: curl or jq not found and cannot be installed ($why), skipping (the README walkthrough's test will be skipped)" >&2
+        return 0
+    fi
+    echo "install-test-deps: installing curl and jq"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq curl jq >/dev/null
+}
+
 install_postgres() {
     local initdb
     for initdb in /usr/lib/postgresql/*/bin/initdb; do
@@ -134,5 +160,6 @@ install_python
 install_node tests/compat
 install_node tests/console
 install_chromium
+install_walkthrough_tools
 install_postgres
 install_keycloak

@@ -12,8 +12,11 @@ check failed.
 import base64
 import hashlib
 import json
+import os
+import re
 import sys
 import time
+import urllib.parse
 import uuid
 
 import jwt
@@ -26,6 +29,8 @@ EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 PUBLIC_CLIENT = "dpop-public-app"
 STRICT_CLIENT = "dpop-required-app"
+CODE_CLIENT = "dpop-code-app"
+CODE_CALLBACK = "https://app.example/dpop/cb"
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -97,10 +102,11 @@ def main():
         for client_id, attributes in [
             (PUBLIC_CLIENT, {"standard.token.exchange.enabled": "true"}),
             (STRICT_CLIENT, {"dpop.bound.access.tokens": "true"}),
+            (CODE_CLIENT, {}),
         ]:
             r = http.post(f"{base}/admin/realms/{REALM}/clients", headers={"Authorization": f"Bearer {admin}"},
                           json={"clientId": client_id, "publicClient": True, "directAccessGrantsEnabled": True,
-                                "attributes": attributes})
+                                "redirectUris": [CODE_CALLBACK], "attributes": attributes})
             expect(r.status_code == 201, f"{client_id}: {r.status_code} {r.text}")
 
     check("admin API: a public client and a client requiring DPoP", setup)
@@ -255,6 +261,24 @@ def main():
     check("exchange of a bearer subject token with the requester's proof binds to the requester's key",
           exchange_binds_requester)
 
+    def exchanged_refresh_bound():
+        subject = alice(proof=key.proof("POST", token_url)).json()["access_token"]
+        form = exchange_form(subject)
+        form["requested_token_type"] = "urn:ietf:params:oauth:token-type:refresh_token"
+        r = token(form, key.proof("POST", token_url, subject), auth=requester)
+        expect(r.status_code == 200 and r.json().get("refresh_token"), f"{r.status_code} {r.text}")
+        refresh = {"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}
+        expect_error(token(refresh, auth=requester), 400, "invalid_dpop_proof",
+                     "The token is DPoP-bound: a DPoP proof by its key is required")
+        expect_error(token(refresh, other.proof("POST", token_url), auth=requester), 400, "invalid_dpop_proof",
+                     "The DPoP proof is not by the key the token is bound to")
+        r = token(refresh, key.proof("POST", token_url), auth=requester)
+        expect(r.status_code == 200 and r.json()["token_type"] == "DPoP"
+               and payload(r.json()["access_token"]).get("cnf") == {"jkt": key.thumbprint}, f"{r.status_code} {r.text}")
+
+    check("a refresh token exchanged from a bound token is bound too, for a confidential requester as well",
+          exchanged_refresh_bound)
+
     # --- public clients' refresh tokens are bound ---------------------------------------------
     def public_refresh():
         r = alice((PUBLIC_CLIENT, None), proof=key.proof("POST", token_url))
@@ -279,6 +303,111 @@ def main():
         expect(r.json().get("active") is False, f"{r.text}")
 
     check("revocation of a bound token holds", revocation)
+
+    # --- authorization codes bound to a key (dpop_jkt, RFC 9449 §10) --------------------------
+    auth_url = f"{oidc}/auth"
+
+    def authorize(dpop_jkt):
+        """A browser sign-in of alice at CODE_CLIENT naming dpop_jkt: the redirect's query
+        parameters, and the PKCE verifier of the request."""
+        verifier = b64url(os.urandom(32))
+        params = {"response_type": "code", "client_id": CODE_CLIENT, "redirect_uri": CODE_CALLBACK,
+                  "scope": "openid", "state": "st", "dpop_jkt": dpop_jkt,
+                  "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+                  "code_challenge_method": "S256"}
+        browser = requests.Session()
+        r = browser.get(auth_url, params=params, allow_redirects=False)
+        if r.status_code == 200:
+            field = re.search(r'name="browser_binding" value="([^"]*)"', r.text)
+            form = dict(params, username="alice", password="alice")
+            if field:
+                form["browser_binding"] = field.group(1)
+            r = browser.post(auth_url, data=form, allow_redirects=False)
+        expect(r.status_code == 302, f"authorization: {r.status_code} {r.text[:300]}")
+        location = urllib.parse.urlsplit(r.headers["Location"])
+        expect(location.geturl().startswith(CODE_CALLBACK), f"redirected to {location.geturl()}")
+        return dict(urllib.parse.parse_qsl(location.query)), verifier
+
+    def redeem(code, verifier, proof=None):
+        return token({"grant_type": "authorization_code", "code": code, "client_id": CODE_CLIENT,
+                      "redirect_uri": CODE_CALLBACK, "code_verifier": verifier}, proof)
+
+    def code_binding():
+        for malformed in ["not-a-thumbprint", key.thumbprint + "=", key.thumbprint[:-1], key.jwk["x"] + "AA"]:
+            params, _ = authorize(malformed)
+            expect(params.get("error") == "invalid_request" and "code" not in params
+                   and params.get("error_description")
+                   == "Invalid dpop_jkt: the base64url SHA-256 thumbprint of a JWK is required",
+                   f"{malformed!r}: {params}")
+        params, verifier = authorize(key.thumbprint)
+        expect_error(redeem(params["code"], verifier), 400, "invalid_grant",
+                     "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required")
+        params, verifier = authorize(key.thumbprint)
+        expect_error(redeem(params["code"], verifier, other.proof("POST", token_url)), 400, "invalid_grant",
+                     "The DPoP proof is not by the key the code is bound to (dpop_jkt)")
+        params, verifier = authorize(key.thumbprint)
+        r = redeem(params["code"], verifier, key.proof("POST", token_url))
+        expect(r.status_code == 200 and r.json()["token_type"] == "DPoP", f"{r.status_code} {r.text}")
+        cnf = payload(r.json()["access_token"]).get("cnf")
+        expect(cnf == {"jkt": key.thumbprint}, f"cnf {cnf}")
+
+    check("dpop_jkt binds the code: a malformed one is refused at the authorization endpoint, the token "
+          "request needs a proof by that key (invalid_grant otherwise)", code_binding)
+
+    # --- unbinding in an exchange: only when the realm and every audience ask for it ----------
+    def unbinding():
+        auth = {"Authorization": f"Bearer {s['admin']}"}
+        realm_url = f"{base}/admin/realms/{REALM}"
+
+        def realm_allows(value):
+            rep = http.get(realm_url, headers=auth).json()
+            rep.setdefault("attributes", {})["cambio.dpopExchangeUnbind"] = value
+            r = http.put(realm_url, headers=auth, json=rep)
+            expect(r.status_code == 204, f"realm update {r.status_code} {r.text}")
+
+        def bearer_only(client_id, value):
+            rep = http.get(f"{realm_url}/clients", params={"clientId": client_id}, headers=auth).json()[0]
+            rep.setdefault("attributes", {})["cambio.dpopBearerOnly"] = value
+            r = http.put(f"{realm_url}/clients/{rep['id']}", headers=auth, json=rep)
+            expect(r.status_code == 204, f"client update {r.status_code} {r.text}")
+            r = http.get(f"{realm_url}/clients/{rep['id']}", headers=auth)
+            expect(r.json()["attributes"].get("cambio.dpopBearerOnly") == value, f"{r.text}")
+
+        subject = alice(proof=key.proof("POST", token_url)).json()["access_token"]
+
+        def exchanged(audience="orders-api", **extra):
+            form = exchange_form(subject, audience)
+            form.update(extra)
+            r = token(form, key.proof("POST", token_url, subject), auth=requester)
+            expect(r.status_code == 200, f"{audience} {extra}: {r.status_code} {r.text}")
+            body = r.json()
+            claims = payload(body["access_token"])
+            return body["token_type"], claims.get("cnf")
+
+        still_bound = ("DPoP", {"jkt": key.thumbprint})
+        expect(exchanged() == still_bound, "by default the exchanged token stays bound")
+        realm_allows("true")
+        expect(exchanged() == still_bound, "the realm alone does not unbind")
+        realm_allows("false")
+        bearer_only("orders-api", "true")
+        expect(exchanged() == still_bound, "the audience alone does not unbind")
+        realm_allows("true")
+        outcome = exchanged()
+        expect(outcome == ("Bearer", None), f"realm and audience: a bearer token, got {outcome}")
+        # The bound subject token is still proven by its key.
+        expect_error(token(exchange_form(subject), auth=requester), 400, "invalid_dpop_proof",
+                     "The token is DPoP-bound: a DPoP proof by its key is required")
+        expect_error(token(exchange_form(subject), other.proof("POST", token_url, subject), auth=requester), 400,
+                     "invalid_dpop_proof", "The DPoP proof is not by the key the token is bound to")
+        expect(exchanged(["orders-api", "billing-api"]) == still_bound,
+               "an audience that did not ask keeps the token bound")
+        expect(exchanged(requested_token_type="urn:ietf:params:oauth:token-type:refresh_token") == still_bound,
+               "a refresh token keeps the token bound")
+        realm_allows("false")
+        bearer_only("orders-api", "false")
+
+    check("exchange of a bound token gives a bearer token only when the realm (cambio.dpopExchangeUnbind) "
+          "and every audience (cambio.dpopBearerOnly) ask for it", unbinding)
 
     # --- server nonces (RFC 9449 §8), switched on for the realm last -------------------------
     def nonces():

@@ -43,6 +43,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use tokio::net::TcpStream;
 
+mod dpop;
+
 /// How long the server may take to print its listening line (migrations, key generation).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -112,6 +114,11 @@ struct Args {
     /// The realm to load (Cambio's demo realm unless `--target` serves another).
     #[arg(long, default_value = "demo")]
     realm: String,
+    /// `--grant dpop-exchange`: DPoP proofs signed before the load starts, one per request;
+    /// requests beyond them (or after 45 s) sign their proof on the spot, which the report
+    /// counts.
+    #[arg(long, default_value_t = 150_000)]
+    dpop_proofs: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -142,6 +149,10 @@ enum Grant {
     /// RFC 8693 exchange of alice's access token for one meant for orders-api.
     #[value(name = "token-exchange")]
     TokenExchange,
+    /// The same exchange with alice's token DPoP-bound (RFC 9449): every request carries a
+    /// fresh proof by its key naming it (`ath`), and the exchanged token is bound again.
+    #[value(name = "dpop-exchange")]
+    DpopExchange,
     /// requester-client's service account token.
     #[value(name = "client_credentials", alias = "client-credentials")]
     ClientCredentials,
@@ -155,6 +166,7 @@ impl Grant {
     fn as_str(self) -> &'static str {
         match self {
             Grant::TokenExchange => "token-exchange",
+            Grant::DpopExchange => "dpop-exchange",
             Grant::ClientCredentials => "client_credentials",
             Grant::Mixed => "mixed",
         }
@@ -815,6 +827,8 @@ struct RequestTemplate {
     body: Bytes,
     /// Bytes a 200 response body must contain to count as a success.
     expect: Option<&'static [u8]>,
+    /// Where each request's DPoP proof comes from, for DPoP requests.
+    dpop: Option<Arc<dpop::ProofSource>>,
 }
 
 impl RequestTemplate {
@@ -835,6 +849,11 @@ impl RequestTemplate {
         );
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
+        }
+        // A proof that cannot be signed leaves the header out: the server's refusal is then
+        // counted as an error like any other.
+        if let Some(proof) = self.dpop.as_ref().and_then(|d| d.next_proof().ok()) {
+            headers.insert("dpop", proof);
         }
         request
     }
@@ -918,11 +937,13 @@ fn basic(user: &str, password: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|e| e.to_string())
 }
 
-/// alice's access token from subject-client, by the password grant.
+/// alice's access token from subject-client, by the password grant (bound to the key of
+/// `proof` when one is given).
 async fn subject_token(
     token_uri: &Uri,
     host: &HeaderValue,
     addr: SocketAddr,
+    proof: Option<HeaderValue>,
 ) -> Result<String, String> {
     let template = RequestTemplate {
         uri: token_uri.clone(),
@@ -936,9 +957,14 @@ async fn subject_token(
             ("username", "alice"),
             ("password", "alice"),
         ]),
+        dpop: None,
     };
+    let mut request = template.build();
+    if let Some(proof) = proof {
+        request.headers_mut().insert("dpop", proof);
+    }
     let mut sender = connect(addr).await?;
-    let (status, body) = send(&mut sender, template.build()).await?;
+    let (status, body) = send(&mut sender, request).await?;
     if status != StatusCode::OK {
         return Err(format!(
             "password grant for alice failed: {status}: {}",
@@ -1055,10 +1081,34 @@ async fn load(
     if long_run && args.grant != Grant::ClientCredentials {
         lengthen_subject_tokens(&host, addr).await?;
     }
+    // The DPoP mode's key: alice's token is bound to it, and each exchange proves it.
+    let mut proofs = match args.grant {
+        Grant::DpopExchange => {
+            let origin = match (
+                args.target,
+                args.database.as_deref().is_some_and(is_postgres),
+            ) {
+                (None, true) => BENCH_PUBLIC_URL.to_owned(),
+                _ => format!("http://{addr}"),
+            };
+            Some(dpop::ProofSource::new(format!("{origin}{token_uri}"))?)
+        }
+        _ => None,
+    };
     let subject = match args.grant {
         Grant::ClientCredentials => None,
-        _ => Some(subject_token(&token_uri, &host, addr).await?),
+        _ => {
+            let proof = proofs.as_ref().map(|p| p.sign_now()).transpose()?;
+            Some(subject_token(&token_uri, &host, addr, proof).await?)
+        }
     };
+    if let (Some(proofs), Some(subject)) = (proofs.as_mut(), &subject) {
+        proofs.set_access_token(subject);
+        // Signed here, before the measured window, so that the load generator's signing
+        // does not compete with the server for the cores while it is measured.
+        proofs.fill_pool(args.dpop_proofs)?;
+    }
+    let proofs = proofs.map(Arc::new);
     if let Some(subject) = &subject {
         // Fail now rather than with errors halfway through the run.
         let needed = (args.warmup + args.duration).ceil() as u64 + 30;
@@ -1088,6 +1138,14 @@ async fn load(
             ("audience", "orders-api"),
         ]),
         expect: None,
+        dpop: false,
+    };
+    let dpop_exchange = || RequestKind {
+        name: "dpop-exchange",
+        // Only a bound answer counts: a bearer token would mean the proof was not used.
+        expect: Some(br#""token_type":"DPoP""#.as_slice()),
+        dpop: true,
+        ..exchange()
     };
     let client_credentials = || RequestKind {
         name: "client_credentials",
@@ -1095,9 +1153,11 @@ async fn load(
         authorization: requester.clone(),
         body: form(&[("grant_type", "client_credentials")]),
         expect: None,
+        dpop: false,
     };
     let kinds: Vec<RequestKind> = match args.grant {
         Grant::TokenExchange => vec![exchange()],
+        Grant::DpopExchange => vec![dpop_exchange()],
         Grant::ClientCredentials => vec![client_credentials()],
         Grant::Mixed => vec![
             exchange(),
@@ -1109,6 +1169,7 @@ async fn load(
                 body: form(&[("token", subject.as_deref().unwrap_or_default())]),
                 // A 200 with `"active":false` would hide an expired subject token.
                 expect: Some(br#""active":true"#),
+                dpop: false,
             },
         ],
     };
@@ -1124,6 +1185,7 @@ async fn load(
                 authorization: Some(kind.authorization.clone()),
                 body: kind.body.clone(),
                 expect: kind.expect,
+                dpop: kind.dpop.then(|| proofs.clone()).flatten(),
             });
             // One probe request per node and kind, so that a misconfiguration fails loudly
             // before the load starts.
@@ -1300,6 +1362,7 @@ async fn load(
         }
     });
     Ok(Report {
+        dpop_proofs: proofs.as_ref().map(|p| p.live_and_pooled()),
         server_bin: String::new(),
         database: String::new(),
         nodes: servers.len(),
@@ -1374,6 +1437,8 @@ struct RequestKind {
     authorization: HeaderValue,
     body: Bytes,
     expect: Option<&'static [u8]>,
+    /// Whether each request carries a fresh DPoP proof.
+    dpop: bool,
 }
 
 /// Per-kind figures of the measured window.
@@ -1553,6 +1618,8 @@ struct Report {
     kinds: Vec<KindFigures>,
     /// Servers' VmRSS in kB (summed over nodes), by seconds into the measured window.
     rss_kb: Vec<(f64, u64)>,
+    /// `dpop-exchange`: proofs signed while the load ran (beyond the pool), and the pool's size.
+    dpop_proofs: Option<(u64, usize)>,
 }
 
 impl Report {
@@ -1565,7 +1632,7 @@ impl Report {
     }
 
     fn print(&self) {
-        let per = if self.grant == "token-exchange" {
+        let per = if self.grant.ends_with("exchange") {
             "exchange"
         } else {
             "request"
@@ -1641,6 +1708,11 @@ impl Report {
             .map(|(name, percent)| format!("{name} {percent:.0} %"))
             .collect();
         println!("  server CPU by thread  {}", threads.join(", "));
+        if let Some((live, pooled)) = self.dpop_proofs {
+            println!(
+                "  DPoP proofs           {pooled} signed before the load, {live} signed during it"
+            );
+        }
         if self.kinds.len() > 1 {
             for kind in &self.kinds {
                 println!(
@@ -1724,6 +1796,10 @@ impl Report {
                 .map(|(t, kb)| serde_json::json!({ "t_s": t, "kb": kb }))
                 .collect::<Vec<_>>(),
             "server_rss_growth_kb": self.rss_growth_kb(),
+            "dpop_proofs": self.dpop_proofs.map(|(live, pooled)| serde_json::json!({
+                "signed_before_load": pooled,
+                "signed_during_load": live,
+            })),
         })
     }
 }

@@ -6,6 +6,8 @@ use cambio_jose::DpopProof;
 use serde_json::Value;
 
 use crate::error::{OAuthError, OAuthResult};
+use crate::model::Client;
+use crate::realm::RealmSnapshot;
 
 /// How far back a proof's `iat` may lie. RFC 9449 §11.1 asks for a short window; a proof is made
 /// for one request, right before it is sent.
@@ -18,6 +20,12 @@ pub const MAX_JTI_BYTES: usize = 128;
 pub const REALM_REQUIRES_NONCE: &str = "cambio.dpopNonceRequired";
 /// The client attribute that makes DPoP required (Keycloak's name).
 pub const CLIENT_REQUIRES_DPOP: &str = "dpop.bound.access.tokens";
+/// The realm attribute that allows an exchange to turn a DPoP-bound token into a bearer token
+/// for resource servers that cannot verify proofs (see [`exchange_binding`]).
+pub const REALM_ALLOWS_EXCHANGE_UNBINDING: &str = "cambio.dpopExchangeUnbind";
+/// The client attribute marking a client, as a resource server, that cannot verify DPoP proofs
+/// and so accepts bearer tokens only (see [`exchange_binding`]).
+pub const CLIENT_ACCEPTS_BEARER_ONLY: &str = "cambio.dpopBearerOnly";
 
 /// What the request a proof came with looks like.
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +153,108 @@ pub fn check_presented_token(
         }
     }
     Ok(())
+}
+
+/// The thumbprint an authorization request binds its code to (`dpop_jkt`, RFC 9449 §10): the
+/// base64url form (no padding) of a SHA-256 digest, so exactly 43 characters that decode to 32
+/// bytes. `None` for anything else, which the authorization endpoint refuses.
+pub fn parse_code_thumbprint(value: &str) -> Option<&str> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .ok()?;
+    // The decoder accepts a final character with stray low bits set; the thumbprint a client
+    // computed always re-encodes to itself, so anything else is not one.
+    let canonical = decoded.len() == 32
+        && base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&decoded) == value;
+    canonical.then_some(value)
+}
+
+/// Whether a token request may redeem a code bound to `code_jkt` (RFC 9449 §10): only with a
+/// proof by that key, so that a code captured on its way back to the client is worthless to
+/// anyone without the key (§11.9).
+///
+/// # Errors
+/// `invalid_grant` when the code is bound and the request has no proof, or one by another key.
+pub fn check_code_binding(
+    code_jkt: Option<&str>,
+    proof: Option<&AcceptedProof>,
+) -> OAuthResult<()> {
+    let Some(code_jkt) = code_jkt else {
+        return Ok(());
+    };
+    match proof {
+        None => Err(OAuthError::invalid_grant(
+            "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required",
+        )),
+        Some(proof) if constant_time_eq(code_jkt, &proof.jkt) => Ok(()),
+        Some(_) => Err(OAuthError::invalid_grant(
+            "The DPoP proof is not by the key the code is bound to (dpop_jkt)",
+        )),
+    }
+}
+
+/// What an exchanged access token is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeBinding {
+    /// The key of the request's proof, when the request sent one (and it must have, when a
+    /// presented token was bound): the usual outcome.
+    ProofKey,
+    /// No key: a bearer token, although a bound token was presented. Only where both the realm
+    /// and every audience asked for it.
+    Bearer,
+}
+
+/// What decides an exchange's binding.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingInput<'a> {
+    pub realm: &'a RealmSnapshot,
+    pub requester: &'a Client,
+    /// Whether the subject or the actor token was DPoP-bound (and proven by the request).
+    pub presented_bound: bool,
+    /// The audiences of the token to be issued.
+    pub audiences: &'a [String],
+    /// Whether a refresh token is issued with it.
+    pub refresh_token: bool,
+}
+
+/// Whether an exchange binds its access token to the request's proof key or issues a bearer
+/// token. The exchange never turns a bound token into a bearer token unless two parties said
+/// so explicitly: the realm ([`REALM_ALLOWS_EXCHANGE_UNBINDING`]) and every audience of the
+/// new token, each a resource server that cannot verify proofs
+/// ([`CLIENT_ACCEPTS_BEARER_ONLY`]). Even then it stays bound when the requester itself
+/// requires DPoP ([`CLIENT_REQUIRES_DPOP`]) or a refresh token comes with it (a refresh token
+/// would keep issuing unbound tokens long after this decision). The bound token itself was
+/// proven by its key as usual (the proof names it in `ath`) before this question is asked.
+pub fn exchange_binding(input: BindingInput<'_>) -> ExchangeBinding {
+    let realm_allows = || {
+        input
+            .realm
+            .realm
+            .attributes
+            .get(REALM_ALLOWS_EXCHANGE_UNBINDING)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    };
+    let every_audience_bearer_only = || {
+        !input.audiences.is_empty()
+            && input.audiences.iter().all(|audience| {
+                input
+                    .realm
+                    .client_by_client_id(audience)
+                    .is_some_and(|c| c.attribute_is_true(CLIENT_ACCEPTS_BEARER_ONLY))
+            })
+    };
+    // Cheapest first: the common exchange (nothing bound) asks nothing more.
+    let unbind = input.presented_bound
+        && !input.refresh_token
+        && realm_allows()
+        && !input.requester.attribute_is_true(CLIENT_REQUIRES_DPOP)
+        && every_audience_bearer_only();
+    if unbind {
+        ExchangeBinding::Bearer
+    } else {
+        ExchangeBinding::ProofKey
+    }
 }
 
 /// Compares `htu` with the request URL as RFC 9449 §4.3 step 9 asks: without query and
@@ -290,6 +400,136 @@ mod tests {
         assert!(check_binding(Some(""), Some("")).is_err());
         assert_eq!(bound_key(Some(&json!({"jkt": "k"}))), Some("k"));
         assert_eq!(bound_key(None), None);
+    }
+
+    #[test]
+    fn a_code_thumbprint_is_a_sha256_in_base64url_and_binds_the_code() {
+        let good = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        assert_eq!(parse_code_thumbprint(good), Some(good));
+        for bad in [
+            "",
+            "abc",
+            // Padded, standard alphabet, too long, too short, a stray bit in the last character.
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs=",
+            "NzbLsXh8uDCcd+6MNwXF4W/7noWXFZAfHkxZsRGC9Xs",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9XsA",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9X",
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xt",
+        ] {
+            assert_eq!(parse_code_thumbprint(bad), None, "{bad}");
+        }
+        let proof = AcceptedProof {
+            jkt: good.into(),
+            jti: "j".into(),
+            ath: None,
+            nonce: None,
+            remember_until: 0,
+        };
+        assert!(check_code_binding(None, None).is_ok());
+        assert!(check_code_binding(None, Some(&proof)).is_ok());
+        assert!(check_code_binding(Some(good), Some(&proof)).is_ok());
+        let refused = |jkt, proof| {
+            let e = check_code_binding(Some(jkt), proof).unwrap_err();
+            (e.code.as_str(), e.description.into_owned())
+        };
+        assert_eq!(
+            refused(good, None),
+            (
+                "invalid_grant",
+                "The code is bound to a DPoP key (dpop_jkt): a DPoP proof by that key is required"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            refused("another-key", Some(&proof)),
+            (
+                "invalid_grant",
+                "The DPoP proof is not by the key the code is bound to (dpop_jkt)".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn unbinding_needs_the_realm_and_every_audience_to_ask_for_it() {
+        use crate::model::Realm;
+        let client = |id: &str, bearer_only: bool, requires_dpop: bool| {
+            let mut c = Client {
+                id: format!("{id}-uuid"),
+                client_id: id.into(),
+                ..Default::default()
+            };
+            if bearer_only {
+                c.attributes
+                    .insert(CLIENT_ACCEPTS_BEARER_ONLY.into(), "true".into());
+            }
+            if requires_dpop {
+                c.attributes
+                    .insert(CLIENT_REQUIRES_DPOP.into(), "true".into());
+            }
+            c
+        };
+        let realm = |allows: bool| {
+            let mut realm = Realm::default();
+            if allows {
+                realm
+                    .attributes
+                    .insert(REALM_ALLOWS_EXCHANGE_UNBINDING.into(), "true".into());
+            }
+            RealmSnapshot::new(
+                realm,
+                "https://as.example/realms/r".into(),
+                vec![
+                    client("legacy-api", true, false),
+                    client("modern-api", false, false),
+                    client("requester", false, false),
+                    client("strict-requester", false, true),
+                ],
+                vec![],
+                vec![],
+            )
+        };
+        let (allowing, refusing) = (realm(true), realm(false));
+        let requester = client("requester", false, false);
+        let strict = client("strict-requester", false, true);
+        let legacy = ["legacy-api".to_owned()];
+        let modern = ["modern-api".to_owned()];
+        let both = ["legacy-api".to_owned(), "modern-api".to_owned()];
+        let decide = |realm, requester, bound, audiences: &[String], refresh| {
+            exchange_binding(BindingInput {
+                realm,
+                requester,
+                presented_bound: bound,
+                audiences,
+                refresh_token: refresh,
+            })
+        };
+        use ExchangeBinding::{Bearer, ProofKey};
+        // Both the realm and the audience: a bearer token.
+        assert_eq!(decide(&allowing, &requester, true, &legacy, false), Bearer);
+        // By default (neither), the realm alone, the audience alone: bound.
+        assert_eq!(
+            decide(&refusing, &requester, true, &modern, false),
+            ProofKey
+        );
+        assert_eq!(
+            decide(&allowing, &requester, true, &modern, false),
+            ProofKey
+        );
+        assert_eq!(
+            decide(&refusing, &requester, true, &legacy, false),
+            ProofKey
+        );
+        // Every audience must ask, a refresh token keeps the binding, so does a requester that
+        // requires DPoP, and no audience at all is not "every audience".
+        assert_eq!(decide(&allowing, &requester, true, &both, false), ProofKey);
+        assert_eq!(decide(&allowing, &requester, true, &legacy, true), ProofKey);
+        assert_eq!(decide(&allowing, &strict, true, &legacy, false), ProofKey);
+        assert_eq!(decide(&allowing, &requester, true, &[], false), ProofKey);
+        // An unbound subject with the requester's own proof is bound as the requester asked.
+        assert_eq!(
+            decide(&allowing, &requester, false, &legacy, false),
+            ProofKey
+        );
     }
 
     #[test]

@@ -285,6 +285,9 @@ pub struct ExchangeInput<'a> {
 pub struct ExchangeDecision {
     pub issued_token_type: RequestedType,
     pub issued: Issued,
+    /// Whether the access token is bound to the request's proof key (when a proof came) or
+    /// issued as a bearer token (see [`crate::dpop::exchange_binding`]).
+    pub binding: crate::dpop::ExchangeBinding,
 }
 
 pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
@@ -476,9 +479,25 @@ pub fn decide(input: ExchangeInput<'_>) -> OAuthResult<ExchangeDecision> {
         RequestedType::AccessToken if refresh_lifetime.is_some() => RequestedType::RefreshToken,
         requested => requested,
     };
+    let presented_bound =
+        subject.bound_key().is_some() || actor.is_some_and(|a| a.bound_key().is_some());
+    let binding = crate::dpop::exchange_binding(crate::dpop::BindingInput {
+        realm,
+        requester,
+        presented_bound,
+        audiences: &issued.access.aud,
+        refresh_token: issued.refresh.is_some(),
+    });
+    // A refresh token made from a bound token is bound to the proof's key as well, even for a
+    // confidential requester (whose refresh tokens are otherwise bound to its credentials
+    // only): refreshing it without the key would turn the bound token into bearer tokens.
+    if presented_bound && let (Some(plan), Some(proof)) = (issued.refresh.as_mut(), proof) {
+        plan.data.jkt = Some(proof.jkt.clone());
+    }
     Ok(ExchangeDecision {
         issued_token_type,
         issued,
+        binding,
     })
 }
 
@@ -954,6 +973,47 @@ mod tests {
         );
         assert_eq!(d.issued_token_type, RequestedType::IdToken);
         assert_eq!(d.issued.id_token.unwrap().aud, "requester");
+    }
+
+    #[test]
+    fn a_bound_subject_binds_the_exchanged_refresh_token() {
+        let realm = realm();
+        let requester = realm.client_by_client_id("requester").unwrap().clone();
+        let form = FormParams::parse(
+            b"subject_token=t&audience=orders-api&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+        )
+        .unwrap();
+        let params = ExchangeParams::parse(&form, &requester, &realm).unwrap();
+        let proof = crate::dpop::AcceptedProof {
+            jkt: "k".into(),
+            jti: "j".into(),
+            ath: Some(cambio_jose::access_token_hash("t")),
+            nonce: None,
+            remember_until: 0,
+        };
+        let exchange = |cnf: Value| {
+            let subject = subject("app", &["requester", "orders-api"], cnf);
+            decide(ExchangeInput {
+                realm: &realm,
+                requester: &requester,
+                params: &params,
+                subject: &subject,
+                subject_user: &user(),
+                actor: None,
+                proof: Some(&proof),
+                now: NOW,
+                access_jti: "a".into(),
+                id_jti: "i".into(),
+            })
+            .unwrap()
+        };
+        // The confidential requester's refresh token is bound when the subject was.
+        let bound = exchange(json!({"cnf": {"jkt": "k"}}));
+        assert_eq!(bound.binding, crate::dpop::ExchangeBinding::ProofKey);
+        assert_eq!(bound.issued.refresh.unwrap().data.jkt.as_deref(), Some("k"));
+        // From a bearer subject it is bound to the requester's credentials only, as before.
+        let bearer = exchange(json!({}));
+        assert_eq!(bearer.issued.refresh.unwrap().data.jkt, None);
     }
 
     #[test]

@@ -230,11 +230,16 @@ pub struct PresentedRefresh<'a> {
 }
 
 /// `refresh_token`: a new access token and a new refresh token (rotation) in the same session.
+///
+/// `resources` are the clients the request's `resource` parameters name (RFC 8707 §2.2): the
+/// access token is narrowed to them, within what the original grant allowed; the new refresh
+/// token keeps the original grant's breadth.
 pub fn refresh(
     realm: &RealmSnapshot,
     client: &Client,
     presented: PresentedRefresh<'_>,
     requested_scope: Option<&str>,
+    resources: Option<&[String]>,
     now: u64,
     ids: Ids,
 ) -> OAuthResult<Issued> {
@@ -255,6 +260,7 @@ pub fn refresh(
         .ok_or_else(|| OAuthError::invalid_grant("User disabled"))?;
     let mut scope = GrantedScope::from_stored(presented.stored_scope);
     check_refresh_scope(presented.stored_scope, requested_scope)?;
+    check_refresh_resources(presented.data, resources)?;
     if let Some(requested) = requested_scope {
         let asked = GrantedScope::from_stored(requested);
         scope.names.retain(|n| {
@@ -315,7 +321,9 @@ pub fn refresh(
             scope: &scope,
             session_id: Some(presented.session_id),
             roles,
-            audience_filter: presented.data.audience_filter.as_deref(),
+            // The access token is for the named resources, if any; the refresh token's data
+            // (the original grant) stays as it was.
+            audience_filter: resources.or(presented.data.audience_filter.as_deref()),
             lifetime: client
                 .access_token_lifespan(&realm.realm)
                 .min(refresh_lifetime),
@@ -331,6 +339,10 @@ pub fn refresh(
     if let Some(target) = &presented.data.legacy_target {
         // As at the exchange: the token is for the target, roles or not.
         issued.access.aud = vec![target.clone()];
+    } else if resources.is_some() {
+        // A named resource the token cannot carry (the user holds none of its roles now, and
+        // no mapper adds it) is refused, as at a login.
+        return reaches_resources(issued, resources);
     } else if let Some(filter) = &presented.data.audience_filter
         && filter.iter().any(|a| !issued.access.aud.contains(a))
     {
@@ -358,6 +370,34 @@ pub fn check_refresh_scope(stored_scope: &str, requested_scope: Option<&str>) ->
     Ok(())
 }
 
+/// A refresh may narrow the resources the access token is for, never widen them (RFC 8707
+/// §2.2): when the original grant was narrowed (a login's resources, an exchange's audiences,
+/// a legacy exchange's target), each named resource must be one of those. The server also
+/// checks this before it marks the refresh token used, so that such a request does not burn it.
+///
+/// # Errors
+/// `invalid_target` for a resource outside the original grant.
+pub fn check_refresh_resources(
+    data: &RefreshData,
+    resources: Option<&[String]>,
+) -> OAuthResult<()> {
+    let Some(resources) = resources else {
+        return Ok(());
+    };
+    let granted: Option<&[String]> = match (&data.legacy_target, &data.audience_filter) {
+        (Some(target), _) => Some(std::slice::from_ref(target)),
+        (None, Some(filter)) => Some(filter),
+        (None, None) => None,
+    };
+    match granted {
+        Some(granted) if resources.iter().any(|r| !granted.contains(r)) => Err(OAuthError::new(
+            crate::ErrorCode::InvalidTarget,
+            "The resource is outside the original grant",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What an authorization code stands for, stored under the code's hash until redeemed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeGrant {
@@ -375,6 +415,10 @@ pub struct CodeGrant {
     /// The clients the authorization request's `resource` parameters named (RFC 8707).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// The thumbprint of the DPoP key the authorization request bound the code to
+    /// (`dpop_jkt`, RFC 9449 §10): the token request must come with a proof by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The resources a code's token is narrowed to (RFC 8707 §2.2): those of the token request,
@@ -607,12 +651,52 @@ mod tests {
                 vec![role.clone()],
                 vec![scope.clone()],
             );
-            let got = refresh(&realm, &requester, presented.clone(), None, 10, test_ids());
+            let got = refresh(
+                &realm,
+                &requester,
+                presented.clone(),
+                None,
+                None,
+                10,
+                test_ids(),
+            );
             match expected {
                 None => assert_eq!(got.unwrap().access.aud, ["orders-api"]),
                 Some(description) => assert_eq!(got.unwrap_err().description, description),
             }
         }
+    }
+
+    #[test]
+    fn a_refresh_narrows_resources_within_the_original_grant() {
+        let named = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let outside = |data: &RefreshData, resources: &[&str]| {
+            check_refresh_resources(data, Some(&named(resources)))
+                .map_err(|e| (e.code.as_str(), e.description.into_owned()))
+        };
+        let refused = Err((
+            "invalid_target",
+            "The resource is outside the original grant".to_owned(),
+        ));
+        let narrowed = RefreshData {
+            audience_filter: Some(named(&["orders-api", "billing-api"])),
+            ..Default::default()
+        };
+        assert_eq!(check_refresh_resources(&narrowed, None), Ok(()));
+        assert_eq!(outside(&narrowed, &["billing-api"]), Ok(()));
+        assert_eq!(outside(&narrowed, &["orders-api", "billing-api"]), Ok(()));
+        assert_eq!(
+            outside(&narrowed, &["billing-api", "inventory-api"]),
+            refused
+        );
+        let legacy = RefreshData {
+            legacy_target: Some("orders-api".into()),
+            ..Default::default()
+        };
+        assert_eq!(outside(&legacy, &["orders-api"]), Ok(()));
+        assert_eq!(outside(&legacy, &["billing-api"]), refused);
+        // An unnarrowed grant leaves the check to what the token can carry.
+        assert_eq!(outside(&RefreshData::default(), &["inventory-api"]), Ok(()));
     }
 
     #[test]
@@ -656,7 +740,7 @@ mod tests {
                 ..Default::default()
             };
             let presented = live_refresh(&data, &user);
-            let issued = refresh(&realm, &client, presented, None, 10, test_ids()).unwrap();
+            let issued = refresh(&realm, &client, presented, None, None, 10, test_ids()).unwrap();
             issued.access.resource_access.unwrap()["orders-api"]
                 .roles
                 .iter()
@@ -689,6 +773,7 @@ mod tests {
             code_challenge: Some(s256(verifier)),
             auth_time: 0,
             resources: vec!["orders-api".into()],
+            dpop_jkt: None,
         };
         let uri = Some("http://127.0.0.1/cb");
         // RFC 8707 §2.2: the token request narrows the authorized resources, never adds one.

@@ -206,6 +206,13 @@ impl RealmSnapshot {
             .and_then(|uuid| self.clients.get(uuid))
     }
 
+    /// Every normalised resource URI with the client standing for it, in no particular order.
+    pub fn resources(&self) -> impl Iterator<Item = (&str, &Arc<Client>)> {
+        self.client_by_resource
+            .iter()
+            .filter_map(|(uri, uuid)| Some((uri.as_str(), self.clients.get(uuid)?)))
+    }
+
     /// The registered `private_key_jwt` keys of a client (empty when it has none).
     pub fn client_keys(&self, uuid: &str) -> &[VerifyingKey] {
         self.client_keys.get(uuid).map(Vec::as_slice).unwrap_or(&[])

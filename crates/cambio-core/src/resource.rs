@@ -10,6 +10,10 @@ use crate::realm::RealmSnapshot;
 /// The client attribute listing, space-separated, the resource URIs the client stands for.
 pub const ATTR_RESOURCE_URIS: &str = "cambio.resourceUris";
 
+/// The realm attribute that lists the realm's resource URIs in discovery
+/// (`cambio_resource_uris`). Off by default: see [`published_uris`].
+pub const REALM_PUBLISHES_RESOURCES: &str = "cambio.publishResourceUris";
+
 /// The most `resource` parameters one request may carry.
 pub const MAX_RESOURCES: usize = 16;
 
@@ -74,12 +78,39 @@ pub fn targets<'a>(
     Ok(common)
 }
 
+/// The resource URIs discovery lists: those of the realm's enabled clients, sorted, when the
+/// realm publishes them; `None` otherwise. Discovery is public, and the URIs name the realm's
+/// APIs (host names, paths, versions) to anyone who asks, while a client needs none of them
+/// from here (it knows the resource it calls); so a realm lists them only when its
+/// administrator says they are public anyway. The clients behind them are never named.
+pub fn published_uris(realm: &RealmSnapshot) -> Option<Vec<String>> {
+    let publishes = realm
+        .realm
+        .attributes
+        .get(REALM_PUBLISHES_RESOURCES)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !publishes {
+        return None;
+    }
+    let mut uris: Vec<String> = realm
+        .resources()
+        .filter(|(_, client)| client.enabled)
+        .map(|(uri, _)| uri.to_owned())
+        .collect();
+    uris.sort();
+    Some(uris)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Client, Realm};
 
     fn realm() -> RealmSnapshot {
+        realm_with(Realm::default())
+    }
+
+    fn realm_with(settings: Realm) -> RealmSnapshot {
         let client = |id: &str, uris: &str, enabled: bool| {
             let mut c = Client {
                 id: format!("{id}-uuid"),
@@ -91,7 +122,7 @@ mod tests {
             c
         };
         RealmSnapshot::new(
-            Realm::default(),
+            settings,
             "https://as.example/realms/r".into(),
             vec![
                 client(
@@ -164,5 +195,22 @@ mod tests {
         for (outcome, description) in refused {
             assert_eq!(outcome, Err(description.to_owned()));
         }
+    }
+
+    #[test]
+    fn discovery_lists_enabled_resources_only_when_the_realm_publishes_them() {
+        assert_eq!(published_uris(&realm()), None);
+        let mut settings = Realm::default();
+        settings
+            .attributes
+            .insert(REALM_PUBLISHES_RESOURCES.into(), "true".into());
+        assert_eq!(
+            published_uris(&realm_with(settings)),
+            Some(vec![
+                "https://billing.example/api".to_owned(),
+                "https://orders.example/".to_owned(),
+                "https://orders.example/v2".to_owned(),
+            ])
+        );
     }
 }

@@ -72,4 +72,12 @@ pub struct Discovery {
     /// another trust domain.
     #[serde(default)]
     pub identity_chaining_requested_token_types_supported: Vec<String>,
+    /// Cambio's own (no registered metadata says it): `resource` (RFC 8707) is accepted at
+    /// the authorization, token (refresh included) and token-exchange requests.
+    #[serde(default)]
+    pub cambio_resource_indicators_supported: bool,
+    /// Cambio's own: the resource URIs the realm's enabled clients stand for, listed only when
+    /// the realm publishes them (`cambio.publishResourceUris`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cambio_resource_uris: Option<Vec<String>>,
 }

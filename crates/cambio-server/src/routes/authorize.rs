@@ -39,6 +39,7 @@ const CARRIED: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "response_mode",
+    "dpop_jkt",
 ];
 
 /// A request checked far enough that errors may be sent back to the client's redirect URI.
@@ -58,6 +59,8 @@ struct Checked {
     scope: GrantedScope,
     /// The clients the request's `resource` parameters stand for (RFC 8707).
     resources: Vec<String>,
+    /// The DPoP key thumbprint the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    dpop_jkt: Option<String>,
 }
 
 impl Trusted {
@@ -164,10 +167,26 @@ fn check(rt: &RealmRuntime, form: &FormParams) -> Result<Checked, Response> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    // A malformed thumbprint is a malformed request (RFC 6749 §4.1.2.1): ignoring it would
+    // issue an unbound code to a client that asked for a bound one.
+    let dpop_jkt = match form.get("dpop_jkt") {
+        Some(value) => Some(
+            cambio_core::dpop::parse_code_thumbprint(value)
+                .ok_or_else(|| {
+                    back(
+                        "invalid_request",
+                        "Invalid dpop_jkt: the base64url SHA-256 thumbprint of a JWK is required",
+                    )
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
     Ok(Checked {
         trusted,
         scope,
         resources,
+        dpop_jkt,
     })
 }
 
@@ -365,6 +384,7 @@ async fn login(
         code_challenge: form.get("code_challenge").map(str::to_owned),
         auth_time: now,
         resources: checked.resources.clone(),
+        dpop_jkt: checked.dpop_jkt.clone(),
     };
     let data = serde_json::to_string(&grant).map_err(|_| ApiError::Unavailable)?;
     // Kept as long as the session can live: a replay at any time ends what the code issued.

@@ -86,6 +86,8 @@ fn discovery(rt: &RealmRuntime) -> Discovery {
         identity_chaining_requested_token_types_supported: strings(&[
             cambio_core::exchange::TOKEN_TYPE_JWT,
         ]),
+        cambio_resource_indicators_supported: true,
+        cambio_resource_uris: cambio_core::resource::published_uris(&rt.snapshot),
     }
 }
 

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use cambio_core::OAuthError;
-use cambio_core::dpop::AcceptedProof;
+use cambio_core::dpop::{AcceptedProof, ExchangeBinding};
 use cambio_core::exchange::{self, ExchangeInput, ExchangeParams, RequestedType};
 use cambio_core::form::FormParams;
 use cambio_core::grants::{self, CodeGrant, GrantType, Ids, Login, PresentedRefresh};
@@ -455,15 +455,8 @@ async fn refresh(
     event: &mut Event,
 ) -> ApiResult<TokenResponse> {
     let presented = form.require("refresh_token")?;
-    if form.contains("resource") {
-        // A refresh keeps the resources of the login it continues (its audience filter);
-        // narrowing further at refresh (RFC 8707 §2.2) is not offered.
-        return Err(OAuthError::new(
-            cambio_core::ErrorCode::InvalidTarget,
-            "The resource parameter is not supported with the refresh_token grant",
-        )
-        .into());
-    }
+    // RFC 8707 §2.2: `resource` narrows this access token within the original grant.
+    let resources = requested_resources(rt, form)?;
     let invalid = || OAuthError::invalid_grant("Invalid refresh token");
     if presented.len() > 512 {
         return Err(invalid().into());
@@ -503,6 +496,29 @@ async fn refresh(
     if let Some(jkt) = live.data.jkt.as_deref() {
         cambio_core::dpop::check_binding(Some(jkt), proof.map(|p| p.jkt.as_str()))?;
     }
+    // The whole decision is taken before the token is used, so that a refused request (a
+    // resource the token cannot carry, a disabled audience) does not burn it; the use below
+    // then makes it single-use. The record read above is the token's stored row, the same
+    // one the use returns.
+    let issued = grants::refresh(
+        &rt.snapshot,
+        client,
+        PresentedRefresh {
+            issued_to: &record.client_id,
+            expires_at: record.expires_at,
+            offline: record.offline,
+            stored_scope: &record.scope,
+            data: &live.data,
+            session_id: &record.session_id,
+            // Both checked by live_refresh_token just above.
+            session_active: true,
+            user: Some(&live.user),
+        },
+        form.get("scope"),
+        resources.as_deref(),
+        now,
+        ids(),
+    )?;
     let record = match app.store.use_refresh_token(&hash, now).await? {
         RefreshTokenUse::Fresh(record) => record,
         RefreshTokenUse::Reused(record) => {
@@ -514,24 +530,6 @@ async fn refresh(
         }
         RefreshTokenUse::Unknown => return Err(invalid().into()),
     };
-    let issued = grants::refresh(
-        &rt.snapshot,
-        client,
-        PresentedRefresh {
-            issued_to: &record.client_id,
-            expires_at: record.expires_at,
-            offline: record.offline,
-            stored_scope: &record.scope,
-            data: &live.data,
-            session_id: &record.session_id,
-            // Both checked by live_refresh_token just before the token was used.
-            session_active: true,
-            user: Some(&live.user),
-        },
-        form.get("scope"),
-        now,
-        ids(),
-    )?;
     app.store.touch_session(&record.session_id, now).await?;
     respond(app, rt, client, issued, session.as_ref(), None, proof, now).await
 }
@@ -577,6 +575,7 @@ async fn authorization_code(
         form.get("redirect_uri"),
         form.get("code_verifier"),
     )?;
+    cambio_core::dpop::check_code_binding(grant.dpop_jkt.as_deref(), proof)?;
     let session = app.store.get_session(&grant.session_id).await?;
     let session = session
         .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
@@ -664,6 +663,15 @@ async fn token_exchange(
         // session), whose part it can later end by revoking that token.
         join_session(app, rt, session, client, now).await?;
     }
+    // The proof binds the new token unless the realm and every audience asked for a bearer
+    // token (the presented tokens were proven by it all the same).
+    let binding_proof = match decision.binding {
+        ExchangeBinding::ProofKey => proof,
+        ExchangeBinding::Bearer => {
+            event.details.insert("dpop_unbound", "true".into());
+            None
+        }
+    };
     respond(
         app,
         rt,
@@ -671,7 +679,7 @@ async fn token_exchange(
         decision.issued,
         session.as_ref(),
         Some(decision.issued_token_type),
-        proof,
+        binding_proof,
         now,
     )
     .await
