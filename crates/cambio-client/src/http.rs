@@ -205,13 +205,7 @@ impl Wire {
 
     /// The realm's signature keys.
     pub async fn jwks(&self) -> Result<Vec<cambio_jose::VerifyingKey>> {
-        let response = self.http.get(&self.endpoints.jwks).send().await?;
-        let status = response.status();
-        let body = read_limited(response).await?;
-        if !status.is_success() {
-            return Err(Error::Protocol(format!("JWKS answered {status}")));
-        }
-        cambio_jose::parse_jwks(&body, None).map_err(|e| Error::Protocol(format!("JWKS: {e}")))
+        fetch_jwks(&self.http, &self.endpoints.jwks).await
     }
 
     async fn post(
@@ -375,6 +369,20 @@ pub(crate) fn is_plain_loopback(issuer: &str) -> bool {
 /// (a plain-HTTP loopback issuer) turns off proxies from the environment: plain HTTP is allowed
 /// only because loopback traffic never leaves the machine, and an `HTTP_PROXY` would carry the
 /// password, the client secret and the refresh token across the network in clear.
+/// The signature keys published at `url` (a realm's `jwks_uri`).
+pub(crate) async fn fetch_jwks(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<Vec<cambio_jose::VerifyingKey>> {
+    let response = http.get(url).send().await?;
+    let status = response.status();
+    let body = read_limited(response).await?;
+    if !status.is_success() {
+        return Err(Error::Protocol(format!("JWKS answered {status}")));
+    }
+    cambio_jose::parse_jwks(&body, None).map_err(|e| Error::Protocol(format!("JWKS: {e}")))
+}
+
 pub(crate) fn http_client(timeout: Duration, direct: bool) -> Result<reqwest::Client> {
     let builder = reqwest::Client::builder();
     let builder = if direct { builder.no_proxy() } else { builder };

@@ -31,6 +31,7 @@
 //!   audience, scope and requested type under the current session, concurrent callers share
 //!   one request, and an entry is reused while more than its [`RenewalMargin`] remains.
 //! - Claims: [`Client::access_token_claims`], verified against the realm's JWKS.
+//! - Txn-Tokens: a [`TxnTokenVerifier`] reads a transaction's context in a workload.
 //! - Events: [`Client::event_handle`] gives an [`EventHandle`] for event-loop apps.
 //! - Between runs: a [`TokenStore`] keeps the refresh token; a [`FileTokenCache`] keeps
 //!   exchanged tokens for short-lived programs such as the `cambio` CLI.
@@ -48,6 +49,7 @@ mod events;
 mod exchange;
 mod http;
 mod store;
+mod txn_token;
 
 pub use browser::BrowserLogin;
 pub use cache_file::FileTokenCache;
@@ -57,3 +59,4 @@ pub use error::{Error, OAuthError, Result};
 pub use events::{Event, EventHandle, ResultEvent, TraceContext};
 pub use exchange::{ExchangeRequest, ExchangedToken, RenewalMargin};
 pub use store::{FileTokenStore, MemoryTokenStore, StoredSession, TokenStore};
+pub use txn_token::{TxnContext, TxnTokenVerifier};

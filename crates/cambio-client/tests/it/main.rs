@@ -9,3 +9,4 @@ mod exchange;
 mod login;
 mod session;
 mod transport;
+mod txn_token;
