@@ -1,12 +1,14 @@
 //! Txn-Token requests at the token endpoint (a token exchange asking for
 //! `urn:ietf:params:oauth:token-type:txn_token`, draft-ietf-oauth-transaction-tokens-10): the
-//! subject read as the request names it (a live access token of the realm, or a Txn-Token of
-//! the realm's trust domain to replace), the decision in `cambio_core::txn_token`, and the
+//! subject read as the request names it (a live access token of the realm, a token of a
+//! registered identity provider, or a Txn-Token of the realm's trust domain to replace), the decision in `cambio_core::txn_token`, and the
 //! answer, `token_type` `N_A` and never a refresh token.
 
 use cambio_core::OAuthError;
 use cambio_core::dpop::AcceptedProof;
-use cambio_core::exchange::{MAX_SUBJECT_TOKEN_BYTES, TOKEN_TYPE_ACCESS, TOKEN_TYPE_REFRESH};
+use cambio_core::exchange::{
+    MAX_SUBJECT_TOKEN_BYTES, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT, TOKEN_TYPE_REFRESH,
+};
 use cambio_core::form::FormParams;
 use cambio_core::model::Client;
 use cambio_core::txn_token::{
@@ -19,7 +21,10 @@ use crate::audit::Event;
 use crate::common::{self, LEEWAY};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
+use crate::routes::external::ExternalGrant;
 use crate::state::{AppState, RealmRuntime};
+
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Whether a token exchange asks for a Txn-Token.
 pub fn is_requested(form: &FormParams) -> bool {
@@ -66,7 +71,40 @@ pub async fn exchange(
     let invalid = || OAuthError::invalid_request("Invalid token");
     let live;
     let held;
+    let foreign;
+    let external_scope;
+    let external_type = subject_type == TOKEN_TYPE_JWT
+        || (subject_type == TOKEN_TYPE_ACCESS
+            && crate::routes::external::is_external_exchange(rt, form));
     let subject = match subject_type {
+        // A token of a registered identity provider: its user as the provider maps it, and
+        // the purpose within the token's own `scope` (none is read as none, never as all).
+        _ if external_type => {
+            foreign = crate::routes::external::external_subject(
+                app,
+                rt,
+                client,
+                form,
+                ExternalGrant::TokenExchange,
+                TOKEN_EXCHANGE_GRANT,
+                subject_token,
+                now,
+                event,
+            )
+            .await?;
+            external_scope = foreign
+                .verified
+                .claims()
+                .get("scope")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            TxnSubject::AccessToken {
+                sub: &foreign.user.id,
+                scope: &external_scope,
+                exp: foreign.external.expires_at,
+            }
+        }
         TOKEN_TYPE_ACCESS => {
             live = common::live_subject_token(app, rt, subject_token, proof, now).await?;
             let claims = &live.token.claims;

@@ -96,13 +96,64 @@ pub async fn exchange(
     if grant != ExternalGrant::JwtBearer {
         check_token_types(form, grant)?;
     }
+    if grant == ExternalGrant::Alias && form.get("scope").is_none() {
+        return Err(OAuthError::invalid_request("Parameter 'scope' required").into());
+    }
+    let ExternalSubject {
+        provider,
+        external,
+        user,
+        ..
+    } = external_subject(app, rt, client, form, grant, grant_type, token, now, event).await?;
+    event.user_id = Some(user.id.clone());
+    let audiences: Vec<&str> = form.all("audience").collect();
+    let issued = federation::decide(ExternalExchange {
+        realm: &rt.snapshot,
+        provider,
+        requester: client,
+        user: &user,
+        external: &external,
+        audiences: &audiences,
+        scope: form.get("scope"),
+        now,
+        access_jti: random::uuid(),
+        id_jti: random::uuid(),
+    })?;
+    let exchanged = match grant {
+        ExternalGrant::JwtBearer => None,
+        _ => Some(RequestedType::AccessToken),
+    };
+    respond(app, rt, client, issued, None, exchanged, proof, now).await
+}
+
+/// The local user an external token stands for, as its provider maps it.
+pub(crate) struct ExternalSubject<'a> {
+    pub provider: &'a ProviderTrust,
+    pub external: federation::ExternalIdentity,
+    pub user: Arc<cambio_core::model::User>,
+    /// The token's verified claims (its `scope`, for callers that narrow to it).
+    pub verified: cambio_jose::VerifiedJwt,
+}
+
+/// Resolves an external token: the provider the request means (which `client` must be
+/// allowed to use), the token verified by its keys, a JWT bearer assertion taken once, the
+/// mapped identity and the linked (or, when the provider says so, newly created) user.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn external_subject<'a>(
+    app: &AppState,
+    rt: &'a RealmRuntime,
+    client: &Client,
+    form: &FormParams,
+    grant: ExternalGrant,
+    grant_type: &str,
+    token: &str,
+    now: u64,
+    event: &mut Event,
+) -> ApiResult<ExternalSubject<'a>> {
     let provider = select_provider(rt, form, grant, grant_type, token)?;
     event.details.insert("provider", provider.alias.clone());
     if !provider.enabled || !federation::client_may_use(&rt.snapshot, provider, client) {
         return Err(provider_refused().into());
-    }
-    if grant == ExternalGrant::Alias && form.get("scope").is_none() {
-        return Err(OAuthError::invalid_request("Parameter 'scope' required").into());
     }
     let verified = verify(app, provider, client, token, now).await;
     let verified = verified.map_err(|reason| {
@@ -147,25 +198,12 @@ pub async fn exchange(
             .into());
         }
     };
-    event.user_id = Some(user.id.clone());
-    let audiences: Vec<&str> = form.all("audience").collect();
-    let issued = federation::decide(ExternalExchange {
-        realm: &rt.snapshot,
+    Ok(ExternalSubject {
         provider,
-        requester: client,
-        user: &user,
-        external: &external,
-        audiences: &audiences,
-        scope: form.get("scope"),
-        now,
-        access_jti: random::uuid(),
-        id_jti: random::uuid(),
-    })?;
-    let exchanged = match grant {
-        ExternalGrant::JwtBearer => None,
-        _ => Some(RequestedType::AccessToken),
-    };
-    respond(app, rt, client, issued, None, exchanged, proof, now).await
+        external,
+        user,
+        verified,
+    })
 }
 
 /// The longest assertion `jti` kept to refuse its replay.

@@ -282,3 +282,77 @@ async fn txn_tokens_are_issued_replaced_and_kept_apart_from_access_tokens() {
     .await;
     assert_refused(&after, "invalid_request", "Invalid token");
 }
+
+/// A token of a registered identity provider (here another Cambio server's realm) is a
+/// subject too: the Txn-Token names the local user the provider links it to, and the purpose
+/// must lie within the external token's own `scope`.
+#[tokio::test]
+async fn a_txn_token_from_an_external_issuers_token() {
+    let partner = TestServer::start().await;
+    let mut config = crate::harness::demo_config();
+    config.allow_http_loopback_jwks = true;
+    let server = TestServer::start_with(config).await;
+    let admin = server.admin_token().await;
+    let created = import(&server, &admin, serde_json::to_vec(&realm()).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let root = crate::authority::Admin::new(&server, "txn", &admin);
+    root.create(
+        "/identity-provider/instances",
+        json!({"alias": "partner", "providerId": "oidc", "enabled": true, "config": {
+            "issuer": partner.realm_url("demo"),
+            "jwksUrl": partner.oidc("demo", "certs"),
+            "cambio.allowedClients": "gateway",
+            "cambio.allowedAudiences": "requester-client"}}),
+    )
+    .await;
+    let external = partner.alice(Some("openid profile")).await.access_token();
+    let external_sub = claims(&external)["sub"].as_str().unwrap().to_owned();
+    let alice = crate::groups::user_id(&root, "alice").await;
+    root.expect(
+        204,
+        reqwest::Method::POST,
+        &format!("/users/{alice}/federated-identity/partner"),
+        Some(json!({"userId": external_sub, "userName": "alice"})),
+    )
+    .await;
+
+    let jwt = "urn:ietf:params:oauth:token-type:jwt";
+    let issued = txn_request(
+        &server,
+        ("gateway", "gateway-secret"),
+        &external,
+        jwt,
+        &[("audience", "trust.example"), ("scope", "profile")],
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let c = claims(&issued.access_token());
+    assert_eq!(c["sub"], alice.as_str());
+    assert_eq!(c["scope"], "profile");
+    let wider = txn_request(
+        &server,
+        ("gateway", "gateway-secret"),
+        &external,
+        jwt,
+        &[
+            ("audience", "trust.example"),
+            ("scope", "profile trade.stocks"),
+        ],
+    )
+    .await;
+    assert_refused(
+        &wider,
+        "invalid_scope",
+        "scope must lie within the subject token's scope",
+    );
+    // The provider's client list still applies: orders may not use it.
+    let refused = txn_request(
+        &server,
+        ("orders", "orders-secret"),
+        &external,
+        jwt,
+        &[("audience", "trust.example"), ("scope", "profile")],
+    )
+    .await;
+    assert_eq!(refused.error(), "access_denied", "{}", refused.text);
+}
