@@ -14,12 +14,24 @@ const README_BASE: &str = "http://127.0.0.1:8080";
 
 /// The shell blocks of the README's "Walkthrough" section, joined.
 fn walkthrough_script() -> String {
+    section_script("\n## Walkthrough\n")
+}
+
+/// The shell blocks of the README section that starts with `heading` (up to the next heading
+/// of level 2 or 3), joined.
+fn section_script(heading: &str) -> String {
     let readme = include_str!("../../../README.md");
     let section = readme
-        .split("\n## Walkthrough\n")
+        .split(heading)
         .nth(1)
-        .expect("README has a Walkthrough section");
-    let section = section.split("\n## ").next().unwrap_or(section);
+        .unwrap_or_else(|| panic!("README has a section {heading:?}"));
+    let section = section
+        .split("\n## ")
+        .next()
+        .unwrap_or(section)
+        .split("\n### ")
+        .next()
+        .unwrap_or(section);
     let mut script = String::new();
     let mut rest = section;
     while let Some(start) = rest.find("```sh\n") {
@@ -101,4 +113,69 @@ fn the_walkthrough_runs_as_written() {
     assert!(jsons[1]["cnf"]["jkt"].is_string(), "{out}");
     assert!(out.lines().any(|l| l.trim() == "401"), "{out}");
     assert_eq!(jsons[2]["preferred_username"], "alice", "{out}");
+}
+
+/// Runs `script` as a README block runs: bash with `set -euo pipefail`, the server's address
+/// for the README's, and the administrator password the demo server was started with.
+fn run_block(script: &str, server: &ServeChild, home: &Path) -> String {
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\n{}",
+            script.replace(README_BASE, &server.base)
+        ))
+        .env("HOME", home)
+        .env("CAMBIO_ADMIN_PASSWORD", "admin-password")
+        .env("CAMBIO_LOG", "error")
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(
+        output.status.success(),
+        "stdout:\n{out}\nstderr:\n{}",
+        stderr(&output)
+    );
+    out
+}
+
+/// The last JSON value a block printed.
+fn last_json(out: &str) -> serde_json::Value {
+    serde_json::Deserializer::from_str(out)
+        .into_iter::<serde_json::Value>()
+        .filter_map(Result::ok)
+        .last()
+        .unwrap_or_else(|| panic!("no JSON in {out}"))
+}
+
+#[test]
+fn the_txn_token_and_identity_chaining_sections_run_as_written() {
+    if !["bash", "curl", "jq"].into_iter().all(present) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeChild::start(&dir.path().join("data"));
+    let txn = run_block(
+        &section_script("\n### Transaction Tokens"),
+        &server,
+        dir.path(),
+    );
+    let replaced = last_json(&txn);
+    assert_eq!(replaced["token_type"], "N_A", "{txn}");
+    assert_eq!(
+        replaced["issued_token_type"], "urn:ietf:params:oauth:token-type:txn_token",
+        "{txn}"
+    );
+    let chained = run_block(
+        &section_script("\n### Identity chaining across trust domains"),
+        &server,
+        dir.path(),
+    );
+    let token = last_json(&chained);
+    assert_eq!(token["active"], true, "{chained}");
+    assert_eq!(
+        token["iss"],
+        format!("{}/realms/partner", server.base),
+        "{chained}"
+    );
+    assert_eq!(token["username"], "alice", "{chained}");
 }
