@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -111,6 +111,12 @@ struct Args {
     /// The process id of `--target`, for its CPU time and memory.
     #[arg(long, requires = "target")]
     target_pid: Option<u32>,
+    /// Token exchange only: this many different subject tokens of alice (one login refreshed
+    /// again and again), sent in rotation. With more of them than the server's verified-token
+    /// cache holds, every exchange verifies its subject token as one it has not seen, as when
+    /// each request comes from another user.
+    #[arg(long, default_value_t = 0)]
+    distinct_subjects: usize,
     /// The realm to load (Cambio's demo realm unless `--target` serves another).
     #[arg(long, default_value = "demo")]
     realm: String,
@@ -829,6 +835,9 @@ struct RequestTemplate {
     expect: Option<&'static [u8]>,
     /// Where each request's DPoP proof comes from, for DPoP requests.
     dpop: Option<Arc<dpop::ProofSource>>,
+    /// Bodies sent in turn instead of `body`, when not empty (`--distinct-subjects`).
+    rotation: Arc<Vec<Bytes>>,
+    next: AtomicUsize,
 }
 
 impl RequestTemplate {
@@ -838,7 +847,11 @@ impl RequestTemplate {
     }
 
     fn build(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
+        let body = match self.rotation.len() {
+            0 => self.body.clone(),
+            n => self.rotation[self.next.fetch_add(1, Ordering::Relaxed) % n].clone(),
+        };
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
@@ -958,6 +971,8 @@ async fn subject_token(
             ("password", "alice"),
         ]),
         dpop: None,
+        rotation: Arc::default(),
+        next: AtomicUsize::new(0),
     };
     let mut request = template.build();
     if let Some(proof) = proof {
@@ -977,6 +992,65 @@ async fn subject_token(
         .and_then(|t| t.as_str())
         .map(str::to_owned)
         .ok_or_else(|| "password grant response has no access_token".into())
+}
+
+/// `n` different access tokens of alice: one login through subject-client, refreshed `n - 1`
+/// times (each refresh gives a new token and a new refresh token). Sent one after the other
+/// before the load starts.
+async fn distinct_subject_tokens(
+    token_uri: &Uri,
+    host: &HeaderValue,
+    addr: SocketAddr,
+    n: usize,
+) -> Result<Vec<String>, String> {
+    const MAX: usize = 1_000_000;
+    if n > MAX {
+        return Err(format!("--distinct-subjects is at most {MAX}"));
+    }
+    let mut sender = connect(addr).await?;
+    let mut tokens = Vec::with_capacity(n);
+    let mut refresh_token: Option<String> = None;
+    while tokens.len() < n {
+        let body = match &refresh_token {
+            None => form(&[
+                ("grant_type", "password"),
+                ("client_id", "subject-client"),
+                ("client_secret", "subject-secret"),
+                ("username", "alice"),
+                ("password", "alice"),
+            ]),
+            Some(refresh) => form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "subject-client"),
+                ("client_secret", "subject-secret"),
+                ("refresh_token", refresh),
+            ]),
+        };
+        let template = RequestTemplate {
+            uri: token_uri.clone(),
+            host: host.clone(),
+            authorization: None,
+            expect: None,
+            body,
+            dpop: None,
+            rotation: Arc::default(),
+            next: AtomicUsize::new(0),
+        };
+        let (status, body) = send(&mut sender, template.build()).await?;
+        if status != StatusCode::OK {
+            return Err(format!(
+                "subject token {} of {n}: {status}: {}",
+                tokens.len() + 1,
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("token response: {e}"))?;
+        let field = |name: &str| json.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        tokens.push(field("access_token").ok_or("no access_token")?);
+        refresh_token = Some(field("refresh_token").ok_or("no refresh_token")?);
+    }
+    Ok(tokens)
 }
 
 #[derive(Default)]
@@ -1120,31 +1194,46 @@ async fn load(
         }
     }
     let requester = basic("requester-client", "requester-secret")?;
-    let exchange = || RequestKind {
-        name: "token-exchange",
-        uri: token_uri.clone(),
-        authorization: requester.clone(),
-        body: form(&[
+    let exchange_body = |subject: &str| {
+        form(&[
             (
                 "grant_type",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
             ),
-            ("subject_token", subject.as_deref().unwrap_or_default()),
+            ("subject_token", subject),
             // Keycloak's standard exchange requires it; Cambio takes it as given.
             (
                 "subject_token_type",
                 "urn:ietf:params:oauth:token-type:access_token",
             ),
             ("audience", "orders-api"),
-        ]),
+        ])
+    };
+    let distinct: Arc<Vec<Bytes>> = match args.grant {
+        Grant::TokenExchange if args.distinct_subjects > 0 => Arc::new(
+            distinct_subject_tokens(&token_uri, &host, addr, args.distinct_subjects)
+                .await?
+                .iter()
+                .map(|token| exchange_body(token))
+                .collect(),
+        ),
+        _ => Arc::default(),
+    };
+    let exchange = || RequestKind {
+        name: "token-exchange",
+        uri: token_uri.clone(),
+        authorization: requester.clone(),
+        body: exchange_body(subject.as_deref().unwrap_or_default()),
         expect: None,
         dpop: false,
+        rotation: distinct.clone(),
     };
     let dpop_exchange = || RequestKind {
         name: "dpop-exchange",
         // Only a bound answer counts: a bearer token would mean the proof was not used.
         expect: Some(br#""token_type":"DPoP""#.as_slice()),
         dpop: true,
+        rotation: Arc::default(),
         ..exchange()
     };
     let client_credentials = || RequestKind {
@@ -1154,6 +1243,7 @@ async fn load(
         body: form(&[("grant_type", "client_credentials")]),
         expect: None,
         dpop: false,
+        rotation: Arc::default(),
     };
     let kinds: Vec<RequestKind> = match args.grant {
         Grant::TokenExchange => vec![exchange()],
@@ -1170,6 +1260,7 @@ async fn load(
                 // A 200 with `"active":false` would hide an expired subject token.
                 expect: Some(br#""active":true"#),
                 dpop: false,
+                rotation: Arc::default(),
             },
         ],
     };
@@ -1186,6 +1277,8 @@ async fn load(
                 body: kind.body.clone(),
                 expect: kind.expect,
                 dpop: kind.dpop.then(|| proofs.clone()).flatten(),
+                rotation: kind.rotation.clone(),
+                next: AtomicUsize::new(0),
             });
             // One probe request per node and kind, so that a misconfiguration fails loudly
             // before the load starts.
@@ -1373,6 +1466,7 @@ async fn load(
         db_cpu_percent: db.as_ref().map(|d| d.backend_cpu_seconds * 100.0 / window),
         alg: args.alg.as_str(),
         grant: args.grant.as_str(),
+        distinct_subjects: args.distinct_subjects,
         connections: args.connections,
         client_threads: args.client_threads.max(1),
         warmup: args.warmup,
@@ -1439,6 +1533,8 @@ struct RequestKind {
     expect: Option<&'static [u8]>,
     /// Whether each request carries a fresh DPoP proof.
     dpop: bool,
+    /// Bodies sent in turn instead of `body` (distinct subject tokens), when not empty.
+    rotation: Arc<Vec<Bytes>>,
 }
 
 /// Per-kind figures of the measured window.
@@ -1588,6 +1684,8 @@ struct Report {
     db_cpu_percent: Option<f64>,
     alg: &'static str,
     grant: &'static str,
+    /// Subject tokens sent in rotation (0: one token, over and over).
+    distinct_subjects: usize,
     connections: usize,
     client_threads: usize,
     warmup: f64,
@@ -1648,6 +1746,12 @@ impl Report {
             }
             Some(n) => println!("  verified-token cache  {n} tokens"),
             None => println!("  verified-token cache  server default"),
+        }
+        if self.distinct_subjects > 0 {
+            println!(
+                "  subject tokens        {} distinct, in rotation",
+                self.distinct_subjects
+            );
         }
         println!(
             "  connections           {} (load generator threads: {})",
@@ -1750,6 +1854,7 @@ impl Report {
             "database_backends": self.db_backends,
             "database_backend_cpu_percent_of_one_core": self.db_cpu_percent,
             "grant": self.grant,
+            "distinct_subjects": self.distinct_subjects,
             "algorithm": self.alg,
             "connections": self.connections,
             "client_threads": self.client_threads,
