@@ -74,30 +74,9 @@ impl RealmSnapshot {
             ..Default::default()
         };
         for client in clients {
-            if client.client_authenticator_type == ClientAuthenticator::PrivateKeyJwt {
-                // A JWKS that does not parse leaves the client without keys: it cannot log in.
-                let keys = client
-                    .attribute(ATTR_JWKS)
-                    .and_then(|jwks| cambio_jose::parse_jwks(jwks.as_bytes(), None).ok())
-                    .unwrap_or_default();
-                snapshot.client_keys.insert(client.id.clone(), keys);
-            }
-            snapshot
-                .client_uuid_by_client_id
-                .insert(client.client_id.clone(), client.id.clone());
-            for uri in client
-                .attribute(crate::resource::ATTR_RESOURCE_URIS)
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(crate::resource::normalise)
-            {
-                snapshot
-                    .client_by_resource
-                    .entry(uri)
-                    .or_insert_with(|| client.id.clone());
-            }
-            snapshot.clients.insert(client.id.clone(), Arc::new(client));
+            snapshot.insert_client(client);
         }
+        snapshot.index_resources();
         for role in roles {
             match &role.client_id {
                 None => {
@@ -117,6 +96,67 @@ impl RealmSnapshot {
             snapshot.scopes.insert(scope.name.clone(), scope);
         }
         snapshot
+    }
+
+    /// Client uuids by the resource URIs they stand for. When several clients list one URI,
+    /// the one with the smallest `clientId` keeps it, whatever order the store lists them in,
+    /// so a full rebuild and [`RealmSnapshot::with_client`] always agree.
+    fn index_resources(&mut self) {
+        let mut index: HashMap<String, (&str, &str)> = HashMap::new();
+        for client in self.clients.values() {
+            for uri in client
+                .attribute(crate::resource::ATTR_RESOURCE_URIS)
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(crate::resource::normalise)
+            {
+                let candidate = (client.client_id.as_str(), client.id.as_str());
+                index
+                    .entry(uri)
+                    .and_modify(|kept| *kept = (*kept).min(candidate))
+                    .or_insert(candidate);
+            }
+        }
+        self.client_by_resource = index
+            .into_iter()
+            .map(|(uri, (_, id))| (uri, id.to_owned()))
+            .collect();
+    }
+
+    /// The realm with one client put in place (`Some`) or taken out (`None`), every index that
+    /// derives from clients updated, and nothing else rebuilt: a client created or changed in
+    /// a realm of many clients costs what that client costs, not what the realm does.
+    pub fn with_client(mut self, id: &str, client: Option<Client>) -> Self {
+        if let Some(old) = self.clients.remove(id)
+            && self
+                .client_uuid_by_client_id
+                .get(&old.client_id)
+                .map(String::as_str)
+                == Some(id)
+        {
+            self.client_uuid_by_client_id.remove(&old.client_id);
+        }
+        self.client_keys.remove(id);
+        if let Some(client) = client {
+            self.insert_client(client);
+        }
+        self.index_resources();
+        self
+    }
+
+    /// Adds a client and its `clientId` and key indexes (the resource index is the caller's).
+    fn insert_client(&mut self, client: Client) {
+        if client.client_authenticator_type == ClientAuthenticator::PrivateKeyJwt {
+            // A JWKS that does not parse leaves the client without keys: it cannot log in.
+            let keys = client
+                .attribute(ATTR_JWKS)
+                .and_then(|jwks| cambio_jose::parse_jwks(jwks.as_bytes(), None).ok())
+                .unwrap_or_default();
+            self.client_keys.insert(client.id.clone(), keys);
+        }
+        self.client_uuid_by_client_id
+            .insert(client.client_id.clone(), client.id.clone());
+        self.clients.insert(client.id.clone(), Arc::new(client));
     }
 
     /// The realm as it would be with `clients` and `roles` added (or put in place of the ones
@@ -350,6 +390,90 @@ mod tests {
             composites: composites.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
+    }
+
+    /// What a snapshot says about its clients: each client by uuid, by clientId, its keys, and
+    /// which client each resource URI names.
+    fn client_view(snapshot: &RealmSnapshot) -> Vec<String> {
+        let mut view: Vec<String> = snapshot
+            .clients()
+            .map(|c| {
+                format!(
+                    "{} {} keys={} by_id={}",
+                    c.id,
+                    c.client_id,
+                    snapshot.client_keys(&c.id).len(),
+                    snapshot
+                        .client_by_client_id(&c.client_id)
+                        .map(|found| found.id.as_str())
+                        .unwrap_or("-")
+                )
+            })
+            .collect();
+        view.extend(
+            snapshot
+                .resources()
+                .map(|(uri, client)| format!("{uri} -> {}", client.id)),
+        );
+        view.sort();
+        view
+    }
+
+    #[test]
+    fn one_client_put_in_place_gives_the_realm_a_full_rebuild_would() {
+        let client = |id: &str, client_id: &str, resources: &str| {
+            let mut c = Client {
+                id: id.into(),
+                client_id: client_id.into(),
+                ..Default::default()
+            };
+            c.attributes
+                .insert(crate::resource::ATTR_RESOURCE_URIS.into(), resources.into());
+            c
+        };
+        let a = client(
+            "c-a",
+            "zeta",
+            "https://api.example/ https://shared.example/",
+        );
+        let b = client("c-b", "alpha", "https://shared.example/");
+        let c = client("c-c", "mid", "https://mid.example/");
+        let base = RealmSnapshot::new(
+            Realm::default(),
+            String::new(),
+            vec![a.clone(), b.clone(), c.clone()],
+            vec![],
+            vec![],
+        );
+        // The smallest clientId keeps a shared URI, in any store order.
+        assert_eq!(
+            base.client_by_resource("https://shared.example/")
+                .map(|x| x.id.as_str()),
+            Some("c-b")
+        );
+        let renamed = client("c-b", "omega", "https://other.example/");
+        let added = client("c-d", "beta", "https://shared.example/");
+        let changed = base
+            .clone()
+            .with_client("c-b", Some(renamed.clone()))
+            .with_client("c-d", Some(added.clone()))
+            .with_client("c-c", None);
+        let rebuilt = RealmSnapshot::new(
+            Realm::default(),
+            String::new(),
+            vec![added, renamed, a],
+            vec![],
+            vec![],
+        );
+        assert_eq!(client_view(&changed), client_view(&rebuilt));
+        assert!(changed.client_by_client_id("alpha").is_none());
+        assert!(changed.client("c-c").is_none());
+        assert_eq!(
+            changed
+                .client_by_resource("https://shared.example/")
+                .map(|x| x.id.as_str()),
+            Some("c-d")
+        );
     }
 
     #[test]

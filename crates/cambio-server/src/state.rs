@@ -72,7 +72,7 @@ impl RealmRuntime {
         self.with_snapshot(self.snapshot.clone().with_groups(groups))
     }
 
-    fn with_snapshot(&self, snapshot: RealmSnapshot) -> RealmRuntime {
+    pub(crate) fn with_snapshot(&self, snapshot: RealmSnapshot) -> RealmRuntime {
         RealmRuntime {
             snapshot,
             signer: self.signer.clone(),
@@ -128,6 +128,9 @@ pub struct AppState {
     pub password_hashing: crate::passwords::HashingGate,
     /// Admin changes on this node, one at a time (`admin::serialize_writes`).
     pub admin_writes: tokio::sync::Mutex<()>,
+    /// Realm rebuilds on this node, one at a time: a rebuild reads the store and then replaces
+    /// the runtime, so two at once could let the one that read first replace the later one.
+    realm_rebuilds: tokio::sync::Mutex<()>,
     /// Service account user ids by realm id and client uuid, so client credentials read no
     /// database.
     service_accounts: RwLock<RealmKeyed<String>>,
@@ -212,6 +215,7 @@ impl AppState {
                 crate::passwords::HashingLimit::default(),
             ),
             admin_writes: tokio::sync::Mutex::new(()),
+            realm_rebuilds: tokio::sync::Mutex::new(()),
             service_accounts: RwLock::new(RealmKeyed::default()),
             verified_tokens: VerifiedTokens::new(crate::verified_tokens::DEFAULT_CAPACITY),
             external_keys: Arc::new(crate::external_keys::ExternalKeys::new(
@@ -313,8 +317,58 @@ impl AppState {
         Ok(())
     }
 
+    /// Puts one client's stored state in place in its realm's snapshot, on this node, without
+    /// rebuilding the rest of the realm (other nodes rebuild it whole when told); the realm's
+    /// keys, issuer and verified-token cache are untouched, since a client changes none of them.
+    pub async fn reload_client(&self, realm_id: &str, client_uuid: &str) -> StoreResult<()> {
+        {
+            let _turn = self.realm_rebuilds.lock().await;
+            let current = self
+                .realms
+                .load()
+                .values()
+                .find(|r| r.id() == realm_id)
+                .cloned();
+            if let Some(current) = current {
+                let client = match self
+                    .store
+                    .get_object(realm_id, KIND_CLIENT, client_uuid)
+                    .await?
+                {
+                    Some(object) => Some(self.decode_client(&object)?),
+                    None => None,
+                };
+                let runtime = current
+                    .with_snapshot(current.snapshot.clone().with_client(client_uuid, client));
+                let mut map: HashMap<String, Arc<RealmRuntime>> = (**self.realms.load()).clone();
+                map.insert(runtime.name().to_owned(), Arc::new(runtime));
+                self.realms.store(Arc::new(map));
+            }
+        }
+        self.announce(Change::Realm {
+            id: realm_id.to_owned(),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// A stored client with its secret opened.
+    fn decode_client(&self, object: &Object) -> StoreResult<Client> {
+        let mut client: Client = decode(object)?;
+        if let Some(sealed) = client.secret.take() {
+            let plain = self
+                .secrets
+                .open(&client.id, &sealed)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            client.secret =
+                Some(String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(client)
+    }
+
     /// Rebuilds one realm's snapshot on this node only.
     pub async fn reload_realm_local(&self, realm_id: &str, now: u64) -> StoreResult<()> {
+        let _turn = self.realm_rebuilds.lock().await;
         let object = self.store.get_object(GLOBAL, KIND_REALM, realm_id).await?;
         let runtime = match object {
             Some(object) => Some(Arc::new(self.build_realm(decode(&object)?, now).await?)),
@@ -333,16 +387,7 @@ impl AppState {
         let id = realm.id.clone();
         let mut clients: Vec<Client> = Vec::new();
         for object in self.store.list_objects(&id, KIND_CLIENT).await? {
-            let mut client: Client = decode(&object)?;
-            if let Some(sealed) = client.secret.take() {
-                let plain = self
-                    .secrets
-                    .open(&client.id, &sealed)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                client.secret =
-                    Some(String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            }
-            clients.push(client);
+            clients.push(self.decode_client(&object)?);
         }
         let roles: Vec<Role> = decode_all(&self.store.list_objects(&id, KIND_ROLE).await?)?;
         let scopes: Vec<ClientScope> =

@@ -389,7 +389,7 @@ pub async fn create(
         let account = approve_user(&admin, &rt, None, service_account(&client, now))?;
         app.insert_user(rt.id(), &account).await?;
     }
-    app.reload_realm(rt.id(), now).await?;
+    app.reload_client(rt.id(), &client.id).await?;
     Ok(created(format!(
         "{}/admin/realms/{realm}/clients/{}",
         app.base_url, client.id
@@ -455,7 +455,7 @@ pub async fn update(
         }
         _ => {}
     }
-    app.reload_realm(rt.id(), now).await?;
+    app.reload_client(rt.id(), &client.id).await?;
     Ok(no_content())
 }
 

@@ -72,8 +72,11 @@ pub async fn list_keys(
 
 fn metadata(app: &AppState, stored: &mut [StoredKey], now: u64) -> ApiResult<KeysMetadata> {
     // Keycloak lists keys by provider priority, highest first; the newest first among equals.
+    // A retired key is older than any key not retired, even when both were made in the same
+    // second (a rotation right after start), so it never comes first by a chance of `kid`s.
     stored.sort_by(|a, b| {
-        (b.priority, b.created_at, &a.kid).cmp(&(a.priority, a.created_at, &b.kid))
+        let rank = |k: &StoredKey| (k.priority, k.retired_at.is_none(), k.created_at);
+        (rank(b), &a.kid).cmp(&(rank(a), &b.kid))
     });
     let mut active = BTreeMap::new();
     for key in stored.iter() {
