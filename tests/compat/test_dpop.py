@@ -194,8 +194,12 @@ def main():
         expect_error(alice((STRICT_CLIENT, None)), 400, "invalid_dpop_proof", "DPoP proof is required for this client")
         r = alice((STRICT_CLIENT, None), proof=key.proof("POST", token_url))
         expect(r.status_code == 200 and r.json()["token_type"] == "DPoP", f"{r.status_code} {r.text}")
+        # Its refreshes too: without a proof the refresh token buys nothing.
+        refreshed = http.post(token_url, data={"grant_type": "refresh_token", "client_id": STRICT_CLIENT,
+                                               "refresh_token": r.json()["refresh_token"]})
+        expect_error(refreshed, 400, "invalid_dpop_proof", "DPoP proof is required for this client")
 
-    check("dpop.bound.access.tokens: a client that requires proofs", required)
+    check("dpop.bound.access.tokens: a client that requires proofs, refreshes included", required)
 
     # --- presenting a bound token -------------------------------------------------------------
     def userinfo():
