@@ -138,13 +138,14 @@ fn walk(
             }
         }
         (Value::Array(given), Value::Array(kept)) => {
+            let index = Counterparts::new(kept);
             for (at, item) in given.iter().enumerate() {
                 if !item.is_object() || is_empty(item) {
                     continue;
                 }
                 let child = format!("{path}[{at}]");
                 let child_shape = format!("{shape}[]");
-                match counterpart(item, kept, at) {
+                match index.of(item, at) {
                     Some(kept_item) => walk(item, kept_item, child, child_shape, found),
                     None => found.push((child, NOT_KEPT.to_owned())),
                 }
@@ -162,28 +163,58 @@ fn walk(
     }
 }
 
-/// The element of `kept` that stands for `item`: the one with the same `id` (a renamed entry,
-/// such as a service account named after its client, is then reported field by field), else
-/// the same identifying field (`clientId`, `username`, `alias`, `name`), else the one at the
-/// same place.
-fn counterpart<'a>(item: &Value, kept: &'a [Value], at: usize) -> Option<&'a Value> {
-    if let Some(id) = item.get("id").and_then(Value::as_str)
-        && let Some(found) = kept
-            .iter()
-            .find(|k| k.get("id").and_then(Value::as_str) == Some(id))
-    {
-        return Some(found);
-    }
-    for key in ["clientId", "username", "alias", "name"] {
-        if let Some(wanted) = item.get(key).and_then(Value::as_str) {
-            return kept.iter().find(|k| {
-                k.get(key)
-                    .and_then(Value::as_str)
-                    .is_some_and(|name| name.eq_ignore_ascii_case(wanted))
-            });
+/// The identifying fields of array entries, most telling first.
+const IDENTIFIERS: [&str; 5] = ["id", "clientId", "username", "alias", "name"];
+
+/// The entries of a kept array indexed by each identifying field, built once per array so
+/// that matching an export of 100,000 users stays linear.
+struct Counterparts<'a> {
+    kept: &'a [Value],
+    by_key: [std::collections::HashMap<String, &'a Value>; IDENTIFIERS.len()],
+}
+
+impl<'a> Counterparts<'a> {
+    fn new(kept: &'a [Value]) -> Counterparts<'a> {
+        let mut by_key: [std::collections::HashMap<String, &'a Value>; IDENTIFIERS.len()] =
+            Default::default();
+        for item in kept {
+            for (key, index) in IDENTIFIERS.iter().zip(by_key.iter_mut()) {
+                if let Some(value) = item.get(*key).and_then(Value::as_str) {
+                    index.entry(normal(key, value)).or_insert(item);
+                }
+            }
         }
+        Counterparts { kept, by_key }
     }
-    kept.get(at)
+
+    /// The kept entry that stands for `item`: the one with the same `id` (a renamed entry,
+    /// such as a service account named after its client, is then reported field by field),
+    /// else the same identifying field (`clientId`, `username`, `alias`, `name`, the names
+    /// compared without case), else the one at the same place.
+    fn of(&self, item: &Value, at: usize) -> Option<&'a Value> {
+        if let Some(found) = item
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| self.by_key[0].get(id))
+        {
+            return Some(found);
+        }
+        for (key, index) in IDENTIFIERS.iter().zip(self.by_key.iter()).skip(1) {
+            if let Some(wanted) = item.get(*key).and_then(Value::as_str) {
+                return index.get(&normal(key, wanted)).copied();
+            }
+        }
+        self.kept.get(at)
+    }
+}
+
+/// Ids compare exactly; names without case.
+fn normal(key: &str, value: &str) -> String {
+    if key == "id" {
+        value.to_owned()
+    } else {
+        value.to_lowercase()
+    }
 }
 
 fn same_scalar(a: &Value, b: &Value) -> bool {

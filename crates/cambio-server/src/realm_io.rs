@@ -10,7 +10,7 @@
 //! import; a full export carries Cambio's Argon2id PHC string in `hashedSaltedValue`, which
 //! import takes as is.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// The realm attribute holding Cambio's `exchangeLifetimeCappedBySubject` (also accepted as a
@@ -839,6 +839,10 @@ pub(crate) async fn import(
     // Users, their passwords hashed off the async workers, and the missing service accounts.
     let mut users = Vec::new();
     let mut clear_passwords = Vec::new();
+    // User names and ids seen so far, so that an export of 100,000 users is checked for
+    // repeats in linear time.
+    let mut seen_names: HashSet<String> = HashSet::new();
+    let mut seen_ids: HashSet<String> = HashSet::new();
     for (at, user_rep) in rep.users.iter().flatten().enumerate() {
         let path = format!("users[{at}]");
         let (mut user, clear) = user_from_rep(
@@ -850,13 +854,13 @@ pub(crate) async fn import(
             (&path, report),
         )?;
         user.groups = groups::memberships(user_rep, &imported_groups)?;
-        if users.iter().any(|u: &User| u.username == user.username) {
+        if !seen_names.insert(user.username.clone()) {
             return Err(RealmIoError::Conflict(format!(
                 "User {} already exists",
                 user.username
             )));
         }
-        if users.iter().any(|u: &User| u.id == user.id) {
+        if !seen_ids.insert(user.id.clone()) {
             return Err(RealmIoError::Conflict(format!(
                 "User {} already exists",
                 user.id
@@ -880,11 +884,12 @@ pub(crate) async fn import(
             users[at].password_hash = Some(hash);
         }
     }
+    let with_account: HashSet<String> = users
+        .iter()
+        .filter_map(|u| u.service_account_client_id.clone())
+        .collect();
     for client in clients.iter().filter(|c| c.service_accounts_enabled) {
-        let has_account = users
-            .iter()
-            .any(|u| u.service_account_client_id.as_deref() == Some(client.id.as_str()));
-        if !has_account {
+        if !with_account.contains(&client.id) {
             users.push(bootstrap::service_account(client, now));
         }
     }
