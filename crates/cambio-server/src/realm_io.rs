@@ -899,10 +899,16 @@ pub(crate) async fn import(
         for scope in &scopes {
             app.insert_client_scope(&realm.id, scope).await?;
         }
-        for client in &clients {
-            app.insert_client(&realm.id, &Approved::by_system(client.clone()))
-                .await?;
-        }
+        let approved_clients: Vec<Approved<Client>> = clients
+            .iter()
+            .map(|client| Approved::by_system(client.clone()))
+            .collect();
+        let approved_users: Vec<Approved<User>> = users
+            .iter()
+            .map(|user| Approved::by_system(user.clone()))
+            .collect();
+        app.insert_imported(&realm.id, &approved_clients, &approved_users)
+            .await?;
         for role in &table.roles {
             app.insert_role(&realm.id, &Approved::by_system(role.clone()))
                 .await?;
@@ -912,8 +918,6 @@ pub(crate) async fn import(
                 .await?;
         }
         for user in &users {
-            app.insert_user(&realm.id, &Approved::by_system(user.clone()))
-                .await?;
             for identity in &user.federated_identities {
                 let link = FederatedLink {
                     user_id: user.id.clone(),

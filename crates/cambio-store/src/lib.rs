@@ -270,6 +270,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Configuration objects.
     async fn insert_object(&self, object: &Object) -> StoreResult<()>;
+    /// Inserts many objects in one transaction: all of them, or none when any conflicts. For
+    /// imports, where one round trip and one commit per object would dominate.
+    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()>;
     /// Replaces the document and name of an existing object.
     async fn update_object(&self, object: &Object) -> StoreResult<()>;
     /// Returns whether an object was deleted.

@@ -283,6 +283,24 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().db().await?;
+        for object in objects {
+            sqlx::query(
+                "INSERT INTO objects (realm_id, kind, id, name, doc) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&object.realm_id)
+            .bind(&object.kind)
+            .bind(&object.id)
+            .bind(&object.name)
+            .bind(&object.doc)
+            .execute(&mut *tx)
+            .db()
+            .await?;
+        }
+        tx.commit().db().await
+    }
+
     async fn update_object(&self, object: &Object) -> StoreResult<()> {
         let done = sqlx::query(
             "UPDATE objects SET name = $1, doc = $2 WHERE realm_id = $3 AND kind = $4 AND id = $5",

@@ -188,6 +188,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for object in objects {
+            sqlx::query(
+                "INSERT INTO objects (realm_id, kind, id, name, doc) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&object.realm_id)
+            .bind(&object.kind)
+            .bind(&object.id)
+            .bind(&object.name)
+            .bind(&object.doc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     async fn update_object(&self, object: &Object) -> StoreResult<()> {
         let done = sqlx::query(
             "UPDATE objects SET name = ?, doc = ? WHERE realm_id = ? AND kind = ? AND id = ?",

@@ -15,6 +15,28 @@ pub async fn check_objects(store: &dyn Store) {
         store.insert_object(o).await.unwrap();
     }
 
+    // A batch is written whole or not at all.
+    let batch = [
+        object(realm, "batch", "id-1", "one"),
+        object(realm, "batch", "id-2", "two"),
+    ];
+    store.insert_objects(&batch).await.unwrap();
+    assert_eq!(store.list_objects(realm, "batch").await.unwrap().len(), 2);
+    assert_conflict(
+        store
+            .insert_objects(&[
+                object(realm, "batch", "id-3", "three"),
+                object(realm, "batch", "id-4", "one"),
+            ])
+            .await,
+        "a batch with a duplicate name",
+    );
+    assert_eq!(
+        store.get_object(realm, "batch", "id-3").await.unwrap(),
+        None,
+        "nothing of a refused batch is written"
+    );
+
     // Names and ids are unique per (realm, kind), and only there.
     assert_conflict(
         store
