@@ -216,6 +216,18 @@ fn db_error(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// The insertion of one object, bound.
+fn insert_query(
+    object: &Object,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query("INSERT INTO objects (realm_id, kind, id, name, doc) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&object.realm_id)
+        .bind(&object.kind)
+        .bind(&object.id)
+        .bind(&object.name)
+        .bind(&object.doc)
+}
+
 /// Awaits one database round trip within [`CALL_TIMEOUT`] and maps its error.
 trait Bounded<T> {
     fn db(self) -> impl Future<Output = StoreResult<T>> + Send;
@@ -269,34 +281,14 @@ impl Store for PgStore {
     }
 
     async fn insert_object(&self, object: &Object) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO objects (realm_id, kind, id, name, doc) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&object.realm_id)
-        .bind(&object.kind)
-        .bind(&object.id)
-        .bind(&object.name)
-        .bind(&object.doc)
-        .execute(&self.pool)
-        .db()
-        .await?;
+        insert_query(object).execute(&self.pool).db().await?;
         Ok(())
     }
 
     async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
         let mut tx = self.pool.begin().db().await?;
         for object in objects {
-            sqlx::query(
-                "INSERT INTO objects (realm_id, kind, id, name, doc) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&object.realm_id)
-            .bind(&object.kind)
-            .bind(&object.id)
-            .bind(&object.name)
-            .bind(&object.doc)
-            .execute(&mut *tx)
-            .db()
-            .await?;
+            insert_query(object).execute(&mut *tx).db().await?;
         }
         tx.commit().db().await
     }

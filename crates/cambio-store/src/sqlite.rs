@@ -127,6 +127,16 @@ impl SqliteStore {
 /// Maps a driver error to a [`StoreError`]: unique violations become conflicts (a name or key
 /// is taken), undecodable values become corrupt records, and everything else means the
 /// database did not do what was asked.
+/// The insertion of one object, bound.
+fn insert_query(object: &Object) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query("INSERT INTO objects (realm_id, kind, id, name, doc) VALUES (?, ?, ?, ?, ?)")
+        .bind(&object.realm_id)
+        .bind(&object.kind)
+        .bind(&object.id)
+        .bind(&object.name)
+        .bind(&object.doc)
+}
+
 fn db_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(e) if e.is_unique_violation() => {
@@ -176,12 +186,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_object(&self, object: &Object) -> StoreResult<()> {
-        sqlx::query("INSERT INTO objects (realm_id, kind, id, name, doc) VALUES (?, ?, ?, ?, ?)")
-            .bind(&object.realm_id)
-            .bind(&object.kind)
-            .bind(&object.id)
-            .bind(&object.name)
-            .bind(&object.doc)
+        insert_query(object)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -191,17 +196,10 @@ impl Store for SqliteStore {
     async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         for object in objects {
-            sqlx::query(
-                "INSERT INTO objects (realm_id, kind, id, name, doc) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&object.realm_id)
-            .bind(&object.kind)
-            .bind(&object.id)
-            .bind(&object.name)
-            .bind(&object.doc)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            insert_query(object)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
     }
