@@ -14,8 +14,6 @@
 //! - [`CLIENT_LIFETIME`]: the grant's lifetime in seconds (default 60, at most 300), never
 //!   beyond the subject token's.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Map, Value};
 
 use crate::error::{OAuthError, OAuthResult};
@@ -155,17 +153,14 @@ pub fn decide(request: &ChainingRequest<'_>) -> OAuthResult<Map<String, Value>> 
 
 /// The requested scope, within the subject's; none requested, none carried.
 fn narrowed_scope(requested: Option<&str>, allowed: &str) -> OAuthResult<Option<String>> {
-    let requested: BTreeSet<&str> = requested.unwrap_or("").split_whitespace().collect();
-    if requested.is_empty() {
-        return Ok(None);
+    match requested.filter(|r| r.split_whitespace().next().is_some()) {
+        None => Ok(None),
+        Some(requested) => crate::scope::within(requested, allowed)
+            .map(Some)
+            .ok_or_else(|| {
+                OAuthError::invalid_scope("scope must lie within the subject token's scope")
+            }),
     }
-    let allowed: BTreeSet<&str> = allowed.split_whitespace().collect();
-    if !requested.is_subset(&allowed) {
-        return Err(OAuthError::invalid_scope(
-            "scope must lie within the subject token's scope",
-        ));
-    }
-    Ok(Some(requested.into_iter().collect::<Vec<_>>().join(" ")))
 }
 
 #[cfg(test)]

@@ -154,6 +154,17 @@ fn invalid_scopes(names: &[&str]) -> OAuthError {
     OAuthError::invalid_scope(format!("Invalid scopes: {}", shown.join(" ")))
 }
 
+/// The space-separated scope values of `requested`, sorted and without repeats, when every
+/// one of them is among `allowed`'s; None when one is not. Used where a token made from
+/// another may carry only a part of its scope (Txn-Tokens, identity-chaining grants).
+pub fn within(requested: &str, allowed: &str) -> Option<String> {
+    let allowed: std::collections::BTreeSet<&str> = allowed.split_whitespace().collect();
+    let requested: std::collections::BTreeSet<&str> = requested.split_whitespace().collect();
+    requested
+        .is_subset(&allowed)
+        .then(|| requested.into_iter().collect::<Vec<_>>().join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,6 @@
 //!   [`CLIENT_MAY_REPLACE`] (a replacement from a Txn-Token); only confidential clients, since
 //!   the service must authenticate the workload.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -215,19 +213,14 @@ pub fn decide(request: &TxnRequest<'_>) -> OAuthResult<TxnTokenClaims> {
 /// The requested purpose, which must be given and lie within what the subject allows (the
 /// draft's §10 "Scope Processing"; an unknown subject scope is never taken as unlimited).
 fn narrowed_scope(requested: Option<&str>, allowed: &str) -> OAuthResult<String> {
-    let requested: BTreeSet<&str> = requested.unwrap_or("").split_whitespace().collect();
-    if requested.is_empty() {
+    let requested = requested.unwrap_or("");
+    if requested.split_whitespace().next().is_none() {
         return Err(OAuthError::invalid_scope(
             "scope (the transaction's purpose) is required",
         ));
     }
-    let allowed: BTreeSet<&str> = allowed.split_whitespace().collect();
-    if !requested.is_subset(&allowed) {
-        return Err(OAuthError::invalid_scope(
-            "scope must lie within the subject token's scope",
-        ));
-    }
-    Ok(requested.into_iter().collect::<Vec<_>>().join(" "))
+    crate::scope::within(requested, allowed)
+        .ok_or_else(|| OAuthError::invalid_scope("scope must lie within the subject token's scope"))
 }
 
 /// A context parameter as a JSON object of bounded size.

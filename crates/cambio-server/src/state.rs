@@ -340,9 +340,7 @@ impl AppState {
                 };
                 let runtime = current
                     .with_snapshot(current.snapshot.clone().with_client(client_uuid, client));
-                let mut map: HashMap<String, Arc<RealmRuntime>> = (**self.realms.load()).clone();
-                map.insert(runtime.name().to_owned(), Arc::new(runtime));
-                self.realms.store(Arc::new(map));
+                self.put_runtime(realm_id, Some(Arc::new(runtime)));
             }
         }
         self.announce(Change::Realm {
@@ -374,13 +372,18 @@ impl AppState {
             Some(object) => Some(Arc::new(self.build_realm(decode(&object)?, now).await?)),
             None => None,
         };
+        self.put_runtime(realm_id, runtime);
+        Ok(())
+    }
+
+    /// Puts `runtime` in place of the realm's present one (None: the realm is gone).
+    fn put_runtime(&self, realm_id: &str, runtime: Option<Arc<RealmRuntime>>) {
         let mut map: HashMap<String, Arc<RealmRuntime>> = (**self.realms.load()).clone();
         map.retain(|_, r| r.id() != realm_id);
         if let Some(runtime) = runtime {
             map.insert(runtime.name().to_owned(), runtime);
         }
         self.realms.store(Arc::new(map));
-        Ok(())
     }
 
     async fn build_realm(&self, realm: Realm, now: u64) -> StoreResult<RealmRuntime> {
