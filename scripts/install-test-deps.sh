@@ -69,10 +69,12 @@ install_node() {
     echo "$want" >"$stamp"
 }
 
-install_chromium() {
-    if [[ -x /usr/bin/chromium ]]; then
-        return 0
-    fi
+# Installs Debian packages for one test, as root through apt-get. Where that cannot be done,
+# CI fails (the test must run there) and a local run goes on without the test.
+#   apt_install WHAT NEEDED_BY PACKAGE...
+apt_install() {
+    local what="$1" needed_by="$2"
+    shift 2
     local why=""
     if [[ $(id -u) -ne 0 ]]; then
         why="not root"
@@ -81,40 +83,30 @@ install_chromium() {
     fi
     if [[ -n "$why" ]]; then
         if [[ -n "${CI:-}" ]]; then
-            echo "install-test-deps: Chromium not found and cannot be installed ($why); the console's browser test needs it" >&2
+            echo "install-test-deps: $what not found and cannot be installed ($why); $needed_by needs it" >&2
             exit 1
         fi
-        echo "install-test-deps: Chromium not found and cannot be installed ($why), skipping (the console's browser test will be skipped)" >&2
+        echo "install-test-deps: $what not found and cannot be installed ($why), skipping ($needed_by will be skipped)" >&2
         return 0
     fi
-    echo "install-test-deps: installing Chromium"
+    echo "install-test-deps: installing $what"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt-get install -y -qq "$@" >/dev/null
+}
+
+install_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    apt_install Chromium "the console's browser test" chromium chromium-driver
 }
 
 install_walkthrough_tools() {
     if command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1; then
         return 0
     fi
-    local why=""
-    if [[ $(id -u) -ne 0 ]]; then
-        why="not root"
-    elif ! command -v apt-get >/dev/null 2>&1; then
-        why="no apt-get"
-    fi
-    if [[ -n "$why" ]]; then
-        if [[ -n "${CI:-}" ]]; then
-            echo "install-test-deps: curl or jq not found and cannot be installed ($why); the README walkthrough's test needs them" >&2
-            exit 1
-        fi
-        echo "install-test-deps: curl or jq not found and cannot be installed ($why), skipping (the README walkthrough's test will be skipped)" >&2
-        return 0
-    fi
-    echo "install-test-deps: installing curl and jq"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq curl jq >/dev/null
+    apt_install "curl or jq" "the README walkthrough's test" curl jq
 }
 
 install_postgres() {
