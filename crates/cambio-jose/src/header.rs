@@ -1,8 +1,10 @@
 //! The JOSE header of a compact JWS, parsed strictly.
 
 use core::fmt;
+use std::borrow::Cow;
+use std::collections::HashSet;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -138,7 +140,7 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 Field::Kid => set_once(&mut header.kid, &mut map)?,
                 Field::Cty => set_once(&mut header.cty, &mut map)?,
                 Field::Crit | Field::Enc | Field::Forbidden(_) | Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Checked>()?;
                     match field {
                         Field::Crit => header.crit = true,
                         Field::Enc => header.enc = true,
@@ -184,6 +186,130 @@ pub(crate) fn parse(json: &[u8]) -> Result<(Header, Algorithm), JwtError> {
         },
         algorithm,
     ))
+}
+
+/// The registered claims validation reads (`exp`, `nbf`, `iat`, `iss`, `sub`, `jti`, `aud`)
+/// of a JSON object whose member names are all checked for duplicates exactly as
+/// [`StrictObject`] checks them; every other member is skipped without being built.
+pub(crate) struct RegisteredClaims(pub(crate) Map<String, Value>);
+
+/// Names of the claims [`RegisteredClaims`] keeps.
+const REGISTERED: [&str; 7] = ["exp", "nbf", "iat", "iss", "sub", "jti", "aud"];
+
+/// Any JSON value, read through (so its strings are decoded and its nesting bounded exactly as
+/// when a `Value` is built) and dropped.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CheckedVisitor;
+
+        impl<'de> Visitor<'de> for CheckedVisitor {
+            type Value = Checked;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                while seq.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                while map.next_entry::<Checked, Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+        }
+
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+/// A member name, borrowed from the input unless it held escapes.
+struct MemberName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name.to_owned())))
+            }
+        }
+
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegisteredClaims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = RegisteredClaims;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RegisteredClaims, A::Error> {
+                let mut seen: HashSet<Cow<'de, str>> = HashSet::with_capacity(32);
+                let mut registered = Map::new();
+                while let Some(MemberName(name)) = map.next_key::<MemberName<'de>>()? {
+                    if REGISTERED.contains(&name.as_ref()) {
+                        registered.insert(name.to_string(), map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<Checked>()?;
+                    }
+                    if !seen.insert(name) {
+                        return Err(de::Error::custom("duplicate claim name"));
+                    }
+                }
+                Ok(RegisteredClaims(registered))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor)
+    }
 }
 
 /// A JSON object that refuses duplicate member names. RFC 7519 section 4

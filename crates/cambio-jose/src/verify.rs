@@ -13,7 +13,7 @@ use crate::alg::Algorithm;
 use crate::b64;
 use crate::claims;
 use crate::error::JwtError;
-use crate::header::{self, Header, StrictObject};
+use crate::header::{self, Header, RegisteredClaims, StrictObject};
 use crate::key::VerifyingKey;
 
 /// A sensible default for [`Validation::max_token_bytes`]: far above real
@@ -334,10 +334,9 @@ fn split(token: &str, max_bytes: usize) -> Result<Parts<'_>, JwtError> {
     })
 }
 
-/// Decodes the payload into a JSON object.
-fn parse_payload(payload_b64: &[u8]) -> Result<Map<String, Value>, JwtError> {
-    let json = b64::decode(payload_b64).ok_or(JwtError::Malformed("payload is not base64url"))?;
-    serde_json::from_slice::<StrictObject>(&json)
+/// Parses a decoded payload into a JSON object.
+fn parse_payload(json: &[u8]) -> Result<Map<String, Value>, JwtError> {
+    serde_json::from_slice::<StrictObject>(json)
         .map(|object| object.0)
         .map_err(|_| JwtError::Malformed("payload is not a JSON object"))
 }
@@ -358,7 +357,9 @@ pub fn peek_unverified(
     let mut signature = [0u8; MAX_SIGNATURE_BYTES];
     b64::decode_into(parts.signature, &mut signature)
         .ok_or(JwtError::Malformed("signature is not base64url"))?;
-    let claims = parse_payload(parts.payload)?;
+    let payload =
+        b64::decode(parts.payload).ok_or(JwtError::Malformed("payload is not base64url"))?;
+    let claims = parse_payload(&payload)?;
     Ok((parts.header, claims))
 }
 
@@ -395,6 +396,19 @@ fn verify_with(
     v: &Validation<'_>,
     expiry: claims::Expiry,
 ) -> Result<VerifiedJwt, JwtError> {
+    let (header, payload) = check_signature(token, keys, v)?;
+    // Only now, with the signature checked, is the payload parsed.
+    let claims = parse_payload(&payload)?;
+    claims::validate(header, claims, v, expiry)
+}
+
+/// Every check before the claims: size, shape, header policy, key and signature. Returns the
+/// header and the decoded (still unparsed) payload of a token whose signature is good.
+fn check_signature(
+    token: &str,
+    keys: &(impl KeyResolver + ?Sized),
+    v: &Validation<'_>,
+) -> Result<(Header, Vec<u8>), JwtError> {
     let parts = split(token, v.max_token_bytes)?;
     check_typ(parts.header.typ.as_deref(), v.typ)?;
 
@@ -412,14 +426,14 @@ fn verify_with(
     if !key.verify_signature(parts.signing_input, &signature[..len]) {
         return Err(JwtError::BadSignature);
     }
-
-    // Only now, with the signature checked, is the payload parsed.
-    let claims = parse_payload(parts.payload)?;
-    claims::validate(parts.header, claims, v, expiry)
+    let payload =
+        b64::decode(parts.payload).ok_or(JwtError::Malformed("payload is not base64url"))?;
+    Ok((parts.header, payload))
 }
 
-/// Verifies a compact JWS exactly as [`verify`] does (the same strict object parsing and
-/// claim validation, so the same verdict for every token), then converts the claims into `C`.
+/// Verifies a compact JWS as [`verify`] does (the same header, signature and claim checks, and
+/// the same refusal of duplicate member names), then reads the claims into `C`. Members that
+/// neither the claim checks nor `C` read are only checked for JSON syntax.
 ///
 /// # Errors
 /// The [`JwtError`] of [`verify`]; [`JwtError::Malformed`] when the verified claims do not
@@ -429,10 +443,16 @@ pub fn verify_as<C: DeserializeOwned>(
     keys: &(impl KeyResolver + ?Sized),
     v: &Validation<'_>,
 ) -> Result<VerifiedJwt<C>, JwtError> {
-    verify(token, keys, v)?.try_map_claims(|claims| {
-        serde_json::from_value(Value::Object(claims))
-            .map_err(|_| JwtError::Malformed("payload does not match the expected claims"))
-    })
+    let (header, payload) = check_signature(token, keys, v)?;
+    // The payload is read twice, neither time into a tree of values: once for the duplicate
+    // check and the registered claims validation reads (the rest skipped), once straight
+    // into `C`. Building a whole JSON object first and converting it cost more than both.
+    let registered = serde_json::from_slice::<RegisteredClaims>(&payload)
+        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+    let verified = claims::validate(header, registered.0, v, claims::Expiry::Enforce)?;
+    let claims = serde_json::from_slice::<C>(&payload)
+        .map_err(|_| JwtError::Malformed("payload does not match the expected claims"))?;
+    verified.try_map_claims(|_| Ok(claims))
 }
 
 /// Builds a [`VerifiedJwt`]; only the claims module calls this, after the

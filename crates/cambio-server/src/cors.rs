@@ -10,9 +10,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cambio_core::model::Client;
 use cambio_core::redirect::origin_allowed;
@@ -41,17 +40,16 @@ fn realm_admits(rt: &RealmRuntime, origin: &str) -> bool {
         .any(|client| client.enabled && origin_allowed(client, origin))
 }
 
-fn origin(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn origin(headers: &HeaderMap) -> Option<HeaderValue> {
     // Two Origin headers say nothing trustworthy.
     let mut all = headers.get_all(header::ORIGIN).iter();
     let first = all.next()?.clone();
     all.next().is_none().then_some(first)
 }
 
-/// Adds the CORS headers a response's policy allows for the request's origin.
-pub async fn apply(request: Request, next: Next) -> Response {
-    let origin = origin(request.headers());
-    let mut response = next.run(request).await;
+/// Adds the CORS headers a response's policy allows for the request's `origin` (read with
+/// [`origin`] before the request was handled).
+pub fn apply(mut response: Response, origin: Option<HeaderValue>) -> Response {
     let Some(policy) = response.extensions_mut().remove::<CorsPolicy>() else {
         return response;
     };

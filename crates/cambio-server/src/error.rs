@@ -190,7 +190,7 @@ impl IntoResponse for ApiError {
 /// Errors produced by the framework rather than by a handler (unknown path, wrong method, body
 /// over the limit, timeout) come without a JSON body; give them one, so every error a client
 /// sees has the same shape. Handler errors already carry JSON and pass through untouched.
-pub async fn json_for_framework_errors(response: Response) -> Response {
+pub fn json_for_framework_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
