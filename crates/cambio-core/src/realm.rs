@@ -10,6 +10,8 @@ use crate::federation::{IdentityProvider, ProviderTrust};
 use crate::model::{ATTR_JWKS, Client, ClientAuthenticator, ClientScope, Realm, Role, User};
 use crate::permissions::Permissions;
 
+mod partial;
+
 /// Realm attribute listing extra grant type URIs that mean "exchange an external token".
 pub const EXTERNAL_GRANT_TYPES: &str = "cambio.externalGrantTypes";
 
@@ -78,19 +80,7 @@ impl RealmSnapshot {
         }
         snapshot.index_resources();
         for role in roles {
-            match &role.client_id {
-                None => {
-                    snapshot
-                        .realm_role_by_name
-                        .insert(role.name.clone(), role.id.clone());
-                }
-                Some(client) => {
-                    snapshot
-                        .client_role_by_name
-                        .insert((client.clone(), role.name.clone()), role.id.clone());
-                }
-            }
-            snapshot.roles.insert(role.id.clone(), role);
+            snapshot.insert_role(role);
         }
         for scope in scopes {
             snapshot.scopes.insert(scope.name.clone(), scope);
@@ -188,9 +178,11 @@ impl RealmSnapshot {
         self
     }
 
-    /// Adds the realm's identity providers; ones whose configuration does not validate are
-    /// left out (the admin API refuses to store them, so this only guards old data).
+    /// The realm with `providers` as all of its identity providers (in place of any it had);
+    /// ones whose configuration does not validate are left out (the admin API refuses to
+    /// store them, so this only guards old data).
     pub fn with_providers(mut self, providers: &[IdentityProvider]) -> Self {
+        self.providers.clear();
         for idp in providers {
             if let Ok(trust) = ProviderTrust::from_provider(idp) {
                 self.providers.insert(idp.alias.clone(), trust);
