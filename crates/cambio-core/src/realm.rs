@@ -43,7 +43,8 @@ pub struct RealmSnapshot {
     pub issuer: String,
     clients: HashMap<String, Arc<Client>>,
     client_uuid_by_client_id: HashMap<String, String>,
-    roles: HashMap<String, Role>,
+    /// Roles by id, shared between snapshots: a change copies the map, not every role.
+    roles: HashMap<String, Arc<Role>>,
     /// Realm role ids by name.
     realm_role_by_name: HashMap<String, String>,
     /// Client role ids by (client uuid, name).
@@ -167,7 +168,7 @@ impl RealmSnapshot {
                     .client_role_by_name
                     .insert((client.clone(), role.name.clone()), role.id.clone()),
             };
-            self.roles.insert(role.id.clone(), role.clone());
+            self.roles.insert(role.id.clone(), Arc::new(role.clone()));
         }
         self
     }
@@ -255,11 +256,11 @@ impl RealmSnapshot {
     }
 
     pub fn role(&self, id: &str) -> Option<&Role> {
-        self.roles.get(id)
+        self.roles.get(id).map(|role| &**role)
     }
 
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
-        self.roles.values()
+        self.roles.values().map(|role| &**role)
     }
 
     pub fn realm_role_id(&self, name: &str) -> Option<&str> {
@@ -316,7 +317,7 @@ impl RealmSnapshot {
             }
             if let Some((id, role)) = self.roles.get_key_value(id) {
                 pending.extend(role.composites.iter().map(String::as_str));
-                found.push((id.as_str(), role));
+                found.push((id.as_str(), &**role));
             }
         }
         found

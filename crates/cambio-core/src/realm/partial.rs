@@ -4,6 +4,8 @@
 //! snapshot that [`RealmSnapshot::new`] would build from the changed objects (the tests below
 //! compare the two).
 
+use std::sync::Arc;
+
 use crate::model::{ClientScope, Role};
 use crate::realm::RealmSnapshot;
 
@@ -55,7 +57,7 @@ impl RealmSnapshot {
                     .insert((client.clone(), role.name.clone()), role.id.clone());
             }
         }
-        self.roles.insert(role.id.clone(), role);
+        self.roles.insert(role.id.clone(), Arc::new(role));
     }
 
     /// Removes a role's name from the name indexes, if the name still leads to it.
