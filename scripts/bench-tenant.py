@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Admin changes in a large realm: fills the demo realm of a running Cambio with N clients
 (partial import, 2,000 per request), then times creating 100 more clients one by one through
-the admin API and prints p50/p90/p99. Only loopback; every loop is bounded.
+the admin API and prints p50/p90/p99. With `--kind role`, it fills N clients and N realm roles
+and times creating 100 realm roles instead. Only loopback; every loop is bounded.
 
     CAMBIO_ADMIN_PASSWORD=admin target/release/cambio serve --listen 127.0.0.1:18181 \
         --data-dir /tmp/tenant --demo &
     python3 scripts/bench-tenant.py http://127.0.0.1:18181 admin 10000
+    python3 scripts/bench-tenant.py http://127.0.0.1:18181 admin 10000 --kind role
 """
 import json
 import sys
@@ -36,7 +38,14 @@ def call(method, url, body=None, token=None, form=None):
 
 
 def main():
-    base, password, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    args = sys.argv[1:]
+    kind = "client"
+    if "--kind" in args:
+        at = args.index("--kind")
+        kind = args[at + 1]
+        del args[at:at + 2]
+    assert kind in ("client", "role"), "--kind client or --kind role"
+    base, password, count = args[0], args[1], int(args[2])
     assert base.startswith("http://127.0.0.1:"), "loopback only"
     assert count <= 200_000
 
@@ -50,22 +59,32 @@ def main():
     run = uuid.uuid4().hex[:8]
     started = time.time()
     for first in range(0, count, 2000):
-        clients = [{"clientId": f"bulk-{run}-{i}", "secret": "s"}
-                   for i in range(first, min(count, first + 2000))]
+        batch = range(first, min(count, first + 2000))
+        document = {"ifResourceExists": "SKIP",
+                    "clients": [{"clientId": f"bulk-{run}-{i}", "secret": "s"} for i in batch]}
+        if kind == "role":
+            document["roles"] = {"realm": [{"name": f"bulk-{run}-{i}"} for i in batch]}
         status, body = call("POST", base + "/admin/realms/demo/partialImport",
-                            body={"ifResourceExists": "SKIP", "clients": clients}, token=admin())
+                            body=document, token=admin())
         assert status == 200, body[:300]
-    print(f"added {count} clients in {time.time() - started:.1f} s")
+    added = f"{count} clients and roles" if kind == "role" else f"{count} clients"
+    print(f"added {added} in {time.time() - started:.1f} s")
     token = admin()
     latencies = []
     for i in range(100):
+        if i % 10 == 0:
+            token = admin()  # a slow (debug) server could outlive one admin token
         began = time.time()
-        status, body = call("POST", base + "/admin/realms/demo/clients",
-                            body={"clientId": f"timed-{run}-{i}", "secret": "s"}, token=token)
+        if kind == "role":
+            status, body = call("POST", base + "/admin/realms/demo/roles",
+                                body={"name": f"timed-{run}-{i}"}, token=token)
+        else:
+            status, body = call("POST", base + "/admin/realms/demo/clients",
+                                body={"clientId": f"timed-{run}-{i}", "secret": "s"}, token=token)
         latencies.append((time.time() - began) * 1000)
         assert status == 201, body
     latencies.sort()
-    print(f"creating a client: p50 {latencies[50]:.1f} ms, p90 {latencies[90]:.1f} ms, "
+    print(f"creating a {kind}: p50 {latencies[50]:.1f} ms, p90 {latencies[90]:.1f} ms, "
           f"p99 {latencies[98]:.1f} ms, max {latencies[-1]:.1f} ms")
 
 

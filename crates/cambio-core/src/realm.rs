@@ -10,6 +10,8 @@ use crate::federation::{IdentityProvider, ProviderTrust};
 use crate::model::{ATTR_JWKS, Client, ClientAuthenticator, ClientScope, Realm, Role, User};
 use crate::permissions::Permissions;
 
+mod partial;
+
 /// Realm attribute listing extra grant type URIs that mean "exchange an external token".
 pub const EXTERNAL_GRANT_TYPES: &str = "cambio.externalGrantTypes";
 
@@ -41,7 +43,8 @@ pub struct RealmSnapshot {
     pub issuer: String,
     clients: HashMap<String, Arc<Client>>,
     client_uuid_by_client_id: HashMap<String, String>,
-    roles: HashMap<String, Role>,
+    /// Roles by id, shared between snapshots: a change copies the map, not every role.
+    roles: HashMap<String, Arc<Role>>,
     /// Realm role ids by name.
     realm_role_by_name: HashMap<String, String>,
     /// Client role ids by (client uuid, name).
@@ -78,19 +81,7 @@ impl RealmSnapshot {
         }
         snapshot.index_resources();
         for role in roles {
-            match &role.client_id {
-                None => {
-                    snapshot
-                        .realm_role_by_name
-                        .insert(role.name.clone(), role.id.clone());
-                }
-                Some(client) => {
-                    snapshot
-                        .client_role_by_name
-                        .insert((client.clone(), role.name.clone()), role.id.clone());
-                }
-            }
-            snapshot.roles.insert(role.id.clone(), role);
+            snapshot.insert_role(role);
         }
         for scope in scopes {
             snapshot.scopes.insert(scope.name.clone(), scope);
@@ -177,7 +168,7 @@ impl RealmSnapshot {
                     .client_role_by_name
                     .insert((client.clone(), role.name.clone()), role.id.clone()),
             };
-            self.roles.insert(role.id.clone(), role.clone());
+            self.roles.insert(role.id.clone(), Arc::new(role.clone()));
         }
         self
     }
@@ -188,9 +179,11 @@ impl RealmSnapshot {
         self
     }
 
-    /// Adds the realm's identity providers; ones whose configuration does not validate are
-    /// left out (the admin API refuses to store them, so this only guards old data).
+    /// The realm with `providers` as all of its identity providers (in place of any it had);
+    /// ones whose configuration does not validate are left out (the admin API refuses to
+    /// store them, so this only guards old data).
     pub fn with_providers(mut self, providers: &[IdentityProvider]) -> Self {
+        self.providers.clear();
         for idp in providers {
             if let Ok(trust) = ProviderTrust::from_provider(idp) {
                 self.providers.insert(idp.alias.clone(), trust);
@@ -263,11 +256,11 @@ impl RealmSnapshot {
     }
 
     pub fn role(&self, id: &str) -> Option<&Role> {
-        self.roles.get(id)
+        self.roles.get(id).map(|role| &**role)
     }
 
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
-        self.roles.values()
+        self.roles.values().map(|role| &**role)
     }
 
     pub fn realm_role_id(&self, name: &str) -> Option<&str> {
@@ -324,7 +317,7 @@ impl RealmSnapshot {
             }
             if let Some((id, role)) = self.roles.get_key_value(id) {
                 pending.extend(role.composites.iter().map(String::as_str));
-                found.push((id.as_str(), role));
+                found.push((id.as_str(), &**role));
             }
         }
         found

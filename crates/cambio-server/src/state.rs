@@ -19,7 +19,9 @@ use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
 
 mod groups;
+mod partial;
 pub use groups::GroupRemoval;
+pub use partial::RealmPart;
 
 pub const KIND_REALM: &str = "realm";
 pub const KIND_CLIENT: &str = "client";
@@ -307,47 +309,11 @@ impl AppState {
     }
 
     /// Rebuilds one realm's snapshot after its configuration changed, here and (through the
-    /// store's notifications) on every other node.
+    /// store's notifications) on every other node. A change to only some kinds of objects
+    /// reloads just those ([`AppState::reload_parts`]).
     pub async fn reload_realm(&self, realm_id: &str, now: u64) -> StoreResult<()> {
-        self.reload_realm_local(realm_id, now).await?;
-        self.announce(Change::Realm {
-            id: realm_id.to_owned(),
-        })
-        .await;
-        Ok(())
-    }
-
-    /// Puts one client's stored state in place in its realm's snapshot, on this node, without
-    /// rebuilding the rest of the realm (other nodes rebuild it whole when told); the realm's
-    /// keys, issuer and verified-token cache are untouched, since a client changes none of them.
-    pub async fn reload_client(&self, realm_id: &str, client_uuid: &str) -> StoreResult<()> {
-        {
-            let _turn = self.realm_rebuilds.lock().await;
-            let current = self
-                .realms
-                .load()
-                .values()
-                .find(|r| r.id() == realm_id)
-                .cloned();
-            if let Some(current) = current {
-                let client = match self
-                    .store
-                    .get_object(realm_id, KIND_CLIENT, client_uuid)
-                    .await?
-                {
-                    Some(object) => Some(self.decode_client(&object)?),
-                    None => None,
-                };
-                let runtime = current
-                    .with_snapshot(current.snapshot.clone().with_client(client_uuid, client));
-                self.put_runtime(realm_id, Some(Arc::new(runtime)));
-            }
-        }
-        self.announce(Change::Realm {
-            id: realm_id.to_owned(),
-        })
-        .await;
-        Ok(())
+        self.reload_parts(realm_id, [RealmPart::Settings], now)
+            .await
     }
 
     /// A stored client with its secret opened.
@@ -842,8 +808,18 @@ impl AppState {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Change {
-    /// A realm's configuration changed (or the realm was deleted): rebuild its snapshot.
-    Realm { id: String },
+    /// A realm's configuration changed (or the realm was deleted): reload the parts named,
+    /// or rebuild its snapshot whole when none are (notices from nodes that predate parts,
+    /// and parts this node cannot read).
+    Realm {
+        id: String,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "partial::lenient_parts"
+        )]
+        parts: Option<Vec<RealmPart>>,
+    },
     /// A session ended: refuse its tokens until `until`.
     Session { id: String, until: u64 },
     /// An access token was revoked.
@@ -900,7 +876,7 @@ impl AppState {
             return;
         }
         let result = match notice.change {
-            Change::Realm { id } => self.reload_realm_local(&id, now).await,
+            Change::Realm { id, parts } => self.apply_realm_change(&id, parts, now).await,
             Change::Session { id, until } => {
                 self.revocations.revoke_session(&id, until);
                 Ok(())

@@ -207,6 +207,25 @@ impl Cluster {
         reply(request.send().await.unwrap()).await
     }
 
+    /// Any admin call, with a JSON body when one is given.
+    async fn admin_call(
+        &self,
+        node: &Node,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, node.admin(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.unwrap()).await
+    }
+
     async fn admin_get(&self, node: &Node, token: &str, path: &str) -> Reply {
         self.get(&node.admin(path), Some(token)).await
     }
@@ -515,6 +534,230 @@ async fn config_propagates() {
         "{}",
         fresh.text
     );
+}
+
+/// Changes that reload only part of the realm (a role's composites, a role's name, a group's
+/// roles, a client scope's name, which also renames it in the clients that list it) reach
+/// the other node as the same partial reload: B's next token follows each change made on A.
+#[tokio::test]
+async fn partial_changes_propagate() {
+    use reqwest::Method;
+    let Some(c) = Cluster::start("nodes_partial", 2).await else {
+        return;
+    };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let admin = c.admin_token(a).await;
+    let call = async |method: Method, path: &str, body: Option<Value>, status: u16| {
+        let r = c.admin_call(a, &admin, method.clone(), path, body).await;
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        r
+    };
+    let roles = |jwt: &str| -> Vec<String> {
+        claims(jwt)["realm_access"]["roles"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for name in ["auditor", "bundle"] {
+        call(Method::POST, "roles", Some(json!({"name": name})), 201).await;
+    }
+    let auditor = call(Method::GET, "roles/auditor", None, 200).await.body["id"].clone();
+    let bundle = call(Method::GET, "roles/bundle", None, 200).await.body["id"].clone();
+    call(
+        Method::POST,
+        "roles/bundle/composites",
+        Some(json!([{"id": auditor}])),
+        204,
+    )
+    .await;
+    let alice = c
+        .admin_get(a, &admin, "users?username=alice&exact=true")
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        Method::POST,
+        &format!("users/{alice}/role-mappings/realm"),
+        Some(json!([{"id": bundle, "name": "bundle"}])),
+        204,
+    )
+    .await;
+    let subject = eventually(PROPAGATION, "a composite made on A, on B", async || {
+        let token = c.alice(b).await.access_token();
+        let held = roles(&token);
+        if held.contains(&"auditor".to_owned()) {
+            Ok(token)
+        } else {
+            Err(format!("roles {held:?}"))
+        }
+    })
+    .await;
+
+    // The composite loses its role on A: B's next exchange of the same token lacks it.
+    call(
+        Method::DELETE,
+        "roles/bundle/composites",
+        Some(json!([{"id": auditor}])),
+        204,
+    )
+    .await;
+    eventually(PROPAGATION, "a composite changed on A, on B", async || {
+        let r = c.exchange(b, &subject).await;
+        let held = roles(&r.access_token());
+        match (
+            held.contains(&"bundle".into()),
+            held.contains(&"auditor".into()),
+        ) {
+            (true, false) => Ok(()),
+            _ => Err(format!("roles {held:?}")),
+        }
+    })
+    .await;
+
+    // A rename on A: B finds the role under its new name only.
+    call(
+        Method::PUT,
+        "roles/bundle",
+        Some(json!({"name": "package"})),
+        204,
+    )
+    .await;
+    eventually(PROPAGATION, "a role renamed on A, on B", async || {
+        let old = c.admin_get(b, &admin, "roles/bundle").await.status;
+        let new = c.admin_get(b, &admin, "roles/package").await.status;
+        if (old, new) == (404, 200) {
+            Ok(())
+        } else {
+            Err(format!("old {old}, new {new}"))
+        }
+    })
+    .await;
+
+    // A group's role taken away on A: B's next exchange lacks it.
+    let group = call(Method::POST, "groups", Some(json!({"name": "audit"})), 201).await;
+    let group = c.admin_get(a, &admin, "groups?search=audit").await.body[0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no group: {}", group.text))
+        .to_owned();
+    let mapping = json!([{"id": auditor, "name": "auditor"}]);
+    call(
+        Method::POST,
+        &format!("groups/{group}/role-mappings/realm"),
+        Some(mapping.clone()),
+        204,
+    )
+    .await;
+    call(
+        Method::PUT,
+        &format!("users/{alice}/groups/{group}"),
+        None,
+        204,
+    )
+    .await;
+    let subject = eventually(PROPAGATION, "a group's role given on A, on B", async || {
+        let token = c.alice(b).await.access_token();
+        let held = roles(&token);
+        if held.contains(&"auditor".to_owned()) {
+            Ok(token)
+        } else {
+            Err(format!("roles {held:?}"))
+        }
+    })
+    .await;
+    call(
+        Method::DELETE,
+        &format!("groups/{group}/role-mappings/realm"),
+        Some(mapping),
+        204,
+    )
+    .await;
+    eventually(PROPAGATION, "a group's role taken on A, on B", async || {
+        let held = roles(&c.exchange(b, &subject).await.access_token());
+        if held.contains(&"auditor".into()) {
+            Err(format!("roles {held:?}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // A client scope created on A and listed by subject-client, then renamed (the scope and
+    // the client listing it): B's password grant accepts the new name, refuses the old one.
+    let scope = call(
+        Method::POST,
+        "client-scopes",
+        Some(json!({"name": "reports", "protocol": "openid-connect"})),
+        201,
+    )
+    .await;
+    let scope = c
+        .admin_get(a, &admin, "client-scopes")
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "reports")
+        .unwrap_or_else(|| panic!("no scope: {}", scope.text))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let subject_client = c
+        .admin_get(a, &admin, "clients?clientId=subject-client")
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        Method::PUT,
+        &format!("clients/{subject_client}/optional-client-scopes/{scope}"),
+        None,
+        204,
+    )
+    .await;
+    let with_scope = async |scope: &str| {
+        c.post_form(
+            &b.oidc("token"),
+            &[
+                ("grant_type", "password"),
+                ("client_id", "subject-client"),
+                ("client_secret", "subject-secret"),
+                ("username", "alice"),
+                ("password", "alice"),
+                ("scope", scope),
+            ],
+        )
+        .await
+    };
+    eventually(PROPAGATION, "a scope created on A, on B", async || {
+        let r = with_scope("reports").await;
+        if r.status == 200 { Ok(()) } else { Err(r.text) }
+    })
+    .await;
+    call(
+        Method::PUT,
+        &format!("client-scopes/{scope}"),
+        Some(json!({"name": "reports-v2"})),
+        204,
+    )
+    .await;
+    eventually(PROPAGATION, "a scope renamed on A, on B", async || {
+        let new = with_scope("reports-v2").await;
+        let old = with_scope("reports").await;
+        if new.status == 200 && old.error() == "invalid_scope" {
+            Ok(())
+        } else {
+            Err(format!("new {}, old {}", new.text, old.text))
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -27,8 +27,8 @@ use crate::bootstrap::REALM_MANAGEMENT;
 use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{
-    AppState, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_AUTHZ_SCOPE, RealmRuntime, decode,
-    object,
+    AppState, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_AUTHZ_SCOPE, RealmPart, RealmRuntime,
+    decode, object,
 };
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -429,7 +429,8 @@ async fn save_new(app: &AppState, rt: &RealmRuntime, policy: &AuthzPolicy) -> Ap
         }
         other => other.into(),
     })?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Permissions], random::now())
+        .await?;
     Ok(())
 }
 
@@ -496,7 +497,8 @@ async fn update(
         }
         other => other.into(),
     })?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Permissions], random::now())
+        .await?;
     // Keycloak answers updates of policies and permissions with 201 and no body, and
     // python-keycloak expects exactly that.
     Ok(StatusCode::CREATED.into_response())
@@ -514,7 +516,8 @@ async fn delete(
     writable_resource_server(app, &rt, id).await?;
     find_policy(app, rt.id(), pid).await?;
     delete_policies(app, rt.id(), &[pid.to_owned()]).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Permissions], random::now())
+        .await?;
     Ok(no_content())
 }
 
@@ -996,7 +999,8 @@ pub async fn set_management(
     } else if !wanted.enabled && current.enabled {
         remove_client_permissions(&app, rt.id(), &id).await?;
     }
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Permissions], random::now())
+        .await?;
     Ok(Json(management_state(&app, &rt, &id).await?))
 }
 

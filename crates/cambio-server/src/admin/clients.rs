@@ -22,7 +22,7 @@ use super::{
 use crate::bootstrap::{MASTER, REALM_MANAGEMENT, service_account};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{AppState, KIND_CLIENT, KIND_ROLE, RealmRuntime};
+use crate::state::{AppState, KIND_CLIENT, KIND_ROLE, RealmPart, RealmRuntime};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -474,6 +474,10 @@ pub async fn delete(
     if let Some(account) = app.service_account_of(rt.id(), &client).await? {
         app.delete_user(rt.id(), &account.id).await?;
     }
+    // The client, its roles and the permissions naming it go; roles of other clients that
+    // hold its roles as composites, and scope mappings to them, are left (the snapshot ignores
+    // ids of roles it does not have, as for any deleted role).
+    let mut changed = vec![RealmPart::Client(client.id.clone()), RealmPart::Permissions];
     for role in rt
         .snapshot
         .roles()
@@ -482,12 +486,13 @@ pub async fn delete(
         app.store
             .delete_object(rt.id(), KIND_ROLE, &role.id)
             .await?;
+        changed.push(RealmPart::Role(role.id.clone()));
     }
     super::authz::forget_client(&app, rt.id(), &client.id).await?;
     app.store
         .delete_object(rt.id(), KIND_CLIENT, &client.id)
         .await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), changed, random::now()).await?;
     Ok(no_content())
 }
 
@@ -526,7 +531,7 @@ pub async fn regenerate_secret(
     client.secret = Some(random::token());
     let client = approve_client(&admin, &rt, Some(&current), client)?;
     app.update_client(rt.id(), &client).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_client(rt.id(), &client.id).await?;
     Ok(secret_body(&client))
 }
 

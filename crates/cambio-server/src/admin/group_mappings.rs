@@ -22,7 +22,7 @@ use super::users::{mappings_rep, reps_of};
 use super::{Admin, Need, authorize, no_content, parse_json, realm_or_404};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{AppState, RealmRuntime};
+use crate::state::{AppState, RealmPart, RealmRuntime};
 
 const ROLE_NOT_FOUND: &str = "Role not found";
 const CLIENT_NOT_FOUND: &str = "Client not found";
@@ -114,7 +114,8 @@ async fn change_mappings(
     }
     let group = approve_group(&admin, &rt, Some(&before), group)?;
     app.update_group(rt.id(), &group).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Groups], random::now())
+        .await?;
     Ok(no_content())
 }
 

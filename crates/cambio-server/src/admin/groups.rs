@@ -33,7 +33,7 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{AppState, RealmRuntime};
+use crate::state::{AppState, RealmPart, RealmRuntime};
 
 const GROUP_NOT_FOUND: &str = "Could not find group by id";
 const USER_NOT_FOUND: &str = "User not found";
@@ -366,7 +366,8 @@ pub async fn update(
     app.update_group(rt.id(), &group)
         .await
         .map_err(store_conflict(parent.as_deref(), &group.name))?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Groups], random::now())
+        .await?;
     Ok(no_content())
 }
 
@@ -381,7 +382,8 @@ pub async fn delete_group(
     let group = group_or_404(&rt, &id)?;
     let removal = approve_group_removal(&admin, &rt, group)?;
     app.delete_groups(rt.id(), &removal).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Groups], random::now())
+        .await?;
     Ok(no_content())
 }
 
@@ -473,7 +475,8 @@ async fn place(
         app.update_group(rt.id(), &group)
             .await
             .map_err(store_conflict(parent, &group.name))?;
-        app.reload_realm(rt.id(), random::now()).await?;
+        app.reload_parts(rt.id(), [RealmPart::Groups], random::now())
+            .await?;
         return Ok(no_content());
     }
     let name = valid_group_name(rep.name.as_deref())?;
@@ -495,7 +498,8 @@ async fn place(
     app.insert_group(rt.id(), &group)
         .await
         .map_err(store_conflict(parent, &name))?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Groups], random::now())
+        .await?;
     let location = format!("{}/admin/realms/{realm}/groups/{}", app.base_url, group.id);
     // Keycloak answers a new subgroup with its representation (read from the rebuilt
     // snapshot, which knows its path), a new top-level group without.

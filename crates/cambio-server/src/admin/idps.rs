@@ -28,7 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::random;
 use crate::state::{
     AppState, FederatedLink, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_FEDERATED_LINK, KIND_IDP,
-    RealmRuntime, decode, object,
+    RealmPart, RealmRuntime, decode, object,
 };
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -224,7 +224,8 @@ pub async fn create(
             }
             other => other.into(),
         })?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Providers], random::now())
+        .await?;
     Ok(created(format!(
         "{}/admin/realms/{realm}/identity-provider/instances/{alias}",
         app.base_url
@@ -256,7 +257,8 @@ pub async fn update(
     }
     let idp = approve_provider(&admin, &rt, Some(current), idp)?;
     app.update_provider(rt.id(), &idp).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Providers], random::now())
+        .await?;
     Ok(no_content())
 }
 
@@ -274,7 +276,12 @@ pub async fn delete(
     app.store
         .delete_object(rt.id(), KIND_IDP, &idp.internal_id)
         .await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(
+        rt.id(),
+        [RealmPart::Providers, RealmPart::Permissions],
+        random::now(),
+    )
+    .await?;
     Ok(no_content())
 }
 
@@ -460,7 +467,8 @@ pub async fn set_management(
     } else if !wanted.enabled && current.enabled {
         remove_permissions(&app, rt.id(), &idp.internal_id).await?;
     }
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Permissions], random::now())
+        .await?;
     Ok(Json(
         management_state(&app, rt.id(), &idp.internal_id).await?,
     ))

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::AppState;
+use crate::state::{AppState, RealmPart};
 
 const MAPPER_NOT_FOUND: &str = "Model not found";
 
@@ -133,7 +133,8 @@ pub async fn create(
     let mapper_id = mapper.id.clone();
     scope.protocol_mappers.push(mapper);
     app.replace_client_scope(rt.id(), &scope).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Scope(scope.id.clone())], random::now())
+        .await?;
     Ok(created(format!(
         "{}/admin/realms/{realm}/client-scopes/{id}/protocol-mappers/models/{mapper_id}",
         app.base_url
@@ -181,7 +182,8 @@ pub async fn update(
     stored.protocol = rep.protocol;
     stored.config = rep.config;
     app.replace_client_scope(rt.id(), &scope).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Scope(scope.id.clone())], random::now())
+        .await?;
     Ok(no_content())
 }
 
@@ -199,6 +201,7 @@ pub async fn delete(
         return Err(ApiError::NotFound(MAPPER_NOT_FOUND));
     }
     app.replace_client_scope(rt.id(), &scope).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Scope(scope.id.clone())], random::now())
+        .await?;
     Ok(no_content())
 }

@@ -31,7 +31,9 @@ use super::{
 use crate::bootstrap::{ADMIN_ROLE, MASTER};
 use crate::error::{ApiError, ApiResult};
 use crate::random;
-use crate::state::{AppState, KIND_CLIENT_SCOPE, KIND_REALM, KIND_ROLE, RealmRuntime, decode};
+use crate::state::{
+    AppState, KIND_CLIENT_SCOPE, KIND_REALM, KIND_ROLE, RealmPart, RealmRuntime, decode,
+};
 
 const ROLE_NOT_FOUND: &str = "Could not find role";
 const COMPOSITE_NOT_FOUND: &str = "Could not find composite role";
@@ -390,7 +392,8 @@ async fn create_role(
         cambio_store::StoreError::Conflict(_) => duplicate_role(&name),
         other => other.into(),
     })?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Role(role.id.clone())], random::now())
+        .await?;
     let base = format!("{}/admin/realms/{realm}", app.base_url);
     Ok(created(match client {
         None => format!("{base}/roles/{}", path_segment(&name)),
@@ -431,13 +434,15 @@ async fn update_role(
             cambio_store::StoreError::Conflict(_) => duplicate_role(&role.name),
             other => other.into(),
         })?;
+    let mut changed = vec![RealmPart::Role(role.id.clone())];
     if role.client_id.is_none() && role.name != current.name {
         let mut realm = stored_realm(app, rt.id()).await?;
         if rename_in(&mut realm.default_roles, &current.name, Some(&role.name)) {
             save_realm(app, admin, rt, realm).await?;
+            changed.push(RealmPart::Settings);
         }
     }
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), changed, random::now()).await?;
     Ok(no_content())
 }
 
@@ -452,6 +457,7 @@ async fn delete_role(
     if !may_edit(admin, rt, role.client_id.as_deref(), &role.name) {
         return Err(forbidden());
     }
+    let mut changed = vec![RealmPart::Role(role.id.clone())];
     for other in rt
         .snapshot
         .roles()
@@ -459,6 +465,7 @@ async fn delete_role(
     {
         let mut other = other.clone();
         other.composites.retain(|id| id != &role.id);
+        changed.push(RealmPart::Role(other.id.clone()));
         app.replace_role(rt.id(), &approve_role(admin, rt, other)?)
             .await?;
     }
@@ -471,11 +478,13 @@ async fn delete_role(
         narrowed.scope_role_ids.retain(|id| id != &role.id);
         let narrowed = approve_client(admin, rt, Some(client), narrowed)?;
         app.update_client(rt.id(), &narrowed).await?;
+        changed.push(RealmPart::Client(client.id.clone()));
     }
     if role.client_id.is_none() {
         let mut realm = stored_realm(app, rt.id()).await?;
         if rename_in(&mut realm.default_roles, &role.name, None) {
             save_realm(app, admin, rt, realm).await?;
+            changed.push(RealmPart::Settings);
         }
     }
     if !app
@@ -485,7 +494,7 @@ async fn delete_role(
     {
         return Err(ApiError::NotFound(ROLE_NOT_FOUND));
     }
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), changed, random::now()).await?;
     Ok(no_content())
 }
 
@@ -509,6 +518,7 @@ async fn change_composites(
 ) -> ApiResult<Response> {
     let reps: Vec<RoleRep> = parse_json(body)?;
     let ids = resolve_roles(rt, &reps, None, COMPOSITE_NOT_FOUND)?;
+    let changed = RealmPart::Role(role.id.clone());
     if !may_edit(admin, rt, role.client_id.as_deref(), &role.name) {
         return Err(forbidden());
     }
@@ -523,7 +533,7 @@ async fn change_composites(
     }
     app.replace_role(rt.id(), &approve_role(admin, rt, role)?)
         .await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [changed], random::now()).await?;
     Ok(no_content())
 }
 
@@ -954,7 +964,8 @@ async fn rename_scope_everywhere(
     rt: &RealmRuntime,
     old: &str,
     new: Option<&str>,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<RealmPart>> {
+    let mut changed = Vec::new();
     for current in rt.snapshot.clients() {
         let mut client = (**current).clone();
         let a = rename_in(&mut client.default_client_scopes, old, new);
@@ -962,6 +973,7 @@ async fn rename_scope_everywhere(
         if a || b {
             let client = approve_client(admin, rt, Some(current), client)?;
             app.update_client(rt.id(), &client).await?;
+            changed.push(RealmPart::Client(client.id.clone()));
         }
     }
     let mut realm = stored_realm(app, rt.id()).await?;
@@ -969,8 +981,9 @@ async fn rename_scope_everywhere(
     let b = rename_in(&mut realm.default_optional_client_scopes, old, new);
     if a || b {
         save_realm(app, admin, rt, realm).await?;
+        changed.push(RealmPart::Settings);
     }
-    Ok(())
+    Ok(changed)
 }
 
 pub async fn list_scopes(
@@ -1017,7 +1030,8 @@ pub async fn create_scope(
             cambio_store::StoreError::Conflict(_) => duplicate_scope(&scope.name),
             other => other.into(),
         })?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), [RealmPart::Scope(scope.id.clone())], random::now())
+        .await?;
     Ok(created(format!(
         "{}/admin/realms/{realm}/client-scopes/{}",
         app.base_url, scope.id
@@ -1055,10 +1069,13 @@ pub async fn update_scope(
             cambio_store::StoreError::Conflict(_) => duplicate_scope(&scope.name),
             other => other.into(),
         })?;
+    let mut changed = vec![RealmPart::Scope(scope.id.clone())];
     if scope.name != current.name {
-        rename_scope_everywhere(&app, &admin, &rt, &current.name, Some(&scope.name)).await?;
+        changed.extend(
+            rename_scope_everywhere(&app, &admin, &rt, &current.name, Some(&scope.name)).await?,
+        );
     }
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_parts(rt.id(), changed, random::now()).await?;
     Ok(no_content())
 }
 
@@ -1071,11 +1088,12 @@ pub async fn delete_scope(
     let admin = authorize(&app, &headers, &realm, Need::ManageClients).await?;
     let rt = realm_or_404(&app, &realm)?;
     let scope = scope_by_id(&rt, &id)?.clone();
-    rename_scope_everywhere(&app, &admin, &rt, &scope.name, None).await?;
+    let mut changed = rename_scope_everywhere(&app, &admin, &rt, &scope.name, None).await?;
     app.store
         .delete_object(rt.id(), KIND_CLIENT_SCOPE, &scope.id)
         .await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    changed.push(RealmPart::Scope(scope.id.clone()));
+    app.reload_parts(rt.id(), changed, random::now()).await?;
     Ok(no_content())
 }
 
@@ -1160,7 +1178,7 @@ async fn client_scopes_change(
     }
     let client = approve_client(&admin, &rt, Some(current), client)?;
     app.update_client(rt.id(), &client).await?;
-    app.reload_realm(rt.id(), random::now()).await?;
+    app.reload_client(rt.id(), &client.id).await?;
     Ok(no_content())
 }
 

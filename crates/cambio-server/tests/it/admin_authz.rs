@@ -51,7 +51,7 @@ async fn client_uuid(server: &TestServer, token: &str, client_id: &str) -> Strin
 
 /// Sets up the guide's flow: a public source client allowed to exchange to target-api.
 /// Returns (source uuid, target uuid, token-exchange permission id).
-async fn guide_setup(server: &TestServer, token: &str) -> (String, String, String) {
+pub(crate) async fn guide_setup(server: &TestServer, token: &str) -> (String, String, String) {
     for rep in [
         json!({"clientId": "source-app", "name": "", "description": "Source client", "publicClient": true, "directAccessGrantsEnabled": true}),
         json!({"clientId": "target-api", "name": "", "description": "Target client", "rootUrl": ""}),
@@ -149,7 +149,7 @@ async fn guide_setup(server: &TestServer, token: &str) -> (String, String, Strin
 }
 
 /// alice's token from a public client with direct grants.
-async fn alice_via(server: &TestServer, client_id: &str) -> String {
+pub(crate) async fn alice_via(server: &TestServer, client_id: &str) -> String {
     server
         .token(
             &[
@@ -164,7 +164,12 @@ async fn alice_via(server: &TestServer, client_id: &str) -> String {
         .access_token()
 }
 
-async fn exchange_as(server: &TestServer, client_id: &str, subject: &str, audience: &str) -> Reply {
+pub(crate) async fn exchange_as(
+    server: &TestServer,
+    client_id: &str,
+    subject: &str,
+    audience: &str,
+) -> Reply {
     server
         .token(
             &[

@@ -24,6 +24,7 @@ mod keycloak;
 mod migration;
 mod openapi;
 mod outbound;
+mod partial_reload;
 mod postgres;
 mod resources;
 mod scope_mappers;
