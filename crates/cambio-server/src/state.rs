@@ -539,15 +539,16 @@ impl AppState {
             .await
     }
 
-    /// Writes the clients and users of a realm import a thousand to a transaction: one round
-    /// trip and one commit per object would make a realm of 100,000 users take minutes.
-    pub async fn insert_imported(
+    /// Writes new clients and users (a realm import, or the new entries of a partial import) a
+    /// thousand to a transaction: one round trip and one commit per object would make a realm
+    /// of 100,000 users take minutes.
+    pub async fn insert_imported<'a>(
         &self,
         realm_id: &str,
-        clients: &[Approved<Client>],
-        users: &[Approved<User>],
+        clients: impl IntoIterator<Item = &'a Approved<Client>>,
+        users: impl IntoIterator<Item = &'a Approved<User>>,
     ) -> StoreResult<()> {
-        let mut objects = Vec::with_capacity(clients.len() + users.len());
+        let mut objects = Vec::new();
         for client in clients {
             objects.push(self.client_object(realm_id, client)?);
         }

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Memory per stored object: starts a release `cambio serve` on a fresh data directory (demo
+realm), then adds clients, realm roles and users in batches through the admin API's partial
+import and reads the server's resident memory (VmRSS, RssAnon) after each step, once the
+server has handed free memory back (it does so every 30 s; the script waits for that).
+Prints the growth per object. Only loopback; every loop is bounded.
+
+    cargo build --release -p cambio
+    python3 scripts/bench-memory.py target/release/cambio 10000 10000 100000
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+PASSWORD = "bench-memory-admin"
+# The server hands free memory back every 30 s; waiting a little longer sees the last one.
+SETTLE_SECONDS = 32
+
+
+def call(method, url, body=None, token=None, form=None):
+    headers = {}
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    if token:
+        headers["authorization"] = "Bearer " + token
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def memory_kib(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon", "RssFile"):
+                fields[name] = int(value.split()[0])
+    return fields
+
+
+def main():
+    binary, clients, roles, users = sys.argv[1], *map(int, sys.argv[2:5])
+    assert max(clients, roles, users) <= 200_000
+    data_dir = tempfile.mkdtemp(prefix="cambio-memory-")
+    # The server's output goes to a file: a pipe nobody drains would block it once full.
+    output_path = os.path.join(data_dir, "server.out")
+    output = open(output_path, "w")
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--demo"],
+        stdout=output, stderr=subprocess.STDOUT,
+        env={**os.environ, "CAMBIO_LOG": "warn", "CAMBIO_ADMIN_PASSWORD": PASSWORD})
+    try:
+        first = ""
+        for _ in range(100):
+            with open(output_path) as lines:
+                first = lines.readline()
+            if first.endswith("\n"):
+                break
+            time.sleep(0.1)
+        assert first.startswith("listening on http://127.0.0.1:"), first
+        base = first.split()[-1]
+
+        def admin():
+            status, body = call("POST", base + "/realms/master/protocol/openid-connect/token",
+                                form={"grant_type": "password", "client_id": "admin-cli",
+                                      "username": "admin", "password": PASSWORD})
+            assert status == 200, body
+            return json.loads(body)["access_token"]
+
+        def settled():
+            time.sleep(SETTLE_SECONDS)
+            return memory_kib(server.pid)
+
+        def add(kind, count, make):
+            for start in range(0, count, 2000):
+                batch = range(start, min(count, start + 2000))
+                status, body = call("POST", base + "/admin/realms/demo/partialImport",
+                                    body={"ifResourceExists": "FAIL", **make(batch)},
+                                    token=admin())
+                assert status == 200, (kind, start, body[:300])
+
+        rows = [("idle, demo realm", None, settled())]
+        steps = [
+            ("clients", clients,
+             lambda b: {"clients": [{"clientId": f"mem-client-{i}", "secret": "s",
+                                     "redirectUris": [f"https://app-{i}.example/cb"]}
+                                    for i in b]}),
+            ("realm roles", roles,
+             lambda b: {"roles": {"realm": [{"name": f"mem-role-{i}",
+                                             "description": "a role"} for i in b]}}),
+            ("users", users,
+             lambda b: {"users": [{"username": f"mem-user-{i}", "enabled": True,
+                                   "email": f"mem-user-{i}@example.com",
+                                   "realmRoles": [f"mem-role-{i % max(roles, 1)}"]
+                                   if roles else []} for i in b]}),
+        ]
+        for kind, count, make in steps:
+            if count:
+                add(kind, count, make)
+                rows.append((kind, count, settled()))
+        previous = None
+        print(f"{'after':<20} {'VmRSS MiB':>10} {'anon MiB':>9} {'growth':>9} {'per object':>11}")
+        for kind, count, fields in rows:
+            rss, anon = fields["VmRSS"], fields["RssAnon"]
+            growth = per = ""
+            if previous is not None and count:
+                delta = rss - previous
+                growth = f"{delta / 1024:+.1f}"
+                per = f"{delta * 1024 / count:.0f} B"
+            print(f"{kind:<20} {rss / 1024:>10.1f} {anon / 1024:>9.1f} {growth:>9} {per:>11}")
+            previous = rss
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        output.close()
+        subprocess.run(["rm", "-rf", data_dir], check=False)
+
+
+if __name__ == "__main__":
+    main()
