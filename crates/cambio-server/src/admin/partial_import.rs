@@ -500,6 +500,10 @@ pub async fn partial_import(
 
     // Users, with their role mappings, groups and passwords. Replacing a user is acting as it.
     let mut planned_users = Vec::new();
+    let email_owners = match users.iter().any(|rep| rep.email.is_some()) {
+        true => Some(super::users::EmailOwners::of_realm(&app, &rt).await?),
+        false => None,
+    };
     for (at, rep) in users.iter().enumerate() {
         let username = super::users::valid_username(rep.username.as_deref().unwrap_or(""))?;
         once(&mut seen, "USER", &username)?;
@@ -526,7 +530,9 @@ pub async fn partial_import(
             user.service_account_client_id = current.service_account_client_id.clone();
         }
         super::users::apply_profile(&mut user, rep)?;
-        super::users::check_email_free(&app, &rt, &user).await?;
+        if let Some(owners) = &email_owners {
+            owners.check_free(&user)?;
+        }
         user.role_ids = resolve(
             &planned,
             rep.realm_roles.as_ref(),

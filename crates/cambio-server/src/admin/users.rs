@@ -246,18 +246,33 @@ pub(crate) async fn check_email_free(
     rt: &RealmRuntime,
     user: &User,
 ) -> ApiResult<()> {
-    let Some(email) = &user.email else {
+    if user.email.is_none() {
         return Ok(());
-    };
-    let taken = app
-        .users_of_realm(rt.id())
-        .await?
-        .iter()
-        .any(|u| u.id != user.id && u.email.as_deref() == Some(email.as_str()));
-    if taken {
-        Err(conflict("User exists with same email"))
-    } else {
-        Ok(())
+    }
+    EmailOwners::of_realm(app, rt).await?.check_free(user)
+}
+
+/// Which user holds each email address of a realm, read once for many checks (a partial
+/// import of thousands of users would otherwise read every user once per imported user).
+pub(crate) struct EmailOwners(std::collections::HashMap<String, String>);
+
+impl EmailOwners {
+    pub(crate) async fn of_realm(app: &AppState, rt: &RealmRuntime) -> ApiResult<EmailOwners> {
+        Ok(EmailOwners(
+            app.users_of_realm(rt.id())
+                .await?
+                .into_iter()
+                .filter_map(|u| Some((u.email?, u.id)))
+                .collect(),
+        ))
+    }
+
+    /// Refuses `user` if another user already holds its email (409, as Keycloak answers).
+    pub(crate) fn check_free(&self, user: &User) -> ApiResult<()> {
+        match user.email.as_ref().and_then(|email| self.0.get(email)) {
+            Some(owner) if *owner != user.id => Err(conflict("User exists with same email")),
+            _ => Ok(()),
+        }
     }
 }
 
