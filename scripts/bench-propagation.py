@@ -8,8 +8,11 @@ loads the same nodes (it finds their addresses with `--nodes-of PID...`, or take
 URLs). Only loopback; every loop is bounded.
 
     target/release/cambio-bench --alg ES256 --database "$URL" --nodes 3 --duration 60 &
-    sleep 15; python3 scripts/bench-propagation.py --find 100
+    sleep 15; python3 scripts/bench-propagation.py --find 100 [--for SECONDS]
     python3 scripts/bench-propagation.py http://127.0.0.1:A http://127.0.0.1:B 100
+
+`--for SECONDS` stops after that long even if fewer changes were made (to end inside the
+bench's measured window); the report gives how many were made, and their rate.
 """
 import base64
 import json
@@ -71,6 +74,11 @@ def percentile(values, p):
 
 def main():
     args = sys.argv[1:]
+    budget = float("inf")
+    if "--for" in args:
+        at = args.index("--for")
+        budget = float(args[at + 1])
+        del args[at:at + 2]
     if args[0] == "--find":
         nodes = bench_nodes()
         assert len(nodes) >= 2, f"need two running bench nodes, found {nodes}"
@@ -91,7 +99,10 @@ def main():
     run = uuid.uuid4().hex[:8]
     creations, delays, lost = [], [], 0
     token = admin()
+    started = time.monotonic()
     for i in range(count):
+        if time.monotonic() - started > budget:
+            break
         if i % 20 == 0:
             token = admin()
         client_id = f"prop-{run}-{i}"
@@ -114,6 +125,8 @@ def main():
                 lost += 1
                 break
             time.sleep(0.002)
+    elapsed = time.monotonic() - started
+    print(f"{len(creations)} changes in {elapsed:.1f} s ({len(creations) / elapsed:.1f}/s)")
     for name, values in (("creation on A", creations), ("seen on B after", delays)):
         ms = [v * 1000 for v in values]
         print(f"{name:<16} n={len(ms)} p50 {percentile(ms, 0.5):.1f} ms  "

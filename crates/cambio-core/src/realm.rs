@@ -41,26 +41,26 @@ pub struct RealmSnapshot {
     pub realm: Realm,
     /// The issuer URL, `{public base}/realms/{name}`.
     pub issuer: String,
-    clients: HashMap<String, Arc<Client>>,
-    client_uuid_by_client_id: HashMap<String, String>,
+    clients: Arc<HashMap<String, Arc<Client>>>,
+    client_uuid_by_client_id: Arc<HashMap<String, String>>,
     /// Roles by id, shared between snapshots: a change copies the map, not every role.
-    roles: HashMap<String, Arc<Role>>,
+    roles: Arc<HashMap<String, Arc<Role>>>,
     /// Realm role ids by name.
-    realm_role_by_name: HashMap<String, String>,
+    realm_role_by_name: Arc<HashMap<String, String>>,
     /// Client role ids by (client uuid, name).
-    client_role_by_name: HashMap<(String, String), String>,
-    scopes: HashMap<String, ClientScope>,
+    client_role_by_name: Arc<HashMap<(String, String), String>>,
+    scopes: Arc<HashMap<String, ClientScope>>,
     /// Parsed `private_key_jwt` keys by client uuid, so no request parses a JWKS.
-    client_keys: HashMap<String, Vec<VerifyingKey>>,
+    client_keys: Arc<HashMap<String, Vec<VerifyingKey>>>,
     /// Fine-grained permissions of the `realm-management` authorization server.
     pub permissions: Permissions,
     /// Trusted external identity providers by alias (valid ones only).
-    providers: HashMap<String, ProviderTrust>,
+    providers: Arc<HashMap<String, ProviderTrust>>,
     /// The realm's groups (see `crate::groups`).
     pub(crate) groups: crate::groups::GroupIndex,
     /// Client uuids by the normalised resource URIs they stand for (`crate::resource`); the
     /// first client listing a URI keeps it.
-    client_by_resource: HashMap<String, String>,
+    client_by_resource: Arc<HashMap<String, String>>,
 }
 
 impl RealmSnapshot {
@@ -84,7 +84,7 @@ impl RealmSnapshot {
             snapshot.insert_role(role);
         }
         for scope in scopes {
-            snapshot.scopes.insert(scope.name.clone(), scope);
+            Arc::make_mut(&mut snapshot.scopes).insert(scope.name.clone(), scope);
         }
         snapshot
     }
@@ -108,26 +108,28 @@ impl RealmSnapshot {
                     .or_insert(candidate);
             }
         }
-        self.client_by_resource = index
-            .into_iter()
-            .map(|(uri, (_, id))| (uri, id.to_owned()))
-            .collect();
+        self.client_by_resource = Arc::new(
+            index
+                .into_iter()
+                .map(|(uri, (_, id))| (uri, id.to_owned()))
+                .collect(),
+        );
     }
 
     /// The realm with one client put in place (`Some`) or taken out (`None`), every index that
     /// derives from clients updated, and nothing else rebuilt: a client created or changed in
     /// a realm of many clients costs what that client costs, not what the realm does.
     pub fn with_client(mut self, id: &str, client: Option<Client>) -> Self {
-        if let Some(old) = self.clients.remove(id)
+        if let Some(old) = Arc::make_mut(&mut self.clients).remove(id)
             && self
                 .client_uuid_by_client_id
                 .get(&old.client_id)
                 .map(String::as_str)
                 == Some(id)
         {
-            self.client_uuid_by_client_id.remove(&old.client_id);
+            Arc::make_mut(&mut self.client_uuid_by_client_id).remove(&old.client_id);
         }
-        self.client_keys.remove(id);
+        Arc::make_mut(&mut self.client_keys).remove(id);
         if let Some(client) = client {
             self.insert_client(client);
         }
@@ -143,32 +145,29 @@ impl RealmSnapshot {
                 .attribute(ATTR_JWKS)
                 .and_then(|jwks| cambio_jose::parse_jwks(jwks.as_bytes(), None).ok())
                 .unwrap_or_default();
-            self.client_keys.insert(client.id.clone(), keys);
+            Arc::make_mut(&mut self.client_keys).insert(client.id.clone(), keys);
         }
-        self.client_uuid_by_client_id
+        Arc::make_mut(&mut self.client_uuid_by_client_id)
             .insert(client.client_id.clone(), client.id.clone());
-        self.clients.insert(client.id.clone(), Arc::new(client));
+        Arc::make_mut(&mut self.clients).insert(client.id.clone(), Arc::new(client));
     }
 
     /// The realm as it would be with `clients` and `roles` added (or put in place of the ones
     /// with the same id), for deciding about a batch of writes before any is made.
     pub fn with_planned(mut self, clients: &[Client], roles: &[Role]) -> Self {
         for client in clients {
-            self.client_uuid_by_client_id
+            Arc::make_mut(&mut self.client_uuid_by_client_id)
                 .insert(client.client_id.clone(), client.id.clone());
-            self.clients
-                .insert(client.id.clone(), Arc::new(client.clone()));
+            Arc::make_mut(&mut self.clients).insert(client.id.clone(), Arc::new(client.clone()));
         }
         for role in roles {
             match &role.client_id {
-                None => self
-                    .realm_role_by_name
+                None => Arc::make_mut(&mut self.realm_role_by_name)
                     .insert(role.name.clone(), role.id.clone()),
-                Some(client) => self
-                    .client_role_by_name
+                Some(client) => Arc::make_mut(&mut self.client_role_by_name)
                     .insert((client.clone(), role.name.clone()), role.id.clone()),
             };
-            self.roles.insert(role.id.clone(), Arc::new(role.clone()));
+            Arc::make_mut(&mut self.roles).insert(role.id.clone(), Arc::new(role.clone()));
         }
         self
     }
@@ -183,10 +182,10 @@ impl RealmSnapshot {
     /// ones whose configuration does not validate are left out (the admin API refuses to
     /// store them, so this only guards old data).
     pub fn with_providers(mut self, providers: &[IdentityProvider]) -> Self {
-        self.providers.clear();
+        Arc::make_mut(&mut self.providers).clear();
         for idp in providers {
             if let Ok(trust) = ProviderTrust::from_provider(idp) {
-                self.providers.insert(idp.alias.clone(), trust);
+                Arc::make_mut(&mut self.providers).insert(idp.alias.clone(), trust);
             }
         }
         self

@@ -14,7 +14,7 @@ impl RealmSnapshot {
     /// following a rename. Roles holding it as a composite need no change: composites are
     /// held by id and resolved when a token is issued, and an id no role has is ignored.
     pub fn with_role(mut self, id: &str, role: Option<Role>) -> Self {
-        if let Some(old) = self.roles.remove(id) {
+        if let Some(old) = Arc::make_mut(&mut self.roles).remove(id) {
             self.unindex_role_name(&old);
         }
         if let Some(role) = role {
@@ -25,9 +25,9 @@ impl RealmSnapshot {
 
     /// The realm with `roles` as all of its roles, in place of the ones it had.
     pub fn with_roles(mut self, roles: Vec<Role>) -> Self {
-        self.roles.clear();
-        self.realm_role_by_name.clear();
-        self.client_role_by_name.clear();
+        Arc::make_mut(&mut self.roles).clear();
+        Arc::make_mut(&mut self.realm_role_by_name).clear();
+        Arc::make_mut(&mut self.client_role_by_name).clear();
         for role in roles {
             self.insert_role(role);
         }
@@ -38,9 +38,9 @@ impl RealmSnapshot {
     /// mappers) or taken out (`None`). Scopes are found by name, so a renamed scope is no
     /// longer found under its old name.
     pub fn with_scope(mut self, id: &str, scope: Option<ClientScope>) -> Self {
-        self.scopes.retain(|_, kept| kept.id != id);
+        Arc::make_mut(&mut self.scopes).retain(|_, kept| kept.id != id);
         if let Some(scope) = scope {
-            self.scopes.insert(scope.name.clone(), scope);
+            Arc::make_mut(&mut self.scopes).insert(scope.name.clone(), scope);
         }
         self
     }
@@ -49,15 +49,15 @@ impl RealmSnapshot {
     pub(super) fn insert_role(&mut self, role: Role) {
         match &role.client_id {
             None => {
-                self.realm_role_by_name
+                Arc::make_mut(&mut self.realm_role_by_name)
                     .insert(role.name.clone(), role.id.clone());
             }
             Some(client) => {
-                self.client_role_by_name
+                Arc::make_mut(&mut self.client_role_by_name)
                     .insert((client.clone(), role.name.clone()), role.id.clone());
             }
         }
-        self.roles.insert(role.id.clone(), Arc::new(role));
+        Arc::make_mut(&mut self.roles).insert(role.id.clone(), Arc::new(role));
     }
 
     /// Removes a role's name from the name indexes, if the name still leads to it.
@@ -65,13 +65,13 @@ impl RealmSnapshot {
         match &old.client_id {
             None => {
                 if self.realm_role_by_name.get(&old.name) == Some(&old.id) {
-                    self.realm_role_by_name.remove(&old.name);
+                    Arc::make_mut(&mut self.realm_role_by_name).remove(&old.name);
                 }
             }
             Some(client) => {
                 let key = (client.clone(), old.name.clone());
                 if self.client_role_by_name.get(&key) == Some(&old.id) {
-                    self.client_role_by_name.remove(&key);
+                    Arc::make_mut(&mut self.client_role_by_name).remove(&key);
                 }
             }
         }
