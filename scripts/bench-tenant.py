@@ -2,7 +2,7 @@
 """Admin changes in a large realm: fills the demo realm of a running Cambio with N clients
 (partial import, 2,000 per request), then times creating 100 more clients one by one through
 the admin API and prints p50/p90/p99. With `--kind role`, it fills N clients and N realm roles
-and times creating 100 realm roles instead. Only loopback; every loop is bounded.
+and times creating 100 realm roles instead; `--users M` also adds M users (2,000 per request). Only loopback; every loop is bounded.
 
     CAMBIO_ADMIN_PASSWORD=admin target/release/cambio serve --listen 127.0.0.1:18181 \
         --data-dir /tmp/tenant --demo &
@@ -45,9 +45,14 @@ def main():
         kind = args[at + 1]
         del args[at:at + 2]
     assert kind in ("client", "role"), "--kind client or --kind role"
+    users = 0
+    if "--users" in args:
+        at = args.index("--users")
+        users = int(args[at + 1])
+        del args[at:at + 2]
     base, password, count = args[0], args[1], int(args[2])
     assert base.startswith("http://127.0.0.1:"), "loopback only"
-    assert count <= 200_000
+    assert count <= 200_000 and users <= 1_000_000
 
     def admin():
         status, body = call("POST", base + "/realms/master/protocol/openid-connect/token",
@@ -67,7 +72,17 @@ def main():
         status, body = call("POST", base + "/admin/realms/demo/partialImport",
                             body=document, token=admin())
         assert status == 200, body[:300]
+    for first in range(0, users, 2000):
+        batch = range(first, min(users, first + 2000))
+        document = {"ifResourceExists": "SKIP",
+                    "users": [{"username": f"bulk-{run}-user-{i}", "enabled": True,
+                               "email": f"bulk-{run}-user-{i}@example.com"} for i in batch]}
+        status, body = call("POST", base + "/admin/realms/demo/partialImport",
+                            body=document, token=admin())
+        assert status == 200, body[:300]
     added = f"{count} clients and roles" if kind == "role" else f"{count} clients"
+    if users:
+        added += f" and {users} users"
     print(f"added {added} in {time.time() - started:.1f} s")
     token, token_at = admin(), time.time()
     latencies = []
