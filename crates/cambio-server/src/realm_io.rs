@@ -971,6 +971,33 @@ impl ExportOptions {
     };
 }
 
+/// A user as an export writes it: role names, group paths and the password hash only as far as
+/// `options` asks for them.
+pub(crate) fn user_rep(snapshot: &RealmSnapshot, user: &User, options: ExportOptions) -> UserRep {
+    let mut user_rep = users::to_rep(user);
+    user_rep.service_account_client_id = user.service_account_client_id.as_ref().map(|uuid| {
+        snapshot
+            .client(uuid)
+            .map_or_else(|| uuid.clone(), |c| c.client_id.clone())
+    });
+    if options.roles {
+        let (realm, clients) = role_names(snapshot, &user.role_ids);
+        user_rep.realm_roles = Some(realm);
+        user_rep.client_roles = (!clients.is_empty()).then_some(clients);
+        user_rep.groups = Some(groups::paths_of(snapshot, user));
+    }
+    if options.users {
+        user_rep.credentials = user.password_hash.as_ref().map(|hash| {
+            vec![CredentialRep {
+                credential_type: Some("password".into()),
+                hashed_salted_value: Some(hash.clone()),
+                ..Default::default()
+            }]
+        });
+    }
+    user_rep
+}
+
 fn role_names(
     snapshot: &RealmSnapshot,
     ids: &[String],
@@ -1107,29 +1134,7 @@ pub(crate) async fn export(
             if !options.users && user.service_account_client_id.is_none() {
                 continue;
             }
-            let mut user_rep = users::to_rep(&user);
-            user_rep.service_account_client_id =
-                user.service_account_client_id.as_ref().map(|uuid| {
-                    snapshot
-                        .client(uuid)
-                        .map_or_else(|| uuid.clone(), |c| c.client_id.clone())
-                });
-            if options.roles {
-                let (realm, clients) = role_names(snapshot, &user.role_ids);
-                user_rep.realm_roles = Some(realm);
-                user_rep.client_roles = (!clients.is_empty()).then_some(clients);
-                user_rep.groups = Some(groups::paths_of(snapshot, &user));
-            }
-            if options.users {
-                user_rep.credentials = user.password_hash.as_ref().map(|hash| {
-                    vec![CredentialRep {
-                        credential_type: Some("password".into()),
-                        hashed_salted_value: Some(hash.clone()),
-                        ..Default::default()
-                    }]
-                });
-            }
-            exported.push(user_rep);
+            exported.push(user_rep(snapshot, &user, options));
         }
         rep.users = Some(exported);
     }
