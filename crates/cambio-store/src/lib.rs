@@ -291,6 +291,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Object>>;
     /// All objects of one kind in a realm, ordered by name.
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>>;
+    /// The users of a realm whose document's `email` member is exactly `email` (kind `user`,
+    /// through an index, so that checking an email costs the same in a realm of any size).
+    async fn find_users_by_email(&self, realm_id: &str, email: &str) -> StoreResult<Vec<Object>>;
 
     // Sessions.
     /// Stores a new session together with the part of the client that started it.

@@ -383,6 +383,21 @@ impl Store for PgStore {
         row.as_ref().map(decode::object).transpose()
     }
 
+    async fn find_users_by_email(&self, realm_id: &str, email: &str) -> StoreResult<Vec<Object>> {
+        // The same expression as the partial index `objects_user_email` (migration 0004).
+        let sql = concat!(
+            object_select!(),
+            " WHERE realm_id = $1 AND kind = 'user' AND ((doc::jsonb) ->> 'email') = $2 ORDER BY name"
+        );
+        let rows = sqlx::query(sql)
+            .bind(realm_id)
+            .bind(email)
+            .fetch_all(&self.pool)
+            .db()
+            .await?;
+        rows.iter().map(decode::object).collect()
+    }
+
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>> {
         // `name` has the "C" collation (see the migration): byte order, as on SQLite.
         let sql = concat!(

@@ -294,6 +294,21 @@ impl Store for SqliteStore {
         row.as_ref().map(decode::object).transpose()
     }
 
+    async fn find_users_by_email(&self, realm_id: &str, email: &str) -> StoreResult<Vec<Object>> {
+        // The same expression as the partial index `objects_user_email` (migration 0004).
+        let sql = concat!(
+            object_select!(),
+            " WHERE realm_id = ? AND kind = 'user' AND json_extract(doc, '$.email') = ? ORDER BY name"
+        );
+        let rows = sqlx::query(sql)
+            .bind(realm_id)
+            .bind(email)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(decode::object).collect()
+    }
+
     async fn list_objects(&self, realm_id: &str, kind: &str) -> StoreResult<Vec<Object>> {
         let sql = concat!(
             object_select!(),

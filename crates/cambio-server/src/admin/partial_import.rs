@@ -500,10 +500,6 @@ pub async fn partial_import(
 
     // Users, with their role mappings, groups and passwords. Replacing a user is acting as it.
     let mut planned_users = Vec::new();
-    let email_owners = match users.iter().any(|rep| rep.email.is_some()) {
-        true => Some(super::users::EmailOwners::of_realm(&app, &rt).await?),
-        false => None,
-    };
     for (at, rep) in users.iter().enumerate() {
         let username = super::users::valid_username(rep.username.as_deref().unwrap_or(""))?;
         once(&mut seen, "USER", &username)?;
@@ -530,9 +526,7 @@ pub async fn partial_import(
             user.service_account_client_id = current.service_account_client_id.clone();
         }
         super::users::apply_profile(&mut user, rep)?;
-        if let Some(owners) = &email_owners {
-            owners.check_free(&user)?;
-        }
+        super::users::check_email_free(&app, &rt, &user).await?;
         user.role_ids = resolve(
             &planned,
             rep.realm_roles.as_ref(),

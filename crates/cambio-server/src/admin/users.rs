@@ -246,33 +246,21 @@ pub(crate) async fn check_email_free(
     rt: &RealmRuntime,
     user: &User,
 ) -> ApiResult<()> {
-    if user.email.is_none() {
+    let Some(email) = &user.email else {
         return Ok(());
-    }
-    EmailOwners::of_realm(app, rt).await?.check_free(user)
-}
-
-/// Which user holds each email address of a realm, read once for many checks (a partial
-/// import of thousands of users would otherwise read every user once per imported user).
-pub(crate) struct EmailOwners(std::collections::HashMap<String, String>);
-
-impl EmailOwners {
-    pub(crate) async fn of_realm(app: &AppState, rt: &RealmRuntime) -> ApiResult<EmailOwners> {
-        Ok(EmailOwners(
-            app.users_of_realm(rt.id())
-                .await?
-                .into_iter()
-                .filter_map(|u| Some((u.email?, u.id)))
-                .collect(),
-        ))
-    }
-
-    /// Refuses `user` if another user already holds its email (409, as Keycloak answers).
-    pub(crate) fn check_free(&self, user: &User) -> ApiResult<()> {
-        match user.email.as_ref().and_then(|email| self.0.get(email)) {
-            Some(owner) if *owner != user.id => Err(conflict("User exists with same email")),
-            _ => Ok(()),
-        }
+    };
+    // An indexed lookup (`Store::find_users_by_email`): the check costs the same in a realm of
+    // any size.
+    let taken = app
+        .store
+        .find_users_by_email(rt.id(), email)
+        .await?
+        .iter()
+        .any(|holder| holder.id != user.id);
+    if taken {
+        Err(conflict("User exists with same email"))
+    } else {
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Checks of configuration objects, realm deletion and audit events.
 
 use super::{NOW, assert_conflict, event, object, session, token};
-use crate::{EventFilter, GLOBAL, Store, StoreError};
+use crate::{EventFilter, GLOBAL, Object, Store, StoreError};
 
 /// Configuration objects: unique ids and names per `(realm, kind)`, lookups, ordering, updates.
 pub async fn check_objects(store: &dyn Store) {
@@ -35,6 +35,60 @@ pub async fn check_objects(store: &dyn Store) {
         store.get_object(realm, "batch", "id-3").await.unwrap(),
         None,
         "nothing of a refused batch is written"
+    );
+
+    // Users by email: exact match, this realm and kind only.
+    let with_email = |realm: &str, kind: &str, id: &str, email: &str| Object {
+        doc: format!(r#"{{"id":"{id}","username":"{id}","email":"{email}"}}"#),
+        ..object(realm, kind, id, id)
+    };
+    for o in [
+        with_email(realm, "user", "u-1", "ann@example.com"),
+        with_email(realm, "user", "u-2", "bob@example.com"),
+        with_email(realm, "client", "c-1", "ann@example.com"),
+        with_email("conf-objects-other", "user", "u-3", "ann@example.com"),
+        object(realm, "user", "u-4", "no-email"),
+    ] {
+        store.insert_object(&o).await.unwrap();
+    }
+    let ids = |found: Vec<Object>| found.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .find_users_by_email(realm, "ann@example.com")
+            .await
+            .unwrap()),
+        ["u-1"]
+    );
+    assert_eq!(
+        ids(store
+            .find_users_by_email(realm, "ANN@example.com")
+            .await
+            .unwrap()),
+        Vec::<String>::new(),
+        "an exact match"
+    );
+    assert_eq!(
+        ids(store
+            .find_users_by_email(realm, "carl@example.com")
+            .await
+            .unwrap()),
+        Vec::<String>::new()
+    );
+    for id in ["u-1", "u-2", "u-4"] {
+        store.delete_object(realm, "user", id).await.unwrap();
+    }
+    store.delete_object(realm, "client", "c-1").await.unwrap();
+    store
+        .delete_object("conf-objects-other", "user", "u-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store
+            .find_users_by_email(realm, "ann@example.com")
+            .await
+            .unwrap()),
+        Vec::<String>::new(),
+        "a deleted user is not found"
     );
 
     // Names and ids are unique per (realm, kind), and only there.
