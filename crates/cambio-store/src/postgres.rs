@@ -101,7 +101,18 @@ fn migrator() -> Migrator {
             description: "client sessions",
             sql: include_str!("../migrations/postgres/0003_client_sessions.sql"),
         },
+        EmbeddedMigration {
+            version: 4,
+            description: "user email",
+            sql: include_str!("../migrations/postgres/0004_user_email.sql"),
+        },
     ])
+}
+
+/// How many migrations are embedded (the SQLite tests compare it with the files).
+#[cfg(test)]
+pub(crate) fn embedded_migration_count() -> usize {
+    migrator().iter().count()
 }
 
 /// A [`Store`] backed by a PostgreSQL database, shareable by several server nodes.
@@ -387,7 +398,7 @@ impl Store for PgStore {
         // The same expression as the partial index `objects_user_email` (migration 0004).
         let sql = concat!(
             object_select!(),
-            " WHERE realm_id = $1 AND kind = 'user' AND ((doc::jsonb) ->> 'email') = $2 ORDER BY name"
+            " WHERE realm_id = $1 AND kind = 'user' AND ((doc::jsonb) ->> 'email') = $2"
         );
         let rows = sqlx::query(sql)
             .bind(realm_id)

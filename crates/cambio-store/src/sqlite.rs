@@ -53,6 +53,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "client sessions",
         sql: include_str!("../migrations/sqlite/0003_client_sessions.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "user email",
+        sql: include_str!("../migrations/sqlite/0004_user_email.sql"),
+    },
 ];
 
 fn migrator() -> Migrator {
@@ -298,7 +303,7 @@ impl Store for SqliteStore {
         // The same expression as the partial index `objects_user_email` (migration 0004).
         let sql = concat!(
             object_select!(),
-            " WHERE realm_id = ? AND kind = 'user' AND json_extract(doc, '$.email') = ? ORDER BY name"
+            " WHERE realm_id = ? AND kind = 'user' AND json_extract(doc, '$.email') = ?"
         );
         let rows = sqlx::query(sql)
             .bind(realm_id)
