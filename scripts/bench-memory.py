@@ -16,32 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_http import call  # noqa: E402
 
 PASSWORD = "bench-memory-admin"
 # A restarted server has loaded every realm and handed start-up memory back by then.
 SETTLE_SECONDS = 3
 
 
-def call(method, url, body=None, token=None, form=None):
-    headers = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["content-type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["content-type"] = "application/json"
-    if token:
-        headers["authorization"] = "Bearer " + token
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def memory_kib(pid):

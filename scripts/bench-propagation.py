@@ -14,16 +14,16 @@ URLs). Only loopback; every loop is bounded.
 `--for SECONDS` stops after that long even if fewer changes were made (to end inside the
 bench's measured window); the report gives how many were made, and their rate.
 """
-import base64
 import json
+import os
 import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_http import call  # noqa: E402
 
 # cambio-bench starts its servers with this administrator password.
 PASSWORD = "cambio-bench-admin"
@@ -31,25 +31,6 @@ PASSWORD = "cambio-bench-admin"
 GIVE_UP_SECONDS = 10.0
 
 
-def call(method, url, body=None, token=None, form=None, basic=None):
-    headers = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["content-type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["content-type"] = "application/json"
-    if token:
-        headers["authorization"] = "Bearer " + token
-    if basic:
-        headers["authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def bench_nodes():
@@ -115,7 +96,7 @@ def main():
         assert status == 201, body[:300]
         creations.append(created - began)
         while True:
-            status, _ = call("POST", b + "/realms/demo/protocol/openid-connect/token",
+            status, _ = call("POST", b + "/realms/demo/protocol/openid-connect/token", timeout=30,
                              form={"grant_type": "client_credentials"},
                              basic=f"{client_id}:prop-secret")
             if status == 200:

@@ -10,31 +10,15 @@ and times creating 100 realm roles instead; `--users M` also adds M users (2,000
     python3 scripts/bench-tenant.py http://127.0.0.1:18181 admin 10000 --kind role
 """
 import json
+import os
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_http import call  # noqa: E402
 
-def call(method, url, body=None, token=None, form=None):
-    headers = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["content-type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["content-type"] = "application/json"
-    if token:
-        headers["authorization"] = "Bearer " + token
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+
 
 
 def main():

@@ -374,7 +374,8 @@ impl RealmSnapshot {
 mod tests {
     use super::*;
 
-    fn role(id: &str, name: &str, client: Option<&str>, composites: &[&str]) -> Role {
+    /// A role for test realms (also used by `partial`'s tests).
+    pub(super) fn role(id: &str, name: &str, client: Option<&str>, composites: &[&str]) -> Role {
         Role {
             id: id.into(),
             name: name.into(),

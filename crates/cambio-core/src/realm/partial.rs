@@ -84,16 +84,7 @@ mod tests {
     use crate::model::{Client, ClientScope, Group, ProtocolMapper, Realm, Role, User};
     use crate::permissions::{AuthzPolicy, Permissions};
     use crate::realm::RealmSnapshot;
-
-    fn role(id: &str, name: &str, client: Option<&str>, composites: &[&str]) -> Role {
-        Role {
-            id: id.into(),
-            name: name.into(),
-            client_id: client.map(String::from),
-            composites: composites.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
-    }
+    use crate::realm::tests::role;
 
     fn scope(id: &str, name: &str, mapper: &str) -> ClientScope {
         ClientScope {
