@@ -894,57 +894,41 @@ pub(crate) async fn import(
         }
     }
 
-    // Write, the realm object last; undo on failure.
-    let written = async {
-        for scope in &scopes {
-            app.insert_client_scope(&realm.id, scope).await?;
-        }
-        let approved_clients: Vec<Approved<Client>> = clients
-            .iter()
-            .map(|client| Approved::by_system(client.clone()))
-            .collect();
-        let approved_users: Vec<Approved<User>> = users
-            .iter()
-            .map(|user| Approved::by_system(user.clone()))
-            .collect();
-        app.insert_imported(&realm.id, &approved_clients, &approved_users)
-            .await?;
-        for role in &table.roles {
-            app.insert_role(&realm.id, &Approved::by_system(role.clone()))
-                .await?;
-        }
-        for group in &imported_groups.groups {
-            app.insert_group(&realm.id, &Approved::by_system(group.clone()))
-                .await?;
-        }
-        for user in &users {
-            for identity in &user.federated_identities {
-                let link = FederatedLink {
-                    user_id: user.id.clone(),
-                    identity_provider: identity.identity_provider.clone(),
-                    external_subject: identity.user_id.clone(),
-                };
-                app.insert_federated_link(&realm.id, &link).await?;
-            }
-        }
-        for key in &keys {
-            app.insert_key(&realm.id, key).await?;
-        }
-        app.insert_realm(&Approved::by_system(realm.clone())).await
+    // Write, in one transaction: a failure, or a request cut off at its deadline, leaves
+    // nothing of the realm behind.
+    let mut batch = app.write_batch(&realm.id);
+    for scope in &scopes {
+        batch.insert_client_scope(scope)?;
     }
-    .await;
+    for client in &clients {
+        batch.insert_client(&Approved::by_system(client.clone()))?;
+    }
     for user in &users {
-        app.forget_user(&realm.id, &user.id);
+        batch.insert_user(&Approved::by_system(user.clone()))?;
     }
-    if let Err(error) = written {
-        if let Err(cleanup) = app.store.delete_realm_data(&realm.id).await {
-            tracing::error!(error = %cleanup, realm = %realm.name, "cleanup of a failed import failed");
+    for role in &table.roles {
+        batch.insert_role(&Approved::by_system(role.clone()))?;
+    }
+    for group in &imported_groups.groups {
+        batch.insert_group(&Approved::by_system(group.clone()))?;
+    }
+    for user in &users {
+        for identity in &user.federated_identities {
+            batch.insert_federated_link(&FederatedLink {
+                user_id: user.id.clone(),
+                identity_provider: identity.identity_provider.clone(),
+                external_subject: identity.user_id.clone(),
+            })?;
         }
-        return Err(match error {
-            StoreError::Conflict(_) => RealmIoError::Conflict(REALM_CONFLICT.into()),
-            other => other.into(),
-        });
     }
+    for key in &keys {
+        batch.insert_key(key)?;
+    }
+    batch.insert_realm(&Approved::by_system(realm.clone()))?;
+    batch.commit().await.map_err(|error| match error {
+        StoreError::Conflict(_) => RealmIoError::Conflict(REALM_CONFLICT.into()),
+        other => other.into(),
+    })?;
     Ok(realm)
 }
 

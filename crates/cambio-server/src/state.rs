@@ -18,8 +18,12 @@ pub use crate::revocations::Revocations;
 use crate::secrets::SecretBox;
 use crate::verified_tokens::VerifiedTokens;
 
+mod batch;
 mod groups;
 mod partial;
+use batch::{
+    key_object, link_object, provider_object, realm_object, role_object, scope_object, user_object,
+};
 pub use groups::GroupRemoval;
 pub use partial::RealmPart;
 
@@ -486,13 +490,7 @@ impl AppState {
     pub async fn update_user(&self, realm_id: &str, user: &Approved<User>) -> StoreResult<()> {
         let result = self
             .store
-            .update_object(&object(
-                realm_id,
-                KIND_USER,
-                &user.id,
-                &user.username.to_lowercase(),
-                &**user,
-            )?)
+            .update_object(&user_object(realm_id, user)?)
             .await;
         self.forget_user(realm_id, &user.id);
         self.announce(Change::User {
@@ -539,35 +537,9 @@ impl AppState {
             .await
     }
 
-    /// Writes new clients and users (a realm import, or the new entries of a partial import) a
-    /// thousand to a transaction: one round trip and one commit per object would make a realm
-    /// of 100,000 users take minutes.
-    pub async fn insert_imported<'a>(
-        &self,
-        realm_id: &str,
-        clients: impl IntoIterator<Item = &'a Approved<Client>>,
-        users: impl IntoIterator<Item = &'a Approved<User>>,
-    ) -> StoreResult<()> {
-        let mut objects = Vec::new();
-        for client in clients {
-            objects.push(self.client_object(realm_id, client)?);
-        }
-        for user in users {
-            objects.push(user_object(realm_id, user)?);
-        }
-        for batch in objects.chunks(1000) {
-            self.store.insert_objects(batch).await?;
-        }
-        Ok(())
-    }
-
     pub async fn insert_role(&self, realm_id: &str, role: &Approved<Role>) -> StoreResult<()> {
-        let name = match &role.client_id {
-            Some(client) => format!("{client}/{}", role.name),
-            None => role.name.clone(),
-        };
         self.store
-            .insert_object(&object(realm_id, KIND_ROLE, &role.id, &name, &**role)?)
+            .insert_object(&role_object(realm_id, role)?)
             .await
     }
 
@@ -577,50 +549,21 @@ impl AppState {
         scope: &ClientScope,
     ) -> StoreResult<()> {
         self.store
-            .insert_object(&object(
-                realm_id,
-                KIND_CLIENT_SCOPE,
-                &scope.id,
-                &scope.name,
-                scope,
-            )?)
+            .insert_object(&scope_object(realm_id, scope)?)
             .await
     }
 
     pub async fn insert_realm(&self, realm: &Approved<Realm>) -> StoreResult<()> {
-        self.store
-            .insert_object(&object(
-                GLOBAL,
-                KIND_REALM,
-                &realm.id,
-                &realm.name,
-                &**realm,
-            )?)
-            .await
+        self.store.insert_object(&realm_object(realm)?).await
     }
 
     pub async fn insert_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
-        self.store
-            .insert_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?)
-            .await
+        self.store.insert_object(&key_object(realm_id, key)?).await
     }
 
     pub async fn update_key(&self, realm_id: &str, key: &StoredKey) -> StoreResult<()> {
-        self.store
-            .update_object(&object(realm_id, KIND_KEY, &key.kid, &key.kid, key)?)
-            .await
+        self.store.update_object(&key_object(realm_id, key)?).await
     }
-}
-
-/// A user as a stored object, found by its lower-cased name.
-fn user_object(realm_id: &str, user: &User) -> StoreResult<Object> {
-    object(
-        realm_id,
-        KIND_USER,
-        &user.id,
-        &user.username.to_lowercase(),
-        user,
-    )
 }
 
 pub fn object<T: Serialize>(
@@ -666,12 +609,8 @@ impl AppState {
 
     /// Replaces a stored role (its unique key follows a rename).
     pub async fn replace_role(&self, realm_id: &str, role: &Approved<Role>) -> StoreResult<()> {
-        let name = match &role.client_id {
-            Some(client) => format!("{client}/{}", role.name),
-            None => role.name.clone(),
-        };
         self.store
-            .update_object(&object(realm_id, KIND_ROLE, &role.id, &name, &**role)?)
+            .update_object(&role_object(realm_id, role)?)
             .await
     }
 
@@ -682,13 +621,7 @@ impl AppState {
         scope: &ClientScope,
     ) -> StoreResult<()> {
         self.store
-            .update_object(&object(
-                realm_id,
-                KIND_CLIENT_SCOPE,
-                &scope.id,
-                &scope.name,
-                scope,
-            )?)
+            .update_object(&scope_object(realm_id, scope)?)
             .await
     }
 }
@@ -702,15 +635,7 @@ impl AppState {
 
     /// Replaces a realm's stored settings (and name: a rename that is taken is a conflict).
     pub async fn update_realm(&self, realm: &Approved<Realm>) -> StoreResult<()> {
-        self.store
-            .update_object(&object(
-                GLOBAL,
-                KIND_REALM,
-                &realm.id,
-                &realm.name,
-                &**realm,
-            )?)
-            .await
+        self.store.update_object(&realm_object(realm)?).await
     }
 }
 
@@ -737,13 +662,6 @@ impl AppState {
             .update_object(&provider_object(realm_id, idp)?)
             .await
     }
-}
-
-fn provider_object(
-    realm_id: &str,
-    idp: &cambio_core::federation::IdentityProvider,
-) -> StoreResult<Object> {
-    object(realm_id, KIND_IDP, &idp.internal_id, &idp.alias, idp)
 }
 
 /// A federated link's document.
@@ -785,10 +703,8 @@ impl AppState {
         realm_id: &str,
         link: &FederatedLink,
     ) -> StoreResult<()> {
-        let name = federated_link_name(&link.identity_provider, &link.external_subject);
-        let id = format!("{}:{}", link.user_id, link.identity_provider);
         self.store
-            .insert_object(&object(realm_id, KIND_FEDERATED_LINK, &id, &name, link)?)
+            .insert_object(&link_object(realm_id, link)?)
             .await
     }
 

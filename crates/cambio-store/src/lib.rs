@@ -132,6 +132,19 @@ pub struct Object {
     pub doc: String,
 }
 
+/// One write of [`Store::write_objects`], with the meaning of the single-object call of the
+/// same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectWrite {
+    Insert(Object),
+    Update(Object),
+    Delete {
+        realm_id: String,
+        kind: String,
+        id: String,
+    },
+}
+
 /// A user session created by a login grant (password, authorization code) or an offline grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -270,9 +283,12 @@ pub trait Store: Send + Sync + 'static {
 
     // Configuration objects.
     async fn insert_object(&self, object: &Object) -> StoreResult<()>;
-    /// Inserts many objects in one transaction: all of them, or none when any conflicts. For
-    /// imports, where one round trip and one commit per object would dominate.
-    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()>;
+    /// Applies many writes, in order, in one transaction: all of them, or none when any fails
+    /// (an insert that conflicts, an update of an object that is gone). For imports, which
+    /// must never stay half-written, and where one commit per object would dominate. A caller
+    /// that stops waiting (a request past its deadline) drops the transaction, which rolls it
+    /// back.
+    async fn write_objects(&self, writes: &[ObjectWrite]) -> StoreResult<()>;
     /// Replaces the document and name of an existing object.
     async fn update_object(&self, object: &Object) -> StoreResult<()>;
     /// Returns whether an object was deleted.

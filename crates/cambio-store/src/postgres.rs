@@ -30,8 +30,8 @@ use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
     ChangeNotice, ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, JobLock,
-    MAX_EVENTS_PAGE, Object, RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse, SessionRecord,
-    Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
+    MAX_EVENTS_PAGE, Object, ObjectWrite, RESYNC_MESSAGE, RefreshTokenRecord, RefreshTokenUse,
+    SessionRecord, Store, StoreError, StoreResult, from_db, opt_to_db, to_db,
 };
 
 /// Connections per node. Each request needs at most one at a time, and PostgreSQL's default
@@ -239,6 +239,30 @@ fn insert_query(
         .bind(&object.doc)
 }
 
+fn update_query(
+    object: &Object,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(
+        "UPDATE objects SET name = $1, doc = $2 WHERE realm_id = $3 AND kind = $4 AND id = $5",
+    )
+    .bind(&object.name)
+    .bind(&object.doc)
+    .bind(&object.realm_id)
+    .bind(&object.kind)
+    .bind(&object.id)
+}
+
+fn delete_query<'q>(
+    realm_id: &'q str,
+    kind: &'q str,
+    id: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query("DELETE FROM objects WHERE realm_id = $1 AND kind = $2 AND id = $3")
+        .bind(realm_id)
+        .bind(kind)
+        .bind(id)
+}
+
 /// Awaits one database round trip within [`CALL_TIMEOUT`] and maps its error.
 trait Bounded<T> {
     fn db(self) -> impl Future<Output = StoreResult<T>> + Send;
@@ -296,26 +320,34 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
+    async fn write_objects(&self, writes: &[ObjectWrite]) -> StoreResult<()> {
+        // Dropped before the commit (an error, or a caller that stopped waiting), the
+        // transaction rolls back.
         let mut tx = self.pool.begin().db().await?;
-        for object in objects {
-            insert_query(object).execute(&mut *tx).db().await?;
+        for write in writes {
+            match write {
+                ObjectWrite::Insert(object) => {
+                    insert_query(object).execute(&mut *tx).db().await?;
+                }
+                ObjectWrite::Update(object) => {
+                    let done = update_query(object).execute(&mut *tx).db().await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                ObjectWrite::Delete { realm_id, kind, id } => {
+                    delete_query(realm_id, kind, id)
+                        .execute(&mut *tx)
+                        .db()
+                        .await?;
+                }
+            }
         }
         tx.commit().db().await
     }
 
     async fn update_object(&self, object: &Object) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE objects SET name = $1, doc = $2 WHERE realm_id = $3 AND kind = $4 AND id = $5",
-        )
-        .bind(&object.name)
-        .bind(&object.doc)
-        .bind(&object.realm_id)
-        .bind(&object.kind)
-        .bind(&object.id)
-        .execute(&self.pool)
-        .db()
-        .await?;
+        let done = update_query(object).execute(&self.pool).db().await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -323,10 +355,7 @@ impl Store for PgStore {
     }
 
     async fn delete_object(&self, realm_id: &str, kind: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM objects WHERE realm_id = $1 AND kind = $2 AND id = $3")
-            .bind(realm_id)
-            .bind(kind)
-            .bind(id)
+        let done = delete_query(realm_id, kind, id)
             .execute(&self.pool)
             .db()
             .await?;

@@ -20,8 +20,8 @@ use crate::EmbeddedMigration;
 use crate::decode::{self, Columns as _};
 use crate::{
     ClientSessionRecord, DEFAULT_EVENTS_PAGE, EventFilter, EventRecord, MAX_EVENTS_PAGE, Object,
-    RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError, StoreResult, from_db,
-    opt_to_db, to_db,
+    ObjectWrite, RefreshTokenRecord, RefreshTokenUse, SessionRecord, Store, StoreError,
+    StoreResult, from_db, opt_to_db, to_db,
 };
 
 /// How long a connection waits for another writer before giving up with "database is locked".
@@ -142,6 +142,26 @@ fn insert_query(object: &Object) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite:
         .bind(&object.doc)
 }
 
+fn update_query(object: &Object) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query("UPDATE objects SET name = ?, doc = ? WHERE realm_id = ? AND kind = ? AND id = ?")
+        .bind(&object.name)
+        .bind(&object.doc)
+        .bind(&object.realm_id)
+        .bind(&object.kind)
+        .bind(&object.id)
+}
+
+fn delete_query<'q>(
+    realm_id: &'q str,
+    kind: &'q str,
+    id: &'q str,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query("DELETE FROM objects WHERE realm_id = ? AND kind = ? AND id = ?")
+        .bind(realm_id)
+        .bind(kind)
+        .bind(id)
+}
+
 fn db_error(error: sqlx::Error) -> StoreError {
     match error {
         sqlx::Error::Database(e) if e.is_unique_violation() => {
@@ -198,29 +218,43 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_objects(&self, objects: &[Object]) -> StoreResult<()> {
+    async fn write_objects(&self, writes: &[ObjectWrite]) -> StoreResult<()> {
+        // Dropped before the commit (an error, or a caller that stopped waiting), the
+        // transaction rolls back.
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        for object in objects {
-            insert_query(object)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        for write in writes {
+            match write {
+                ObjectWrite::Insert(object) => {
+                    insert_query(object)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                ObjectWrite::Update(object) => {
+                    let done = update_query(object)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                ObjectWrite::Delete { realm_id, kind, id } => {
+                    delete_query(realm_id, kind, id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+            }
         }
         tx.commit().await.map_err(db_error)
     }
 
     async fn update_object(&self, object: &Object) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE objects SET name = ?, doc = ? WHERE realm_id = ? AND kind = ? AND id = ?",
-        )
-        .bind(&object.name)
-        .bind(&object.doc)
-        .bind(&object.realm_id)
-        .bind(&object.kind)
-        .bind(&object.id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let done = update_query(object)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -228,10 +262,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_object(&self, realm_id: &str, kind: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM objects WHERE realm_id = ? AND kind = ? AND id = ?")
-            .bind(realm_id)
-            .bind(kind)
-            .bind(id)
+        let done = delete_query(realm_id, kind, id)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;

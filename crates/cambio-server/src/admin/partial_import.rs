@@ -549,65 +549,62 @@ pub async fn partial_import(
         planned_users.push((user, current.is_some()));
     }
 
-    // Everything passed: now the writes.
-    // New clients and their service accounts are written in batches (`insert_imported`).
-    for (client, account, overwrite) in &planned_clients {
+    // Everything passed: now the writes, in one transaction. A store error, a conflict with
+    // a concurrent change or a request cut off at its deadline leaves none of them stored.
+    // Keycloak replaces a user by deleting it, which ends its sessions; the replaced users'
+    // sessions end first, so that a failure leaves them signed out rather than the new
+    // document beside the old sessions.
+    for (user, overwrite) in &planned_users {
         if *overwrite {
-            app.update_client(rt.id(), client).await?;
-            if let Some(account) = account {
-                app.insert_user(rt.id(), account).await?;
-            }
+            super::users::end_user_sessions(&app, &rt, &user.id).await?;
         }
     }
-    let new_clients = planned_clients
-        .iter()
-        .filter(|(_, _, overwrite)| !overwrite);
-    app.insert_imported(
-        rt.id(),
-        new_clients.clone().map(|(client, _, _)| client),
-        new_clients.filter_map(|(_, account, _)| account.as_ref()),
-    )
-    .await?;
+    let mut batch = app.write_batch(rt.id());
+    for (client, account, overwrite) in &planned_clients {
+        if *overwrite {
+            batch.update_client(client)?;
+        } else {
+            batch.insert_client(client)?;
+        }
+        if let Some(account) = account {
+            batch.insert_user(account)?;
+        }
+    }
     for (role, overwrite) in &approved_roles {
         if *overwrite {
-            app.replace_role(rt.id(), role).await?;
+            batch.replace_role(role)?;
         } else {
-            app.insert_role(rt.id(), role).await?;
+            batch.insert_role(role)?;
         }
     }
     for (idp, overwrite) in &planned_providers {
         if *overwrite {
-            app.update_provider(rt.id(), idp).await?;
+            batch.update_provider(idp)?;
         } else {
-            app.insert_provider(rt.id(), idp).await?;
+            batch.insert_provider(idp)?;
         }
     }
     for id in &replaced_mappers {
-        app.store
-            .delete_object(rt.id(), super::idp_mappers::KIND_PROVIDER_MAPPER, id)
-            .await?;
+        batch.delete_object(super::idp_mappers::KIND_PROVIDER_MAPPER, id);
     }
-    for mapper in &planned_mappers {
-        app.store.insert_object(mapper).await?;
+    for mapper in planned_mappers {
+        batch.insert_object(mapper);
     }
     for removal in &removals {
-        app.delete_groups(rt.id(), removal).await?;
+        batch.delete_groups(removal).await?;
     }
     for group in &approved_groups {
-        app.insert_group(rt.id(), group).await?;
+        batch.insert_group(group)?;
     }
-    app.reload_realm(rt.id(), now).await?;
     for (user, overwrite) in &planned_users {
         if *overwrite {
-            app.update_user(rt.id(), user).await?;
-            // Keycloak replaces a user by deleting it, which ends its sessions; the replaced
-            // user's tokens end here too.
-            super::users::end_user_sessions(&app, &rt, &user.id).await?;
+            batch.update_user(user)?;
+        } else {
+            batch.insert_user(user)?;
         }
     }
-    let new_users = planned_users.iter().filter(|(_, overwrite)| !overwrite);
-    app.insert_imported(rt.id(), [], new_users.map(|(user, _)| user))
-        .await?;
+    batch.commit().await?;
+    app.reload_realm(rt.id(), now).await?;
     let rt = realm_or_404(&app, &realm)?;
     // What the realm kept, for the report: the realm without its users, and the users this
     // import wrote, as an export writes them. Reading every user back instead made each

@@ -1,7 +1,7 @@
 //! Checks of configuration objects, realm deletion and audit events.
 
 use super::{NOW, assert_conflict, event, object, session, token};
-use crate::{EventFilter, GLOBAL, Object, Store, StoreError};
+use crate::{EventFilter, GLOBAL, Object, ObjectWrite, Store, StoreError};
 
 /// Configuration objects: unique ids and names per `(realm, kind)`, lookups, ordering, updates.
 pub async fn check_objects(store: &dyn Store) {
@@ -15,27 +15,72 @@ pub async fn check_objects(store: &dyn Store) {
         store.insert_object(o).await.unwrap();
     }
 
-    // A batch is written whole or not at all.
-    let batch = [
-        object(realm, "batch", "id-1", "one"),
-        object(realm, "batch", "id-2", "two"),
-    ];
-    store.insert_objects(&batch).await.unwrap();
+    // A batch of writes is applied whole, in order, or not at all.
+    let insert = |id: &str, name: &str| ObjectWrite::Insert(object(realm, "batch", id, name));
+    let delete = |id: &str| ObjectWrite::Delete {
+        realm_id: realm.into(),
+        kind: "batch".into(),
+        id: id.into(),
+    };
+    store
+        .write_objects(&[insert("id-1", "one"), insert("id-2", "two")])
+        .await
+        .unwrap();
     assert_eq!(store.list_objects(realm, "batch").await.unwrap().len(), 2);
-    assert_conflict(
-        store
-            .insert_objects(&[
-                object(realm, "batch", "id-3", "three"),
-                object(realm, "batch", "id-4", "one"),
-            ])
-            .await,
-        "a batch with a duplicate name",
+    let renamed = Object {
+        doc: r#"{"renamed":true}"#.into(),
+        ..object(realm, "batch", "id-2", "deux")
+    };
+    store
+        .write_objects(&[
+            delete("id-1"),
+            insert("id-1b", "one"),
+            ObjectWrite::Update(renamed.clone()),
+            delete("never-there"),
+        ])
+        .await
+        .unwrap();
+    let names = |objects: Vec<Object>| objects.into_iter().map(|o| o.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.list_objects(realm, "batch").await.unwrap()),
+        ["deux", "one"],
+        "a name freed earlier in the batch is free later in it"
     );
     assert_eq!(
-        store.get_object(realm, "batch", "id-3").await.unwrap(),
-        None,
-        "nothing of a refused batch is written"
+        store.get_object(realm, "batch", "id-2").await.unwrap(),
+        Some(renamed)
     );
+    let before = store.list_objects(realm, "batch").await.unwrap();
+    assert_conflict(
+        store
+            .write_objects(&[
+                delete("id-2"),
+                insert("id-3", "three"),
+                insert("id-4", "one"),
+            ])
+            .await,
+        "a batch with a taken name",
+    );
+    assert_eq!(
+        store.list_objects(realm, "batch").await.unwrap(),
+        before,
+        "nothing of a batch refused at its last write is kept, its delete included"
+    );
+    assert!(matches!(
+        store
+            .write_objects(&[
+                insert("id-5", "five"),
+                ObjectWrite::Update(object(realm, "batch", "gone", "gone")),
+            ])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.list_objects(realm, "batch").await.unwrap(),
+        before,
+        "an update of a missing object refuses the whole batch"
+    );
+    store.write_objects(&[]).await.unwrap();
 
     // Users by email: exact match, this realm and kind only.
     let with_email = |realm: &str, kind: &str, id: &str, email: &str| Object {

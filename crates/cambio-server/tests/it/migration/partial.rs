@@ -187,6 +187,76 @@ async fn partial_import_adds_skips_and_guards() {
     server.stop().await;
 }
 
+/// The writes of a partial import are one transaction: when the store refuses the last of
+/// them (a new user under the id of an existing one, which only the store's unique key sees),
+/// the clients, roles and groups written before it are not kept either.
+#[tokio::test]
+async fn partial_import_is_stored_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path()).await;
+    let admin = server.admin_token().await;
+    let base = json!({"realm": "whole", "enabled": true,
+                      "users": [{"username": "existing", "enabled": true}]});
+    let created = import(&server, &admin, serde_json::to_vec(&base).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let admin_url = format!("{}/admin/realms/whole", server.base);
+    let existing = server
+        .get(
+            &format!("{admin_url}/users?username=existing&exact=true"),
+            Some(&admin),
+        )
+        .await;
+    let taken_id = existing.body[0]["id"].as_str().unwrap().to_owned();
+
+    let body = json!({
+        "ifResourceExists": "FAIL",
+        "clients": [{"clientId": "half-written", "publicClient": true}],
+        "roles": {"realm": [{"name": "half-role"}]},
+        "groups": [{"name": "half-group"}],
+        "users": [{"username": "newcomer", "id": taken_id, "enabled": true}]
+    });
+    let refused = partial_import(&server, &admin, "whole", body).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+
+    let clients = server
+        .get(
+            &format!("{admin_url}/clients?clientId=half-written"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(clients.body, json!([]), "no client kept");
+    let role = server
+        .get(&format!("{admin_url}/roles/half-role"), Some(&admin))
+        .await;
+    assert_eq!(role.status, 404, "no role kept: {}", role.text);
+    let groups = server
+        .get(&format!("{admin_url}/groups"), Some(&admin))
+        .await;
+    assert_eq!(groups.body, json!([]), "no group kept");
+    let users = server
+        .get(
+            &format!("{admin_url}/users?username=newcomer&exact=true"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(users.body, json!([]), "no user kept");
+    // After a restart too: the store, not only the snapshot, holds none of it.
+    server.stop().await;
+    let server = TestServer::start_in(dir.path()).await;
+    let admin = server.admin_token().await;
+    let clients = server
+        .get(
+            &format!(
+                "{}/admin/realms/whole/clients?clientId=half-written",
+                server.base
+            ),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(clients.body, json!([]), "no client stored");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn keycloak_token_exchange_permissions_carry_over() {
     let server = TestServer::start().await;
