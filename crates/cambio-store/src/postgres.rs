@@ -228,6 +228,13 @@ fn db_error(error: sqlx::Error) -> StoreError {
 }
 
 /// The insertion of one object, bound.
+/// Users by email, with the same expression as the partial index `objects_user_email`
+/// (migration 0004); a test reads this statement's query plan.
+const USERS_BY_EMAIL: &str = concat!(
+    object_select!(),
+    " WHERE realm_id = $1 AND kind = 'user' AND ((doc::jsonb) ->> 'email') = $2"
+);
+
 fn insert_query(
     object: &Object,
 ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
@@ -424,12 +431,7 @@ impl Store for PgStore {
     }
 
     async fn find_users_by_email(&self, realm_id: &str, email: &str) -> StoreResult<Vec<Object>> {
-        // The same expression as the partial index `objects_user_email` (migration 0004).
-        let sql = concat!(
-            object_select!(),
-            " WHERE realm_id = $1 AND kind = 'user' AND ((doc::jsonb) ->> 'email') = $2"
-        );
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(USERS_BY_EMAIL)
             .bind(realm_id)
             .bind(email)
             .fetch_all(&self.pool)

@@ -133,6 +133,13 @@ impl SqliteStore {
 /// is taken), undecodable values become corrupt records, and everything else means the
 /// database did not do what was asked.
 /// The insertion of one object, bound.
+/// Users by email, with the same expression as the partial index `objects_user_email`
+/// (migration 0004); a test reads this statement's query plan.
+const USERS_BY_EMAIL: &str = concat!(
+    object_select!(),
+    " WHERE realm_id = ? AND kind = 'user' AND json_extract(doc, '$.email') = ?"
+);
+
 fn insert_query(object: &Object) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments> {
     sqlx::query("INSERT INTO objects (realm_id, kind, id, name, doc) VALUES (?, ?, ?, ?, ?)")
         .bind(&object.realm_id)
@@ -331,12 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_users_by_email(&self, realm_id: &str, email: &str) -> StoreResult<Vec<Object>> {
-        // The same expression as the partial index `objects_user_email` (migration 0004).
-        let sql = concat!(
-            object_select!(),
-            " WHERE realm_id = ? AND kind = 'user' AND json_extract(doc, '$.email') = ?"
-        );
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(USERS_BY_EMAIL)
             .bind(realm_id)
             .bind(email)
             .fetch_all(&self.pool)

@@ -65,6 +65,52 @@ async fn all_checks_share_one_store() {
     store.close().await;
 }
 
+/// The one-email-per-user check reads users through the partial index of migration 0004, in
+/// a realm of 5,000 users beside another realm's, once PostgreSQL has statistics.
+#[tokio::test]
+async fn users_by_email_use_their_index() {
+    let Some((_db, store)) = fresh("email_plan").await else {
+        return;
+    };
+    let mut writes = Vec::new();
+    for realm in ["big", "other"] {
+        for n in 0..5_000 {
+            let id = format!("{realm}-{n}");
+            writes.push(ObjectWrite::Insert(Object {
+                realm_id: realm.to_owned(),
+                kind: "user".to_owned(),
+                id: id.clone(),
+                name: id.clone(),
+                doc: format!(r#"{{"id":"{id}","email":"{id}@example.com"}}"#),
+            }));
+        }
+    }
+    store.write_objects(&writes).await.expect("users");
+    sqlx::query("ANALYZE objects")
+        .execute(&store.pool)
+        .await
+        .expect("analyze");
+    let plan: Vec<(String,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {USERS_BY_EMAIL}")))
+            .bind("big")
+            .bind("big-17@example.com")
+            .fetch_all(&store.pool)
+            .await
+            .expect("explain");
+    let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+    assert!(
+        plan.iter().any(|line| line.contains("objects_user_email")),
+        "{plan:#?}"
+    );
+    let found = store
+        .find_users_by_email("big", "big-17@example.com")
+        .await
+        .expect("find");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "big-17");
+    store.close().await;
+}
+
 #[tokio::test]
 async fn data_survives_reconnecting_and_migrations_run_once() {
     let Some((db, store)) = fresh("reconnect").await else {
