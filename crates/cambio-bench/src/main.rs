@@ -43,6 +43,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use tokio::net::TcpStream;
 
+mod admin_changes;
 mod dpop;
 
 /// How long the server may take to print its listening line (migrations, key generation).
@@ -125,6 +126,12 @@ struct Args {
     /// counts.
     #[arg(long, default_value_t = 150_000)]
     dpop_proofs: usize,
+    /// Create this many clients in `--realm`, one after the other, through the first server's
+    /// admin API while the measured window runs (stopping at its end): exchanges while
+    /// configuration changes arrive. With `--target`, the running server's `master`
+    /// administrator password is read from `CAMBIO_ADMIN_PASSWORD`.
+    #[arg(long, default_value_t = 0)]
+    admin_changes: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -1327,6 +1334,25 @@ async fn load(
         })
         .collect();
 
+    let changes = if args.admin_changes > 0 {
+        let password = match args.target {
+            Some(_) => std::env::var("CAMBIO_ADMIN_PASSWORD")
+                .map_err(|_| "--admin-changes with --target needs CAMBIO_ADMIN_PASSWORD")?,
+            None => BENCH_ADMIN_PASSWORD.to_owned(),
+        };
+        let bearer = admin_changes::admin_bearer(addr, &host, &password).await?;
+        Some(tokio::spawn(admin_changes::create_clients(
+            addr,
+            host.clone(),
+            realm.clone(),
+            bearer,
+            args.admin_changes,
+            measure_start,
+            clock.end,
+        )))
+    } else {
+        None
+    };
     let all_cpu_ticks =
         |pids: &[String]| -> Result<u64, String> { pids.iter().map(|pid| cpu_ticks(pid)).sum() };
     let all_thread_ticks = |pids: &[String]| -> BTreeMap<String, (String, u64)> {
@@ -1367,6 +1393,13 @@ async fn load(
     }
     let window = window_start.elapsed().as_secs_f64();
     rss.push((window, servers_rss_kb(&pids)?));
+    let changes = match changes {
+        Some(task) => Some(
+            task.await
+                .map_err(|e| format!("admin changes failed: {e}"))??,
+        ),
+        None => None,
+    };
     let server_cpu = (all_cpu_ticks(&pids)? - server_cpu_before) as f64 / ticks;
     let server_threads: Vec<(String, f64)> =
         thread_cpu(&threads_before, &all_thread_ticks(&pids), ticks)
@@ -1456,6 +1489,7 @@ async fn load(
     });
     Ok(Report {
         dpop_proofs: proofs.as_ref().map(|p| p.live_and_pooled()),
+        admin_changes: changes,
         server_bin: String::new(),
         database: String::new(),
         nodes: servers.len(),
@@ -1552,26 +1586,7 @@ struct KindFigures {
 /// the master realm's administrator: password grant through admin-cli, look the client up by
 /// its clientId, then a partial update of its attributes.
 async fn lengthen_subject_tokens(host: &HeaderValue, addr: SocketAddr) -> Result<(), String> {
-    let (status, body) = call(
-        addr,
-        host,
-        Method::POST,
-        "/realms/master/protocol/openid-connect/token",
-        None,
-        Some("application/x-www-form-urlencoded"),
-        form(&[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", "admin"),
-            ("password", BENCH_ADMIN_PASSWORD),
-        ]),
-    )
-    .await?;
-    let admin_token = json_field(status, &body, "admin token", |v| {
-        v.get("access_token")?.as_str().map(str::to_owned)
-    })?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {admin_token}"))
-        .map_err(|e| format!("admin token: {e}"))?;
+    let bearer = admin_changes::admin_bearer(addr, host, BENCH_ADMIN_PASSWORD).await?;
     let (status, body) = call(
         addr,
         host,
@@ -1718,6 +1733,8 @@ struct Report {
     rss_kb: Vec<(f64, u64)>,
     /// `dpop-exchange`: proofs signed while the load ran (beyond the pool), and the pool's size.
     dpop_proofs: Option<(u64, usize)>,
+    /// `--admin-changes`: the clients created during the window.
+    admin_changes: Option<admin_changes::ChangeFigures>,
 }
 
 impl Report {
@@ -1831,6 +1848,17 @@ impl Report {
                 );
             }
         }
+        if let Some(changes) = &self.admin_changes {
+            println!(
+                "  admin changes         {} clients created in {:.2} s ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                changes.made,
+                changes.seconds,
+                changes.per_second(),
+                changes.p50_ms,
+                changes.p99_ms,
+                changes.max_ms
+            );
+        }
         let series: Vec<String> = self
             .rss_kb
             .iter()
@@ -1901,6 +1929,12 @@ impl Report {
                 .map(|(t, kb)| serde_json::json!({ "t_s": t, "kb": kb }))
                 .collect::<Vec<_>>(),
             "server_rss_growth_kb": self.rss_growth_kb(),
+            "admin_changes": self.admin_changes.as_ref().map(|c| serde_json::json!({
+                "made": c.made,
+                "seconds": c.seconds,
+                "per_s": c.per_second(),
+                "latency_ms": { "p50": c.p50_ms, "p99": c.p99_ms, "max": c.max_ms },
+            })),
             "dpop_proofs": self.dpop_proofs.map(|(live, pooled)| serde_json::json!({
                 "signed_before_load": pooled,
                 "signed_during_load": live,

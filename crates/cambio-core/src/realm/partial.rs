@@ -14,7 +14,7 @@ impl RealmSnapshot {
     /// following a rename. Roles holding it as a composite need no change: composites are
     /// held by id and resolved when a token is issued, and an id no role has is ignored.
     pub fn with_role(mut self, id: &str, role: Option<Role>) -> Self {
-        if let Some(old) = Arc::make_mut(&mut self.roles).remove(id) {
+        if let Some(old) = self.roles.remove(id) {
             self.unindex_role_name(&old);
         }
         if let Some(role) = role {
@@ -25,9 +25,9 @@ impl RealmSnapshot {
 
     /// The realm with `roles` as all of its roles, in place of the ones it had.
     pub fn with_roles(mut self, roles: Vec<Role>) -> Self {
-        Arc::make_mut(&mut self.roles).clear();
-        Arc::make_mut(&mut self.realm_role_by_name).clear();
-        Arc::make_mut(&mut self.client_role_by_name).clear();
+        self.roles.clear();
+        self.realm_role_by_name.clear();
+        self.client_role_by_name.clear();
         for role in roles {
             self.insert_role(role);
         }
@@ -49,15 +49,15 @@ impl RealmSnapshot {
     pub(super) fn insert_role(&mut self, role: Role) {
         match &role.client_id {
             None => {
-                Arc::make_mut(&mut self.realm_role_by_name)
+                self.realm_role_by_name
                     .insert(role.name.clone(), role.id.clone());
             }
             Some(client) => {
-                Arc::make_mut(&mut self.client_role_by_name)
+                self.client_role_by_name
                     .insert((client.clone(), role.name.clone()), role.id.clone());
             }
         }
-        Arc::make_mut(&mut self.roles).insert(role.id.clone(), Arc::new(role));
+        self.roles.insert(role.id.clone(), Arc::new(role));
     }
 
     /// Removes a role's name from the name indexes, if the name still leads to it.
@@ -65,13 +65,13 @@ impl RealmSnapshot {
         match &old.client_id {
             None => {
                 if self.realm_role_by_name.get(&old.name) == Some(&old.id) {
-                    Arc::make_mut(&mut self.realm_role_by_name).remove(&old.name);
+                    self.realm_role_by_name.remove(&old.name);
                 }
             }
             Some(client) => {
                 let key = (client.clone(), old.name.clone());
                 if self.client_role_by_name.get(&key) == Some(&old.id) {
-                    Arc::make_mut(&mut self.client_role_by_name).remove(&key);
+                    self.client_role_by_name.remove(&key);
                 }
             }
         }
