@@ -125,7 +125,16 @@ pub async fn create(
     }
     let document = crate::import_report::parse_document(&body)?;
     let now = random::now();
-    let (realm, report) = crate::realm_import::import_document(&app, &document, now).await?;
+    // The import runs to its end on a task of its own: a request cut off at its deadline
+    // must not stop it between the realm's transaction and the Keycloak data kept after it
+    // (identity providers, their mappers, authorization settings), where only a finished
+    // import or its own cleanup leaves the store consistent.
+    let importer = app.clone();
+    let (realm, report) = tokio::spawn(async move {
+        crate::realm_import::import_document(&importer, &document, now).await
+    })
+    .await
+    .map_err(|_| ApiError::Unavailable)??;
     // Keycloak answers 201 without a body; Cambio adds the report of what it could not keep
     // (clients that read no body are unaffected).
     let mut response = created(format!("{}/admin/realms/{}", app.base_url, realm.name));
