@@ -553,7 +553,8 @@ pub async fn partial_import(
     // a concurrent change or a request cut off at its deadline leaves none of them stored.
     // Keycloak replaces a user by deleting it, which ends its sessions; the replaced users'
     // sessions end first, so that a failure leaves them signed out rather than the new
-    // document beside the old sessions.
+    // document beside the old sessions, and again after the commit, for a sign-in with the
+    // old document in between.
     for (user, overwrite) in &planned_users {
         if *overwrite {
             super::users::end_user_sessions(&app, &rt, &user.id).await?;
@@ -604,6 +605,11 @@ pub async fn partial_import(
         }
     }
     batch.commit().await?;
+    for (user, overwrite) in &planned_users {
+        if *overwrite {
+            super::users::end_user_sessions(&app, &rt, &user.id).await?;
+        }
+    }
     app.reload_realm(rt.id(), now).await?;
     let rt = realm_or_404(&app, &realm)?;
     // What the realm kept, for the report: the realm without its users, and the users this

@@ -24,8 +24,11 @@ pub struct WriteBatch<'a> {
     realm_id: String,
     writes: Vec<ObjectWrite>,
     /// Users whose stored document changed: forgotten here and on the other nodes after the
-    /// commit. New users need no notice: no node caches a user it could not find.
+    /// commit.
     changed_users: Vec<String>,
+    /// New users: forgotten here after the commit, in case this node still holds a user of the
+    /// same id (a realm deleted and imported again with the same ids).
+    new_users: Vec<String>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             realm_id: realm_id.to_owned(),
             writes: Vec::new(),
             changed_users: Vec::new(),
+            new_users: Vec::new(),
         }
     }
 }
@@ -56,6 +60,7 @@ impl WriteBatch<'_> {
     pub fn insert_user(&mut self, user: &Approved<User>) -> StoreResult<()> {
         self.writes
             .push(ObjectWrite::Insert(user_object(&self.realm_id, user)?));
+        self.new_users.push(user.id.clone());
         Ok(())
     }
 
@@ -148,7 +153,12 @@ impl WriteBatch<'_> {
         self.writes.push(ObjectWrite::Insert(stored));
     }
 
+    /// An object no rule looks into (not a user: deleting one must forget and announce it).
     pub fn delete_object(&mut self, kind: &str, id: &str) {
+        debug_assert_ne!(
+            kind, KIND_USER,
+            "users are deleted through AppState::delete_user"
+        );
         self.writes.push(ObjectWrite::Delete {
             realm_id: self.realm_id.clone(),
             kind: kind.to_owned(),
@@ -160,6 +170,9 @@ impl WriteBatch<'_> {
     /// the other nodes. Nothing is stored when this fails.
     pub async fn commit(self) -> StoreResult<()> {
         self.app.store.write_objects(&self.writes).await?;
+        for id in &self.new_users {
+            self.app.forget_user(&self.realm_id, id);
+        }
         for id in self.changed_users {
             self.app.forget_user(&self.realm_id, &id);
             self.app
