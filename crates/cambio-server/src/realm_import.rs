@@ -18,7 +18,7 @@ use crate::admin::{Approved, authz_imported, idp_mappers, idps};
 use crate::import_report::{self, ImportReport};
 use crate::keycloak_keys;
 use crate::realm_io::{self, ExportOptions, RealmIoError};
-use crate::state::AppState;
+use crate::state::{AppState, WriteBatch};
 
 /// Imports a realm document; the realm is loaded when this returns.
 pub(crate) async fn import_document(
@@ -42,18 +42,18 @@ pub(crate) async fn import_document(
     drop_refused_uris(&mut rep, &mut report);
     add_builtin_clients(&mut rep);
     add_roles_users_name(&mut rep);
-    let realm = realm_io::import(app, &rep, keys, &mut report, now).await?;
-    // The realm is stored but not yet loaded: what follows is not visible before it is.
-    if let Err(error) = import_kept_data(app, &realm, document, &mut report).await {
-        if let Err(cleanup) = app.store.delete_realm_data(&realm.id).await {
-            tracing::error!(error = %cleanup, realm = %realm.name, "cleanup of a failed import failed");
-        }
-        let _ = app
-            .store
-            .delete_object(cambio_store::GLOBAL, crate::state::KIND_REALM, &realm.id)
-            .await;
-        return Err(error.into());
-    }
+    // What Cambio keeps of Keycloak's data joins the realm's own writes: one transaction.
+    let realm = realm_io::import(
+        app,
+        &rep,
+        keys,
+        &mut report,
+        now,
+        |batch, realm, clients, report| {
+            import_kept_data(app, batch, realm, clients, document, report)
+        },
+    )
+    .await?;
     app.reload_realm(&realm.id, now).await?;
     let rt = app
         .realm(&realm.name)
@@ -65,20 +65,16 @@ pub(crate) async fn import_document(
 }
 
 /// Keeps what Cambio stores as Keycloak's data without acting on it (clients' authorization
-/// settings, identity provider mappers), and the identity providers it can use.
-async fn import_kept_data(
+/// settings, identity provider mappers), and the identity providers it can use, in the batch
+/// of the realm's own writes (`clients`: the realm's clients as imported).
+fn import_kept_data(
     app: &AppState,
+    batch: &mut WriteBatch<'_>,
     realm: &Realm,
+    clients: &[cambio_core::model::Client],
     document: &Value,
     report: &mut ImportReport,
 ) -> Result<(), cambio_store::StoreError> {
-    let clients: Vec<cambio_core::model::Client> = app
-        .store
-        .list_objects(&realm.id, crate::state::KIND_CLIENT)
-        .await?
-        .iter()
-        .map(crate::state::decode)
-        .collect::<Result<_, _>>()?;
     let list = |name: &str| {
         document
             .get(name)
@@ -98,14 +94,13 @@ async fn import_kept_data(
             // realm-management's resource server is Cambio's own, evaluated model: its
             // token-exchange permissions are taken into it, the rest is reported.
             crate::admin::authz_exchange_import::import(
-                app,
+                batch,
                 &realm.id,
-                &clients,
+                clients,
                 settings,
                 &format!("clients[{at}].authorizationSettings"),
                 report,
-            )
-            .await?;
+            )?;
             continue;
         }
         let Some(uuid) = clients
@@ -116,7 +111,9 @@ async fn import_kept_data(
             continue;
         };
         let settings = authz_imported::normalise(settings);
-        authz_imported::store(app, &realm.id, &uuid, &settings).await?;
+        batch.insert_object(authz_imported::settings_object(
+            &realm.id, &uuid, &settings,
+        )?);
         report.add(
             format!("clients[{at}].authorizationSettings"),
             authz_imported::NOT_EVALUATED,
@@ -137,8 +134,7 @@ async fn import_kept_data(
         }
         match idps::from_import(app, &provider) {
             Ok(idp) => {
-                app.insert_provider(&realm.id, &Approved::by_system(idp.clone()))
-                    .await?;
+                batch.insert_provider(&Approved::by_system(idp.clone()))?;
                 imported_aliases.push(idp.alias);
             }
             Err(reason) => report.add(
@@ -168,15 +164,13 @@ async fn import_kept_data(
             .map_or_else(crate::random::uuid, str::to_owned);
         mapper["id"] = Value::String(id.clone());
         let name = format!("{alias}/{}", mapper["name"].as_str().unwrap_or(&id));
-        app.store
-            .insert_object(&crate::state::object(
-                &realm.id,
-                idp_mappers::KIND_PROVIDER_MAPPER,
-                &id,
-                &name,
-                &mapper,
-            )?)
-            .await?;
+        batch.insert_object(crate::state::object(
+            &realm.id,
+            idp_mappers::KIND_PROVIDER_MAPPER,
+            &id,
+            &name,
+            &mapper,
+        )?);
         report.add(path, idp_mappers::NOT_APPLIED);
     }
     Ok(())

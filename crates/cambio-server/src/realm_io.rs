@@ -36,7 +36,7 @@ use crate::bootstrap::{self, REALM_MANAGEMENT, REALM_MANAGEMENT_ROLES};
 use crate::error::ApiError;
 use crate::import_report::ImportReport;
 use crate::keys::StoredKey;
-use crate::state::{AppState, FederatedLink, KIND_REALM, KIND_USER, RealmRuntime};
+use crate::state::{AppState, FederatedLink, KIND_REALM, KIND_USER, RealmRuntime, WriteBatch};
 use crate::{Config, ServerError, random};
 
 /// Keycloak's answer when a realm of that name already exists.
@@ -585,12 +585,20 @@ fn user_from_rep(
 /// `keys` are signing keys taken over from the exporting server (sealed); when one of them
 /// may sign with the realm's algorithm no key is generated. What cannot be kept is added to
 /// `report`.
+/// `kept` adds what the caller keeps beside the realm (Keycloak's data) to the realm's own
+/// writes, given the realm's clients as imported; all of it is stored in one transaction.
 pub(crate) async fn import(
     app: &AppState,
     rep: &RealmRep,
     keys: Vec<StoredKey>,
     report: &mut ImportReport,
     now: u64,
+    kept: impl FnOnce(
+        &mut WriteBatch<'_>,
+        &Realm,
+        &[Client],
+        &mut ImportReport,
+    ) -> Result<(), StoreError>,
 ) -> Result<Realm, RealmIoError> {
     let name = rep.realm.clone().unwrap_or_default();
     validate_name(&name)?;
@@ -924,6 +932,7 @@ pub(crate) async fn import(
     for key in &keys {
         batch.insert_key(key)?;
     }
+    kept(&mut batch, &realm, &clients, report)?;
     batch.insert_realm(&Approved::by_system(realm.clone()))?;
     batch.commit().await.map_err(|error| match error {
         StoreError::Conflict(_) => RealmIoError::Conflict(REALM_CONFLICT.into()),

@@ -21,6 +21,7 @@ use crate::verified_tokens::VerifiedTokens;
 mod batch;
 mod groups;
 mod partial;
+pub use batch::WriteBatch;
 use batch::{
     key_object, link_object, provider_object, realm_object, role_object, scope_object, user_object,
 };

@@ -1004,25 +1004,47 @@ pub async fn set_management(
     Ok(Json(management_state(&app, &rt, &id).await?))
 }
 
-/// Management permissions for a client of a realm being imported (not yet loaded).
-pub(crate) async fn enable_management_for_import(
-    app: &AppState,
-    realm_id: &str,
-    client_uuid: &str,
-) -> Result<(), cambio_store::StoreError> {
-    enable_management(app, realm_id, client_uuid)
-        .await
-        .map_err(|e| cambio_store::StoreError::Corrupt(format!("{e:?}")))
+/// The `realm-management` authorization scopes of a realm that has none yet (a realm being
+/// imported), to be stored with it.
+pub(crate) fn new_management_scopes() -> Vec<AuthzScope> {
+    MANAGEMENT_SCOPES
+        .iter()
+        .map(|name| AuthzScope {
+            id: random::uuid(),
+            name: (*name).to_owned(),
+        })
+        .collect()
 }
 
-async fn enable_management(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
-    let all_scopes = scopes(app, realm_id).await?;
+/// A client's management permissions: its resource, and one scope permission (without
+/// policies, so denying) for each of `scopes`.
+pub(crate) fn management_objects(
+    client_uuid: &str,
+    scopes: &[AuthzScope],
+) -> (AuthzResource, Vec<AuthzPolicy>) {
     let resource = AuthzResource {
         id: random::uuid(),
         name: client_resource_name(client_uuid),
         resource_type: "Client".into(),
-        scopes: all_scopes.iter().map(|s| s.id.clone()).collect(),
+        scopes: scopes.iter().map(|s| s.id.clone()).collect(),
     };
+    let permissions = scopes
+        .iter()
+        .map(|scope| AuthzPolicy {
+            id: random::uuid(),
+            name: client_permission_name(&scope.name, client_uuid),
+            policy_type: "scope".into(),
+            resources: vec![resource.id.clone()],
+            scopes: vec![scope.id.clone()],
+            ..Default::default()
+        })
+        .collect();
+    (resource, permissions)
+}
+
+async fn enable_management(app: &AppState, realm_id: &str, client_uuid: &str) -> ApiResult<()> {
+    let all_scopes = scopes(app, realm_id).await?;
+    let (resource, permissions) = management_objects(client_uuid, &all_scopes);
     app.store
         .insert_object(&object(
             realm_id,
@@ -1032,22 +1054,14 @@ async fn enable_management(app: &AppState, realm_id: &str, client_uuid: &str) ->
             &resource,
         )?)
         .await?;
-    for scope in &all_scopes {
-        let permission = AuthzPolicy {
-            id: random::uuid(),
-            name: client_permission_name(&scope.name, client_uuid),
-            policy_type: "scope".into(),
-            resources: vec![resource.id.clone()],
-            scopes: vec![scope.id.clone()],
-            ..Default::default()
-        };
+    for permission in &permissions {
         app.store
             .insert_object(&object(
                 realm_id,
                 KIND_AUTHZ_POLICY,
                 &permission.id,
                 &permission.name,
-                &permission,
+                permission,
             )?)
             .await?;
     }

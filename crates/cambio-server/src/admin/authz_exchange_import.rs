@@ -14,21 +14,21 @@
 use std::collections::BTreeMap;
 
 use cambio_core::model::Client;
-use cambio_core::permissions::{
-    AuthzPolicy, DecisionStrategy, Logic, client_permission_name, client_resource_name,
-};
+use cambio_core::permissions::{AuthzPolicy, DecisionStrategy, Logic, client_permission_name};
 use serde_json::Value;
 
+use super::authz::{AuthzResource, AuthzScope, management_objects, new_management_scopes};
 use crate::import_report::ImportReport;
 use crate::random;
-use crate::state::{AppState, KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, decode, object};
+use crate::state::{KIND_AUTHZ_POLICY, KIND_AUTHZ_RESOURCE, KIND_AUTHZ_SCOPE, WriteBatch, object};
 
 /// How deep aggregates may nest; deeper (or cyclic) ones are refused.
 const MAX_DEPTH: usize = 8;
 
-/// Takes over the token-exchange permissions of `settings` (realm-management's, at `path`).
-pub async fn import(
-    app: &AppState,
+/// Takes over the token-exchange permissions of `settings` (realm-management's, at `path`)
+/// into a realm being imported: its writes join the realm's own, in `batch`.
+pub fn import(
+    batch: &mut WriteBatch<'_>,
     realm_id: &str,
     clients: &[Client],
     settings: &Value,
@@ -47,6 +47,10 @@ pub async fn import(
         .collect();
     // Policy names already created, with their ids.
     let mut created: BTreeMap<String, String> = BTreeMap::new();
+    // The realm is new: it has no authorization scopes and no client has management
+    // permissions yet. Both are made here, once, for the clients a permission names.
+    let mut scopes: Vec<AuthzScope> = Vec::new();
+    let mut managed: BTreeMap<String, (AuthzResource, Vec<AuthzPolicy>)> = BTreeMap::new();
     let mut used = Vec::new();
     for (at, permission) in policies.iter().enumerate() {
         let here = format!("{path}.policies[{at}]");
@@ -66,21 +70,17 @@ pub async fn import(
                 }
             }
         }
-        if !management_enabled(app, realm_id, &target).await? {
-            crate::admin::authz::enable_management_for_import(app, realm_id, &target).await?;
+        if scopes.is_empty() {
+            scopes = new_management_scopes();
         }
-        let Some(found) = app
-            .store
-            .find_object(
-                realm_id,
-                KIND_AUTHZ_POLICY,
-                &client_permission_name("token-exchange", &target),
-            )
-            .await?
+        let (_, permissions) = managed
+            .entry(target.clone())
+            .or_insert_with(|| management_objects(&target, &scopes));
+        let exchange_name = client_permission_name("token-exchange", &target);
+        let Some(cambio_permission) = permissions.iter_mut().find(|p| p.name == exchange_name)
         else {
             continue;
         };
-        let mut cambio_permission: AuthzPolicy = decode(&found)?;
         if let Some(reason) = refusal {
             report.add(
                 here,
@@ -90,28 +90,44 @@ pub async fn import(
         }
         for policy in new_policies {
             created.insert(policy.name.clone(), policy.id.clone());
-            app.store
-                .insert_object(&object(
-                    realm_id,
-                    KIND_AUTHZ_POLICY,
-                    &policy.id,
-                    &policy.name,
-                    &policy,
-                )?)
-                .await?;
+            batch.insert_object(object(
+                realm_id,
+                KIND_AUTHZ_POLICY,
+                &policy.id,
+                &policy.name,
+                &policy,
+            )?);
         }
         cambio_permission.policies = ids;
         cambio_permission.logic = logic(permission);
         cambio_permission.decision_strategy = strategy(permission);
-        app.store
-            .update_object(&object(
+    }
+    for scope in &scopes {
+        batch.insert_object(object(
+            realm_id,
+            KIND_AUTHZ_SCOPE,
+            &scope.id,
+            &scope.name,
+            scope,
+        )?);
+    }
+    for (resource, permissions) in managed.values() {
+        batch.insert_object(object(
+            realm_id,
+            KIND_AUTHZ_RESOURCE,
+            &resource.id,
+            &resource.name,
+            resource,
+        )?);
+        for permission in permissions {
+            batch.insert_object(object(
                 realm_id,
                 KIND_AUTHZ_POLICY,
-                &cambio_permission.id,
-                &cambio_permission.name,
-                &cambio_permission,
-            )?)
-            .await?;
+                &permission.id,
+                &permission.name,
+                permission,
+            )?);
+        }
     }
     for (at, policy) in policies.iter().enumerate() {
         let name = policy.get("name").and_then(Value::as_str).unwrap_or("");
@@ -236,20 +252,4 @@ fn build(
     }
     new.push(built.clone());
     Ok(built.id)
-}
-
-async fn management_enabled(
-    app: &AppState,
-    realm_id: &str,
-    client_uuid: &str,
-) -> Result<bool, cambio_store::StoreError> {
-    Ok(app
-        .store
-        .find_object(
-            realm_id,
-            KIND_AUTHZ_RESOURCE,
-            &client_resource_name(client_uuid),
-        )
-        .await?
-        .is_some())
 }

@@ -91,22 +91,19 @@ pub fn normalise(settings: &Value) -> Value {
     settings
 }
 
-/// Stores a client's settings.
-pub async fn store(
-    app: &AppState,
+/// A client's imported settings as a stored object.
+pub fn settings_object(
     realm_id: &str,
     client_uuid: &str,
     settings: &Value,
-) -> cambio_store::StoreResult<()> {
-    app.store
-        .insert_object(&object(
-            realm_id,
-            KIND_AUTHZ_SETTINGS,
-            client_uuid,
-            client_uuid,
-            settings,
-        )?)
-        .await
+) -> cambio_store::StoreResult<cambio_store::Object> {
+    object(
+        realm_id,
+        KIND_AUTHZ_SETTINGS,
+        client_uuid,
+        client_uuid,
+        settings,
+    )
 }
 
 /// A client's imported settings, if it has some.

@@ -125,10 +125,9 @@ pub async fn create(
     }
     let document = crate::import_report::parse_document(&body)?;
     let now = random::now();
-    // The import runs to its end on a task of its own: a request cut off at its deadline
-    // must not stop it between the realm's transaction and the Keycloak data kept after it
-    // (identity providers, their mappers, authorization settings), where only a finished
-    // import or its own cleanup leaves the store consistent.
+    // The import runs to its end on a task of its own: its writes are one transaction, but a
+    // request cut off at its deadline between that commit and the realm's loading would leave
+    // a stored realm that this node does not serve until it restarts.
     let importer = app.clone();
     let (realm, report) = tokio::spawn(async move {
         crate::realm_import::import_document(&importer, &document, now).await

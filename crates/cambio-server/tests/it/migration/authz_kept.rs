@@ -159,3 +159,42 @@ async fn kept_authorization_settings_change_through_their_import() {
         "{settings}"
     );
 }
+
+/// The Keycloak data a realm import keeps (here identity providers) is stored in the realm's
+/// own transaction: when the store refuses it (two providers under one alias), none of the
+/// realm is kept, and the same name imports afterwards.
+#[tokio::test]
+async fn a_realm_refused_at_its_kept_data_leaves_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let provider = json!({"alias": "twin", "providerId": "oidc", "enabled": true,
+                          "config": {"issuer": "https://idp.twin.example",
+                                     "jwksUrl": "https://idp.twin.example/jwks"}});
+    let mut document = json!({
+        "realm": "kept-whole", "enabled": true,
+        "users": [{"username": "alice", "enabled": true}],
+        "clients": [{"clientId": "app", "publicClient": true}],
+        "identityProviders": [provider.clone(), provider.clone()]
+    });
+    let refused = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    let realm_url = format!("{}/admin/realms/kept-whole", server.base);
+    assert_eq!(server.get(&realm_url, Some(&admin)).await.status, 404);
+
+    document["identityProviders"] = json!([provider]);
+    let created = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let users = server
+        .get(
+            &format!("{realm_url}/users?username=alice&exact=true"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        users.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        users.text
+    );
+    server.stop().await;
+}
