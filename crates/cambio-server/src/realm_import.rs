@@ -82,6 +82,9 @@ fn import_kept_data(
             .cloned()
             .unwrap_or_default()
     };
+    let last_realm_management = list("clients").iter().rposition(|client| {
+        client.get("clientId").and_then(Value::as_str) == Some(crate::bootstrap::REALM_MANAGEMENT)
+    });
     for (at, client) in list("clients").iter().enumerate() {
         let Some(settings) = client
             .get("authorizationSettings")
@@ -91,6 +94,15 @@ fn import_kept_data(
         };
         let client_id = client.get("clientId").and_then(Value::as_str);
         if client_id == Some(crate::bootstrap::REALM_MANAGEMENT) {
+            // A repeated entry replaces the earlier ones (as the realm's own import reads it):
+            // only the last one's settings are taken.
+            if Some(at) != last_realm_management {
+                report.add(
+                    format!("clients[{at}].authorizationSettings"),
+                    "not imported: a later realm-management entry replaces this one",
+                );
+                continue;
+            }
             // realm-management's resource server is Cambio's own, evaluated model: its
             // token-exchange permissions are taken into it, the rest is reported.
             crate::admin::authz_exchange_import::import(

@@ -11,7 +11,7 @@
 //! widen it (a negative policy gone, or a unanimous set made smaller). Every other policy and
 //! permission (fine-grained admin permissions) is reported as not imported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cambio_core::model::Client;
 use cambio_core::permissions::{AuthzPolicy, DecisionStrategy, Logic, client_permission_name};
@@ -51,6 +51,11 @@ pub fn import(
     // permissions yet. Both are made here, once, for the clients a permission names.
     let mut scopes: Vec<AuthzScope> = Vec::new();
     let mut managed: BTreeMap<String, (AuthzResource, Vec<AuthzPolicy>)> = BTreeMap::new();
+    // Clients whose token-exchange permission was taken over, and those left denying. Cambio
+    // keeps one permission per client: a second one naming the same client could only be
+    // merged by guessing how Keycloak's resource server combines them, so both deny.
+    let mut granted: BTreeSet<String> = BTreeSet::new();
+    let mut denied: BTreeSet<String> = BTreeSet::new();
     let mut used = Vec::new();
     for (at, permission) in policies.iter().enumerate() {
         let here = format!("{path}.policies[{at}]");
@@ -81,13 +86,33 @@ pub fn import(
         else {
             continue;
         };
+        let refusal = refusal.or_else(|| {
+            if denied.contains(&target) {
+                Some("another token-exchange permission for the same client was refused".into())
+            } else if granted.contains(&target) {
+                Some(
+                    "another token-exchange permission names the same client; Cambio keeps one \
+                     per client, so neither applies"
+                        .into(),
+                )
+            } else {
+                None
+            }
+        });
         if let Some(reason) = refusal {
+            // Whatever an earlier permission gave this client is taken back: it denies.
+            cambio_permission.policies.clear();
+            cambio_permission.logic = Logic::default();
+            cambio_permission.decision_strategy = DecisionStrategy::default();
+            granted.remove(&target);
+            denied.insert(target);
             report.add(
                 here,
                 format!("imported without its policies, so it denies: {reason}"),
             );
             continue;
         }
+        granted.insert(target);
         for policy in new_policies {
             created.insert(policy.name.clone(), policy.id.clone());
             batch.insert_object(object(

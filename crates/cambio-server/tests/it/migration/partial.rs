@@ -355,3 +355,100 @@ async fn keycloak_token_exchange_permissions_carry_over() {
     );
     server.stop().await;
 }
+
+/// Two token-exchange permissions naming one client: Cambio keeps one permission per client,
+/// so neither applies (the client denies), in either order, whether the other one was refused
+/// or taken over; a repeated realm-management entry gives way to the last one.
+#[tokio::test]
+async fn two_exchange_permissions_for_one_client_deny() {
+    let server = TestServer::start().await;
+    let admin = server.admin_token().await;
+    let permission = |name: &str, policies: &str| {
+        json!({"name": name, "type": "scope", "logic": "POSITIVE", "decisionStrategy": "UNANIMOUS",
+               "config": {"resources": "[\"client.resource.target-uuid\"]",
+                          "scopes": "[\"token-exchange\"]", "applyPolicies": policies}})
+    };
+    let settings = |permissions: Vec<Value>| {
+        let mut policies = vec![
+            json!({"name": "source-exchange", "type": "client", "logic": "POSITIVE",
+                   "decisionStrategy": "UNANIMOUS", "config": {"clients": "[\"source-app\"]"}}),
+            json!({"name": "staff-only", "type": "role", "logic": "POSITIVE",
+                   "decisionStrategy": "UNANIMOUS", "config": {"roles": "[{\"id\":\"staff\"}]"}}),
+        ];
+        policies.extend(permissions);
+        json!({"clientId": "realm-management", "bearerOnly": true, "authorizationSettings": {
+            "policies": policies, "decisionStrategy": "UNANIMOUS"}})
+    };
+    let granting = permission("grants", "[\"source-exchange\"]");
+    let refused = permission("refused", "[\"staff-only\"]");
+    let also_granting = permission("also-grants", "[\"source-exchange\"]");
+    // Each realm with what the exchange answers: the one permission alone grants; two deny.
+    let denied = (403, "access_denied", "Client not allowed to exchange");
+    let cases = [
+        ("granted-once", vec![settings(vec![granting.clone()])], None),
+        (
+            "granted-then-refused",
+            vec![settings(vec![granting.clone(), refused.clone()])],
+            Some(denied),
+        ),
+        (
+            "refused-then-granted",
+            vec![settings(vec![refused, granting.clone()])],
+            Some(denied),
+        ),
+        (
+            "granted-twice",
+            vec![settings(vec![granting.clone(), also_granting])],
+            Some(denied),
+        ),
+        // The first entry would grant; the last one, which replaces it, has no permission, so
+        // the realm has none and the standard rules refuse a public requester.
+        (
+            "replaced-entry",
+            vec![settings(vec![granting]), settings(vec![])],
+            Some((
+                400,
+                "invalid_client",
+                "Public client is not allowed to exchange token",
+            )),
+        ),
+    ];
+    for (realm, realm_management, refusal) in cases {
+        let mut clients = vec![
+            json!({"clientId": "source-app", "publicClient": true, "directAccessGrantsEnabled": true}),
+            json!({"id": "target-uuid", "clientId": "target-api", "secret": "target-secret"}),
+        ];
+        clients.extend(realm_management);
+        let document = json!({
+            "realm": realm, "enabled": true, "roles": {"realm": [{"name": "staff"}]},
+            "clients": clients,
+            "users": [{"username": "alice", "enabled": true, "realmRoles": ["staff"],
+                       "credentials": [{"type": "password", "value": "alice-pw"}]}]
+        });
+        let created = import(&server, &admin, serde_json::to_vec(&document).unwrap()).await;
+        assert_eq!(created.status, 201, "{realm}: {}", created.text);
+        let subject = public_login(&server, realm, "source-app", "alice", "alice-pw")
+            .await
+            .access_token();
+        let answer = server
+            .post_form(
+                &server.oidc(realm, "token"),
+                &[
+                    ("grant_type", crate::EXCHANGE),
+                    ("client_id", "source-app"),
+                    ("subject_token", &subject),
+                    ("subject_token_type", crate::ACCESS_TOKEN_TYPE),
+                    ("audience", "target-api"),
+                ],
+                None,
+            )
+            .await;
+        match refusal {
+            None => assert_eq!(answer.status, 200, "{realm}: {}", answer.text),
+            Some((status, error, description)) => {
+                answer.assert_error(status, error, description);
+            }
+        }
+    }
+    server.stop().await;
+}
