@@ -356,6 +356,7 @@ async function run(browser) {
   await step('create and delete client roles, and make one a composite of a realm role', async () => {
     await go(page, '#/demo/roles');
     await pick(page, 'Client of the roles', 'orders-api');
+    await page.getByText('Roles of orders-api', { exact: true }).waitFor();
     for (const name of ['console-orders-role', 'console-temp-role']) {
       await page.getByLabel('Client role name').fill(name);
       await page.getByRole('button', { name: 'Create client role' }).click();

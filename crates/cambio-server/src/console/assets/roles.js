@@ -62,10 +62,16 @@ async function clientRolesBox(api, realm, manage) {
   const clients = await api.get('/clients');
   const box = section('Client roles');
   const holder = h('div', {});
+  // Only the latest choice is shown: a list that arrives after another client was picked
+  // (the first client's, loaded as the section opens, on a slow connection) is dropped, so
+  // that the form never creates roles in a client other than the one on screen.
+  let latest = 0;
   const show = async (clientUuid) => {
+    const shown = ++latest;
     const client = clients.find((c) => c.id === clientUuid);
     const base = `/clients/${enc(clientUuid)}/roles`;
     const list = await api.get(base);
+    if (shown !== latest) return;
     holder.replaceChildren(table(`Roles of ${client.clientId}`, ['Role', 'Description', 'Composite', ''], list.map((r) => [
       h('a', { href: `#/${enc(realm)}/roles/client/${enc(clientUuid)}/${enc(r.name)}` }, r.name),
       r.description || '', r.composite ? 'yes' : 'no',
