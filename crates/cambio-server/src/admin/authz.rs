@@ -173,10 +173,7 @@ pub(super) async fn scopes(app: &AppState, realm_id: &str) -> ApiResult<Vec<Auth
         .collect::<Result<_, _>>()?;
     for name in MANAGEMENT_SCOPES {
         if !found.iter().any(|s| s.name == *name) {
-            let scope = AuthzScope {
-                id: random::uuid(),
-                name: (*name).to_owned(),
-            };
+            let scope = new_scope(name);
             match app
                 .store
                 .insert_object(&object(
@@ -1009,11 +1006,16 @@ pub async fn set_management(
 pub(crate) fn new_management_scopes() -> Vec<AuthzScope> {
     MANAGEMENT_SCOPES
         .iter()
-        .map(|name| AuthzScope {
-            id: random::uuid(),
-            name: (*name).to_owned(),
-        })
+        .map(|name| new_scope(name))
         .collect()
+}
+
+/// A scope of the resource server, with the id it keeps from then on.
+fn new_scope(name: &str) -> AuthzScope {
+    AuthzScope {
+        id: random::uuid(),
+        name: name.to_owned(),
+    }
 }
 
 /// A client's management permissions: its resource, and one scope permission (without

@@ -45,60 +45,52 @@ impl AppState {
 }
 
 impl WriteBatch<'_> {
-    pub fn insert_client(&mut self, client: &Approved<Client>) -> StoreResult<()> {
-        let stored = self.app.client_object(&self.realm_id, client)?;
-        self.writes.push(ObjectWrite::Insert(stored));
+    fn insert(&mut self, stored: StoreResult<Object>) -> StoreResult<()> {
+        self.writes.push(ObjectWrite::Insert(stored?));
         Ok(())
+    }
+
+    fn update(&mut self, stored: StoreResult<Object>) -> StoreResult<()> {
+        self.writes.push(ObjectWrite::Update(stored?));
+        Ok(())
+    }
+
+    pub fn insert_client(&mut self, client: &Approved<Client>) -> StoreResult<()> {
+        self.insert(self.app.client_object(&self.realm_id, client))
     }
 
     pub fn update_client(&mut self, client: &Approved<Client>) -> StoreResult<()> {
-        let stored = self.app.client_object(&self.realm_id, client)?;
-        self.writes.push(ObjectWrite::Update(stored));
-        Ok(())
+        self.update(self.app.client_object(&self.realm_id, client))
     }
 
     pub fn insert_user(&mut self, user: &Approved<User>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(user_object(&self.realm_id, user)?));
         self.new_users.push(user.id.clone());
-        Ok(())
+        self.insert(user_object(&self.realm_id, user))
     }
 
     pub fn update_user(&mut self, user: &Approved<User>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Update(user_object(&self.realm_id, user)?));
         self.changed_users.push(user.id.clone());
-        Ok(())
+        self.update(user_object(&self.realm_id, user))
     }
 
     pub fn insert_role(&mut self, role: &Approved<Role>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(role_object(&self.realm_id, role)?));
-        Ok(())
+        self.insert(role_object(&self.realm_id, role))
     }
 
     pub fn replace_role(&mut self, role: &Approved<Role>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Update(role_object(&self.realm_id, role)?));
-        Ok(())
+        self.update(role_object(&self.realm_id, role))
     }
 
     pub fn insert_provider(&mut self, idp: &Approved<IdentityProvider>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(provider_object(&self.realm_id, idp)?));
-        Ok(())
+        self.insert(provider_object(&self.realm_id, idp))
     }
 
     pub fn update_provider(&mut self, idp: &Approved<IdentityProvider>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Update(provider_object(&self.realm_id, idp)?));
-        Ok(())
+        self.update(provider_object(&self.realm_id, idp))
     }
 
     pub fn insert_group(&mut self, group: &Approved<Group>) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(group_object(&self.realm_id, group)?));
-        Ok(())
+        self.insert(group_object(&self.realm_id, group))
     }
 
     /// Deletes the groups and every membership of them (see [`AppState::delete_groups`]).
@@ -125,27 +117,20 @@ impl WriteBatch<'_> {
     }
 
     pub fn insert_client_scope(&mut self, scope: &ClientScope) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(scope_object(&self.realm_id, scope)?));
-        Ok(())
+        self.insert(scope_object(&self.realm_id, scope))
     }
 
     pub fn insert_key(&mut self, key: &StoredKey) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(key_object(&self.realm_id, key)?));
-        Ok(())
+        self.insert(key_object(&self.realm_id, key))
     }
 
     pub fn insert_federated_link(&mut self, link: &FederatedLink) -> StoreResult<()> {
-        self.writes
-            .push(ObjectWrite::Insert(link_object(&self.realm_id, link)?));
-        Ok(())
+        self.insert(link_object(&self.realm_id, link))
     }
 
     /// The realm object itself (stored under [`GLOBAL`]).
     pub fn insert_realm(&mut self, realm: &Approved<Realm>) -> StoreResult<()> {
-        self.writes.push(ObjectWrite::Insert(realm_object(realm)?));
-        Ok(())
+        self.insert(realm_object(realm))
     }
 
     /// An object no rule looks into (provider mappers, kept as data).
